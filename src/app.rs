@@ -1,0 +1,78 @@
+//! The application: configuration, storage, clock, hasher and directories, built once and
+//! shared by every request (`AppState(Arc<App>)`).
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, DirectoryConfig};
+use crate::directory::ldap::LdapDirectory;
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::keys::{LastUsed, VerifiedCache};
+use crate::metrics::Metrics;
+use crate::passwords::Hasher;
+use crate::store::Store;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Hasher,
+    /// In configuration order; the built-in directory is always present.
+    pub directories: Vec<Directory>,
+    pub verified: VerifiedCache,
+    pub last_used: LastUsed,
+    pub metrics: Metrics,
+}
+
+impl App {
+    /// Opens the database, applies migrations and prepares the directories.
+    pub async fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
+        let store = Store::open(&config.database)?;
+        store.migrate().await?;
+        Self::with_store(config, clock, store)
+    }
+
+    /// Builds the application on an opened (and migrated) store.
+    pub fn with_store(config: Config, clock: Arc<dyn Clock>, store: Store) -> Result<Arc<App>> {
+        let hasher = Hasher::new(&config.password_hashing)?;
+        let directories = build_directories(&config)?;
+        Ok(Arc::new(App {
+            last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
+            config,
+            store,
+            clock,
+            hasher,
+            directories,
+            verified: VerifiedCache::default(),
+            metrics: Metrics::default(),
+        }))
+    }
+
+    pub async fn with_system_clock(config: Config) -> Result<Arc<App>> {
+        Self::new(config, Arc::new(SystemClock)).await
+    }
+
+    pub fn directory(&self, id: &str) -> Option<&Directory> {
+        self.directories
+            .iter()
+            .find(|d| d.id().eq_ignore_ascii_case(id))
+    }
+
+    pub fn builtin_id(&self) -> &str {
+        &self.config.builtin().id
+    }
+}
+
+/// The directories of a configuration, ready to use.
+pub fn build_directories(config: &Config) -> Result<Vec<Directory>> {
+    config
+        .directories
+        .iter()
+        .map(|d| match d {
+            DirectoryConfig::Builtin(b) => Ok(Directory::Builtin(b.clone())),
+            DirectoryConfig::Ldap(l) => LdapDirectory::new(l.clone())
+                .map(Directory::Ldap)
+                .map_err(|e| Error::invalid(format!("directories `{}`: {e}", l.id))),
+        })
+        .collect()
+}

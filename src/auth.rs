@@ -1,0 +1,368 @@
+//! Who is calling: logins (directory password or access key) that open sessions, and the
+//! authentication of every request from a session token or Basic access-key credentials.
+
+use crate::app::App;
+use crate::audit::{self, Actor, Event};
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::keys::{self, format};
+use crate::metrics::inc;
+use crate::options;
+use crate::secret::Secret;
+use crate::sessions;
+use crate::store::models::{to_ms, AccessKeyRow, SessionRow, UserRow};
+use crate::store::schema::{access_keys, sessions as sessions_t, users as users_t};
+use crate::users;
+use crate::validity;
+use chrono::Duration;
+use diesel::prelude::*;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A person logged in through a directory.
+    Interactive,
+    /// An access key (Basic credentials, or a session opened with a key).
+    AccessKey,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Interactive => "interactive",
+            Method::AccessKey => "access-key",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone)]
+pub struct Principal {
+    pub user: UserRow,
+    pub method: Method,
+    /// The key behind an access-key caller: (row id, key id).
+    pub key: Option<(String, String)>,
+    /// The session token's hash, when the caller came with a session.
+    pub session_hash: Option<String>,
+    pub remote_addr: Option<String>,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: Some(self.user.id.clone()),
+            name: Some(self.user.username.clone()),
+            remote_addr: self.remote_addr.clone(),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<()> {
+        if self.user.is_admin {
+            Ok(())
+        } else {
+            Err(Error::forbidden("this needs an admin"))
+        }
+    }
+}
+
+/// Credentials found on a request.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `x-sq-auth` or `Authorization: Bearer`.
+    Session(Secret),
+    /// `Authorization: Basic` with an access key and its password.
+    Basic { key_id: String, password: Secret },
+}
+
+const BAD_SESSION: &str = "the session is invalid or has expired; log in again";
+
+/// Authenticates one request. Sessions opened with a key are re-checked against the validity
+/// rule every time, so they die the moment their key, its owner or the window does.
+pub async fn authenticate(
+    app: &App,
+    credentials: Credentials,
+    remote_addr: Option<String>,
+) -> Result<Principal> {
+    match credentials {
+        Credentials::Basic { key_id, password } => {
+            let v = keys::verify(app, &key_id, password).await?;
+            Ok(Principal {
+                user: v.user,
+                method: Method::AccessKey,
+                key: Some((v.key.id, v.key.key_id)),
+                session_hash: None,
+                remote_addr,
+            })
+        }
+        Credentials::Session(token) => {
+            if !token.expose().starts_with(sessions::TOKEN_PREFIX) {
+                return Err(Error::Unauthenticated(BAD_SESSION.into()));
+            }
+            let hash = sessions::token_hash(token.expose());
+            let now = app.clock.now();
+            let config = app.config.clone();
+            let h = hash.clone();
+            type Found = (SessionRow, UserRow, Option<AccessKeyRow>, i64);
+            let found: Option<Found> = app
+                .store
+                .read(move |conn| {
+                    let row: Option<(SessionRow, UserRow)> = sessions_t::table
+                        .inner_join(users_t::table)
+                        .filter(sessions_t::token_hash.eq(&h))
+                        .filter(sessions_t::expires_at.gt(to_ms(now)))
+                        .select((SessionRow::as_select(), UserRow::as_select()))
+                        .first(conn)
+                        .optional()?;
+                    let Some((session, user)) = row else {
+                        return Ok(None);
+                    };
+                    let key = match &session.access_key_id {
+                        Some(id) => access_keys::table
+                            .find(id)
+                            .select(AccessKeyRow::as_select())
+                            .first(conn)
+                            .optional()?,
+                        None => None,
+                    };
+                    let days = options::validity_days(conn, &config)?;
+                    Ok(Some((session, user, key, days)))
+                })
+                .await?;
+            let Some((session, user, key, days)) = found else {
+                return Err(Error::Unauthenticated(BAD_SESSION.into()));
+            };
+            if !user.is_enabled {
+                return Err(Error::Unauthenticated(BAD_SESSION.into()));
+            }
+            let (method, key) = match (session.access_key_id, key) {
+                (None, _) => (Method::Interactive, None),
+                // The key is gone (the cascade normally removed the session already).
+                (Some(_), None) => return Err(Error::Unauthenticated(BAD_SESSION.into())),
+                (Some(_), Some(k)) => {
+                    let window = validity::window(user.access_key_validity_minutes, days);
+                    validity::check(user.last_login(), window, now).map_err(|reason| {
+                        inc(&app.metrics.key_auth_not_valid_now);
+                        Error::Unauthenticated(format!(
+                            "access key `{}` is not valid now: {reason}",
+                            k.key_id
+                        ))
+                    })?;
+                    app.last_used.touch(&app.store, &k.id, now);
+                    (Method::AccessKey, Some((k.id, k.key_id)))
+                }
+            };
+            Ok(Principal {
+                user,
+                method,
+                key,
+                session_hash: Some(hash),
+                remote_addr,
+            })
+        }
+    }
+}
+
+/// A login request (`POST /api/auth/login`).
+#[derive(Debug, Clone)]
+pub struct LoginInput {
+    pub username: String,
+    pub password: Secret,
+    /// `authProviderId`: the directory to use; None tries key, then every directory in order.
+    pub directory_id: Option<String>,
+}
+
+/// A successful login: the user and the token of the new session.
+pub struct LoggedIn {
+    pub user: users::UserInfo,
+    pub token: Secret,
+    pub method: Method,
+}
+
+/// Logs in with a directory password or an access key and opens a session. Interactive logins
+/// record `lastLoginAt`; key logins never do.
+pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) -> Result<LoggedIn> {
+    if input.username.is_empty() {
+        return Err(Error::invalid("username: required"));
+    }
+    if input.password.is_empty() {
+        return Err(Error::invalid("password: required"));
+    }
+    let directory = match input.directory_id.as_deref() {
+        Some(id) => Some(app.directory(id).ok_or_else(|| {
+            Error::invalid(format!("authProviderId: no directory with id `{id}`"))
+        })?),
+        None => None,
+    };
+    let actor = Actor {
+        user_id: None,
+        name: Some(input.username.clone()),
+        remote_addr: remote_addr.clone(),
+    };
+    // Keys belong to the built-in directory; without a directory, a key-shaped name is a key.
+    let as_key = format::is_key_id(&input.username) && directory.is_none_or(Directory::is_builtin);
+    let result = if as_key {
+        key_login(app, &input, &actor).await
+    } else {
+        interactive_login(app, &input, directory, &actor).await
+    };
+    if let Err(e) = &result {
+        let method = if as_key { "access-key" } else { "interactive" };
+        if !as_key {
+            inc(&app.metrics.logins_interactive_failed);
+        }
+        if matches!(e, Error::Unavailable(_)) {
+            inc(&app.metrics.directory_unavailable);
+        }
+        let ev = Event::new("login", &actor)
+            .failed()
+            .detail(format!("{method}: {e}"));
+        if let Err(audit_error) = audit::record_alone(&app.store, app.clock.now(), &ev).await {
+            tracing::warn!(error = %audit_error, "could not record a failed login");
+        }
+    }
+    result
+}
+
+async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<LoggedIn> {
+    let v = keys::verify(app, &input.username, input.password.clone()).await?;
+    let now = app.clock.now();
+    let ttl = Duration::minutes(app.config.sessions.access_key_ttl_minutes);
+    let key = v.key.clone();
+    let user = v.user.clone();
+    let actor = Actor {
+        user_id: Some(user.id.clone()),
+        name: Some(user.username.clone()),
+        remote_addr: actor.remote_addr.clone(),
+    };
+    let config = app.config.clone();
+    let (token, info) = app
+        .store
+        .write(move |conn| {
+            let token = sessions::issue(conn, &user.id, Some(&key.id), now, ttl)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("login", &actor)
+                    .target("access_key", &key.key_id, &key.name)
+                    .detail("access-key"),
+            )?;
+            let days = options::validity_days(conn, &config)?;
+            let window = validity::window(user.access_key_validity_minutes, days);
+            Ok((token, users::UserInfo { row: user, window }))
+        })
+        .await?;
+    Ok(LoggedIn {
+        user: info,
+        token,
+        method: Method::AccessKey,
+    })
+}
+
+async fn interactive_login(
+    app: &App,
+    input: &LoginInput,
+    directory: Option<&Directory>,
+    actor: &Actor,
+) -> Result<LoggedIn> {
+    let candidates: Vec<&Directory> = match directory {
+        Some(d) => vec![d],
+        None => app.directories.iter().collect(),
+    };
+    // Without a named directory each is tried in order; the first that accepts wins. If none
+    // accepts and one was unreachable, the answer is 503: the password may well be right.
+    let mut unavailable = None;
+    let mut user = None;
+    for dir in candidates {
+        match check_password(app, dir, &input.username, input.password.clone()).await {
+            Ok(info) => {
+                user = Some((dir, info));
+                break;
+            }
+            Err(Error::Unauthenticated(_)) => {}
+            Err(e @ Error::Unavailable(_)) => {
+                tracing::warn!(directory = dir.id(), error = %e, "directory unavailable during login");
+                unavailable = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((dir, info)) = user else {
+        return Err(unavailable
+            .unwrap_or_else(|| Error::Unauthenticated("invalid username or password".into())));
+    };
+    let now = app.clock.now();
+    let ttl = Duration::minutes(app.config.sessions.interactive_ttl_minutes);
+    let row = info.row.clone();
+    let actor = Actor {
+        user_id: Some(row.id.clone()),
+        name: Some(row.username.clone()),
+        remote_addr: actor.remote_addr.clone(),
+    };
+    let dir_id = dir.id().to_string();
+    let token = app
+        .store
+        .write(move |conn| {
+            users::touch_login(conn, &row.id, now)?;
+            let token = sessions::issue(conn, &row.id, None, now, ttl)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("login", &actor)
+                    .target("user", &row.id, &row.username)
+                    .detail(format!("interactive via directory {dir_id}")),
+            )?;
+            Ok(token)
+        })
+        .await?;
+    inc(&app.metrics.logins_interactive_ok);
+    let mut info = info;
+    info.row.last_login_at = Some(to_ms(now));
+    Ok(LoggedIn {
+        user: info,
+        token,
+        method: Method::Interactive,
+    })
+}
+
+/// Checks a password against one directory and returns the (created or refreshed) local user.
+async fn check_password(
+    app: &App,
+    dir: &Directory,
+    username: &str,
+    password: Secret,
+) -> Result<users::UserInfo> {
+    match dir {
+        Directory::Builtin(b) => {
+            let row = crate::directory::builtin::authenticate(
+                &app.store,
+                &app.hasher,
+                &b.id,
+                username,
+                password,
+            )
+            .await?;
+            users::get(app, &row.id).await
+        }
+        Directory::Ldap(l) => {
+            let du = l.authenticate(username, &password).await?;
+            users::upsert_login(app, &l.config().id, du).await
+        }
+    }
+}
+
+/// Ends the caller's session (`DELETE /api/auth/logout`).
+pub async fn logout(app: &App, caller: &Principal) -> Result<()> {
+    let Some(hash) = caller.session_hash.clone() else {
+        return Err(Error::invalid(
+            "there is no session to log out of: Basic credentials open none",
+        ));
+    };
+    sessions::revoke(&app.store, hash).await?;
+    let actor = caller.actor();
+    audit::record_alone(
+        &app.store,
+        app.clock.now(),
+        &Event::new("logout", &actor).target("user", &caller.user.id, &caller.user.username),
+    )
+    .await
+}

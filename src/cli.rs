@@ -1,0 +1,255 @@
+//! The command line: `serve`, `migrate`, `check-config` and `local-user`.
+
+use crate::app::App;
+use crate::audit::Actor;
+use crate::clock::SystemClock;
+use crate::config::{Config, DirectoryConfig};
+use crate::directory::ldap::LdapDirectory;
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::users;
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "accesskeyd",
+    version,
+    about = "Access keys for scripts, notebooks and OData clients, bound to people in the company directory",
+    long_about = "accesskeyd issues access keys bound to users of LDAP / Active Directory or its \
+                  built-in directory. A key works only while its owner has logged in \
+                  interactively within the validity window.\n\nConfiguration: built-in defaults, \
+                  then the TOML file given with --config (or ACCESSKEYD_CONFIG), then \
+                  ACCESSKEYD_* environment variables (nested keys joined with __)."
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, built-in defaults and ACCESSKEYD_* variables.
+    #[arg(short, long, global = true, env = "ACCESSKEYD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: apply migrations, create the first admin if there is none, serve HTTP.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load and validate the configuration, connect to the database and to every directory,
+    /// and print what is wrong. Exits non-zero if anything is.
+    CheckConfig,
+    /// Manage users of the built-in directory (passwords are read from standard input).
+    #[command(subcommand)]
+    LocalUser(LocalUser),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalUser {
+    /// Create a built-in user. The password is read from standard input (prompted twice on
+    /// a terminal), never from the command line.
+    Add {
+        /// Username.
+        name: String,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a built-in user's password (read from standard input) and end their sessions.
+    Passwd {
+        /// Username.
+        name: String,
+    },
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("accesskeyd: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let result = match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(config).await,
+        Command::CheckConfig => return check_config(config).await,
+        Command::LocalUser(cmd) => local_user(config, cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("accesskeyd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.server.listen.clone();
+    let app = App::new(config, Arc::new(SystemClock)).await?;
+    if let Some(password) = users::ensure_initial_admin(&app).await? {
+        // Printed once, on the console only (not through the log pipeline), like Jenkins'
+        // initial admin password. It is not stored anywhere in clear.
+        println!(
+            "\n*************************************************************\n\
+             accesskeyd created the built-in admin user `admin` with password:\n\n    {}\n\n\
+             It is shown only this once. Log in and create your own admin, or change it with\n\
+             `accesskeyd local-user passwd admin`.\n\
+             *************************************************************\n",
+            password.expose()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "accesskeyd listening");
+    println!("accesskeyd listening on http://{listen}");
+    let cleanup = crate::jobs::spawn_session_cleanup(app.clone());
+    crate::http::serve(app, listener, shutdown_signal()).await?;
+    cleanup.abort();
+    tracing::info!("accesskeyd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.database)?;
+    let applied = store.migrate().await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        for m in applied {
+            println!("applied {m}");
+        }
+    }
+    Ok(())
+}
+
+async fn check_config(config: Config) -> ExitCode {
+    let mut problems = 0;
+    println!(
+        "configuration: ok ({} directories)",
+        config.directories.len()
+    );
+    match Store::open(&config.database) {
+        Ok(store) => match store.ready().await {
+            Ok(()) => println!("database {}: ok", config.database.url),
+            Err(e) => {
+                problems += 1;
+                println!("database {}: {e}", config.database.url);
+            }
+        },
+        Err(e) => {
+            problems += 1;
+            println!("database {}: {e}", config.database.url);
+        }
+    }
+    for dir in &config.directories {
+        match dir {
+            DirectoryConfig::Builtin(b) => println!("directory {} (builtin): ok", b.id),
+            DirectoryConfig::Ldap(l) => {
+                let result = match LdapDirectory::new(l.clone()) {
+                    Ok(d) => d.check().await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => println!("directory {} (ldap {}): ok", l.id, l.url),
+                    Err(e) => {
+                        problems += 1;
+                        println!("directory {} (ldap {}): {e}", l.id, l.url);
+                    }
+                }
+            }
+        }
+    }
+    if problems == 0 {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("{problems} problem(s) found");
+        ExitCode::FAILURE
+    }
+}
+
+/// Reads a password from standard input: prompted twice without echo on a terminal, else
+/// the first line.
+fn read_password() -> anyhow::Result<Secret> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            anyhow::bail!("the passwords do not match");
+        }
+        return Ok(Secret::new(first));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    Ok(Secret::new(password))
+}
+
+async fn local_user(config: Config, cmd: LocalUser) -> anyhow::Result<()> {
+    let app = App::new(config, Arc::new(SystemClock)).await?;
+    let actor = Actor::system("cli");
+    match cmd {
+        LocalUser::Add { name, admin } => {
+            let password = read_password()?;
+            let row = users::create_local(&app, &actor, &name, password, admin).await?;
+            println!(
+                "created built-in {} `{}` (id {})",
+                if admin { "admin" } else { "user" },
+                row.username,
+                row.id
+            );
+        }
+        LocalUser::Passwd { name } => {
+            let password = read_password()?;
+            users::set_local_password(&app, &actor, &name, password).await?;
+            println!("password of `{name}` changed; their interactive sessions were ended");
+        }
+    }
+    Ok(())
+}

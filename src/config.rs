@@ -1,0 +1,825 @@
+//! Settings in layers: built-in defaults, then a TOML file, then `ACCESSKEYD_*` variables.
+//!
+//! Unknown keys are an error that names the key, so a typo never silently falls back to a
+//! default. Secrets may come from files (`*_file` keys); they are read once, here.
+
+use crate::secret::Secret;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Prefix of environment variables that override the file. Nested keys are joined with `__`,
+/// array entries are addressed by index: `ACCESSKEYD_DIRECTORIES__1__BIND_PASSWORD_FILE`.
+pub const ENV_PREFIX: &str = "ACCESSKEYD_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration after layering and validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub access_keys: AccessKeysConfig,
+    pub sessions: SessionsConfig,
+    pub password_hashing: PasswordHashingConfig,
+    pub log: LogConfig,
+    pub directories: Vec<DirectoryConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port the HTTP API listens on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[serde(deserialize_with = "lenient")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (relative paths are relative to the working directory).
+    pub url: String,
+    #[serde(deserialize_with = "lenient")]
+    pub pool_size: u32,
+    /// How long a request waits for a free connection before it gets 503.
+    #[serde(deserialize_with = "lenient")]
+    pub connect_timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://accesskeyd.db".into(),
+            pool_size: 8,
+            connect_timeout_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessKeysConfig {
+    /// Initial value of the runtime option `Authentication/AccessKey/ValidityWithoutUserLogin`
+    /// (days). Used only until an admin changes the option; the database value wins after that.
+    #[serde(deserialize_with = "lenient")]
+    pub validity_without_user_login_days: i64,
+    /// Most keys one user may hold at once.
+    #[serde(deserialize_with = "lenient")]
+    pub max_per_user: i64,
+    /// Longest label accepted, in characters.
+    #[serde(deserialize_with = "lenient")]
+    pub max_label_length: usize,
+    /// Let a session opened with an access key create further keys. Off: a leaked key cannot
+    /// mint itself a successor that outlives its deletion.
+    #[serde(deserialize_with = "lenient")]
+    pub allow_key_sessions_to_create_keys: bool,
+    /// `lastUsed` is written at most this often per key, so key traffic does not turn into
+    /// one database write per request.
+    #[serde(deserialize_with = "lenient")]
+    pub last_used_write_interval_seconds: u64,
+}
+
+impl Default for AccessKeysConfig {
+    fn default() -> Self {
+        AccessKeysConfig {
+            validity_without_user_login_days: 14,
+            max_per_user: 20,
+            max_label_length: 200,
+            allow_key_sessions_to_create_keys: false,
+            last_used_write_interval_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Lifetime of a session opened by an interactive login, in minutes.
+    #[serde(deserialize_with = "lenient")]
+    pub interactive_ttl_minutes: i64,
+    /// Lifetime of a session opened by logging in with an access key, in minutes. The key's
+    /// validity is checked on every request as well.
+    #[serde(deserialize_with = "lenient")]
+    pub access_key_ttl_minutes: i64,
+    /// How often expired sessions are removed from the database, in seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub cleanup_interval_seconds: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            interactive_ttl_minutes: 12 * 60,
+            access_key_ttl_minutes: 60,
+            cleanup_interval_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashingConfig {
+    /// argon2id memory cost in KiB (OWASP: 19456 = 19 MiB).
+    #[serde(deserialize_with = "lenient")]
+    pub memory_kib: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub iterations: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub parallelism: u32,
+    /// Hashes computed at once; bounds the memory argon2 can take (this × memory_kib).
+    /// 0 = the number of CPUs.
+    #[serde(deserialize_with = "lenient")]
+    pub max_concurrent: usize,
+}
+
+impl Default for PasswordHashingConfig {
+    fn default() -> Self {
+        PasswordHashingConfig {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter, e.g. `info` or `accesskeyd=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// One configured directory.
+#[derive(Debug, Clone)]
+pub enum DirectoryConfig {
+    Builtin(BuiltinDirectoryConfig),
+    Ldap(LdapDirectoryConfig),
+}
+
+impl DirectoryConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            DirectoryConfig::Builtin(b) => &b.id,
+            DirectoryConfig::Ldap(l) => &l.id,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuiltinDirectoryConfig {
+    pub id: String,
+    /// Shown in `/api/auth/providers`. SPy selects a provider by this name and defaults to
+    /// "Seeq", so that is our default too.
+    pub name: String,
+}
+
+impl Default for BuiltinDirectoryConfig {
+    fn default() -> Self {
+        BuiltinDirectoryConfig {
+            id: "builtin".into(),
+            name: "Seeq".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapDirectoryConfig {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Secret>,
+    pub user_base: String,
+    pub user_filter: String,
+    pub username_attribute: String,
+    pub id_attribute: String,
+    pub display_name_attribute: String,
+    pub first_name_attribute: String,
+    pub last_name_attribute: String,
+    pub email_attribute: String,
+    pub admin_group: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+/// The file shape of a `[[directories]]` entry: every key of every kind, checked per kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    id: String,
+    kind: String,
+    name: Option<String>,
+    url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    starttls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    bind_dn: Option<String>,
+    bind_password: Option<Secret>,
+    bind_password_file: Option<PathBuf>,
+    user_base: Option<String>,
+    user_filter: Option<String>,
+    username_attribute: Option<String>,
+    id_attribute: Option<String>,
+    display_name_attribute: Option<String>,
+    first_name_attribute: Option<String>,
+    last_name_attribute: Option<String>,
+    email_attribute: Option<String>,
+    admin_group: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    database: DatabaseConfig,
+    #[serde(default)]
+    access_keys: AccessKeysConfig,
+    #[serde(default)]
+    sessions: SessionsConfig,
+    #[serde(default)]
+    password_hashing: PasswordHashingConfig,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    directories: Vec<RawDirectory>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            access_keys: AccessKeysConfig::default(),
+            sessions: SessionsConfig::default(),
+            password_hashing: PasswordHashingConfig::default(),
+            log: LogConfig::default(),
+            directories: vec![DirectoryConfig::Builtin(BuiltinDirectoryConfig::default())],
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults ← `file` (if any) ← the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &vars)
+    }
+
+    /// Same as [`Config::load`] with the environment given explicitly (tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let (mut tree, origin) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let value: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                (value, path.display().to_string())
+            }
+            None => (toml::Table::new(), "configuration".to_string()),
+        };
+        apply_env(&mut tree, env)?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+                ConfigError::Parse {
+                    path: origin,
+                    message: format!("`{}`: {}", e.path(), e.inner()),
+                }
+            })?;
+        raw.validate()
+    }
+
+    pub fn builtin(&self) -> &BuiltinDirectoryConfig {
+        self.directories
+            .iter()
+            .find_map(|d| match d {
+                DirectoryConfig::Builtin(b) => Some(b),
+                _ => None,
+            })
+            // validate() guarantees exactly one built-in directory.
+            .unwrap_or_else(|| unreachable!("validated config has a built-in directory"))
+    }
+}
+
+/// Applies `ACCESSKEYD_A__B=v` as `a.b = "v"`; values stay strings and the typed fields
+/// parse them, so a password of digits stays a password.
+fn apply_env(tree: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(invalid(name.clone(), "empty path segment in variable name"));
+        }
+        insert_path(tree, &path, value, name)?;
+    }
+    Ok(())
+}
+
+fn insert_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: &str,
+    var: &str,
+) -> Result<(), ConfigError> {
+    let (head, rest) = path
+        .split_first()
+        .ok_or_else(|| invalid(var, "empty variable name"))?;
+    if rest.is_empty() {
+        table.insert(head.clone(), toml::Value::String(value.to_string()));
+        return Ok(());
+    }
+    // `directories` is an array of tables addressed by index.
+    if let Some((index, after)) = rest
+        .split_first()
+        .filter(|(i, _)| i.parse::<usize>().is_ok())
+    {
+        let index: usize = index.parse().unwrap_or_default();
+        let entry = table
+            .entry(head.clone())
+            .or_insert_with(|| toml::Value::Array(Vec::new()));
+        let array = entry
+            .as_array_mut()
+            .ok_or_else(|| invalid(var, format!("`{head}` is not a list")))?;
+        while array.len() <= index {
+            array.push(toml::Value::Table(toml::Table::new()));
+        }
+        let inner = array[index]
+            .as_table_mut()
+            .ok_or_else(|| invalid(var, format!("`{head}[{index}]` is not a table")))?;
+        if after.is_empty() {
+            return Err(invalid(var, "a list entry needs a key after its index"));
+        }
+        return insert_path(inner, after, value, var);
+    }
+    let entry = table
+        .entry(head.clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let inner = entry
+        .as_table_mut()
+        .ok_or_else(|| invalid(var, format!("`{head}` is not a table")))?;
+    insert_path(inner, rest, value, var)
+}
+
+/// Accepts a value of its own type or a string that parses to it (environment variables).
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + FromStr,
+    T::Err: Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Value(T),
+        Text(String),
+    }
+    match Either::<T>::deserialize(d)? {
+        Either::Value(v) => Ok(v),
+        Either::Text(s) => s.trim().parse().map_err(D::Error::custom),
+    }
+}
+
+fn lenient_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + FromStr,
+    T::Err: Display,
+{
+    lenient(d).map(Some)
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    // Files written by `echo` or editors end in a newline that is not part of the secret.
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen",
+                format!("`{}` is not an address:port", self.server.listen),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if !self.database.url.starts_with("sqlite://") {
+            return Err(invalid(
+                "database.url",
+                "only sqlite://PATH is supported by this build",
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        let ak = &self.access_keys;
+        if ak.validity_without_user_login_days < 0 {
+            return Err(invalid(
+                "access_keys.validity_without_user_login_days",
+                "must be 0 (keys disabled) or more",
+            ));
+        }
+        if ak.max_per_user < 1 {
+            return Err(invalid("access_keys.max_per_user", "must be at least 1"));
+        }
+        if ak.max_label_length < 1 {
+            return Err(invalid(
+                "access_keys.max_label_length",
+                "must be at least 1",
+            ));
+        }
+        if self.sessions.interactive_ttl_minutes < 1 {
+            return Err(invalid(
+                "sessions.interactive_ttl_minutes",
+                "must be at least 1",
+            ));
+        }
+        if self.sessions.access_key_ttl_minutes < 1 {
+            return Err(invalid(
+                "sessions.access_key_ttl_minutes",
+                "must be at least 1",
+            ));
+        }
+        let ph = &self.password_hashing;
+        if ph.memory_kib < 8 * ph.parallelism.max(1) || ph.iterations < 1 || ph.parallelism < 1 {
+            return Err(invalid(
+                "password_hashing",
+                "memory_kib must be ≥ 8 × parallelism, iterations and parallelism ≥ 1",
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be `text` or `json`"));
+        }
+
+        let mut directories = Vec::new();
+        let mut ids = HashSet::new();
+        for (i, raw) in self.directories.into_iter().enumerate() {
+            let dir = raw.validate(i)?;
+            if !ids.insert(dir.id().to_ascii_lowercase()) {
+                return Err(invalid(
+                    format!("directories[{i}].id"),
+                    format!("`{}` is used twice", dir.id()),
+                ));
+            }
+            directories.push(dir);
+        }
+        let builtins = directories
+            .iter()
+            .filter(|d| matches!(d, DirectoryConfig::Builtin(_)))
+            .count();
+        match builtins {
+            // The built-in directory holds the break-glass admin and owns access keys: always there.
+            0 => directories.insert(
+                0,
+                DirectoryConfig::Builtin(BuiltinDirectoryConfig::default()),
+            ),
+            1 => {}
+            _ => {
+                return Err(invalid(
+                    "directories",
+                    "at most one directory of kind `builtin`",
+                ))
+            }
+        }
+        let builtin_id = directories
+            .iter()
+            .find_map(|d| match d {
+                DirectoryConfig::Builtin(b) => Some(b.id.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        if builtins == 0 && directories.iter().skip(1).any(|d| d.id() == builtin_id) {
+            return Err(invalid(
+                "directories",
+                format!("the id `{builtin_id}` is reserved for the built-in directory"),
+            ));
+        }
+
+        Ok(Config {
+            server: self.server,
+            database: self.database,
+            access_keys: self.access_keys,
+            sessions: self.sessions,
+            password_hashing: self.password_hashing,
+            log: self.log,
+            directories,
+        })
+    }
+}
+
+impl RawDirectory {
+    fn validate(self, i: usize) -> Result<DirectoryConfig, ConfigError> {
+        let key = |k: &str| format!("directories[{i}].{k}");
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                key("id"),
+                "must be non-empty and use only letters, digits, `-` and `_`",
+            ));
+        }
+        let ldap_only: [(&str, bool); 15] = [
+            ("url", self.url.is_some()),
+            ("starttls", self.starttls.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+            ("bind_dn", self.bind_dn.is_some()),
+            ("bind_password", self.bind_password.is_some()),
+            ("bind_password_file", self.bind_password_file.is_some()),
+            ("user_base", self.user_base.is_some()),
+            ("user_filter", self.user_filter.is_some()),
+            ("username_attribute", self.username_attribute.is_some()),
+            ("id_attribute", self.id_attribute.is_some()),
+            (
+                "display_name_attribute",
+                self.display_name_attribute.is_some(),
+            ),
+            ("first_name_attribute", self.first_name_attribute.is_some()),
+            ("last_name_attribute", self.last_name_attribute.is_some()),
+            ("email_attribute", self.email_attribute.is_some()),
+            ("admin_group", self.admin_group.is_some()),
+        ];
+        match self.kind.as_str() {
+            "builtin" => {
+                if let Some((k, _)) = ldap_only.iter().find(|(_, set)| *set) {
+                    return Err(invalid(key(k), "is not a setting of a `builtin` directory"));
+                }
+                Ok(DirectoryConfig::Builtin(BuiltinDirectoryConfig {
+                    name: self.name.unwrap_or_else(|| "Seeq".into()),
+                    id: self.id,
+                }))
+            }
+            "ldap" => {
+                let url = self.url.ok_or_else(|| invalid(key("url"), "is required"))?;
+                let parsed = url::Url::parse(&url)
+                    .map_err(|e| invalid(key("url"), format!("`{url}`: {e}")))?;
+                let starttls = self.starttls.unwrap_or(false);
+                match parsed.scheme() {
+                    "ldap" => {}
+                    "ldaps" if starttls => {
+                        return Err(invalid(key("starttls"), "cannot be used with ldaps://"))
+                    }
+                    "ldaps" => {}
+                    other => {
+                        return Err(invalid(
+                            key("url"),
+                            format!("scheme `{other}`: use ldap:// or ldaps://"),
+                        ))
+                    }
+                }
+                let bind_password = match (self.bind_password, self.bind_password_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            key("bind_password_file"),
+                            "set either bind_password or bind_password_file, not both",
+                        ))
+                    }
+                    (Some(p), None) => Some(p),
+                    (None, Some(path)) => {
+                        Some(read_secret_file(&key("bind_password_file"), &path)?)
+                    }
+                    (None, None) => None,
+                };
+                if bind_password.is_some() && self.bind_dn.is_none() {
+                    return Err(invalid(key("bind_dn"), "is required with a bind password"));
+                }
+                let user_base = self
+                    .user_base
+                    .ok_or_else(|| invalid(key("user_base"), "is required"))?;
+                let user_filter = self
+                    .user_filter
+                    .unwrap_or_else(|| "(objectClass=*)".to_string());
+                if !(user_filter.starts_with('(') && user_filter.ends_with(')')) {
+                    return Err(invalid(
+                        key("user_filter"),
+                        "must be an LDAP filter in parentheses",
+                    ));
+                }
+                let timeout_seconds = self.timeout_seconds.unwrap_or(10);
+                if timeout_seconds == 0 {
+                    return Err(invalid(key("timeout_seconds"), "must be at least 1"));
+                }
+                Ok(DirectoryConfig::Ldap(LdapDirectoryConfig {
+                    name: self.name.unwrap_or_else(|| self.id.clone()),
+                    id: self.id,
+                    url,
+                    starttls,
+                    ca_file: self.ca_file,
+                    bind_dn: self.bind_dn,
+                    bind_password,
+                    user_base,
+                    user_filter,
+                    username_attribute: self.username_attribute.unwrap_or_else(|| "uid".into()),
+                    id_attribute: self.id_attribute.unwrap_or_else(|| "entryUUID".into()),
+                    display_name_attribute: self
+                        .display_name_attribute
+                        .unwrap_or_else(|| "cn".into()),
+                    first_name_attribute: self
+                        .first_name_attribute
+                        .unwrap_or_else(|| "givenName".into()),
+                    last_name_attribute: self.last_name_attribute.unwrap_or_else(|| "sn".into()),
+                    email_attribute: self.email_attribute.unwrap_or_else(|| "mail".into()),
+                    admin_group: self.admin_group,
+                    timeout_seconds,
+                }))
+            }
+            other => Err(invalid(
+                key("kind"),
+                format!("unknown kind `{other}`: use `builtin` or `ldap`"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.database.url, "sqlite://accesskeyd.db");
+        assert_eq!(c.access_keys.validity_without_user_login_days, 14);
+        assert_eq!(c.directories.len(), 1);
+        assert_eq!(c.builtin().id, "builtin");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let f = file("[server]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n");
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+        let f = file("[serverx]\n");
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("serverx"), "{err}");
+        let err = Config::load_from(None, &env(&[("ACCESSKEYD_SERVER__LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+        let f = file("[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nbind_pasword = \"x\"\n");
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bind_pasword"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_keeps_digit_secrets_strings() {
+        let f = file(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nbind_dn = \"cn=svc\"\n",
+        );
+        let c = Config::load_from(
+            Some(f.path()),
+            &env(&[
+                ("ACCESSKEYD_SERVER__LISTEN", "127.0.0.1:9001"),
+                (
+                    "ACCESSKEYD_ACCESS_KEYS__VALIDITY_WITHOUT_USER_LOGIN_DAYS",
+                    "3",
+                ),
+                ("ACCESSKEYD_DIRECTORIES__0__BIND_PASSWORD", "123456"),
+                ("ACCESSKEYD_DIRECTORIES__0__STARTTLS", "true"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9001");
+        assert_eq!(c.access_keys.validity_without_user_login_days, 3);
+        let DirectoryConfig::Ldap(l) = &c.directories[1] else {
+            panic!("expected ldap")
+        };
+        assert_eq!(l.bind_password.as_ref().unwrap().expose(), "123456");
+        assert!(l.starttls);
+        assert_eq!(l.username_attribute, "uid");
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let secret = file("s3cret\n");
+        let f = file(&format!(
+            "[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldaps://x\"\nuser_base = \"dc=x\"\nbind_dn = \"cn=svc\"\nbind_password_file = \"{}\"\n",
+            secret.path().display()
+        ));
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        let DirectoryConfig::Ldap(l) = &c.directories[1] else {
+            panic!("expected ldap")
+        };
+        assert_eq!(l.bind_password.as_ref().unwrap().expose(), "s3cret");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "Debug leaks the secret");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        for (text, needle) in [
+            ("[server]\nlisten = \"nope\"\n", "server.listen"),
+            ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            (
+                "[access_keys]\nvalidity_without_user_login_days = -1\n",
+                "validity_without_user_login_days",
+            ),
+            ("[[directories]]\nid = \"x\"\nkind = \"nis\"\n", "directories[0].kind"),
+            (
+                "[[directories]]\nid = \"x\"\nkind = \"ldap\"\nurl = \"http://x\"\nuser_base = \"dc=x\"\n",
+                "directories[0].url",
+            ),
+            (
+                "[[directories]]\nid = \"x\"\nkind = \"ldap\"\nurl = \"ldaps://x\"\nstarttls = true\nuser_base = \"dc=x\"\n",
+                "starttls",
+            ),
+            (
+                "[[directories]]\nid = \"a\"\nkind = \"builtin\"\n[[directories]]\nid = \"b\"\nkind = \"builtin\"\n",
+                "builtin",
+            ),
+            (
+                "[[directories]]\nid = \"a\"\nkind = \"builtin\"\nurl = \"ldap://x\"\n",
+                "directories[0].url",
+            ),
+            (
+                "[[directories]]\nid = \"x\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nbind_dn = \"cn=a\"\nbind_password_file = \"/nonexistent/secret\"\n",
+                "bind_password_file",
+            ),
+        ] {
+            let f = file(text);
+            let err = Config::load_from(Some(f.path()), &[]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} -> {err}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Extractors: JSON bodies, queries and paths whose rejections use our error shape, and the
+//! authenticated caller read from `x-sq-auth`, `Authorization: Bearer` or `Basic`.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{self, Credentials, Principal};
+use crate::error::Error;
+use crate::secret::Secret;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine;
+use std::net::SocketAddr;
+
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// The peer address, for the audit trail.
+pub fn remote_addr(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip().to_string())
+}
+
+/// Reads the credentials of a request; `Ok(None)` when it carries none.
+pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
+    if let Some(v) = parts.headers.get("x-sq-auth") {
+        let token = v
+            .to_str()
+            .map_err(|_| Error::Unauthenticated("x-sq-auth: not a valid token".into()))?;
+        return Ok(Some(Credentials::Session(Secret::new(token.trim()))));
+    }
+    let Some(v) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || Error::Unauthenticated("Authorization: malformed credentials".into());
+    let v = v.to_str().map_err(|_| malformed())?.trim();
+    let (scheme, rest) = v.split_once(' ').ok_or_else(malformed)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(Credentials::Session(Secret::new(rest))));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| malformed())?;
+        let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (key_id, password) = text.split_once(':').ok_or_else(malformed)?;
+        return Ok(Some(Credentials::Basic {
+            key_id: key_id.to_string(),
+            password: Secret::new(password),
+        }));
+    }
+    Err(Error::Unauthenticated(format!(
+        "Authorization: unsupported scheme `{scheme}`; use Bearer or Basic"
+    )))
+}
+
+/// The authenticated caller of a request; 401 when there is none.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let creds = credentials(parts)?
+            .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
+        let principal = auth::authenticate(&state.0, creds, remote_addr(parts)).await?;
+        Ok(Caller(principal))
+    }
+}
+
+/// An authenticated admin; 403 for anyone else.
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(p) = Caller::from_request_parts(parts, state).await?;
+        p.require_admin()?;
+        Ok(Admin(p))
+    }
+}
+
+/// The peer address as an extractor.
+pub struct RemoteAddr(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RemoteAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RemoteAddr(remote_addr(parts)))
+    }
+}

@@ -1,0 +1,474 @@
+//! Access keys: creation (password shown once, stored as argon2id), listing, deletion, and
+//! verification of a key and password, including the validity rule.
+
+pub mod format;
+
+use crate::app::App;
+use crate::audit::{self, Event};
+use crate::auth::{Method, Principal};
+use crate::error::{Error, Result};
+use crate::metrics::inc;
+use crate::options;
+use crate::revocation::{self, Revoked};
+use crate::secret::Secret;
+use crate::store::models::{to_ms, AccessKeyRow, UserRow};
+use crate::store::schema::{access_keys, users};
+use crate::store::Store;
+use crate::users as users_domain;
+use crate::validity;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use subtle::ConstantTimeEq;
+
+/// Longest description accepted, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 1000;
+
+/// A key with what the API shows of its owner.
+#[derive(Clone)]
+pub struct KeyView {
+    pub row: AccessKeyRow,
+    pub owner_username: String,
+    pub owner_is_admin: bool,
+}
+
+/// What a caller asks to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Admin only: create for this user instead of oneself.
+    pub user_id: Option<String>,
+}
+
+fn validate_label(name: Option<&str>, max: usize) -> Result<String> {
+    let name = name.map(str::trim).unwrap_or_default();
+    if name.is_empty() {
+        return Err(Error::invalid("name: a label is required"));
+    }
+    if name.chars().count() > max {
+        return Err(Error::invalid(format!("name: at most {max} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid("name: control characters are not allowed"));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_description(d: Option<&str>) -> Result<Option<String>> {
+    match d.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => Err(Error::invalid(format!(
+            "description: at most {MAX_DESCRIPTION_LEN} characters"
+        ))),
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
+/// Creates a key and returns it with its password, which exists nowhere else afterwards.
+pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(KeyView, Secret)> {
+    if caller.method == Method::AccessKey
+        && !app.config.access_keys.allow_key_sessions_to_create_keys
+    {
+        return Err(Error::forbidden(
+            "access keys can only be created from an interactive login, not with an access key",
+        ));
+    }
+    let owner_id = match input.user_id.as_deref().map(str::to_ascii_lowercase) {
+        Some(id) if id != caller.user.id => {
+            if !caller.user.is_admin {
+                return Err(Error::forbidden(
+                    "userId: only admins create access keys for other users",
+                ));
+            }
+            id
+        }
+        _ => caller.user.id.clone(),
+    };
+    let name = validate_label(
+        input.name.as_deref(),
+        app.config.access_keys.max_label_length,
+    )?;
+    let description = validate_description(input.description.as_deref())?;
+    let password = format::new_password();
+    let hash = app.hasher.hash(Secret::new(password.clone())).await?;
+    let now = app.clock.now();
+    let max = app.config.access_keys.max_per_user;
+    let actor = caller.actor();
+    let view = app
+        .store
+        .write(move |conn| {
+            let owner = users_domain::find(conn, &owner_id)?;
+            let held: i64 = access_keys::table
+                .filter(access_keys::user_id.eq(&owner.id))
+                .count()
+                .get_result(conn)?;
+            if held >= max {
+                return Err(Error::Conflict(format!(
+                    "user `{}` already holds {held} access keys, the most allowed; delete one first",
+                    owner.username
+                )));
+            }
+            let row = AccessKeyRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                key_id: format::new_key_id(),
+                user_id: owner.id.clone(),
+                name,
+                description,
+                password_hash: hash,
+                created_at: to_ms(now),
+                last_used_at: None,
+            };
+            diesel::insert_into(access_keys::table)
+                .values(&row)
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("access_key.create", &actor)
+                    .target("access_key", &row.key_id, &row.name)
+                    .detail(format!("owner {} ({})", owner.username, owner.id)),
+            )?;
+            Ok(KeyView {
+                row,
+                owner_username: owner.username,
+                owner_is_admin: owner.is_admin,
+            })
+        })
+        .await?;
+    inc(&app.metrics.keys_created);
+    Ok((view, Secret::new(password)))
+}
+
+/// Whose keys to list.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Mine,
+    User(String),
+    All,
+}
+
+/// A page of keys (newest first) and the total count. Non-admins see only their own.
+pub async fn list(
+    app: &App,
+    caller: &Principal,
+    scope: Scope,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<KeyView>, i64)> {
+    let scope = match scope {
+        Scope::User(id) if id.eq_ignore_ascii_case(&caller.user.id) => Scope::Mine,
+        Scope::User(_) | Scope::All if !caller.user.is_admin => {
+            return Err(Error::forbidden(
+                "only admins list the access keys of other users",
+            ))
+        }
+        other => other,
+    };
+    let me = caller.user.id.clone();
+    app.store
+        .read(move |conn| {
+            let filtered = || {
+                let q = access_keys::table.inner_join(users::table).into_boxed();
+                match &scope {
+                    Scope::Mine => q.filter(access_keys::user_id.eq(me.clone())),
+                    Scope::User(id) => q.filter(access_keys::user_id.eq(id.to_ascii_lowercase())),
+                    Scope::All => q,
+                }
+            };
+            let total: i64 = filtered().count().get_result(conn)?;
+            let rows: Vec<(AccessKeyRow, String, bool)> = filtered()
+                .order((access_keys::created_at.desc(), access_keys::id.asc()))
+                .offset(offset)
+                .limit(limit)
+                .select((AccessKeyRow::as_select(), users::username, users::is_admin))
+                .load(conn)?;
+            Ok((
+                rows.into_iter()
+                    .map(|(row, owner_username, owner_is_admin)| KeyView {
+                        row,
+                        owner_username,
+                        owner_is_admin,
+                    })
+                    .collect(),
+                total,
+            ))
+        })
+        .await
+}
+
+/// Deletes a key by its key id. Owners delete their own; admins any. A key that is not the
+/// caller's looks the same as one that does not exist.
+pub async fn delete(app: &App, caller: &Principal, key_id: &str) -> Result<AccessKeyRow> {
+    let key_id = key_id.to_string();
+    let caller_id = caller.user.id.clone();
+    let is_admin = caller.user.is_admin;
+    let actor = caller.actor();
+    let now = app.clock.now();
+    let row = app
+        .store
+        .write(move |conn| {
+            let row: AccessKeyRow = access_keys::table
+                .filter(access_keys::key_id.eq(&key_id))
+                .select(AccessKeyRow::as_select())
+                .first(conn)
+                .optional()?
+                .filter(|k| is_admin || k.user_id == caller_id)
+                .ok_or_else(|| Error::not_found(format!("access key `{key_id}` not found")))?;
+            // Sessions opened with this key go with it (ON DELETE CASCADE).
+            diesel::delete(access_keys::table.find(&row.id)).execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("access_key.delete", &actor)
+                    .target("access_key", &row.key_id, &row.name)
+                    .detail(format!("owner {}", row.user_id)),
+            )?;
+            Ok(row)
+        })
+        .await?;
+    inc(&app.metrics.keys_deleted);
+    revocation::changed(app, Revoked::Key(row.id.clone()));
+    Ok(row)
+}
+
+/// A key that passed every check, with its owner.
+pub struct Verified {
+    pub key: AccessKeyRow,
+    pub user: UserRow,
+}
+
+const BAD_KEY: &str = "invalid access key or password";
+
+/// Checks an access key and its password, then the validity rule. Malformed input is refused
+/// before any hashing; unknown keys cost the same hashing time as known ones.
+pub async fn verify(app: &App, key_id: &str, password: Secret) -> Result<Verified> {
+    if !format::is_key_id(key_id) || !format::is_password(password.expose()) {
+        inc(&app.metrics.key_auth_failed);
+        return Err(Error::Unauthenticated(BAD_KEY.into()));
+    }
+    let kid = key_id.to_string();
+    let config = app.config.clone();
+    let found: Option<(AccessKeyRow, UserRow, i64)> = app
+        .store
+        .read(move |conn| {
+            let pair: Option<(AccessKeyRow, UserRow)> = access_keys::table
+                .inner_join(users::table)
+                .filter(access_keys::key_id.eq(kid))
+                .select((AccessKeyRow::as_select(), UserRow::as_select()))
+                .first(conn)
+                .optional()?;
+            match pair {
+                Some((k, u)) => Ok(Some((k, u, options::validity_days(conn, &config)?))),
+                None => Ok(None),
+            }
+        })
+        .await?;
+    let password_ok = match &found {
+        Some((key, _, _)) if app.verified.hit(&key.id, &key.password_hash, &password) => true,
+        Some((key, user, _)) => {
+            let ok = app
+                .hasher
+                .verify(password.clone(), Some(key.password_hash.clone()))
+                .await?;
+            if ok {
+                app.verified
+                    .insert(&key.id, &user.id, &key.password_hash, &password);
+            }
+            ok
+        }
+        None => app.hasher.verify(password, None).await?,
+    };
+    let Some((key, user, days)) = found.filter(|_| password_ok) else {
+        inc(&app.metrics.key_auth_failed);
+        return Err(Error::Unauthenticated(BAD_KEY.into()));
+    };
+    let now = app.clock.now();
+    let checked = if user.is_enabled {
+        validity::check(
+            user.last_login(),
+            validity::window(user.access_key_validity_minutes, days),
+            now,
+        )
+        .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
+    } else {
+        Err(format!(
+            "access key `{}` is not valid now: its owner is disabled",
+            key.key_id
+        ))
+    };
+    if let Err(message) = checked {
+        inc(&app.metrics.key_auth_not_valid_now);
+        return Err(Error::Unauthenticated(message));
+    }
+    inc(&app.metrics.key_auth_ok);
+    app.last_used.touch(&app.store, &key.id, now);
+    Ok(Verified { key, user })
+}
+
+/// Remembers a keyed digest of passwords that recently passed argon2, so that OData and
+/// scripts sending Basic credentials on every request do not pay argon2 each time. An entry
+/// counts only while the stored hash is unchanged, and the key row is still read from the
+/// database on every request, so a deleted key is refused at once.
+pub struct VerifiedCache {
+    pepper: [u8; 32],
+    entries: Mutex<HashMap<String, CacheEntry>>,
+}
+
+struct CacheEntry {
+    user_id: String,
+    stored_hash: String,
+    digest: [u8; 32],
+}
+
+/// Entries kept at most; the cache starts over when full.
+const CACHE_CAPACITY: usize = 10_000;
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        let mut pepper = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut pepper);
+        VerifiedCache {
+            pepper,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl VerifiedCache {
+    fn digest(&self, password: &Secret) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(self.pepper)
+            .chain_update(password.expose().as_bytes())
+            .finalize()
+            .into()
+    }
+
+    fn hit(&self, key_row_id: &str, stored_hash: &str, password: &Secret) -> bool {
+        let digest = self.digest(password);
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        entries
+            .get(key_row_id)
+            .is_some_and(|e| e.stored_hash == stored_hash && bool::from(e.digest.ct_eq(&digest)))
+    }
+
+    fn insert(&self, key_row_id: &str, user_id: &str, stored_hash: &str, password: &Secret) {
+        let digest = self.digest(password);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(
+                key_row_id.to_string(),
+                CacheEntry {
+                    user_id: user_id.to_string(),
+                    stored_hash: stored_hash.to_string(),
+                    digest,
+                },
+            );
+        }
+    }
+
+    pub fn forget_key(&self, key_row_id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key_row_id);
+        }
+    }
+
+    pub fn forget_user(&self, user_id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, e| e.user_id != user_id);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// Writes `lastUsed` at most once per interval per key, in the background, so key traffic
+/// neither waits for nor turns into a database write per request.
+pub struct LastUsed {
+    interval_ms: i64,
+    written: Mutex<HashMap<String, i64>>,
+}
+
+impl LastUsed {
+    pub fn new(interval_seconds: u64) -> LastUsed {
+        LastUsed {
+            interval_ms: i64::try_from(interval_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn touch(&self, store: &Store, key_row_id: &str, now: DateTime<Utc>) {
+        let now_ms = to_ms(now);
+        {
+            let Ok(mut written) = self.written.lock() else {
+                return;
+            };
+            if written
+                .get(key_row_id)
+                .is_some_and(|last| now_ms - last < self.interval_ms)
+            {
+                return;
+            }
+            if written.len() >= CACHE_CAPACITY {
+                written.clear();
+            }
+            written.insert(key_row_id.to_string(), now_ms);
+        }
+        let store = store.clone();
+        let id = key_row_id.to_string();
+        tokio::spawn(async move {
+            let result = store
+                .write(move |conn| {
+                    diesel::update(access_keys::table.find(id))
+                        .set(access_keys::last_used_at.eq(Some(now_ms)))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not record an access key's last use");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(
+            validate_label(Some("  nightly job "), 20).unwrap(),
+            "nightly job"
+        );
+        assert!(validate_label(None, 20).is_err());
+        assert!(validate_label(Some("   "), 20).is_err());
+        assert!(validate_label(Some(&"x".repeat(21)), 20).is_err());
+        assert!(validate_label(Some("a\nb"), 20).is_err());
+        assert_eq!(validate_description(Some("  ")).unwrap(), None);
+        assert!(validate_description(Some(&"d".repeat(1001))).is_err());
+    }
+
+    #[test]
+    fn cache_counts_only_for_the_same_stored_hash() {
+        let c = VerifiedCache::default();
+        let pw = Secret::new("akp_x");
+        c.insert("k1", "u1", "$hash1", &pw);
+        assert!(c.hit("k1", "$hash1", &pw));
+        assert!(!c.hit("k1", "$hash2", &pw));
+        assert!(!c.hit("k1", "$hash1", &Secret::new("akp_y")));
+        c.forget_user("u1");
+        assert!(!c.hit("k1", "$hash1", &pw));
+    }
+}

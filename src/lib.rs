@@ -1,0 +1,23 @@
+//! accesskeyd: access keys for scripts, notebooks and OData clients, bound to people in the
+//! company directory and valid only while their owner keeps logging in interactively.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod keys;
+pub mod metrics;
+pub mod options;
+pub mod passwords;
+pub mod revocation;
+pub mod secret;
+pub mod sessions;
+pub mod store;
+pub mod users;
+pub mod validity;

@@ -1,0 +1,227 @@
+//! Runtime options that admins change through the API (`/api/system/configuration/options`).
+//! Stored in the database; an option never set takes its default from the configuration.
+
+use crate::audit::{self, Actor, Event};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::models::{to_ms, OptionRow};
+use crate::store::schema::options;
+use crate::store::{DbConn, Store};
+use diesel::prelude::*;
+use serde_json::Value;
+
+pub const VALIDITY_WITHOUT_USER_LOGIN: &str = "Authentication/AccessKey/ValidityWithoutUserLogin";
+
+/// The type and range of an option's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Integer { min: i64, max: i64 },
+}
+
+/// The definition of one option.
+#[derive(Debug, Clone, Copy)]
+pub struct Definition {
+    pub path: &'static str,
+    pub description: &'static str,
+    pub units: &'static str,
+    pub kind: Kind,
+    /// The default, from the configuration file.
+    pub default: fn(&Config) -> Value,
+}
+
+/// Every option this build knows. Adding one is adding a line here.
+pub const DEFINITIONS: &[Definition] = &[Definition {
+    path: VALIDITY_WITHOUT_USER_LOGIN,
+    description: "Days an access key keeps working after its owner's last interactive login. \
+                  0 disables every access key. A user's accessKeyValidityDuration (minutes) \
+                  overrides it.",
+    units: "days",
+    kind: Kind::Integer {
+        min: 0,
+        max: 36_500,
+    },
+    default: |c| Value::from(c.access_keys.validity_without_user_login_days),
+}];
+
+fn definition(path: &str) -> Option<&'static Definition> {
+    DEFINITIONS
+        .iter()
+        .find(|d| d.path.eq_ignore_ascii_case(path))
+}
+
+/// An option as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionOutput {
+    pub path: String,
+    pub value: Value,
+    pub default_value: Value,
+    pub description: String,
+    pub modifiable: bool,
+    pub units: String,
+}
+
+/// A requested change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub path: String,
+    pub value: Value,
+    pub note: Option<String>,
+}
+
+fn validate(def: &Definition, value: &Value) -> Result<Value> {
+    match def.kind {
+        Kind::Integer { min, max } => {
+            let n = value
+                .as_i64()
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "configurationOptions: `{}` takes an integer number of {}, not {value}",
+                        def.path, def.units
+                    ))
+                })?;
+            if n < min || n > max {
+                return Err(Error::invalid(format!(
+                    "configurationOptions: `{}` must be between {min} and {max} {}",
+                    def.path, def.units
+                )));
+            }
+            Ok(Value::from(n))
+        }
+    }
+}
+
+fn stored(conn: &mut DbConn, path: &str) -> Result<Option<Value>> {
+    let row: Option<String> = options::table
+        .filter(options::path.eq(path))
+        .select(options::value)
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// The current system validity window in days (inside a caller's connection, so a key check
+/// reads key, user and option in one round trip).
+pub fn validity_days(conn: &mut DbConn, config: &Config) -> Result<i64> {
+    Ok(stored(conn, VALIDITY_WITHOUT_USER_LOGIN)?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(config.access_keys.validity_without_user_login_days))
+}
+
+fn output(conn: &mut DbConn, config: &Config, def: &Definition) -> Result<OptionOutput> {
+    let default = (def.default)(config);
+    Ok(OptionOutput {
+        path: def.path.to_string(),
+        value: stored(conn, def.path)?.unwrap_or_else(|| default.clone()),
+        default_value: default,
+        description: def.description.to_string(),
+        modifiable: true,
+        units: def.units.to_string(),
+    })
+}
+
+pub async fn list(store: &Store, config: &Config) -> Result<Vec<OptionOutput>> {
+    let config = config.clone();
+    store
+        .read(move |conn| {
+            DEFINITIONS
+                .iter()
+                .map(|d| output(conn, &config, d))
+                .collect()
+        })
+        .await
+}
+
+/// Validates every change first (nothing is written if any is wrong), then applies all in
+/// one transaction with an audit event each. With `dry_run` it only answers what would be.
+pub async fn set(
+    store: &Store,
+    config: &Config,
+    clock: &dyn Clock,
+    actor: &Actor,
+    changes: Vec<Change>,
+    dry_run: bool,
+) -> Result<Vec<OptionOutput>> {
+    if changes.is_empty() {
+        return Err(Error::invalid(
+            "configurationOptions: at least one option is required",
+        ));
+    }
+    let mut valid = Vec::with_capacity(changes.len());
+    for c in changes {
+        let def = definition(&c.path).ok_or_else(|| {
+            Error::invalid(format!("configurationOptions: unknown option `{}`", c.path))
+        })?;
+        valid.push((def, validate(def, &c.value)?, c.note));
+    }
+    let now = clock.now();
+    let config = config.clone();
+    let actor = actor.clone();
+    store
+        .write(move |conn| {
+            let mut out = Vec::new();
+            for (def, value, note) in &valid {
+                if dry_run {
+                    let mut o = output(conn, &config, def)?;
+                    o.value = value.clone();
+                    out.push(o);
+                    continue;
+                }
+                let old = output(conn, &config, def)?.value;
+                let row = OptionRow {
+                    path: def.path.to_string(),
+                    value: value.to_string(),
+                    updated_at: to_ms(now),
+                    updated_by: actor.name.clone(),
+                };
+                diesel::insert_into(options::table)
+                    .values(&row)
+                    .on_conflict(options::path)
+                    .do_update()
+                    .set((
+                        options::value.eq(&row.value),
+                        options::updated_at.eq(row.updated_at),
+                        options::updated_by.eq(&row.updated_by),
+                    ))
+                    .execute(conn)?;
+                let mut detail = format!("{old} -> {value}");
+                if let Some(n) = note.as_deref().filter(|n| !n.is_empty()) {
+                    detail.push_str(&format!(" ({n})"));
+                }
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("option.set", &actor)
+                        .target("option", def.path, def.path)
+                        .detail(detail),
+                )?;
+                out.push(output(conn, &config, def)?);
+            }
+            Ok(out)
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_validation() {
+        let def = definition("authentication/accesskey/validitywithoutuserlogin").unwrap();
+        assert_eq!(validate(def, &Value::from(7)).unwrap(), Value::from(7));
+        assert_eq!(validate(def, &Value::from(7.0)).unwrap(), Value::from(7));
+        assert!(validate(def, &Value::from(7.5)).is_err());
+        assert!(validate(def, &Value::from(-1)).is_err());
+        assert!(validate(def, &Value::from("7")).is_err());
+        assert!(validate(def, &Value::Null).is_err());
+        assert!(definition("Nope/Nope").is_none());
+    }
+}

@@ -1,0 +1,71 @@
+//! Session tokens: issued at login, stored only as SHA-256 hashes, expired and revoked here.
+
+use crate::error::Result;
+use crate::secret::Secret;
+use crate::store::models::{to_ms, SessionRow};
+use crate::store::schema::sessions;
+use crate::store::{DbConn, Store};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// Prefix of session tokens, so they are recognisable in logs that should never hold them.
+pub const TOKEN_PREFIX: &str = "aks_";
+
+/// The database key of a token. A 256-bit random token needs no salt or slow hash: the hash
+/// only keeps a database leak from handing out live sessions.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a session (inside the caller's transaction) and returns its token.
+pub fn issue(
+    conn: &mut DbConn,
+    user_id: &str,
+    access_key_id: Option<&str>,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Secret> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let row = SessionRow {
+        token_hash: token_hash(&token),
+        user_id: user_id.to_string(),
+        access_key_id: access_key_id.map(str::to_string),
+        created_at: to_ms(now),
+        expires_at: to_ms(now + ttl),
+    };
+    diesel::insert_into(sessions::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(Secret::new(token))
+}
+
+/// Ends one session. Returns whether it existed.
+pub async fn revoke(store: &Store, hash: String) -> Result<bool> {
+    store
+        .write(move |conn| {
+            let n = diesel::delete(sessions::table.filter(sessions::token_hash.eq(hash)))
+                .execute(conn)?;
+            Ok(n > 0)
+        })
+        .await
+}
+
+/// Removes sessions that expired before `now`.
+pub async fn remove_expired(store: &Store, now: DateTime<Utc>) -> Result<usize> {
+    store
+        .write(move |conn| {
+            Ok(
+                diesel::delete(sessions::table.filter(sessions::expires_at.le(to_ms(now))))
+                    .execute(conn)?,
+            )
+        })
+        .await
+}

@@ -1,0 +1,103 @@
+//! Row types, one per table. Hash columns are not secrets, but rows still skip `Debug` so
+//! a stray `{:?}` never prints them.
+
+use super::schema::{access_keys, audit_events, options, sessions, users};
+use chrono::{DateTime, TimeZone, Utc};
+use diesel::prelude::*;
+
+/// Milliseconds since the epoch, the storage form of every timestamp.
+pub fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[derive(Queryable, Selectable, Insertable, Identifiable, Clone)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub directory_id: String,
+    pub external_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    pub is_enabled: bool,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+    pub access_key_validity_minutes: Option<i64>,
+}
+
+impl UserRow {
+    pub fn last_login(&self) -> Option<DateTime<Utc>> {
+        self.last_login_at.map(from_ms)
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Identifiable, Clone)]
+#[diesel(table_name = access_keys)]
+pub struct AccessKeyRow {
+    pub id: String,
+    pub key_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub password_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub user_id: String,
+    pub access_key_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = options)]
+pub struct OptionRow {
+    pub path: String,
+    pub value: String,
+    pub updated_at: i64,
+    pub updated_by: Option<String>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = audit_events)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub action: String,
+    pub outcome: String,
+    pub actor_user_id: Option<String>,
+    pub actor: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub remote_addr: Option<String>,
+}
+
+#[derive(Insertable, Clone, Debug, Default)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditRow {
+    pub at: i64,
+    pub action: String,
+    pub outcome: String,
+    pub actor_user_id: Option<String>,
+    pub actor: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub remote_addr: Option<String>,
+}

@@ -1,0 +1,75 @@
+//! The diesel schema: one table definition per table in migrations/.
+// Timestamps are BIGINT milliseconds since the Unix epoch on every backend.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        directory_id -> Text,
+        external_id -> Text,
+        username -> Text,
+        display_name -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        is_admin -> Bool,
+        is_enabled -> Bool,
+        password_hash -> Nullable<Text>,
+        created_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+        access_key_validity_minutes -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    access_keys (id) {
+        id -> Text,
+        key_id -> Text,
+        user_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        password_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        access_key_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    options (path) {
+        path -> Text,
+        value -> Text,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        action -> Text,
+        outcome -> Text,
+        actor_user_id -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        target -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        remote_addr -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(access_keys -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(sessions -> access_keys (access_key_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, access_keys, sessions, options, audit_events);

@@ -1,0 +1,407 @@
+//! Users: records created by directory logins or the CLI, the per-user validity override,
+//! and deletion (which takes the user's keys and sessions in the same transaction).
+
+use crate::app::App;
+use crate::audit::{self, Actor, Event};
+use crate::config::Config;
+use crate::directory::builtin::{validate_password, validate_username};
+use crate::directory::DirectoryUser;
+use crate::error::{Error, Result};
+use crate::options;
+use crate::revocation::{self, Revoked};
+use crate::secret::Secret;
+use crate::store::models::{to_ms, UserRow};
+use crate::store::schema::{access_keys, sessions, users};
+use crate::store::DbConn;
+use crate::validity::{self, Window};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+/// Largest override accepted: 100 years in minutes.
+pub const MAX_OVERRIDE_MINUTES: i64 = 100 * 366 * 24 * 60;
+
+/// A user with the validity window in force for them.
+#[derive(Clone)]
+pub struct UserInfo {
+    pub row: UserRow,
+    pub window: Window,
+}
+
+impl UserInfo {
+    /// When this user's keys stop working unless they log in again (None: they do not work).
+    pub fn keys_valid_until(&self) -> Option<DateTime<Utc>> {
+        validity::valid_until(self.row.last_login(), self.window)
+    }
+}
+
+pub(crate) fn find(conn: &mut DbConn, id: &str) -> Result<UserRow> {
+    users::table
+        .find(id.to_ascii_lowercase())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("user `{id}` not found")))
+}
+
+fn with_window(conn: &mut DbConn, config: &Config, row: UserRow) -> Result<UserInfo> {
+    let days = options::validity_days(conn, config)?;
+    Ok(UserInfo {
+        window: validity::window(row.access_key_validity_minutes, days),
+        row,
+    })
+}
+
+pub async fn get(app: &App, id: &str) -> Result<UserInfo> {
+    let id = id.to_string();
+    let config = app.config.clone();
+    app.store
+        .read(move |conn| {
+            let row = find(conn, &id)?;
+            with_window(conn, &config, row)
+        })
+        .await
+}
+
+/// A page of users ordered by username, with the total count.
+pub async fn list(app: &App, offset: i64, limit: i64) -> Result<(Vec<UserInfo>, i64)> {
+    let config = app.config.clone();
+    app.store
+        .read(move |conn| {
+            let total: i64 = users::table.count().get_result(conn)?;
+            let rows: Vec<UserRow> = users::table
+                .order((users::username.asc(), users::id.asc()))
+                .offset(offset)
+                .limit(limit)
+                .select(UserRow::as_select())
+                .load(conn)?;
+            let days = options::validity_days(conn, &config)?;
+            let infos = rows
+                .into_iter()
+                .map(|row| UserInfo {
+                    window: validity::window(row.access_key_validity_minutes, days),
+                    row,
+                })
+                .collect();
+            Ok((infos, total))
+        })
+        .await
+}
+
+/// Sets (minutes ≥ 0) or removes (negative) a user's validity override.
+pub async fn set_validity_override(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    minutes: i64,
+) -> Result<UserInfo> {
+    if minutes > MAX_OVERRIDE_MINUTES {
+        return Err(Error::invalid(format!(
+            "accessKeyValidityDuration: at most {MAX_OVERRIDE_MINUTES} minutes"
+        )));
+    }
+    let stored = (minutes >= 0).then_some(minutes);
+    let now = app.clock.now();
+    let id = id.to_string();
+    let actor = actor.clone();
+    let config = app.config.clone();
+    let info = app
+        .store
+        .write(move |conn| {
+            let row = find(conn, &id)?;
+            diesel::update(users::table.find(&row.id))
+                .set(users::access_key_validity_minutes.eq(stored))
+                .execute(conn)?;
+            let detail = match stored {
+                Some(m) => format!("accessKeyValidityDuration = {m} min"),
+                None => "accessKeyValidityDuration reset to the system value".to_string(),
+            };
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.validity_override", &actor)
+                    .target("user", &row.id, &row.username)
+                    .detail(detail),
+            )?;
+            let row = find(conn, &row.id)?;
+            with_window(conn, &config, row)
+        })
+        .await?;
+    revocation::changed(app, Revoked::User(info.row.id.clone()));
+    Ok(info)
+}
+
+/// What a user deletion took with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    pub keys: usize,
+    pub sessions: usize,
+}
+
+/// Deletes a user with all keys and sessions, in one transaction. The id is never reused, so
+/// a later user of the same name starts with nothing.
+pub async fn delete(app: &App, actor: &Actor, id: &str) -> Result<(UserRow, Deleted)> {
+    if actor
+        .user_id
+        .as_deref()
+        .is_some_and(|me| me.eq_ignore_ascii_case(id))
+    {
+        return Err(Error::Conflict(
+            "you cannot delete your own user; ask another admin".into(),
+        ));
+    }
+    let now = app.clock.now();
+    let id = id.to_string();
+    let actor = actor.clone();
+    let (row, deleted) = app
+        .store
+        .write(move |conn| {
+            let row = find(conn, &id)?;
+            // Explicit deletes (rather than relying on the cascade alone) give the counts
+            // for the audit trail and keep the behaviour independent of the backend.
+            let sessions = diesel::delete(sessions::table.filter(sessions::user_id.eq(&row.id)))
+                .execute(conn)?;
+            let keys = diesel::delete(access_keys::table.filter(access_keys::user_id.eq(&row.id)))
+                .execute(conn)?;
+            diesel::delete(users::table.find(&row.id)).execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.delete", &actor)
+                    .target("user", &row.id, &row.username)
+                    .detail(format!(
+                        "directory {}; {keys} access key(s) and {sessions} session(s) deleted",
+                        row.directory_id
+                    )),
+            )?;
+            Ok((row, Deleted { keys, sessions }))
+        })
+        .await?;
+    revocation::changed(app, Revoked::User(row.id.clone()));
+    Ok((row, deleted))
+}
+
+/// Sets `lastLoginAt` (inside the caller's transaction). Only interactive logins call this.
+pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::last_login_at.eq(Some(to_ms(now))))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Creates or refreshes the local record of a directory user after a successful login,
+/// keyed by directory + stable id, and records the login time.
+pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> Result<UserInfo> {
+    let now = app.clock.now();
+    let dir = directory_id.to_string();
+    let config = app.config.clone();
+    app.store
+        .write(move |conn| {
+            let existing: Option<UserRow> = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::external_id.eq(&du.external_id))
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?;
+            let id = match existing {
+                Some(row) => {
+                    diesel::update(users::table.find(&row.id))
+                        .set((
+                            users::username.eq(&du.username),
+                            users::display_name.eq(&du.display_name),
+                            users::first_name.eq(&du.first_name),
+                            users::last_name.eq(&du.last_name),
+                            users::email.eq(&du.email),
+                            users::is_admin.eq(du.is_admin),
+                            users::last_login_at.eq(Some(to_ms(now))),
+                        ))
+                        .execute(conn)?;
+                    row.id
+                }
+                None => {
+                    // Same name, other stable id: upstream deleted and re-created the person.
+                    // The old record keeps its data (its keys lapse and sync removes it) but
+                    // gives up the name, so nothing passes to the new person.
+                    let stale: Option<UserRow> = users::table
+                        .filter(users::directory_id.eq(&dir))
+                        .filter(users::username.eq(&du.username))
+                        .select(UserRow::as_select())
+                        .first(conn)
+                        .optional()?;
+                    if let Some(old) = stale {
+                        let renamed = format!("{}#{}", old.username, &old.id[..8]);
+                        diesel::update(users::table.find(&old.id))
+                            .set((users::username.eq(&renamed), users::is_enabled.eq(false)))
+                            .execute(conn)?;
+                        tracing::warn!(
+                            directory = %dir, old_user_id = %old.id, %renamed,
+                            "a new directory account took the name of an existing user; the old record was renamed and disabled"
+                        );
+                    }
+                    let row = UserRow {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        directory_id: dir.clone(),
+                        external_id: du.external_id.clone(),
+                        username: du.username.clone(),
+                        display_name: du.display_name.clone(),
+                        first_name: du.first_name.clone(),
+                        last_name: du.last_name.clone(),
+                        email: du.email.clone(),
+                        is_admin: du.is_admin,
+                        is_enabled: true,
+                        password_hash: None,
+                        created_at: to_ms(now),
+                        last_login_at: Some(to_ms(now)),
+                        access_key_validity_minutes: None,
+                    };
+                    diesel::insert_into(users::table).values(&row).execute(conn)?;
+                    row.id
+                }
+            };
+            let row = find(conn, &id)?;
+            with_window(conn, &config, row)
+        })
+        .await
+}
+
+/// Creates a user in the built-in directory.
+pub async fn create_local(
+    app: &App,
+    actor: &Actor,
+    username: &str,
+    password: Secret,
+    is_admin: bool,
+) -> Result<UserRow> {
+    validate_username(username)?;
+    validate_password(&password)?;
+    let hash = app.hasher.hash(password).await?;
+    let now = app.clock.now();
+    let dir = app.builtin_id().to_string();
+    let username = username.to_string();
+    let actor = actor.clone();
+    app.store
+        .write(move |conn| {
+            let taken: i64 = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::username.eq(&username))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Err(Error::Conflict(format!(
+                    "a built-in user named `{username}` already exists"
+                )));
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let row = UserRow {
+                id: id.clone(),
+                directory_id: dir,
+                // The built-in directory is its own upstream: the stable id is the user id.
+                external_id: id,
+                username,
+                display_name: None,
+                first_name: None,
+                last_name: None,
+                email: None,
+                is_admin,
+                is_enabled: true,
+                password_hash: Some(hash),
+                created_at: to_ms(now),
+                last_login_at: None,
+                access_key_validity_minutes: None,
+            };
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.create", &actor)
+                    .target("user", &row.id, &row.username)
+                    .detail(if is_admin {
+                        "built-in admin"
+                    } else {
+                        "built-in user"
+                    }),
+            )?;
+            Ok(row)
+        })
+        .await
+}
+
+/// Sets a built-in user's password and ends that user's sessions.
+pub async fn set_local_password(
+    app: &App,
+    actor: &Actor,
+    username: &str,
+    password: Secret,
+) -> Result<()> {
+    validate_password(&password)?;
+    let hash = app.hasher.hash(password).await?;
+    let now = app.clock.now();
+    let dir = app.builtin_id().to_string();
+    let username = username.to_string();
+    let actor = actor.clone();
+    app.store
+        .write(move |conn| {
+            let row: UserRow = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::username.eq(&username))
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| Error::not_found(format!("no built-in user named `{username}`")))?;
+            diesel::update(users::table.find(&row.id))
+                .set(users::password_hash.eq(Some(hash)))
+                .execute(conn)?;
+            // Interactive sessions end with the old password; key sessions are not tied to it.
+            diesel::delete(
+                sessions::table
+                    .filter(sessions::user_id.eq(&row.id))
+                    .filter(sessions::access_key_id.is_null()),
+            )
+            .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.password", &actor).target("user", &row.id, &row.username),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// On the very first start (no admin at all) creates the built-in `admin` with a random
+/// password and returns that password, to be shown once.
+pub async fn ensure_initial_admin(app: &App) -> Result<Option<Secret>> {
+    let admins: i64 = app
+        .store
+        .read(|conn| {
+            Ok(users::table
+                .filter(users::is_admin.eq(true))
+                .count()
+                .get_result(conn)?)
+        })
+        .await?;
+    if admins > 0 {
+        return Ok(None);
+    }
+    let password = Secret::new(crate::keys::format::new_password()[4..].to_string());
+    match create_local(
+        app,
+        &Actor::system("first start"),
+        "admin",
+        password.clone(),
+        true,
+    )
+    .await
+    {
+        Ok(_) => Ok(Some(password)),
+        Err(Error::Conflict(_)) => {
+            tracing::warn!(
+                "no admin exists and a built-in user `admin` is already there; \
+                 create one with `accesskeyd local-user add NAME --admin`"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,137 @@
+//! The one rule of the product: a key works only while its owner has logged in
+//! interactively within the validity window. Pure: no I/O, time is an argument.
+
+use chrono::{DateTime, Duration, Utc};
+
+/// The window in force for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Keys work for this long after the owner's last interactive login.
+    Minutes(i64),
+    /// Keys do not work at all (override 0, or the system option 0).
+    Disabled,
+}
+
+impl Window {
+    pub fn minutes(self) -> i64 {
+        match self {
+            Window::Minutes(m) => m,
+            Window::Disabled => 0,
+        }
+    }
+}
+
+/// The user's override (minutes; `None` = use the system value) wins over the system option
+/// `Authentication/AccessKey/ValidityWithoutUserLogin` (days). Zero disables either way.
+/// Negative overrides are never stored (they mean "reset"), but are read as "no override".
+pub fn window(user_override_minutes: Option<i64>, system_days: i64) -> Window {
+    let minutes = match user_override_minutes {
+        Some(m) if m >= 0 => m,
+        _ => system_days.max(0).saturating_mul(24 * 60),
+    };
+    if minutes == 0 {
+        Window::Disabled
+    } else {
+        Window::Minutes(minutes)
+    }
+}
+
+/// Why a key may not act now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("access keys are disabled for this user")]
+    Disabled,
+    #[error("the key's owner has never logged in interactively")]
+    NeverLoggedIn,
+    #[error("the key's owner has not logged in interactively since {last_login}; keys stopped working at {until}")]
+    Expired {
+        last_login: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+}
+
+/// The instant the owner's keys stop working, if they work at all.
+pub fn valid_until(last_login: Option<DateTime<Utc>>, window: Window) -> Option<DateTime<Utc>> {
+    match (last_login, window) {
+        (Some(at), Window::Minutes(m)) => at.checked_add_signed(Duration::try_minutes(m)?),
+        _ => None,
+    }
+}
+
+/// May a key of a user whose last interactive login was `last_login` act at `now`?
+pub fn check(
+    last_login: Option<DateTime<Utc>>,
+    window: Window,
+    now: DateTime<Utc>,
+) -> Result<(), Invalid> {
+    if window == Window::Disabled {
+        return Err(Invalid::Disabled);
+    }
+    let last_login = last_login.ok_or(Invalid::NeverLoggedIn)?;
+    // An unrepresentably large window never ends.
+    match valid_until(Some(last_login), window) {
+        Some(until) if now >= until => Err(Invalid::Expired { last_login, until }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn window_rules() {
+        assert_eq!(window(None, 14), Window::Minutes(14 * 24 * 60));
+        assert_eq!(window(None, 0), Window::Disabled);
+        assert_eq!(window(Some(30), 14), Window::Minutes(30));
+        assert_eq!(
+            window(Some(30), 0),
+            Window::Minutes(30),
+            "override wins over system 0"
+        );
+        assert_eq!(window(Some(0), 14), Window::Disabled);
+        assert_eq!(window(Some(-1), 14), Window::Minutes(14 * 24 * 60));
+        assert_eq!(window(None, i64::MAX), Window::Minutes(i64::MAX));
+    }
+
+    #[test]
+    fn boundaries() {
+        let w = Window::Minutes(60);
+        let login = Some(t0());
+        assert_eq!(check(login, w, t0()), Ok(()));
+        assert_eq!(check(login, w, t0() + Duration::minutes(59)), Ok(()));
+        let end = t0() + Duration::minutes(60);
+        assert_eq!(
+            check(login, w, end),
+            Err(Invalid::Expired {
+                last_login: t0(),
+                until: end
+            })
+        );
+        assert_eq!(check(None, w, t0()), Err(Invalid::NeverLoggedIn));
+        assert_eq!(check(login, Window::Disabled, t0()), Err(Invalid::Disabled));
+        assert_eq!(
+            check(
+                login,
+                Window::Minutes(i64::MAX),
+                t0() + Duration::days(10_000)
+            ),
+            Ok(())
+        );
+        assert_eq!(valid_until(login, w), Some(end));
+        assert_eq!(valid_until(login, Window::Disabled), None);
+    }
+
+    #[test]
+    fn a_new_login_revives() {
+        let w = window(None, 14);
+        let later = t0() + Duration::days(20);
+        assert!(check(Some(t0()), w, later).is_err());
+        assert!(check(Some(later - Duration::hours(1)), w, later).is_ok());
+    }
+}

@@ -1,0 +1,414 @@
+//! A throwaway OpenLDAP slapd (Debian's /usr/sbin/slapd) for integration tests.
+//!
+//! Each `Slapd::start()` gets its own temp dir, mdb database, CA and server certificate,
+//! and a pair of free 127.0.0.1 ports (ldap:// and ldaps://). Mutations go through the
+//! ldap-utils CLI tools as rootdn. The process is killed on drop, also when a test panics.
+//!
+//! The CLI tools run through `std::process` inside `spawn_blocking` rather than
+//! `tokio::process`, because the crate's tokio does not enable the `process` feature.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const SUFFIX: &str = "dc=example,dc=org";
+const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+const ROOT_PW: &str = "root-secret";
+const SERVICE_DN: &str = "cn=svc,ou=services,dc=example,dc=org";
+const SERVICE_PW: &str = "svc-secret";
+const USER_BASE: &str = "ou=people,dc=example,dc=org";
+const ADMIN_GROUP_DN: &str = "cn=accesskeyd-admins,ou=groups,dc=example,dc=org";
+/// groupOfNames needs at least one member, so the admin group always keeps this dangling
+/// DN and `remove_from_admins` can take out the last real member.
+const PLACEHOLDER_MEMBER: &str = "cn=placeholder,dc=example,dc=org";
+const START_ATTEMPTS: usize = 5;
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct LdapUser {
+    pub uid: &'static str,
+    pub password: &'static str,
+    pub cn: &'static str,
+    pub given_name: &'static str,
+    pub sn: &'static str,
+    pub mail: &'static str,
+}
+
+const USERS: &[LdapUser] = &[
+    LdapUser {
+        uid: "alice",
+        password: "alice-pw",
+        cn: "Alice Liddell",
+        given_name: "Alice",
+        sn: "Liddell",
+        mail: "alice@example.org",
+    },
+    LdapUser {
+        uid: "bob",
+        password: "bob-pw",
+        cn: "Bob Builder",
+        given_name: "Bob",
+        sn: "Builder",
+        mail: "bob@example.org",
+    },
+    LdapUser {
+        uid: "carol",
+        password: "carol-pw",
+        cn: "Carol Danvers",
+        given_name: "Carol",
+        sn: "Danvers",
+        mail: "carol@example.org",
+    },
+];
+
+pub struct Slapd {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+    tls_port: u16,
+}
+
+impl Slapd {
+    /// Starts slapd and loads the seed data. Panics (with slapd's stderr) when it cannot.
+    pub async fn start() -> Slapd {
+        let dir = tempfile::Builder::new()
+            .prefix("slapd-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temp dir for slapd: {e}"));
+        write_tls_files(dir.path());
+        write_config(dir.path());
+        fs::create_dir(dir.path().join("db")).expect("create db dir");
+
+        let mut slapd = Slapd {
+            child: None,
+            dir,
+            port: 0,
+            tls_port: 0,
+        };
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            slapd.port = free_port();
+            slapd.tls_port = free_port();
+            if slapd.port == slapd.tls_port {
+                continue;
+            }
+            match slapd.spawn_and_wait().await {
+                Ok(()) => {
+                    slapd.ldap_tool("ldapadd", &seed_ldif()).await;
+                    return slapd;
+                }
+                // Someone took a port between our probe and slapd's bind: try new ones.
+                Err(StartError::PortInUse(stderr)) => last_error = stderr,
+                Err(StartError::Fatal(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!(
+            "slapd could not bind free ports after {START_ATTEMPTS} attempts; last stderr:\n{last_error}"
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.tls_port)
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn service_dn(&self) -> &str {
+        SERVICE_DN
+    }
+
+    pub fn service_password(&self) -> &str {
+        SERVICE_PW
+    }
+
+    pub fn user_base(&self) -> &str {
+        USER_BASE
+    }
+
+    pub fn admin_group_dn(&self) -> &str {
+        ADMIN_GROUP_DN
+    }
+
+    pub fn users() -> &'static [LdapUser] {
+        USERS
+    }
+
+    /// Adds an inetOrgPerson under the user base (cn = sn = uid, mail uid@example.org).
+    pub async fn add_user(&self, uid: &str, password: &str) {
+        let ldif = format!(
+            "dn: uid={uid},{USER_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n\
+             sn: {uid}\nmail: {uid}@example.org\nuserPassword: {password}\n"
+        );
+        self.ldap_tool("ldapadd", &ldif).await;
+    }
+
+    pub async fn delete_user(&self, uid: &str) {
+        self.ldap_tool("ldapdelete", &format!("uid={uid},{USER_BASE}\n"))
+            .await;
+    }
+
+    pub async fn set_password(&self, uid: &str, password: &str) {
+        let ldif = format!(
+            "dn: uid={uid},{USER_BASE}\nchangetype: modify\nreplace: userPassword\n\
+             userPassword: {password}\n"
+        );
+        self.ldap_tool("ldapmodify", &ldif).await;
+    }
+
+    pub async fn add_to_admins(&self, uid: &str) {
+        let ldif = format!(
+            "dn: {ADMIN_GROUP_DN}\nchangetype: modify\nadd: member\nmember: uid={uid},{USER_BASE}\n"
+        );
+        self.ldap_tool("ldapmodify", &ldif).await;
+    }
+
+    pub async fn remove_from_admins(&self, uid: &str) {
+        let ldif = format!(
+            "dn: {ADMIN_GROUP_DN}\nchangetype: modify\ndelete: member\nmember: uid={uid},{USER_BASE}\n"
+        );
+        self.ldap_tool("ldapmodify", &ldif).await;
+    }
+
+    /// Kills slapd and reaps it. Safe to call more than once.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn spawn_and_wait(&mut self) -> Result<(), StartError> {
+        let stderr_path = self.dir.path().join("slapd.stderr");
+        let stderr = fs::File::create(&stderr_path).expect("create slapd.stderr");
+        let listeners = format!(
+            "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+            self.port, self.tls_port
+        );
+        // Any -d keeps slapd in the foreground, so the pid we hold is slapd itself. `-d 0`
+        // would also silence errors such as "bind(6) failed errno=98", which the retry on a
+        // port collision and the panic messages need; `none` prints only those.
+        let child = Command::new("/usr/sbin/slapd")
+            .arg("-h")
+            .arg(&listeners)
+            .arg("-f")
+            .arg(self.dir.path().join("slapd.conf"))
+            .arg("-d")
+            .arg("none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| StartError::Fatal(format!("cannot run /usr/sbin/slapd: {e}")))?;
+        self.child = Some(child);
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+                    if log.contains("errno=98") || log.contains("Address already in use") {
+                        return Err(StartError::PortInUse(log));
+                    }
+                    return Err(StartError::Fatal(format!(
+                        "slapd exited with {status} during startup; stderr:\n{log}"
+                    )));
+                }
+            }
+            if self.tcp_ready() && self.whoami_ok().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+                return Err(StartError::Fatal(format!(
+                    "slapd did not answer on {listeners} within {READY_TIMEOUT:?}; stderr:\n{log}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn tcp_ready(&self) -> bool {
+        [self.port, self.tls_port].iter().all(|p| {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *p));
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    async fn whoami_ok(&self) -> bool {
+        let mut cmd = self.cli("ldapwhoami");
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        tokio::task::spawn_blocking(move || cmd.status().map(|s| s.success()).unwrap_or(false))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// An ldap-utils command bound as rootdn over plain ldap://, ignoring ldap.conf.
+    fn cli(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(tool);
+        cmd.env("LDAPNOINIT", "1")
+            .args(["-H", &self.url(), "-x", "-D", ROOT_DN, "-w", ROOT_PW])
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `tool` with `input` on stdin; panics with its output when it fails.
+    async fn ldap_tool(&self, tool: &str, input: &str) {
+        let mut cmd = self.cli(tool);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let input = input.to_owned();
+        let tool_name = tool.to_owned();
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {tool_name}: {e}"));
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin
+                    .write_all(input.as_bytes())
+                    .expect("write LDIF to stdin");
+            }
+            (child.wait_with_output().expect("wait for ldap tool"), input)
+        })
+        .await
+        .expect("ldap tool task");
+        let (out, input) = output;
+        assert!(
+            out.status.success(),
+            "{tool} failed ({}):\nstdout: {}\nstderr: {}\ninput:\n{input}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum StartError {
+    PortInUse(String),
+    Fatal(String),
+}
+
+/// A port that was free a moment ago; slapd may still lose a race for it (start retries).
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// A fresh CA and a server certificate for 127.0.0.1 and localhost signed by it.
+fn write_tls_files(dir: &Path) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "accesskeyd test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("sign server cert");
+
+    fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
+    fs::write(dir.join("server.pem"), cert.pem()).expect("write server.pem");
+    fs::write(dir.join("server.key"), key.serialize_pem()).expect("write server.key");
+}
+
+fn write_config(dir: &Path) {
+    let d = dir.display();
+    let conf = format!(
+        r#"include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+
+pidfile {d}/slapd.pid
+argsfile {d}/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb.la
+moduleload memberof.la
+
+TLSCACertificateFile {d}/ca.pem
+TLSCertificateFile {d}/server.pem
+TLSCertificateKeyFile {d}/server.key
+
+database mdb
+maxsize 1073741824
+suffix "{SUFFIX}"
+rootdn "{ROOT_DN}"
+rootpw {ROOT_PW}
+directory {d}/db
+sizelimit size.prtotal=unlimited
+index objectClass eq
+index uid eq
+index member,uniqueMember eq
+
+overlay memberof
+memberof-refint TRUE
+
+access to attrs=userPassword
+    by self write
+    by anonymous auth
+    by * none
+access to *
+    by dn.exact="{SERVICE_DN}" read
+    by self read
+    by * none
+"#
+    );
+    fs::write(dir.join("slapd.conf"), conf).expect("write slapd.conf");
+}
+
+fn seed_ldif() -> String {
+    let mut ldif = format!(
+        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+         dn: {USER_BASE}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
+         dn: ou=services,{SUFFIX}\nobjectClass: organizationalUnit\nou: services\n\n\
+         dn: {SERVICE_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n\
+         cn: svc\nuserPassword: {SERVICE_PW}\n\n"
+    );
+    for u in USERS {
+        ldif.push_str(&format!(
+            "dn: uid={},{USER_BASE}\nobjectClass: inetOrgPerson\nuid: {}\ncn: {}\ngivenName: {}\n\
+             sn: {}\nmail: {}\nuserPassword: {}\n\n",
+            u.uid, u.uid, u.cn, u.given_name, u.sn, u.mail, u.password
+        ));
+    }
+    ldif.push_str(&format!(
+        "dn: {ADMIN_GROUP_DN}\nobjectClass: groupOfNames\ncn: accesskeyd-admins\n\
+         member: {PLACEHOLDER_MEMBER}\nmember: uid=alice,{USER_BASE}\n"
+    ));
+    ldif
+}
