@@ -70,8 +70,8 @@ pub fn build_directories(config: &Config) -> Result<Vec<Directory>> {
         .iter()
         .map(|d| match d {
             DirectoryConfig::Builtin(b) => Ok(Directory::Builtin(b.clone())),
-            DirectoryConfig::Ldap(l) => LdapDirectory::new(l.clone())
-                .map(Directory::Ldap)
+            DirectoryConfig::Ldap(l) => LdapDirectory::new(l.as_ref().clone())
+                .map(|d| Directory::Ldap(Box::new(d)))
                 .map_err(|e| Error::invalid(format!("directories `{}`: {e}", l.id))),
         })
         .collect()

@@ -188,7 +188,7 @@ async fn check_config(config: Config) -> ExitCode {
         match dir {
             DirectoryConfig::Builtin(b) => println!("directory {} (builtin): ok", b.id),
             DirectoryConfig::Ldap(l) => {
-                let result = match LdapDirectory::new(l.clone()) {
+                let result = match LdapDirectory::new(l.as_ref().clone()) {
                     Ok(d) => d.check().await,
                     Err(e) => Err(e),
                 };

@@ -197,7 +197,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone)]
 pub enum DirectoryConfig {
     Builtin(BuiltinDirectoryConfig),
-    Ldap(LdapDirectoryConfig),
+    Ldap(Box<LdapDirectoryConfig>),
 }
 
 impl DirectoryConfig {
@@ -658,7 +658,7 @@ impl RawDirectory {
                 if timeout_seconds == 0 {
                     return Err(invalid(key("timeout_seconds"), "must be at least 1"));
                 }
-                Ok(DirectoryConfig::Ldap(LdapDirectoryConfig {
+                Ok(DirectoryConfig::Ldap(Box::new(LdapDirectoryConfig {
                     name: self.name.unwrap_or_else(|| self.id.clone()),
                     id: self.id,
                     url,
@@ -680,7 +680,7 @@ impl RawDirectory {
                     email_attribute: self.email_attribute.unwrap_or_else(|| "mail".into()),
                     admin_group: self.admin_group,
                     timeout_seconds,
-                }))
+                })))
             }
             other => Err(invalid(
                 key("kind"),

@@ -36,7 +36,7 @@ use crate::config::BuiltinDirectoryConfig;
 /// A configured directory, ready to check passwords.
 pub enum Directory {
     Builtin(BuiltinDirectoryConfig),
-    Ldap(ldap::LdapDirectory),
+    Ldap(Box<ldap::LdapDirectory>),
 }
 
 impl Directory {

@@ -1,0 +1,331 @@
+//! The `accesskeyd` binary as an operator uses it: first start, local users, migrate,
+//! check-config, configuration errors, help.
+
+use crate::harness::daemon::config_toml;
+use crate::harness::slapd::Slapd;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_accesskeyd");
+
+fn accesskeyd(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_remove("ACCESSKEYD_CONFIG")
+        .env("ACCESSKEYD_PASSWORD_HASHING__MEMORY_KIB", "256")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn accesskeyd");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `serve` process, stopped with SIGTERM (then killed) on drop.
+struct Served {
+    child: Child,
+    lines: Vec<String>,
+    url: String,
+}
+
+impl Served {
+    fn start(dir: &Path) -> Served {
+        let port = free_port();
+        let mut child = accesskeyd(dir)
+            .arg("serve")
+            .env("ACCESSKEYD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("serve did not start; output so far: {lines:?}"));
+            let done = line.contains("listening on");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        Served {
+            child,
+            lines,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn the_readme_story_first_start_admin_key_and_curl_style_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(dir.path());
+    let banner = served.lines.join("\n");
+    assert!(
+        banner.contains("created the built-in admin user `admin`"),
+        "{banner}"
+    );
+    let pos = served
+        .lines
+        .iter()
+        .position(|l| l.contains("with password"))
+        .unwrap();
+    let password = served.lines[pos + 2].trim().to_string();
+    assert!(password.len() >= 20, "{password:?}");
+    assert!(
+        dir.path().join("accesskeyd.db").exists(),
+        "SQLite file in the working directory"
+    );
+
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{}/api/auth/login", served.url))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let token = login.headers()["x-sq-auth"].to_str().unwrap().to_string();
+    let key: serde_json::Value = http
+        .post(format!("{}/api/accesskeys", served.url))
+        .header("x-sq-auth", &token)
+        .json(&json!({"name": "curl"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let me = http
+        .get(format!("{}/api/users/me", served.url))
+        .basic_auth(key["keyId"].as_str().unwrap(), key["password"].as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["username"], "admin");
+    assert_eq!(me["isAdmin"], true);
+    served.stop();
+
+    // The second start finds an admin and prints no password.
+    let served = Served::start(dir.path());
+    assert!(
+        !served.lines.join("\n").contains("password"),
+        "{:?}",
+        served.lines
+    );
+}
+
+#[tokio::test]
+async fn local_users_are_created_with_passwords_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |args: &[&str], stdin: &str| {
+        let mut c = accesskeyd(dir.path());
+        c.args(args);
+        run_with_stdin(c, stdin)
+    };
+    let o = add(
+        &["local-user", "add", "ops", "--admin"],
+        "ops password 123\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("created built-in admin `ops`"));
+    assert!(
+        !text(&o).contains("ops password 123"),
+        "the password was echoed"
+    );
+    let o = add(&["local-user", "add", "ops"], "another password\n");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("already exists"), "{}", text(&o));
+    let o = add(&["local-user", "add", "short"], "short\n");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least 12"), "{}", text(&o));
+    let o = add(&["local-user", "add", "empty"], "");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no password"), "{}", text(&o));
+    let o = add(&["local-user", "passwd", "nobody"], "some new password\n");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("no built-in user named `nobody`"),
+        "{}",
+        text(&o)
+    );
+    let o = add(&["local-user", "passwd", "ops"], "the new ops password\n");
+    assert!(o.status.success(), "{}", text(&o));
+
+    // An admin exists, so serve creates none, and ops logs in with the new password.
+    let served = Served::start(dir.path());
+    assert!(!served
+        .lines
+        .join("\n")
+        .contains("created the built-in admin"));
+    let http = reqwest::Client::new();
+    for (pw, status) in [
+        ("ops password 123", StatusCode::UNAUTHORIZED),
+        ("the new ops password", StatusCode::OK),
+    ] {
+        let r = http
+            .post(format!("{}/api/auth/login", served.url))
+            .json(&json!({"username": "ops", "password": pw, "authProviderId": "builtin"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{pw}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_check_config_and_configuration_errors() {
+    let slapd = Slapd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("accesskeyd.toml");
+    std::fs::write(&cfg, config_toml(dir.path(), Some(&slapd), "")).unwrap();
+    let cfg_arg = cfg.to_str().unwrap();
+
+    let o = accesskeyd(dir.path())
+        .args(["--config", cfg_arg, "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "pending migrations are a problem: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("migrations are pending"), "{}", text(&o));
+
+    let o = accesskeyd(dir.path())
+        .args(["--config", cfg_arg, "migrate"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("applied"), "{}", text(&o));
+    let o = accesskeyd(dir.path())
+        .args(["migrate", "--config", cfg_arg])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("up to date"), "{}", text(&o));
+
+    let o = accesskeyd(dir.path())
+        .args(["--config", cfg_arg, "check-config"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("directory corp (ldap"), "{}", text(&o));
+    assert!(text(&o).contains("all checks passed"));
+
+    // A wrong service password and a dead directory are reported by name.
+    let o = accesskeyd(dir.path())
+        .args(["--config", cfg_arg, "check-config"])
+        .env("ACCESSKEYD_DIRECTORIES__1__BIND_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("directory corp"), "{}", text(&o));
+    assert!(
+        !text(&o).contains("wrong"),
+        "the password is printed: {}",
+        text(&o)
+    );
+
+    // Unknown keys are errors that name the key, from the file and from the environment.
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap();
+    let o = accesskeyd(dir.path())
+        .args(["--config", cfg_arg, "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("lisen"), "{}", text(&o));
+    let o = accesskeyd(dir.path())
+        .arg("check-config")
+        .env("ACCESSKEYD_SERVER__LISTN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("listn"), "{}", text(&o));
+    let o = accesskeyd(dir.path())
+        .args(["--config", "/nonexistent.toml", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("/nonexistent.toml"));
+
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["local-user", "add", "--help"],
+        vec!["check-config", "--help"],
+    ] {
+        let o = accesskeyd(dir.path()).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert!(text(&o).contains("Usage"), "{args:?}");
+    }
+    let o = accesskeyd(dir.path())
+        .args(["local-user", "add", "--help"])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("standard input"));
+}

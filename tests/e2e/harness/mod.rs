@@ -1,0 +1,5 @@
+//! Test harness: real peers (slapd) and the daemon, each on free 127.0.0.1 ports and stopped
+//! on drop, also when a test fails.
+
+pub mod daemon;
+pub mod slapd;

@@ -1,0 +1,11 @@
+//! End-to-end tests: the daemon with its real peers, driven the way users and admins drive it.
+
+mod harness;
+
+mod access_keys;
+mod admin;
+mod cli;
+mod input;
+mod ldap_directory;
+mod ldap_login;
+mod validity;
