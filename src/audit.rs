@@ -14,6 +14,8 @@ pub struct Actor {
     pub user_id: Option<String>,
     pub name: Option<String>,
     pub remote_addr: Option<String>,
+    /// The access key the actor used, when they acted with one.
+    pub key_id: Option<String>,
 }
 
 impl Actor {
@@ -22,6 +24,7 @@ impl Actor {
             user_id: None,
             name: Some(name.to_string()),
             remote_addr: None,
+            key_id: None,
         }
     }
 }
@@ -68,6 +71,11 @@ impl<'a> Event<'a> {
 
 /// Records `event` on `conn` (inside the caller's transaction) and as a tracing event.
 pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result<()> {
+    let detail = match (&event.actor.key_id, &event.detail) {
+        (Some(k), Some(d)) => Some(format!("{d} (with access key {k})")),
+        (Some(k), None) => Some(format!("with access key {k}")),
+        (None, d) => d.clone(),
+    };
     tracing::info!(
         target: "accesskeyd::audit",
         action = event.action,
@@ -77,7 +85,7 @@ pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result
         target_type = event.target_type.unwrap_or("-"),
         target_id = event.target_id.unwrap_or("-"),
         target = event.target.unwrap_or("-"),
-        detail = event.detail.as_deref().unwrap_or(""),
+        detail = detail.as_deref().unwrap_or(""),
         remote_addr = event.actor.remote_addr.as_deref().unwrap_or("-"),
         "audit"
     );
@@ -90,7 +98,7 @@ pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result
         target_type: event.target_type.map(str::to_string),
         target_id: event.target_id.map(str::to_string),
         target: event.target.map(str::to_string),
-        detail: event.detail.clone(),
+        detail,
         remote_addr: event.actor.remote_addr.clone(),
     };
     diesel::insert_into(audit_events::table)

@@ -53,6 +53,7 @@ impl Principal {
             user_id: Some(self.user.id.clone()),
             name: Some(self.user.username.clone()),
             remote_addr: self.remote_addr.clone(),
+            key_id: self.key.as_ref().map(|(_, k)| k.clone()),
         }
     }
 
@@ -85,7 +86,18 @@ pub async fn authenticate(
 ) -> Result<Principal> {
     match credentials {
         Credentials::Basic { key_id, password } => {
-            let v = keys::verify(app, &key_id, password).await?;
+            let v = keys::verify(app, &key_id, password)
+                .await
+                .inspect_err(|e| {
+                    // Not audited (a misconfigured poller would flood the trail); logged instead.
+                    // The key id is not secret; the password never appears.
+                    tracing::warn!(
+                        key_id = %key_id.chars().take(64).collect::<String>(),
+                        remote_addr = remote_addr.as_deref().unwrap_or("-"),
+                        reason = %e,
+                        "access-key authentication refused"
+                    );
+                })?;
             Ok(Principal {
                 user: v.user,
                 method: Method::AccessKey,
@@ -197,11 +209,22 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
         user_id: None,
         name: Some(input.username.clone()),
         remote_addr: remote_addr.clone(),
+        key_id: None,
     };
     // Keys belong to the built-in directory; without a directory, a key-shaped name is a key.
     let as_key = format::is_key_id(&input.username) && directory.is_none_or(Directory::is_builtin);
     let result = if as_key {
-        key_login(app, &input, &actor).await
+        match key_login(app, &input, &actor).await {
+            // "Checked as a key first": a name of key shape that is no valid key may still be
+            // a directory user's name. If no directory accepts it, the key's answer stands.
+            Err(key_error @ Error::Unauthenticated(_)) if directory.is_none() => {
+                match interactive_login(app, &input, None, &actor).await {
+                    Err(Error::Unauthenticated(_)) => Err(key_error),
+                    other => other,
+                }
+            }
+            other => other,
+        }
     } else {
         interactive_login(app, &input, directory, &actor).await
     };
@@ -233,6 +256,7 @@ async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<Logge
         user_id: Some(user.id.clone()),
         name: Some(user.username.clone()),
         remote_addr: actor.remote_addr.clone(),
+        key_id: Some(key.key_id.clone()),
     };
     let config = app.config.clone();
     let (token, info) = app
@@ -297,6 +321,7 @@ async fn interactive_login(
         user_id: Some(row.id.clone()),
         name: Some(row.username.clone()),
         remote_addr: actor.remote_addr.clone(),
+        key_id: None,
     };
     let dir_id = dir.id().to_string();
     let token = app

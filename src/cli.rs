@@ -5,6 +5,7 @@ use crate::audit::Actor;
 use crate::clock::SystemClock;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
+use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::users;
@@ -88,6 +89,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // LDAP settings that only the directory module can judge (CA file contents, URL form)
+    // are configuration errors too, and get the same exit code.
+    if let Err(e) = crate::app::build_directories(&config) {
+        eprintln!("accesskeyd: configuration error: {e}");
+        return ExitCode::from(2);
+    }
     init_tracing(&config);
     let result = match cli.command {
         Command::Serve => serve(config).await,
@@ -174,6 +181,11 @@ async fn check_config(config: Config) -> ExitCode {
     match Store::open(&config.database) {
         Ok(store) => match store.ready().await {
             Ok(()) => println!("database {}: ok", config.database.url),
+            // `serve` applies them at start, so this is not a problem, just worth knowing.
+            Err(Error::Unavailable(m)) if m.contains("pending") => println!(
+                "database {}: ok (migrations pending: `accesskeyd migrate` or `serve` applies them)",
+                config.database.url
+            ),
             Err(e) => {
                 problems += 1;
                 println!("database {}: {e}", config.database.url);

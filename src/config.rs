@@ -15,6 +15,12 @@ use std::str::FromStr;
 /// array entries are addressed by index: `ACCESSKEYD_DIRECTORIES__1__BIND_PASSWORD_FILE`.
 pub const ENV_PREFIX: &str = "ACCESSKEYD_";
 
+/// Variables with the prefix that are not configuration keys: `ACCESSKEYD_CONFIG` names the
+/// file itself (read by the command line), `ACCESSKEYD_TEST_*` belong to the test suite.
+fn is_reserved_env(name: &str) -> bool {
+    name == "ACCESSKEYD_CONFIG" || name.starts_with("ACCESSKEYD_TEST_")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -360,6 +366,9 @@ fn apply_env(tree: &mut toml::Table, env: &[(String, String)]) -> Result<(), Con
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
+        if is_reserved_env(name) {
+            continue;
+        }
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
         if path.iter().any(|p| p.is_empty()) {
             return Err(invalid(name.clone(), "empty path segment in variable name"));
@@ -469,6 +478,12 @@ impl RawConfig {
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
+        if self.database.connect_timeout_seconds == 0 {
+            return Err(invalid(
+                "database.connect_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
         let ak = &self.access_keys;
         if ak.validity_without_user_login_days < 0 {
             return Err(invalid(
@@ -545,7 +560,12 @@ impl RawConfig {
                 _ => None,
             })
             .unwrap_or_default();
-        if builtins == 0 && directories.iter().skip(1).any(|d| d.id() == builtin_id) {
+        if builtins == 0
+            && directories
+                .iter()
+                .skip(1)
+                .any(|d| d.id().eq_ignore_ascii_case(&builtin_id))
+        {
             return Err(invalid(
                 "directories",
                 format!("the id `{builtin_id}` is reserved for the built-in directory"),
@@ -757,6 +777,7 @@ mod tests {
                 ("ACCESSKEYD_DIRECTORIES__0__BIND_PASSWORD", "123456"),
                 ("ACCESSKEYD_DIRECTORIES__0__STARTTLS", "true"),
                 ("OTHER", "ignored"),
+                ("ACCESSKEYD_CONFIG", "/etc/accesskeyd/accesskeyd.toml"),
             ]),
         )
         .unwrap();
@@ -812,6 +833,11 @@ mod tests {
                 "[[directories]]\nid = \"a\"\nkind = \"builtin\"\nurl = \"ldap://x\"\n",
                 "directories[0].url",
             ),
+            (
+                "[[directories]]\nid = \"Builtin\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\n",
+                "reserved",
+            ),
+            ("[database]\nconnect_timeout_seconds = 0\n", "connect_timeout_seconds"),
             (
                 "[[directories]]\nid = \"x\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nbind_dn = \"cn=a\"\nbind_password_file = \"/nonexistent/secret\"\n",
                 "bind_password_file",

@@ -1,10 +1,11 @@
 //! Runtime options that admins change through the API (`/api/system/configuration/options`).
 //! Stored in the database; an option never set takes its default from the configuration.
 
+use crate::app::App;
 use crate::audit::{self, Actor, Event};
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::revocation::{self, Revoked};
 use crate::store::models::{to_ms, OptionRow};
 use crate::store::schema::options;
 use crate::store::{DbConn, Store};
@@ -142,9 +143,7 @@ pub async fn list(store: &Store, config: &Config) -> Result<Vec<OptionOutput>> {
 /// Validates every change first (nothing is written if any is wrong), then applies all in
 /// one transaction with an audit event each. With `dry_run` it only answers what would be.
 pub async fn set(
-    store: &Store,
-    config: &Config,
-    clock: &dyn Clock,
+    app: &App,
     actor: &Actor,
     changes: Vec<Change>,
     dry_run: bool,
@@ -161,10 +160,11 @@ pub async fn set(
         })?;
         valid.push((def, validate(def, &c.value)?, c.note));
     }
-    let now = clock.now();
-    let config = config.clone();
+    let now = app.clock.now();
+    let config = app.config.clone();
     let actor = actor.clone();
-    store
+    let out = app
+        .store
         .write(move |conn| {
             let mut out = Vec::new();
             for (def, value, note) in &valid {
@@ -206,7 +206,11 @@ pub async fn set(
             }
             Ok(out)
         })
-        .await
+        .await?;
+    if !dry_run {
+        revocation::changed(app, Revoked::All);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -194,16 +194,47 @@ pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> R
     let now = app.clock.now();
     let dir = directory_id.to_string();
     let config = app.config.clone();
-    app.store
+    let (info, superseded) = app
+        .store
         .write(move |conn| {
+            let mut superseded = None;
             let existing: Option<UserRow> = users::table
                 .filter(users::directory_id.eq(&dir))
                 .filter(users::external_id.eq(&du.external_id))
                 .select(UserRow::as_select())
                 .first(conn)
                 .optional()?;
+            // Another record holding this name is a person upstream deleted or renamed, whose
+            // name now belongs to this account. It keeps its data (its keys stop working at
+            // once: it is disabled) but gives up the name, so nothing passes to this person.
+            let this_id = existing.as_ref().map(|r| r.id.clone());
+            let holder: Option<UserRow> = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::username.eq(&du.username))
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?;
+            if let Some(old) = holder.filter(|h| Some(&h.id) != this_id.as_ref()) {
+                let renamed = format!("{}#{}", old.username, &old.id[..8]);
+                diesel::update(users::table.find(&old.id))
+                    .set((users::username.eq(&renamed), users::is_enabled.eq(false)))
+                    .execute(conn)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.superseded", &Actor::system("login"))
+                        .target("user", &old.id, &renamed)
+                        .detail(format!(
+                            "directory {dir}: another account (stable id {}) now has the name `{}`; this record was renamed and disabled",
+                            du.external_id, du.username
+                        )),
+                )?;
+                superseded = Some(old.id);
+            }
             let id = match existing {
                 Some(row) => {
+                    // A successful bind proves the account is live: re-enable a record that
+                    // was superseded earlier and has now come back under a new name.
                     diesel::update(users::table.find(&row.id))
                         .set((
                             users::username.eq(&du.username),
@@ -212,31 +243,13 @@ pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> R
                             users::last_name.eq(&du.last_name),
                             users::email.eq(&du.email),
                             users::is_admin.eq(du.is_admin),
+                            users::is_enabled.eq(true),
                             users::last_login_at.eq(Some(to_ms(now))),
                         ))
                         .execute(conn)?;
                     row.id
                 }
                 None => {
-                    // Same name, other stable id: upstream deleted and re-created the person.
-                    // The old record keeps its data (its keys lapse and sync removes it) but
-                    // gives up the name, so nothing passes to the new person.
-                    let stale: Option<UserRow> = users::table
-                        .filter(users::directory_id.eq(&dir))
-                        .filter(users::username.eq(&du.username))
-                        .select(UserRow::as_select())
-                        .first(conn)
-                        .optional()?;
-                    if let Some(old) = stale {
-                        let renamed = format!("{}#{}", old.username, &old.id[..8]);
-                        diesel::update(users::table.find(&old.id))
-                            .set((users::username.eq(&renamed), users::is_enabled.eq(false)))
-                            .execute(conn)?;
-                        tracing::warn!(
-                            directory = %dir, old_user_id = %old.id, %renamed,
-                            "a new directory account took the name of an existing user; the old record was renamed and disabled"
-                        );
-                    }
                     let row = UserRow {
                         id: uuid::Uuid::new_v4().to_string(),
                         directory_id: dir.clone(),
@@ -258,9 +271,13 @@ pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> R
                 }
             };
             let row = find(conn, &id)?;
-            with_window(conn, &config, row)
+            Ok((with_window(conn, &config, row)?, superseded))
         })
-        .await
+        .await?;
+    if let Some(old) = superseded {
+        revocation::changed(app, Revoked::User(old));
+    }
+    Ok(info)
 }
 
 /// Creates a user in the built-in directory.

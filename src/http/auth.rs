@@ -1,7 +1,7 @@
 //! `/api/auth`: providers, login, logout, and forward authentication for reverse proxies.
 
 use super::error::ApiError;
-use super::extract::{credentials, remote_addr, Caller, JsonBody, RemoteAddr};
+use super::extract::{credentials, remote_addr, Caller, JsonBody, Query, RemoteAddr};
 use super::users::{user_output, UserOutput};
 use super::AppState;
 use crate::auth::{self, LoginInput};
@@ -24,11 +24,29 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/verify", get(verify).post(verify))
 }
 
-async fn providers(State(state): State<AppState>) -> Json<Value> {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProvidersQuery {
+    /// Comma-separated directory ids; only these are listed.
+    include_auth_provider_ids: Option<String>,
+}
+
+async fn providers(State(state): State<AppState>, Query(q): Query<ProvidersQuery>) -> Json<Value> {
+    let wanted: Option<Vec<String>> = q.include_auth_provider_ids.map(|ids| {
+        ids.split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
     let list: Vec<Value> = state
         .0
         .directories
         .iter()
+        .filter(|d| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.contains(&d.id().to_ascii_lowercase()))
+        })
         .map(|d| {
             json!({
                 "datasourceClass": d.class(),

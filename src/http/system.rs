@@ -4,7 +4,6 @@ use super::error::ApiError;
 use super::extract::{Admin, JsonBody};
 use super::AppState;
 use crate::options::{self, Change, OptionOutput};
-use crate::revocation::{self, Revoked};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -66,18 +65,7 @@ async fn set_options(
             note: o.note,
         })
         .collect();
-    let changed: Vec<OptionOutput> = options::set(
-        &app.store,
-        &app.config,
-        app.clock.as_ref(),
-        &p.actor(),
-        changes,
-        input.dry_run,
-    )
-    .await?;
-    if !input.dry_run {
-        revocation::changed(app, Revoked::All);
-    }
+    let changed: Vec<OptionOutput> = options::set(app, &p.actor(), changes, input.dry_run).await?;
     let list = options::list(&app.store, &app.config).await?;
     let list = if input.dry_run {
         // Show the list as it would be.

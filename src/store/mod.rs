@@ -26,11 +26,12 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         &self,
         conn: &mut SqliteConnection,
     ) -> std::result::Result<(), diesel::r2d2::Error> {
-        // WAL lets readers proceed while one writer writes; busy_timeout makes writers queue
-        // instead of failing at once; foreign keys make deletes cascade.
+        // busy_timeout first: it makes this connection wait for locks instead of failing at
+        // once, also for the journal_mode switch below. WAL lets readers proceed while one
+        // writer writes; foreign keys make deletes cascade.
         conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+             PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }

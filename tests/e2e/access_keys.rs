@@ -297,3 +297,49 @@ async fn labels_limits_and_other_peoples_keys() {
         2
     );
 }
+
+/// Polls the owner's key list until `lastUsed` of the only key satisfies `ok`.
+async fn last_used_until(
+    owner: &crate::harness::daemon::Client,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        seen = owner.get("/api/accesskeys").await.body["keys"][0]["lastUsed"].clone();
+        if ok(&seen) {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("lastUsed never satisfied the condition; last seen {seen}");
+}
+
+#[tokio::test]
+async fn last_used_is_written_at_most_once_a_minute_per_key() {
+    let d = Daemon::start(None).await;
+    let admin = d.admin().await;
+    let (key, pw, _) = admin.create_key("poller").await;
+    let basic = d.client().with_basic(&key, &pw);
+
+    assert_eq!(basic.me().await.status, StatusCode::OK);
+    let first = last_used_until(&admin, |v| v.is_string()).await;
+
+    // Used again 30 s later: not written again.
+    d.advance(chrono::Duration::seconds(30));
+    assert_eq!(basic.me().await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        admin.get("/api/accesskeys").await.body["keys"][0]["lastUsed"],
+        first
+    );
+
+    // Over a minute after the last write: written again, with the newer time.
+    d.advance(chrono::Duration::seconds(31));
+    assert_eq!(basic.me().await.status, StatusCode::OK);
+    let second = last_used_until(&admin, |v| v.is_string() && *v != first).await;
+    let (a, b): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
+        first.as_str().unwrap().parse().unwrap(),
+        second.as_str().unwrap().parse().unwrap(),
+    );
+    assert!(b - a >= chrono::Duration::seconds(61), "{a} -> {b}");
+}

@@ -191,6 +191,50 @@ async fn a_recreated_upstream_account_does_not_inherit_the_old_record() {
 }
 
 #[tokio::test]
+async fn a_renamed_person_keeps_their_record_and_the_new_holder_of_the_name_gets_none() {
+    let slapd = Slapd::start().await;
+    let d = Daemon::start(Some(&slapd)).await;
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let old_id = bob.me().await.body["id"].as_str().unwrap().to_string();
+    let (key, pw, _) = bob.create_key("etl").await;
+
+    // Upstream: bob becomes robert, and a different person is hired as bob.
+    slapd.rename_user("bob", "robert").await;
+    slapd.add_user("bob", "second-bob-pw").await;
+    let second = d.login("bob", "second-bob-pw", Some(LDAP_DIR)).await;
+    assert_ne!(second.me().await.body["id"], old_id.as_str());
+    assert_eq!(
+        second.get("/api/accesskeys").await.body["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Robert signs in: same record (stable id), new name, enabled again, his key works.
+    let robert = d.login("robert", "bob-pw", Some(LDAP_DIR)).await;
+    let me = robert.me().await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["id"], old_id.as_str());
+    assert_eq!(me.body["username"], "robert");
+    assert_eq!(me.body["isEnabled"], true);
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.body["username"],
+        "robert"
+    );
+    let audit = d
+        .admin()
+        .await
+        .get("/api/audit?action=user.superseded")
+        .await;
+    assert_eq!(audit.body["totalResults"], 1, "{}", audit.body);
+}
+
+#[tokio::test]
 async fn options_validate_before_changing_anything_and_are_audited() {
     let d = Daemon::start(None).await;
     let admin = d.admin().await;

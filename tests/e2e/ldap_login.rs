@@ -21,6 +21,15 @@ async fn an_ldap_user_logs_in_and_gets_a_record_with_their_attributes() {
     assert_eq!(list[0]["name"], "Seeq");
     assert_eq!(list[1]["datasourceClass"], "LDAP");
 
+    let only = d
+        .client()
+        .get(&format!(
+            "/api/auth/providers?includeAuthProviderIds={LDAP_DIR}"
+        ))
+        .await;
+    assert_eq!(only.body["authProviders"].as_array().unwrap().len(), 1);
+    assert_eq!(only.body["authProviders"][0]["id"], LDAP_DIR);
+
     let before = d.app.clock.now();
     let alice = d.login("alice", "alice-pw", Some(LDAP_DIR)).await;
     let me = alice.me().await;

@@ -159,6 +159,14 @@ impl Slapd {
             .await;
     }
 
+    /// Renames the entry (`uid` and RDN); its entryUUID stays, as in a real rename upstream.
+    pub async fn rename_user(&self, uid: &str, new_uid: &str) {
+        let ldif = format!(
+            "dn: uid={uid},{USER_BASE}\nchangetype: modrdn\nnewrdn: uid={new_uid}\ndeleteoldrdn: 1\n"
+        );
+        self.ldap_tool("ldapmodify", &ldif).await;
+    }
+
     pub async fn set_password(&self, uid: &str, password: &str) {
         let ldif = format!(
             "dn: uid={uid},{USER_BASE}\nchangetype: modify\nreplace: userPassword\n\
