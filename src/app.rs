@@ -10,6 +10,7 @@ use crate::keys::{LastUsed, VerifiedCache};
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
 use crate::store::Store;
+use crate::throttle::LoginThrottle;
 use std::sync::Arc;
 
 pub struct App {
@@ -22,6 +23,7 @@ pub struct App {
     pub verified: VerifiedCache,
     pub last_used: LastUsed,
     pub metrics: Metrics,
+    pub throttle: LoginThrottle,
 }
 
 impl App {
@@ -38,6 +40,7 @@ impl App {
         let directories = build_directories(&config)?;
         Ok(Arc::new(App {
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
+            throttle: LoginThrottle::new(&config.login_throttle),
             config,
             store,
             clock,

@@ -86,7 +86,7 @@ pub async fn authenticate(
 ) -> Result<Principal> {
     match credentials {
         Credentials::Basic { key_id, password } => {
-            let v = keys::verify(app, &key_id, password)
+            let v = keys::verify(app, &key_id, password, remote_addr.as_deref())
                 .await
                 .inspect_err(|e| {
                     // Not audited (a misconfigured poller would flood the trail); logged instead.
@@ -218,7 +218,7 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
             // "Checked as a key first": a name of key shape that is no valid key may still be
             // a directory user's name. If no directory accepts it, the key's answer stands.
             Err(key_error @ Error::Unauthenticated(_)) if directory.is_none() => {
-                match interactive_login(app, &input, None, &actor).await {
+                match throttled_login(app, &input, None, &actor).await {
                     Err(Error::Unauthenticated(_)) => Err(key_error),
                     other => other,
                 }
@@ -226,7 +226,7 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
             other => other,
         }
     } else {
-        interactive_login(app, &input, directory, &actor).await
+        throttled_login(app, &input, directory, &actor).await
     };
     if let Err(e) = &result {
         let method = if as_key { "access-key" } else { "interactive" };
@@ -247,7 +247,13 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
 }
 
 async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<LoggedIn> {
-    let v = keys::verify(app, &input.username, input.password.clone()).await?;
+    let v = keys::verify(
+        app,
+        &input.username,
+        input.password.clone(),
+        actor.remote_addr.as_deref(),
+    )
+    .await?;
     let now = app.clock.now();
     let ttl = Duration::minutes(app.config.sessions.access_key_ttl_minutes);
     let key = v.key.clone();
@@ -280,6 +286,25 @@ async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<Logge
         token,
         method: Method::AccessKey,
     })
+}
+
+/// An interactive login behind the failed-login throttle.
+async fn throttled_login(
+    app: &App,
+    input: &LoginInput,
+    directory: Option<&Directory>,
+    actor: &Actor,
+) -> Result<LoggedIn> {
+    let addr = actor.remote_addr.as_deref();
+    let now = app.clock.now();
+    app.throttle.check(&input.username, addr, now)?;
+    let result = interactive_login(app, input, directory, actor).await;
+    match &result {
+        Ok(_) => app.throttle.succeeded(&input.username, addr),
+        Err(Error::Unauthenticated(_)) => app.throttle.failed(&input.username, addr, now),
+        Err(_) => {}
+    }
+    result
 }
 
 async fn interactive_login(

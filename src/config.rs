@@ -48,6 +48,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub access_keys: AccessKeysConfig,
     pub sessions: SessionsConfig,
+    pub login_throttle: LoginThrottleConfig,
     pub password_hashing: PasswordHashingConfig,
     pub log: LogConfig,
     pub directories: Vec<DirectoryConfig>,
@@ -125,6 +126,34 @@ impl Default for AccessKeysConfig {
             max_label_length: 200,
             allow_key_sessions_to_create_keys: false,
             last_used_write_interval_seconds: 60,
+        }
+    }
+}
+
+/// Limits on failed logins, against password guessing (and directory account lockouts that
+/// guessing through us would cause) and against forcing argon2 work with bad credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginThrottleConfig {
+    /// Failed attempts for one username or key from one address within the window before
+    /// further attempts get 429. 0 turns throttling off.
+    #[serde(deserialize_with = "lenient")]
+    pub max_failures: u32,
+    /// Failed attempts from one address, all names together, within the window before
+    /// further attempts get 429. 0 turns this limit off.
+    #[serde(deserialize_with = "lenient")]
+    pub max_failures_per_address: u32,
+    /// The window, in seconds; a throttled caller waits until it has passed.
+    #[serde(deserialize_with = "lenient")]
+    pub window_seconds: u64,
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        LoginThrottleConfig {
+            max_failures: 10,
+            max_failures_per_address: 100,
+            window_seconds: 300,
         }
     }
 }
@@ -292,6 +321,8 @@ struct RawConfig {
     #[serde(default)]
     sessions: SessionsConfig,
     #[serde(default)]
+    login_throttle: LoginThrottleConfig,
+    #[serde(default)]
     password_hashing: PasswordHashingConfig,
     #[serde(default)]
     log: LogConfig,
@@ -306,6 +337,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             access_keys: AccessKeysConfig::default(),
             sessions: SessionsConfig::default(),
+            login_throttle: LoginThrottleConfig::default(),
             password_hashing: PasswordHashingConfig::default(),
             log: LogConfig::default(),
             directories: vec![DirectoryConfig::Builtin(BuiltinDirectoryConfig::default())],
@@ -512,6 +544,12 @@ impl RawConfig {
                 "must be at least 1",
             ));
         }
+        if self.login_throttle.window_seconds == 0 {
+            return Err(invalid(
+                "login_throttle.window_seconds",
+                "must be at least 1",
+            ));
+        }
         let ph = &self.password_hashing;
         if ph.memory_kib < 8 * ph.parallelism.max(1) || ph.iterations < 1 || ph.parallelism < 1 {
             return Err(invalid(
@@ -577,6 +615,7 @@ impl RawConfig {
             database: self.database,
             access_keys: self.access_keys,
             sessions: self.sessions,
+            login_throttle: self.login_throttle,
             password_hashing: self.password_hashing,
             log: self.log,
             directories,

@@ -25,6 +25,9 @@ pub enum Error {
     /// A dependency (database, directory) cannot be reached right now.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed attempts; try again after this many seconds.
+    #[error("{0}")]
+    RateLimited(String, u64),
     /// A bug or an unexpected failure; details go to the log, not to the client.
     #[error("internal error: {0}")]
     Internal(String),

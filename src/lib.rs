@@ -19,5 +19,6 @@ pub mod revocation;
 pub mod secret;
 pub mod sessions;
 pub mod store;
+pub mod throttle;
 pub mod users;
 pub mod validity;

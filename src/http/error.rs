@@ -65,6 +65,7 @@ pub fn status_message(status: StatusCode, message: impl Into<String>) -> Respons
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, message) = match self {
             ApiError::Domain(e) => match e {
                 Error::Invalid(m) => (StatusCode::BAD_REQUEST, m),
@@ -75,6 +76,10 @@ impl IntoResponse for ApiError {
                 Error::Unavailable(m) => {
                     tracing::warn!(reason = %m, "dependency unavailable");
                     (StatusCode::SERVICE_UNAVAILABLE, m)
+                }
+                Error::RateLimited(m, after) => {
+                    retry_after = Some(after);
+                    (StatusCode::TOO_MANY_REQUESTS, m)
                 }
                 Error::Internal(m) => {
                     tracing::error!(error = %m, "internal error");
@@ -87,6 +92,11 @@ impl IntoResponse for ApiError {
             ApiError::Rejected { status, message } => (status, message),
         };
         let mut response = status_message(status, message);
+        if let Some(after) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // Lets OData clients (Excel, Power BI) know to send access-key Basic credentials.
             response.headers_mut().insert(

@@ -243,8 +243,52 @@ pub struct Verified {
 const BAD_KEY: &str = "invalid access key or password";
 
 /// Checks an access key and its password, then the validity rule. Malformed input is refused
-/// before any hashing; unknown keys cost the same hashing time as known ones.
-pub async fn verify(app: &App, key_id: &str, password: Secret) -> Result<Verified> {
+/// before any hashing; unknown keys cost the same hashing time as known ones. Wrong
+/// credentials count towards the login throttle of `remote_addr` (a key that is merely not
+/// valid now does not).
+pub async fn verify(
+    app: &App,
+    key_id: &str,
+    password: Secret,
+    remote_addr: Option<&str>,
+) -> Result<Verified> {
+    let now = app.clock.now();
+    app.throttle.check(key_id, remote_addr, now)?;
+    let checked = check_credentials(app, key_id, password).await;
+    match &checked {
+        Ok(_) => app.throttle.succeeded(key_id, remote_addr),
+        Err(Error::Unauthenticated(_)) => app.throttle.failed(key_id, remote_addr, now),
+        Err(_) => {}
+    }
+    let (key, user, days) = checked?;
+    let checked = if user.is_enabled {
+        validity::check(
+            user.last_login(),
+            validity::window(user.access_key_validity_minutes, days),
+            now,
+        )
+        .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
+    } else {
+        Err(format!(
+            "access key `{}` is not valid now: its owner is disabled",
+            key.key_id
+        ))
+    };
+    if let Err(message) = checked {
+        inc(&app.metrics.key_auth_not_valid_now);
+        return Err(Error::Unauthenticated(message));
+    }
+    inc(&app.metrics.key_auth_ok);
+    app.last_used.touch(&app.store, &key.id, now);
+    Ok(Verified { key, user })
+}
+
+/// The key, its owner and the system validity days, when the password is right.
+async fn check_credentials(
+    app: &App,
+    key_id: &str,
+    password: Secret,
+) -> Result<(AccessKeyRow, UserRow, i64)> {
     if !format::is_key_id(key_id) || !format::is_password(password.expose()) {
         inc(&app.metrics.key_auth_failed);
         return Err(Error::Unauthenticated(BAD_KEY.into()));
@@ -281,31 +325,13 @@ pub async fn verify(app: &App, key_id: &str, password: Secret) -> Result<Verifie
         }
         None => app.hasher.verify(password, None).await?,
     };
-    let Some((key, user, days)) = found.filter(|_| password_ok) else {
-        inc(&app.metrics.key_auth_failed);
-        return Err(Error::Unauthenticated(BAD_KEY.into()));
-    };
-    let now = app.clock.now();
-    let checked = if user.is_enabled {
-        validity::check(
-            user.last_login(),
-            validity::window(user.access_key_validity_minutes, days),
-            now,
-        )
-        .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
-    } else {
-        Err(format!(
-            "access key `{}` is not valid now: its owner is disabled",
-            key.key_id
-        ))
-    };
-    if let Err(message) = checked {
-        inc(&app.metrics.key_auth_not_valid_now);
-        return Err(Error::Unauthenticated(message));
+    match found.filter(|_| password_ok) {
+        Some(found) => Ok(found),
+        None => {
+            inc(&app.metrics.key_auth_failed);
+            Err(Error::Unauthenticated(BAD_KEY.into()))
+        }
     }
-    inc(&app.metrics.key_auth_ok);
-    app.last_used.touch(&app.store, &key.id, now);
-    Ok(Verified { key, user })
 }
 
 /// Remembers a keyed digest of passwords that recently passed argon2, so that OData and

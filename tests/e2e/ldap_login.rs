@@ -161,3 +161,50 @@ async fn ldaps_and_starttls_directories_work_with_the_ca_file() {
         assert_eq!(body["username"], "carol");
     }
 }
+
+#[tokio::test]
+async fn password_guessing_is_throttled_with_429_and_retry_after() {
+    let slapd = Slapd::start().await;
+    let d = Daemon::start_with(
+        Some(&slapd),
+        "\n[login_throttle]\nmax_failures = 5\nwindow_seconds = 300\n",
+        &[],
+    )
+    .await;
+    for _ in 0..5 {
+        let (status, _, _) = d.client().login("bob", "guess", Some(LDAP_DIR)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right password waits: the directory is not asked (no lockout upstream).
+    let a = d
+        .client()
+        .post(
+            "/api/auth/login",
+            serde_json::json!({"username": "bob", "password": "bob-pw", "authProviderId": LDAP_DIR}),
+        )
+        .await;
+    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, "too many failed logins");
+    let wait: i64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+    // Others are not affected.
+    d.login("carol", "carol-pw", Some(LDAP_DIR)).await;
+
+    // Wrong key passwords are throttled per key the same way; the key's owner is not.
+    let carol = d.login("carol", "carol-pw", Some(LDAP_DIR)).await;
+    let (key, pw, _) = carol.create_key("poller").await;
+    let wrong = format!("akp_{}", "A".repeat(32));
+    for _ in 0..5 {
+        let s = d.client().with_basic(&key, &wrong).me().await.status;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let a = d.client().with_basic(&key, &pw).me().await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert_eq!(carol.me().await.status, StatusCode::OK);
+
+    d.advance(chrono::Duration::seconds(wait));
+    d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::OK
+    );
+}
