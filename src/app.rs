@@ -24,6 +24,7 @@ pub struct App {
     pub last_used: LastUsed,
     pub metrics: Metrics,
     pub throttle: LoginThrottle,
+    builtin_id: String,
 }
 
 impl App {
@@ -38,9 +39,14 @@ impl App {
     pub fn with_store(config: Config, clock: Arc<dyn Clock>, store: Store) -> Result<Arc<App>> {
         let hasher = Hasher::new(&config.password_hashing)?;
         let directories = build_directories(&config)?;
+        let builtin_id = config
+            .builtin()
+            .map(|b| b.id.clone())
+            .ok_or_else(|| Error::invalid("directories: a `builtin` directory is required"))?;
         Ok(Arc::new(App {
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
             throttle: LoginThrottle::new(&config.login_throttle),
+            builtin_id,
             config,
             store,
             clock,
@@ -62,7 +68,7 @@ impl App {
     }
 
     pub fn builtin_id(&self) -> &str {
-        &self.config.builtin().id
+        &self.builtin_id
     }
 }
 

@@ -379,15 +379,12 @@ impl Config {
         raw.validate()
     }
 
-    pub fn builtin(&self) -> &BuiltinDirectoryConfig {
-        self.directories
-            .iter()
-            .find_map(|d| match d {
-                DirectoryConfig::Builtin(b) => Some(b),
-                _ => None,
-            })
-            // validate() guarantees exactly one built-in directory.
-            .unwrap_or_else(|| unreachable!("validated config has a built-in directory"))
+    /// The built-in directory (a loaded configuration always has exactly one).
+    pub fn builtin(&self) -> Option<&BuiltinDirectoryConfig> {
+        self.directories.iter().find_map(|d| match d {
+            DirectoryConfig::Builtin(b) => Some(b),
+            _ => None,
+        })
     }
 }
 
@@ -774,7 +771,7 @@ mod tests {
         assert_eq!(c.database.url, "sqlite://accesskeyd.db");
         assert_eq!(c.access_keys.validity_without_user_login_days, 14);
         assert_eq!(c.directories.len(), 1);
-        assert_eq!(c.builtin().id, "builtin");
+        assert_eq!(c.builtin().unwrap().id, "builtin");
     }
 
     #[test]
