@@ -21,5 +21,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings
-# Unit and end-to-end tests (benches are run with `cargo bench`, see docs/performance.md).
-cargo test --lib --bins --tests
+# Unit and end-to-end tests on SQLite (benches are run with `cargo bench`, see
+# docs/performance.md).
+ACCESSKEYD_TEST_BACKEND=sqlite cargo test --lib --bins --tests
+
+# The end-to-end suite again on PostgreSQL, each test in a fresh database of its own, when a
+# server is named: ACCESSKEYD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
+if [ -n "${ACCESSKEYD_TEST_POSTGRES_URL:-}" ]; then
+  ACCESSKEYD_TEST_BACKEND=postgres cargo test --test e2e
+else
+  echo "ACCESSKEYD_TEST_POSTGRES_URL is not set: PostgreSQL tests not run"
+fi

@@ -498,11 +498,8 @@ impl RawConfig {
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
-        if !self.database.url.starts_with("sqlite://") {
-            return Err(invalid(
-                "database.url",
-                "only sqlite://PATH is supported by this build",
-            ));
+        if let Err(e) = crate::store::Backend::parse(&self.database.url) {
+            return Err(invalid("database.url", e.to_string()));
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
@@ -848,6 +845,7 @@ mod tests {
         for (text, needle) in [
             ("[server]\nlisten = \"nope\"\n", "server.listen"),
             ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            ("[database]\nurl = \"accesskeyd.db\"\n", "database.url"),
             (
                 "[access_keys]\nvalidity_without_user_login_days = -1\n",
                 "validity_without_user_login_days",

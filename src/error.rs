@@ -59,8 +59,26 @@ impl From<diesel::result::Error> for Error {
             {
                 Error::Unavailable("the database is busy; try again".into())
             }
-            D::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                Error::Unavailable("the database connection was lost".into())
+            D::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Error::Unavailable("the database connection was lost; try again".into()),
+            // Two PostgreSQL transactions collided; the client may simply retry.
+            D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Unavailable(
+                "the database was busy with a conflicting change; try again".into(),
+            ),
+            // libpq reports a server that went away mid-query as an unclassified error.
+            D::DatabaseError(_, ref info)
+                if [
+                    "terminating connection",
+                    "server closed the connection",
+                    "no connection to the server",
+                    "connection to server",
+                ]
+                .iter()
+                .any(|m| info.message().contains(m)) =>
+            {
+                Error::Unavailable("the database connection was lost; try again".into())
             }
             other => Error::Internal(format!("database: {other}")),
         }

@@ -181,16 +181,19 @@ pub async fn set(
                     updated_at: to_ms(now),
                     updated_by: actor.name.clone(),
                 };
-                diesel::insert_into(options::table)
-                    .values(&row)
-                    .on_conflict(options::path)
-                    .do_update()
+                // Update, else insert: portable, and safe inside the write transaction.
+                let updated = diesel::update(options::table.find(&row.path))
                     .set((
                         options::value.eq(&row.value),
                         options::updated_at.eq(row.updated_at),
                         options::updated_by.eq(&row.updated_by),
                     ))
                     .execute(conn)?;
+                if updated == 0 {
+                    diesel::insert_into(options::table)
+                        .values(&row)
+                        .execute(conn)?;
+                }
                 let mut detail = format!("{old} -> {value}");
                 if let Some(n) = note.as_deref().filter(|n| !n.is_empty()) {
                     detail.push_str(&format!(" ({n})"));

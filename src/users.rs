@@ -191,6 +191,15 @@ pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) 
 /// Creates or refreshes the local record of a directory user after a successful login,
 /// keyed by directory + stable id, and records the login time.
 pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> Result<UserInfo> {
+    match upsert_login_once(app, directory_id, du.clone()).await {
+        // The person's first logins on two replicas at once: one inserted, the other's
+        // insert hit the unique index. The retry finds the record and refreshes it.
+        Err(Error::Conflict(_)) => upsert_login_once(app, directory_id, du).await,
+        other => other,
+    }
+}
+
+async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> Result<UserInfo> {
     let now = app.clock.now();
     let dir = directory_id.to_string();
     let config = app.config.clone();

@@ -101,6 +101,11 @@ pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(Key
         .store
         .write(move |conn| {
             let owner = users_domain::find(conn, &owner_id)?;
+            // Lock the owner's row (a no-op update) so that concurrent creations for one user
+            // on PostgreSQL count one after the other; SQLite's IMMEDIATE already serialises.
+            diesel::update(users::table.find(&owner.id))
+                .set(users::id.eq(users::id))
+                .execute(conn)?;
             let held: i64 = access_keys::table
                 .filter(access_keys::user_id.eq(&owner.id))
                 .count()

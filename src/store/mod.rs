@@ -1,4 +1,5 @@
-//! Storage: the connection pool, embedded migrations, schema and row types. All database work
+//! Storage: one code path over SQLite (embedded default) and PostgreSQL (several replicas),
+//! with the pool, embedded migrations per backend, schema and row types. All database work
 //! runs on blocking threads through [`Store::read`] and [`Store::write`].
 
 pub mod models;
@@ -6,76 +7,199 @@ pub mod schema;
 
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// The connection type every query is written against. PostgreSQL slots in here as a
-/// diesel `MultiConnection` enum; the queries use only portable DSL.
-pub type DbConn = SqliteConnection;
+/// Advisory-lock key that serialises migrations across replicas ("akd-migr").
+const MIGRATION_LOCK: i64 = 0x616b_642d_6d69_6772;
 
-#[derive(Debug)]
-struct SqlitePragmas;
+/// The connection every query is written against: diesel's multi-backend connection, so
+/// each query is written once and runs on both backends.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(
-        &self,
-        conn: &mut SqliteConnection,
-    ) -> std::result::Result<(), diesel::r2d2::Error> {
-        // busy_timeout first: it makes this connection wait for locks instead of failing at
-        // once, also for the journal_mode switch below. WAL lets readers proceed while one
-        // writer writes; foreign keys make deletes cascade.
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-             PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The file path.
+    Sqlite(String),
+    /// The full `postgres://` URL.
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn parse(url: &str) -> Result<Backend> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(Error::invalid("database.url: sqlite:// needs a file path"));
+            }
+            return Ok(Backend::Sqlite(path.to_string()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url.to_string()));
+        }
+        Err(Error::invalid(
+            "database.url: use sqlite://PATH or postgres://USER@HOST/DB",
+        ))
     }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Opens one connection, configured for our use.
+    pub fn connect(&self) -> std::result::Result<DbConn, diesel::ConnectionError> {
+        match self {
+            Backend::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // busy_timeout first: it makes this connection wait for locks instead of
+                // failing at once, also for the journal_mode switch. WAL lets readers proceed
+                // while one writer writes; foreign keys make deletes cascade.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            Backend::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
+        }
+    }
+}
+
+/// Builds pooled connections from a [`Backend`] (diesel's own manager would try each backend
+/// in turn, and SQLite accepts any string as a file name).
+#[derive(Debug, Clone)]
+pub struct Manager(Backend);
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<DbConn, Self::Error> {
+        self.0
+            .connect()
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> std::result::Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Runs `f` in a transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so
+/// check-then-write sequences cannot race and writers queue on busy_timeout instead of failing
+/// when a read lock would have to be upgraded.
+pub fn write_transaction<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T>,
+) -> Result<T> {
+    match conn {
+        DbConn::Pg(_) => conn.transaction(f),
+        DbConn::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => {
+                    <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    if let Err(rollback) =
+                        <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+                    {
+                        tracing::warn!(error = %rollback, "rollback failed");
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Applies pending migrations on one connection. On PostgreSQL an advisory lock makes
+/// replicas that start (or run `accesskeyd migrate`) together take turns.
+pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        Error::Internal(format!("migration failed: {e}"))
+    };
+    let names = |v: Vec<diesel::migration::MigrationVersion<'_>>| {
+        v.iter().map(|m| m.to_string()).collect::<Vec<_>>()
+    };
+    match conn {
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(names)
+            .map_err(failed),
+        DbConn::Pg(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(names)
+                .map_err(failed);
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c)?;
+            result
+        }
+    }
+}
+
+fn pending_migrations(conn: &mut DbConn) -> Result<bool> {
+    let r = match conn {
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConn::Pg(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    r.map_err(|e| Error::Unavailable(format!("cannot read migrations: {e}")))
 }
 
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<ConnectionManager<DbConn>>,
+    backend: Backend,
+    pool: Pool<Manager>,
 }
 
 impl Store {
-    /// Opens the pool (creating the SQLite file if needed). Does not migrate.
+    /// Opens the pool. Does not migrate. Connections are made lazily, so a database that is
+    /// down now does not stop the daemon from starting (requests get 503 until it is back).
     pub fn open(cfg: &DatabaseConfig) -> Result<Store> {
-        let path = cfg
-            .url
-            .strip_prefix("sqlite://")
-            .ok_or_else(|| Error::invalid("database.url: expected sqlite://PATH"))?;
-        let manager = ConnectionManager::<DbConn>::new(path);
+        let backend = Backend::parse(&cfg.url)?;
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(cfg.connect_timeout_seconds.max(1)))
-            .connection_customizer(Box::new(SqlitePragmas))
-            .build(manager)
-            .map_err(|e| Error::Unavailable(format!("cannot open the database {path}: {e}")))?;
-        Ok(Store { pool })
+            .build_unchecked(Manager(backend.clone()));
+        Ok(Store { backend, pool })
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Applies pending migrations; returns the names of those applied.
     pub async fn migrate(&self) -> Result<Vec<String>> {
-        self.with_conn(|conn| {
-            conn.run_pending_migrations(MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect())
-                .map_err(|e| Error::Internal(format!("migration failed: {e}")))
-        })
-        .await
+        self.with_conn(run_migrations).await
     }
 
     /// Ready = reachable and fully migrated.
     pub async fn ready(&self) -> Result<()> {
         self.with_conn(|conn| {
-            let pending = conn
-                .has_pending_migration(MIGRATIONS)
-                .map_err(|e| Error::Unavailable(format!("cannot read migrations: {e}")))?;
-            if pending {
+            if pending_migrations(conn)? {
                 return Err(Error::Unavailable("database migrations are pending".into()));
             }
             Ok(())
@@ -106,14 +230,40 @@ impl Store {
         self.with_conn(f).await
     }
 
-    /// Runs a state change in one transaction: all of it happens or none. On SQLite the
-    /// transaction takes the write lock up front (IMMEDIATE), so check-then-insert sequences
-    /// such as the per-user key limit cannot race.
+    /// Runs a state change in one transaction: all of it happens or none.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
     {
-        self.with_conn(|conn| conn.immediate_transaction(f)).await
+        self.with_conn(|conn| write_transaction(conn, f)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        assert_eq!(
+            Backend::parse("sqlite://a.db").unwrap(),
+            Backend::Sqlite("a.db".into())
+        );
+        assert_eq!(
+            Backend::parse("sqlite:///var/lib/a.db").unwrap(),
+            Backend::Sqlite("/var/lib/a.db".into())
+        );
+        assert!(matches!(
+            Backend::parse("postgres://u@h/db").unwrap(),
+            Backend::Postgres(_)
+        ));
+        assert!(matches!(
+            Backend::parse("postgresql://u@h/db").unwrap(),
+            Backend::Postgres(_)
+        ));
+        assert!(Backend::parse("mysql://x").is_err());
+        assert!(Backend::parse("sqlite://").is_err());
+        assert!(Backend::parse("accesskeyd.db").is_err());
     }
 }

@@ -68,8 +68,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_runs (id) {
+        id -> BigInt,
+        job -> Text,
+        replica -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        outcome -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, access_keys, sessions, options, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    access_keys,
+    sessions,
+    options,
+    audit_events,
+    job_runs
+);

@@ -2,6 +2,7 @@
 //! check-config, configuration errors, help.
 
 use crate::harness::daemon::config_toml;
+use crate::harness::db::TestDatabase;
 use crate::harness::slapd::Slapd;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -243,7 +244,8 @@ async fn migrate_check_config_and_configuration_errors() {
     let slapd = Slapd::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("accesskeyd.toml");
-    std::fs::write(&cfg, config_toml(dir.path(), Some(&slapd), "")).unwrap();
+    let db = TestDatabase::new(dir.path());
+    std::fs::write(&cfg, config_toml(db.url(), Some(&slapd), "")).unwrap();
     let cfg_arg = cfg.to_str().unwrap();
 
     // Before the first start: fine, with a note that `serve` or `migrate` will migrate.

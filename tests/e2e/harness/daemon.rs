@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use super::db::TestDatabase;
 use super::slapd::Slapd;
 use accesskeyd::app::App;
 use accesskeyd::audit::Actor;
@@ -24,17 +25,18 @@ pub struct Daemon {
     pub app: Arc<App>,
     pub clock: Arc<OffsetClock>,
     pub dir: TempDir,
+    pub db: TestDatabase,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// TOML for a daemon in `dir`, with the LDAP directory of `slapd` when given. Password
 /// hashing is cheap here; the default parameters are covered by a unit test.
-pub fn config_toml(dir: &std::path::Path, slapd: Option<&Slapd>, extra: &str) -> String {
+pub fn config_toml(database_url: &str, slapd: Option<&Slapd>, extra: &str) -> String {
     let mut toml = format!(
         r#"
 [database]
-url = "sqlite://{}/accesskeyd.db"
+url = "{database_url}"
 
 [password_hashing]
 memory_kib = 256
@@ -44,8 +46,7 @@ iterations = 1
 id = "builtin"
 kind = "builtin"
 name = "Seeq"
-"#,
-        dir.display()
+"#
     );
     if let Some(s) = slapd {
         toml.push_str(&format!(
@@ -86,7 +87,8 @@ impl Daemon {
             .tempdir()
             .expect("temp dir");
         let path = dir.path().join("accesskeyd.toml");
-        std::fs::write(&path, config_toml(dir.path(), slapd, extra)).expect("write config");
+        let db = TestDatabase::new(dir.path());
+        std::fs::write(&path, config_toml(db.url(), slapd, extra)).expect("write config");
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -120,6 +122,7 @@ impl Daemon {
             app,
             clock,
             dir,
+            db,
             stop: Some(stop),
             task,
         }

@@ -2,4 +2,5 @@
 //! on drop, also when a test fails.
 
 pub mod daemon;
+pub mod db;
 pub mod slapd;
