@@ -29,6 +29,8 @@ ACCESSKEYD_TEST_BACKEND=sqlite cargo test --lib --bins --tests
 # server is named: ACCESSKEYD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
 if [ -n "${ACCESSKEYD_TEST_POSTGRES_URL:-}" ]; then
   ACCESSKEYD_TEST_BACKEND=postgres cargo test --test e2e
+  # Several replicas as processes on one PostgreSQL database.
+  cargo test --features postgres-tests --test replicas
 else
   echo "ACCESSKEYD_TEST_POSTGRES_URL is not set: PostgreSQL tests not run"
 fi

@@ -6,6 +6,7 @@ use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::jobs::Leadership;
 use crate::keys::{LastUsed, VerifiedCache};
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
@@ -24,6 +25,8 @@ pub struct App {
     pub last_used: LastUsed,
     pub metrics: Metrics,
     pub throttle: LoginThrottle,
+    /// Whether this replica runs the scheduled jobs.
+    pub leadership: Leadership,
     builtin_id: String,
 }
 
@@ -47,6 +50,7 @@ impl App {
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
             throttle: LoginThrottle::new(&config.login_throttle),
             builtin_id,
+            leadership: Leadership::new(store.backend().clone(), replica_id()),
             config,
             store,
             clock,
@@ -84,4 +88,15 @@ pub fn build_directories(config: &Config) -> Result<Vec<Directory>> {
                 .map_err(|e| Error::invalid(format!("directories `{}`: {e}", l.id))),
         })
         .collect()
+}
+
+/// This process's name among replicas: host name and process id.
+pub fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
 }

@@ -43,6 +43,18 @@ pub enum Command {
     /// Load and validate the configuration, connect to the database and to every directory,
     /// and print what is wrong. Exits non-zero if anything is.
     CheckConfig,
+    /// Copy users, access keys (hashes only), options and the audit trail from one database
+    /// to another, e.g. from SQLite to PostgreSQL. The target must be empty; its schema is
+    /// created. Everything lands in one transaction, verified by row counts. Stop the daemon
+    /// first so nothing changes during the copy.
+    MigrateData {
+        /// Source database URL (sqlite://PATH or postgres://...).
+        #[arg(long)]
+        from: String,
+        /// Target database URL (must be empty).
+        #[arg(long)]
+        to: String,
+    },
     /// Manage users of the built-in directory (passwords are read from standard input).
     #[command(subcommand)]
     LocalUser(LocalUser),
@@ -100,6 +112,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::CheckConfig => return check_config(config).await,
+        Command::MigrateData { from, to } => migrate_data(from, to).await,
         Command::LocalUser(cmd) => local_user(config, cmd).await,
     };
     match result {
@@ -174,26 +187,27 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 
 async fn check_config(config: Config) -> ExitCode {
     let mut problems = 0;
+    let db_name = crate::transfer::redact(&config.database.url);
     println!(
         "configuration: ok ({} directories)",
         config.directories.len()
     );
     match Store::open(&config.database) {
         Ok(store) => match store.ready().await {
-            Ok(()) => println!("database {}: ok", config.database.url),
+            Ok(()) => println!("database {}: ok", db_name),
             // `serve` applies them at start, so this is not a problem, just worth knowing.
             Err(Error::Unavailable(m)) if m.contains("pending") => println!(
                 "database {}: ok (migrations pending: `accesskeyd migrate` or `serve` applies them)",
-                config.database.url
+                db_name
             ),
             Err(e) => {
                 problems += 1;
-                println!("database {}: {e}", config.database.url);
+                println!("database {}: {e}", db_name);
             }
         },
         Err(e) => {
             problems += 1;
-            println!("database {}: {e}", config.database.url);
+            println!("database {}: {e}", db_name);
         }
     }
     for dir in &config.directories {
@@ -221,6 +235,14 @@ async fn check_config(config: Config) -> ExitCode {
         println!("{problems} problem(s) found");
         ExitCode::FAILURE
     }
+}
+
+async fn migrate_data(from: String, to: String) -> anyhow::Result<()> {
+    let (f, t) = (crate::transfer::redact(&from), crate::transfer::redact(&to));
+    println!("copying {f} -> {t}");
+    let counts = tokio::task::spawn_blocking(move || crate::transfer::copy(&from, &to)).await??;
+    println!("copied and verified: {counts}");
+    Ok(())
 }
 
 /// Reads a password from standard input: prompted twice without echo on a terminal, else

@@ -73,11 +73,14 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://PATH` (relative paths are relative to the working directory).
+    /// `sqlite://PATH` (relative paths are relative to the working directory) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`. May hold a password: never printed whole.
     pub url: String,
+    /// Read `url` from this file instead (it holds the database password).
+    pub url_file: Option<PathBuf>,
     #[serde(deserialize_with = "lenient")]
     pub pool_size: u32,
     /// How long a request waits for a free connection before it gets 503.
@@ -85,10 +88,22 @@ pub struct DatabaseConfig {
     pub connect_timeout_seconds: u64,
 }
 
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::transfer::redact(&self.url))
+            .field("url_file", &self.url_file)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .finish()
+    }
+}
+
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://accesskeyd.db".into(),
+            url_file: None,
             pool_size: 8,
             connect_timeout_seconds: 5,
         }
@@ -488,7 +503,13 @@ fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(mut self) -> Result<Config, ConfigError> {
+        if let Some(path) = self.database.url_file.take() {
+            self.database.url = read_secret_file("database.url_file", &path)?
+                .expose()
+                .trim()
+                .to_string();
+        }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen",
@@ -838,6 +859,21 @@ mod tests {
         assert_eq!(l.bind_password.as_ref().unwrap().expose(), "s3cret");
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "Debug leaks the secret");
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file_and_is_not_printed() {
+        let secret = file("postgres://akd:pg-s3cret@db.example.com/akd\n");
+        let f = file(&format!(
+            "[database]\nurl_file = \"{}\"\n",
+            secret.path().display()
+        ));
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(
+            c.database.url,
+            "postgres://akd:pg-s3cret@db.example.com/akd"
+        );
+        assert!(!format!("{c:?}").contains("pg-s3cret"));
     }
 
     #[test]

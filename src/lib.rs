@@ -20,5 +20,6 @@ pub mod secret;
 pub mod sessions;
 pub mod store;
 pub mod throttle;
+pub mod transfer;
 pub mod users;
 pub mod validity;

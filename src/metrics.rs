@@ -21,8 +21,14 @@ pub fn inc(counter: &AtomicU64) {
 }
 
 impl Metrics {
-    pub fn render(&self) -> String {
+    pub fn render(&self, is_leader: bool) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_job_leader Whether this replica runs the scheduled jobs (1) or not (0).\n\
+             # TYPE accesskeyd_job_leader gauge\naccesskeyd_job_leader {}",
+            u8::from(is_leader)
+        );
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP accesskeyd_{name} {help}");

@@ -58,14 +58,10 @@ pub async fn revoke(store: &Store, hash: String) -> Result<bool> {
         .await
 }
 
-/// Removes sessions that expired before `now`.
-pub async fn remove_expired(store: &Store, now: DateTime<Utc>) -> Result<usize> {
-    store
-        .write(move |conn| {
-            Ok(
-                diesel::delete(sessions::table.filter(sessions::expires_at.le(to_ms(now))))
-                    .execute(conn)?,
-            )
-        })
-        .await
+/// Removes sessions that expired before `now` (inside the caller's connection).
+pub fn remove_expired(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize> {
+    Ok(
+        diesel::delete(sessions::table.filter(sessions::expires_at.le(to_ms(now))))
+            .execute(conn)?,
+    )
 }

@@ -29,6 +29,6 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.0.metrics.render(),
+        state.0.metrics.render(state.0.leadership.is_leader()),
     )
 }

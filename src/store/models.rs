@@ -71,7 +71,7 @@ pub struct OptionRow {
     pub updated_by: Option<String>,
 }
 
-#[derive(Queryable, Selectable, Clone, Debug)]
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
 #[diesel(table_name = audit_events)]
 pub struct AuditRow {
     pub id: i64,

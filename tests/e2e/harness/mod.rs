@@ -3,4 +3,5 @@
 
 pub mod daemon;
 pub mod db;
+pub mod process;
 pub mod slapd;
