@@ -6,6 +6,7 @@ mod access_keys;
 mod admin;
 mod cli;
 mod input;
+mod jobs;
 mod ldap_directory;
 mod ldap_login;
 mod validity;
