@@ -54,6 +54,22 @@ impl Backend {
         ))
     }
 
+    /// On PostgreSQL, bounds how long opening a connection may take (libpq waits forever by
+    /// default), unless the URL sets `connect_timeout` itself.
+    pub fn with_connect_timeout(self, seconds: u64) -> Backend {
+        match self {
+            Backend::Postgres(url) => match url::Url::parse(&url) {
+                Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "connect_timeout") => {
+                    u.query_pairs_mut()
+                        .append_pair("connect_timeout", &seconds.max(1).to_string());
+                    Backend::Postgres(u.to_string())
+                }
+                _ => Backend::Postgres(url),
+            },
+            other => other,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Sqlite(_) => "sqlite",
@@ -178,7 +194,7 @@ impl Store {
     /// Opens the pool. Does not migrate. Connections are made lazily, so a database that is
     /// down now does not stop the daemon from starting (requests get 503 until it is back).
     pub fn open(cfg: &DatabaseConfig) -> Result<Store> {
-        let backend = Backend::parse(&cfg.url)?;
+        let backend = Backend::parse(&cfg.url)?.with_connect_timeout(cfg.connect_timeout_seconds);
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
             .min_idle(Some(0))
@@ -262,6 +278,18 @@ mod tests {
             Backend::parse("postgresql://u@h/db").unwrap(),
             Backend::Postgres(_)
         ));
+        assert_eq!(
+            Backend::parse("postgres://u@h/db")
+                .unwrap()
+                .with_connect_timeout(3),
+            Backend::Postgres("postgres://u@h/db?connect_timeout=3".into())
+        );
+        assert_eq!(
+            Backend::parse("postgres://u@h/db?sslmode=require&connect_timeout=9")
+                .unwrap()
+                .with_connect_timeout(3),
+            Backend::Postgres("postgres://u@h/db?sslmode=require&connect_timeout=9".into())
+        );
         assert!(Backend::parse("mysql://x").is_err());
         assert!(Backend::parse("sqlite://").is_err());
         assert!(Backend::parse("accesskeyd.db").is_err());

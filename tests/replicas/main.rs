@@ -235,6 +235,46 @@ async fn replicas_share_sessions_and_revocations_and_one_leads_the_jobs() {
 }
 
 #[tokio::test]
+async fn migrations_started_at_once_take_turns() {
+    let c = Cluster::new("");
+    // Four `migrate` processes on a fresh database at the same moment: the advisory lock lets
+    // one create the schema while the others wait, then find nothing to do.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            c.command()
+                .arg("migrate")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|ch| ch.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    let applied = outputs
+        .iter()
+        .filter(|o| text(o).contains("applied"))
+        .count();
+    let up_to_date = outputs
+        .iter()
+        .filter(|o| text(o).contains("up to date"))
+        .count();
+    assert_eq!((applied, up_to_date), (1, 3));
+    // And with replicas running, `migrate` is harmless.
+    c.local_user("ops", true);
+    let r = c.replica();
+    let ops = login(&r, "ops").await;
+    let o = c.command().arg("migrate").output().unwrap();
+    assert!(text(&o).contains("up to date"), "{}", text(&o));
+    assert_eq!(ops.me().await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn concurrent_key_creation_on_two_replicas_respects_the_maximum() {
     let c = Cluster::new("\n[access_keys]\nmax_per_user = 5\n");
     c.local_user("bob", false);
