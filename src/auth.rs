@@ -143,7 +143,7 @@ pub async fn authenticate(
             let Some((session, user, key, days)) = found else {
                 return Err(Error::Unauthenticated(BAD_SESSION.into()));
             };
-            if !user.is_enabled {
+            if !user.is_active() {
                 return Err(Error::Unauthenticated(BAD_SESSION.into()));
             }
             let (method, key) = match (session.access_key_id, key) {

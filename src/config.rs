@@ -295,7 +295,53 @@ pub struct LdapDirectoryConfig {
     pub email_attribute: String,
     pub admin_group: Option<String>,
     pub timeout_seconds: u64,
+    /// Active Directory (objectGUID ids, userAccountControl, nested groups by matching rule,
+    /// lastLogonTimestamp) rather than OpenLDAP-style servers.
+    pub active_directory: bool,
+    /// Only members of this group (DN) are in scope; on AD nested membership counts.
+    pub required_group: Option<String>,
+    /// Attribute with the last login upstream: `lastLogonTimestamp` (AD, FILETIME) or
+    /// `authTimestamp` (OpenLDAP lastbind overlay, GeneralizedTime).
+    pub last_login_attribute: Option<String>,
+    /// Entries per page of the paged (RFC 2696) sync search.
+    pub page_size: i32,
+    pub sync: SyncPolicy,
 }
+
+/// How directory reconciliation runs and how careful it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// Cron expression (with seconds: `sec min hour day month weekday`); None = no schedule.
+    pub schedule: Option<String>,
+    /// Remove users whose account is disabled upstream (AD userAccountControl bit 0x2).
+    pub remove_disabled: bool,
+    /// A run that would remove more users than this stops as blocked.
+    pub deletion_threshold: u64,
+    /// …or more than this percentage of the directory's local users (applies from
+    /// [`PERCENT_THRESHOLD_MIN_USERS`] local users on).
+    pub deletion_threshold_percent: u64,
+    /// Hours a vanished user stays suspended before deletion; 0 deletes at once.
+    pub removal_grace_hours: u64,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        SyncPolicy {
+            schedule: Some(DEFAULT_SYNC_SCHEDULE.to_string()),
+            remove_disabled: false,
+            deletion_threshold: 500,
+            deletion_threshold_percent: 25,
+            removal_grace_hours: 0,
+        }
+    }
+}
+
+/// Below this many local users the percentage threshold does not apply: one leaver in a
+/// directory of three is a third, not a mass removal.
+pub const PERCENT_THRESHOLD_MIN_USERS: u64 = 20;
+
+/// Default schedule: every 15 minutes.
+pub const DEFAULT_SYNC_SCHEDULE: &str = "0 */15 * * * *";
 
 /// The file shape of a `[[directories]]` entry: every key of every kind, checked per kind.
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +368,20 @@ struct RawDirectory {
     admin_group: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt")]
     timeout_seconds: Option<u64>,
+    server_type: Option<String>,
+    required_group: Option<String>,
+    last_login_attribute: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    page_size: Option<i32>,
+    sync_schedule: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    remove_disabled: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    deletion_threshold: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    deletion_threshold_percent: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    removal_grace_hours: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -652,7 +712,7 @@ impl RawDirectory {
                 "must be non-empty and use only letters, digits, `-` and `_`",
             ));
         }
-        let ldap_only: [(&str, bool); 15] = [
+        let ldap_only: [(&str, bool); 25] = [
             ("url", self.url.is_some()),
             ("starttls", self.starttls.is_some()),
             ("ca_file", self.ca_file.is_some()),
@@ -671,6 +731,19 @@ impl RawDirectory {
             ("last_name_attribute", self.last_name_attribute.is_some()),
             ("email_attribute", self.email_attribute.is_some()),
             ("admin_group", self.admin_group.is_some()),
+            ("server_type", self.server_type.is_some()),
+            ("required_group", self.required_group.is_some()),
+            ("last_login_attribute", self.last_login_attribute.is_some()),
+            ("page_size", self.page_size.is_some()),
+            ("sync_schedule", self.sync_schedule.is_some()),
+            ("remove_disabled", self.remove_disabled.is_some()),
+            ("deletion_threshold", self.deletion_threshold.is_some()),
+            (
+                "deletion_threshold_percent",
+                self.deletion_threshold_percent.is_some(),
+            ),
+            ("removal_grace_hours", self.removal_grace_hours.is_some()),
+            ("timeout_seconds", self.timeout_seconds.is_some()),
         ];
         match self.kind.as_str() {
             "builtin" => {
@@ -732,6 +805,60 @@ impl RawDirectory {
                 if timeout_seconds == 0 {
                     return Err(invalid(key("timeout_seconds"), "must be at least 1"));
                 }
+                let id_attribute = self.id_attribute.unwrap_or_else(|| "entryUUID".into());
+                let active_directory = match self.server_type.as_deref() {
+                    None => id_attribute.eq_ignore_ascii_case("objectGUID"),
+                    Some("active_directory") => true,
+                    Some("openldap") => false,
+                    Some(other) => {
+                        return Err(invalid(
+                            key("server_type"),
+                            format!("`{other}`: use `openldap` or `active_directory`"),
+                        ))
+                    }
+                };
+                let page_size = self.page_size.unwrap_or(500);
+                if !(1..=100_000).contains(&page_size) {
+                    return Err(invalid(key("page_size"), "must be between 1 and 100000"));
+                }
+                let schedule = match self.sync_schedule.as_deref().map(str::trim) {
+                    None => Some(DEFAULT_SYNC_SCHEDULE.to_string()),
+                    Some("") => None,
+                    Some(expr) => {
+                        cron::Schedule::from_str(expr).map_err(|e| {
+                            invalid(
+                                key("sync_schedule"),
+                                format!("`{expr}` is not a cron expression (sec min hour day month weekday): {e}"),
+                            )
+                        })?;
+                        Some(expr.to_string())
+                    }
+                };
+                let deletion_threshold_percent = self.deletion_threshold_percent.unwrap_or(25);
+                if !(1..=100).contains(&deletion_threshold_percent) {
+                    return Err(invalid(
+                        key("deletion_threshold_percent"),
+                        "must be between 1 and 100",
+                    ));
+                }
+                if let Some(attr) = &self.last_login_attribute {
+                    if !["lastLogonTimestamp", "lastLogon", "authTimestamp"]
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(attr))
+                    {
+                        return Err(invalid(
+                            key("last_login_attribute"),
+                            format!("`{attr}`: use lastLogonTimestamp (AD) or authTimestamp (OpenLDAP lastbind)"),
+                        ));
+                    }
+                }
+                let sync = SyncPolicy {
+                    schedule,
+                    remove_disabled: self.remove_disabled.unwrap_or(active_directory),
+                    deletion_threshold: self.deletion_threshold.unwrap_or(500),
+                    deletion_threshold_percent,
+                    removal_grace_hours: self.removal_grace_hours.unwrap_or(0),
+                };
                 Ok(DirectoryConfig::Ldap(Box::new(LdapDirectoryConfig {
                     name: self.name.unwrap_or_else(|| self.id.clone()),
                     id: self.id,
@@ -743,7 +870,7 @@ impl RawDirectory {
                     user_base,
                     user_filter,
                     username_attribute: self.username_attribute.unwrap_or_else(|| "uid".into()),
-                    id_attribute: self.id_attribute.unwrap_or_else(|| "entryUUID".into()),
+                    id_attribute,
                     display_name_attribute: self
                         .display_name_attribute
                         .unwrap_or_else(|| "cn".into()),
@@ -754,6 +881,11 @@ impl RawDirectory {
                     email_attribute: self.email_attribute.unwrap_or_else(|| "mail".into()),
                     admin_group: self.admin_group,
                     timeout_seconds,
+                    active_directory,
+                    required_group: self.required_group,
+                    last_login_attribute: self.last_login_attribute,
+                    page_size,
+                    sync,
                 })))
             }
             other => Err(invalid(

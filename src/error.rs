@@ -67,6 +67,11 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Unavailable(
                 "the database was busy with a conflicting change; try again".into(),
             ),
+            D::DatabaseError(_, ref info) if info.message().contains("deadlock detected") => {
+                Error::Unavailable(
+                    "the database was busy with a conflicting change; try again".into(),
+                )
+            }
             // libpq reports a server that went away mid-query as an unclassified error.
             D::DatabaseError(_, ref info)
                 if [
@@ -87,7 +92,9 @@ impl From<diesel::result::Error> for Error {
 
 impl From<diesel::r2d2::PoolError> for Error {
     fn from(e: diesel::r2d2::PoolError) -> Error {
-        Error::Unavailable(format!("the database is unavailable: {e}"))
+        // The pool's reason names hosts and addresses: for the log, not for clients.
+        tracing::warn!(error = %e, "no database connection");
+        Error::Unavailable("the database is unavailable; try again shortly".into())
     }
 }
 

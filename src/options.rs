@@ -148,6 +148,20 @@ pub async fn set(
     changes: Vec<Change>,
     dry_run: bool,
 ) -> Result<Vec<OptionOutput>> {
+    match set_once(app, actor, changes.clone(), dry_run).await {
+        // Two replicas set an option for the first time at once: one insert lost the race
+        // on the primary key. Again, it finds the row and updates it.
+        Err(Error::Conflict(_)) => set_once(app, actor, changes, dry_run).await,
+        other => other,
+    }
+}
+
+async fn set_once(
+    app: &App,
+    actor: &Actor,
+    changes: Vec<Change>,
+    dry_run: bool,
+) -> Result<Vec<OptionOutput>> {
     if changes.is_empty() {
         return Err(Error::invalid(
             "configurationOptions: at least one option is required",

@@ -45,15 +45,25 @@ fn connect(url: &str) -> Result<DbConn> {
         .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {e}", redact(url))))
 }
 
-/// The URL without a password, for messages.
+/// The URL without a password, for messages: the user-info part and any `password=`
+/// parameter are masked, also in forms the URL parser rejects (libpq's multi-host lists).
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    let mut out = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    };
+    if let Some(i) = out.to_ascii_lowercase().find("password=") {
+        let start = i + "password=".len();
+        let end = out[start..].find('&').map_or(out.len(), |e| start + e);
+        out.replace_range(start..end, "***");
     }
+    out
 }
 
 /// Copies everything from `from` into `to`, which must be empty (its schema is created or
@@ -168,5 +178,13 @@ mod tests {
             "postgres://akd:***@db:5432/akd"
         );
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+        assert_eq!(
+            redact("postgresql://akd:s3cret@h1:5432,h2:5432/akd?target_session_attrs=read-write"),
+            "postgresql://akd:***@h1:5432,h2:5432/akd?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            redact("postgres://db/akd?user=akd&password=s3cret&sslmode=require"),
+            "postgres://db/akd?user=akd&password=***&sslmode=require"
+        );
     }
 }

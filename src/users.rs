@@ -253,6 +253,9 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                             users::email.eq(&du.email),
                             users::is_admin.eq(du.is_admin),
                             users::is_enabled.eq(true),
+                            // A bind upstream proves the account exists: a suspension
+                            // (pending removal after a sync) ends here.
+                            users::suspended_at.eq(None::<i64>),
                             users::last_login_at.eq(Some(to_ms(now))),
                         ))
                         .execute(conn)?;
@@ -274,6 +277,7 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                         created_at: to_ms(now),
                         last_login_at: Some(to_ms(now)),
                         access_key_validity_minutes: None,
+                        suspended_at: None,
                     };
                     diesel::insert_into(users::table).values(&row).execute(conn)?;
                     row.id
@@ -333,6 +337,7 @@ pub async fn create_local(
                 created_at: to_ms(now),
                 last_login_at: None,
                 access_key_validity_minutes: None,
+                suspended_at: None,
             };
             diesel::insert_into(users::table)
                 .values(&row)

@@ -69,7 +69,7 @@ pub async fn authenticate(
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = hasher.verify(password, hash).await?;
     match user {
-        Some(u) if ok && u.is_enabled => Ok(u),
+        Some(u) if ok && u.is_active() => Ok(u),
         _ => Err(Error::Unauthenticated(
             "invalid username or password".into(),
         )),

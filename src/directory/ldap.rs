@@ -649,6 +649,11 @@ mod tests {
             email_attribute: "mail".into(),
             admin_group: None,
             timeout_seconds: 10,
+            active_directory: false,
+            required_group: None,
+            last_login_attribute: None,
+            page_size: 500,
+            sync: crate::config::SyncPolicy::default(),
         }
     }
 

@@ -266,7 +266,7 @@ pub async fn verify(
         Err(_) => {}
     }
     let (key, user, days) = checked?;
-    let checked = if user.is_enabled {
+    let checked = if user.is_active() {
         validity::check(
             user.last_login(),
             validity::window(user.access_key_validity_minutes, days),
@@ -274,8 +274,13 @@ pub async fn verify(
         )
         .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
     } else {
+        let why = if user.suspended_at.is_some() {
+            "its owner is no longer in the directory and is suspended pending removal"
+        } else {
+            "its owner is disabled"
+        };
         Err(format!(
-            "access key `{}` is not valid now: its owner is disabled",
+            "access key `{}` is not valid now: {why}",
             key.key_id
         ))
     };

@@ -191,8 +191,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the pool. Does not migrate. Connections are made lazily, so a database that is
-    /// down now does not stop the daemon from starting (requests get 503 until it is back).
+    /// Opens the pool. Does not migrate. Connections are made lazily; a database that goes
+    /// away later gives 503s until it is back (`serve` itself migrates first, so it needs the
+    /// database to start).
     pub fn open(cfg: &DatabaseConfig) -> Result<Store> {
         let backend = Backend::parse(&cfg.url)?.with_connect_timeout(cfg.connect_timeout_seconds);
         let pool = Pool::builder()

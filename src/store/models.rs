@@ -1,7 +1,7 @@
 //! Row types, one per table. Hash columns are not secrets, but rows still skip `Debug` so
 //! a stray `{:?}` never prints them.
 
-use super::schema::{access_keys, audit_events, options, sessions, users};
+use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 
@@ -31,11 +31,17 @@ pub struct UserRow {
     pub created_at: i64,
     pub last_login_at: Option<i64>,
     pub access_key_validity_minutes: Option<i64>,
+    pub suspended_at: Option<i64>,
 }
 
 impl UserRow {
     pub fn last_login(&self) -> Option<DateTime<Utc>> {
         self.last_login_at.map(from_ms)
+    }
+
+    /// May this user act at all (not disabled, not suspended pending removal)?
+    pub fn is_active(&self) -> bool {
+        self.is_enabled && self.suspended_at.is_none()
     }
 }
 
@@ -100,4 +106,31 @@ pub struct NewAuditRow {
     pub target: Option<String>,
     pub detail: Option<String>,
     pub remote_addr: Option<String>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = sync_runs)]
+pub struct SyncRunRow {
+    pub id: i64,
+    pub directory_id: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub dry_run: bool,
+    pub run_trigger: String,
+    pub actor: Option<String>,
+    pub replica: String,
+    pub status: String,
+    pub read_count: i64,
+    pub matched: i64,
+    pub renamed: i64,
+    pub removed: i64,
+    pub suspended: i64,
+    pub restored: i64,
+    pub admin_changes: i64,
+    pub last_logins: i64,
+    pub error: Option<String>,
+    pub plan: Option<String>,
+    pub approves_run_id: Option<i64>,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
 }

@@ -17,6 +17,7 @@ diesel::table! {
         created_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
         access_key_validity_minutes -> Nullable<BigInt>,
+        suspended_at -> Nullable<BigInt>,
     }
 }
 
@@ -80,6 +81,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sync_runs (id) {
+        id -> BigInt,
+        directory_id -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        dry_run -> Bool,
+        run_trigger -> Text,
+        actor -> Nullable<Text>,
+        replica -> Text,
+        status -> Text,
+        read_count -> BigInt,
+        matched -> BigInt,
+        renamed -> BigInt,
+        removed -> BigInt,
+        suspended -> BigInt,
+        restored -> BigInt,
+        admin_changes -> BigInt,
+        last_logins -> BigInt,
+        error -> Nullable<Text>,
+        plan -> Nullable<Text>,
+        approves_run_id -> Nullable<BigInt>,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -90,5 +118,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     options,
     audit_events,
-    job_runs
+    job_runs,
+    sync_runs
 );

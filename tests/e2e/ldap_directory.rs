@@ -27,6 +27,11 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
         email_attribute: "mail".into(),
         admin_group: Some(slapd.admin_group_dn().into()),
         timeout_seconds: 5,
+        active_directory: false,
+        required_group: None,
+        last_login_attribute: None,
+        page_size: 500,
+        sync: accesskeyd::config::SyncPolicy::default(),
     }
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE sync_runs;
+ALTER TABLE users DROP COLUMN suspended_at;
