@@ -43,6 +43,20 @@ pub enum Command {
     /// Load and validate the configuration, connect to the database and to every directory,
     /// and print what is wrong. Exits non-zero if anything is.
     CheckConfig,
+    /// Reconcile an LDAP directory now: remove users deleted (or disabled) upstream with
+    /// their keys, follow renames, admin standing and last logins. Prints progress and a
+    /// summary. Exit status: 0 done (or dry run), 1 failed, 3 blocked by the deletion
+    /// threshold (approve with --approve-run).
+    Sync {
+        /// The directory id.
+        directory: String,
+        /// Read and decide, but change nothing; list who would be removed.
+        #[arg(long, conflicts_with = "approve_run")]
+        dry_run: bool,
+        /// Approve a blocked run: read again and remove at most the users that run named.
+        #[arg(long, value_name = "RUN_ID")]
+        approve_run: Option<i64>,
+    },
     /// Copy users, access keys (hashes only), options and the audit trail from one database
     /// to another, e.g. from SQLite to PostgreSQL. The target must be empty; its schema is
     /// created. Everything lands in one transaction, verified by row counts. Stop the daemon
@@ -113,6 +127,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(config).await,
         Command::CheckConfig => return check_config(config).await,
         Command::MigrateData { from, to } => migrate_data(from, to).await,
+        Command::Sync {
+            directory,
+            dry_run,
+            approve_run,
+        } => return sync(config, directory, dry_run, approve_run).await,
         Command::LocalUser(cmd) => local_user(config, cmd).await,
     };
     match result {
@@ -144,9 +163,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "accesskeyd listening");
     println!("accesskeyd listening on http://{listen}");
-    let cleanup = crate::jobs::spawn_session_cleanup(app.clone());
+    let mut jobs = vec![crate::jobs::spawn_session_cleanup(app.clone())];
+    jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
     crate::http::serve(app, listener, shutdown_signal()).await?;
-    cleanup.abort();
+    for job in jobs {
+        job.abort();
+    }
     tracing::info!("accesskeyd stopped");
     Ok(())
 }
@@ -234,6 +256,59 @@ async fn check_config(config: Config) -> ExitCode {
     } else {
         println!("{problems} problem(s) found");
         ExitCode::FAILURE
+    }
+}
+
+async fn sync(
+    config: Config,
+    directory: String,
+    dry_run: bool,
+    approve_run: Option<i64>,
+) -> ExitCode {
+    let app = match App::new(config, Arc::new(SystemClock)).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("accesskeyd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let request = crate::sync::Request {
+        directory_id: directory,
+        dry_run,
+        trigger: crate::sync::Trigger::Cli,
+        actor: Actor::system("cli"),
+        approve_run,
+    };
+    let run = match crate::sync::run(&app, request, &|line| println!("{line}")).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("accesskeyd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = crate::sync::plan_of(&run);
+    println!(
+        "run {}: {} — read {}, matched {}, renamed {}, removed {}, suspended {}, restored {}, admin changes {}, last logins {}",
+        run.id, run.status, run.read_count, run.matched, run.renamed, run.removed, run.suspended,
+        run.restored, run.admin_changes, run.last_logins
+    );
+    let verb = match run.status.as_str() {
+        "ok" => "removed",
+        _ => "would remove",
+    };
+    for r in plan.removals.iter().chain(plan.expired.iter()) {
+        println!(
+            "  {verb} {} (id {}, stable id {}): {:?}, {} key(s)",
+            r.username, r.user_id, r.external_id, r.reason, r.keys
+        );
+    }
+    if let Some(e) = &run.error {
+        println!("{e}");
+    }
+    match run.status.as_str() {
+        "ok" | "dry-run" => ExitCode::SUCCESS,
+        "blocked" => ExitCode::from(3),
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -852,6 +852,12 @@ impl RawDirectory {
                         ));
                     }
                 }
+                if self.removal_grace_hours.unwrap_or(0) > 87_600 {
+                    return Err(invalid(
+                        key("removal_grace_hours"),
+                        "at most 87600 (10 years)",
+                    ));
+                }
                 let sync = SyncPolicy {
                     schedule,
                     remove_disabled: self.remove_disabled.unwrap_or(active_directory),

@@ -63,6 +63,49 @@ impl Leadership {
         *conn = None;
     }
 
+    /// Takes the lead if it is free (or keeps it) and says whether this replica leads.
+    pub fn claim_blocking(&self) -> Result<bool> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| Error::Internal("leadership lock poisoned".into()))?;
+        self.claim(&mut guard)
+    }
+
+    fn claim(&self, guard: &mut Option<DbConn>) -> Result<bool> {
+        if guard.is_none() {
+            let conn = self.backend.connect().map_err(|e| {
+                Error::Unavailable(format!("cannot connect for scheduled jobs: {e}"))
+            })?;
+            *guard = Some(conn);
+        }
+        if self.is_leader() {
+            return Ok(true);
+        }
+        let got = match guard.as_mut() {
+            None => false,
+            Some(DbConn::Sqlite(_)) => true,
+            Some(DbConn::Pg(pg)) => {
+                match diesel::sql_query(format!(
+                    "SELECT pg_try_advisory_lock({LEADER_LOCK}) AS locked"
+                ))
+                .get_result::<Locked>(pg)
+                {
+                    Ok(l) => l.locked,
+                    Err(e) => {
+                        self.lose(guard, "connection failed");
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        if got {
+            self.leader.store(true, Ordering::Relaxed);
+            tracing::info!(replica = %self.replica, backend = self.backend.name(), "this replica now runs the scheduled jobs");
+        }
+        Ok(got)
+    }
+
     /// Runs `job` if this replica leads (taking the lead if it is free), records the run in
     /// `job_runs`, and returns the job's detail; `Ok(None)` when another replica leads.
     pub fn run_blocking(
@@ -75,38 +118,12 @@ impl Leadership {
             .conn
             .lock()
             .map_err(|_| Error::Internal("leadership lock poisoned".into()))?;
-        if guard.is_none() {
-            let conn = self.backend.connect().map_err(|e| {
-                Error::Unavailable(format!("cannot connect for scheduled jobs: {e}"))
-            })?;
-            *guard = Some(conn);
+        if !self.claim(&mut guard)? {
+            return Ok(None);
         }
         let Some(conn) = guard.as_mut() else {
             return Ok(None);
         };
-        if !self.is_leader() {
-            let got = match conn {
-                DbConn::Sqlite(_) => true,
-                DbConn::Pg(pg) => {
-                    match diesel::sql_query(format!(
-                        "SELECT pg_try_advisory_lock({LEADER_LOCK}) AS locked"
-                    ))
-                    .get_result::<Locked>(pg)
-                    {
-                        Ok(l) => l.locked,
-                        Err(e) => {
-                            self.lose(&mut guard, "connection failed");
-                            return Err(e.into());
-                        }
-                    }
-                }
-            };
-            if !got {
-                return Ok(None);
-            }
-            self.leader.store(true, Ordering::Relaxed);
-            tracing::info!(replica = %self.replica, backend = self.backend.name(), "this replica now runs the scheduled jobs");
-        }
         let started = clock.now();
         let result = job(conn);
         let finished = clock.now();
@@ -170,4 +187,57 @@ pub fn spawn_session_cleanup(app: Arc<App>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Runs each LDAP directory's sync on its cron schedule, on the leading replica only. A run
+/// already going (started by hand, or by another replica) makes the tick a no-op.
+pub fn spawn_sync_schedulers(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    for d in &app.directories {
+        let crate::directory::Directory::Ldap(l) = d else {
+            continue;
+        };
+        if l.config().sync.schedule.is_none() {
+            continue;
+        }
+        let id = l.config().id.clone();
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                let Some(cfg) = app.directory(&id).and_then(|d| match d {
+                    crate::directory::Directory::Ldap(l) => Some(l.config().clone()),
+                    _ => None,
+                }) else {
+                    return;
+                };
+                let now = app.clock.now();
+                let Some(next) = crate::sync::next_run(&cfg, now) else {
+                    return;
+                };
+                let wait = (next - now).to_std().unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                let a = app.clone();
+                let leads =
+                    tokio::task::spawn_blocking(move || a.leadership.claim_blocking()).await;
+                if !matches!(leads, Ok(Ok(true))) {
+                    continue;
+                }
+                let request = crate::sync::Request {
+                    directory_id: id.clone(),
+                    dry_run: false,
+                    trigger: crate::sync::Trigger::Schedule,
+                    actor: crate::audit::Actor::system("schedule"),
+                    approve_run: None,
+                };
+                match crate::sync::run(&app, request, &|_| {}).await {
+                    Ok(_) => {}
+                    Err(Error::Conflict(m)) => tracing::debug!(directory = %id, "{m}"),
+                    Err(e) => {
+                        tracing::warn!(directory = %id, error = %e, "scheduled sync could not run")
+                    }
+                }
+            }
+        }));
+    }
+    handles
 }

@@ -19,6 +19,7 @@ pub mod revocation;
 pub mod secret;
 pub mod sessions;
 pub mod store;
+pub mod sync;
 pub mod throttle;
 pub mod transfer;
 pub mod users;

@@ -1,7 +1,9 @@
 //! Counters exposed at `/metrics` in the Prometheus text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -14,6 +16,15 @@ pub struct Metrics {
     pub keys_deleted: AtomicU64,
     pub users_deleted: AtomicU64,
     pub directory_unavailable: AtomicU64,
+    /// Per directory: runs by status, users removed, last run's duration.
+    sync: Mutex<BTreeMap<String, SyncMetrics>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SyncMetrics {
+    runs: BTreeMap<&'static str, u64>,
+    removed: u64,
+    last_duration_ms: i64,
 }
 
 pub fn inc(counter: &AtomicU64) {
@@ -21,6 +32,23 @@ pub fn inc(counter: &AtomicU64) {
 }
 
 impl Metrics {
+    /// Records a finished directory sync run.
+    pub fn sync_finished(&self, directory: &str, status: &str, removed: u64, duration_ms: i64) {
+        let status: &'static str = match status {
+            "ok" => "ok",
+            "failed" => "failed",
+            "blocked" => "blocked",
+            "dry-run" => "dry-run",
+            _ => "other",
+        };
+        if let Ok(mut s) = self.sync.lock() {
+            let m = s.entry(directory.to_string()).or_default();
+            *m.runs.entry(status).or_default() += 1;
+            m.removed += removed;
+            m.last_duration_ms = duration_ms;
+        }
+    }
+
     pub fn render(&self, is_leader: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -77,6 +105,44 @@ impl Metrics {
             "Logins that failed because a directory could not be reached.",
             &[("", g(&self.directory_unavailable))],
         );
+        let sync = self.sync.lock().map(|s| s.clone()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_sync_runs_total Directory sync runs by outcome."
+        );
+        let _ = writeln!(out, "# TYPE accesskeyd_sync_runs_total counter");
+        for (dir, m) in &sync {
+            for (status, n) in &m.runs {
+                let _ = writeln!(
+                    out,
+                    "accesskeyd_sync_runs_total{{directory=\"{dir}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_sync_removed_users_total Users removed by directory sync."
+        );
+        let _ = writeln!(out, "# TYPE accesskeyd_sync_removed_users_total counter");
+        for (dir, m) in &sync {
+            let _ = writeln!(
+                out,
+                "accesskeyd_sync_removed_users_total{{directory=\"{dir}\"}} {}",
+                m.removed
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_sync_last_duration_seconds Duration of the last sync run."
+        );
+        let _ = writeln!(out, "# TYPE accesskeyd_sync_last_duration_seconds gauge");
+        for (dir, m) in &sync {
+            let _ = writeln!(
+                out,
+                "accesskeyd_sync_last_duration_seconds{{directory=\"{dir}\"}} {:.3}",
+                m.last_duration_ms as f64 / 1000.0
+            );
+        }
         out
     }
 }

@@ -1,10 +1,13 @@
 //! LDAP / Active Directory password check: search the user as a service account, then bind as them.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use ldap3::controls::{Control, PagedResults};
 use ldap3::{
     ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, ResultEntry, Scope,
     SearchOptions,
@@ -17,7 +20,10 @@ use crate::secret::Secret;
 
 // LDAP result codes (RFC 4511 appendix A) that the mapping below treats specially.
 const RC_SUCCESS: u32 = 0;
+const RC_TIME_LIMIT_EXCEEDED: u32 = 3;
 const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
+const RC_REFERRAL: u32 = 10;
+const RC_ADMIN_LIMIT_EXCEEDED: u32 = 11;
 const RC_STRONGER_AUTH_REQUIRED: u32 = 8;
 const RC_CONFIDENTIALITY_REQUIRED: u32 = 13;
 const RC_CONSTRAINT_VIOLATION: u32 = 19;
@@ -29,6 +35,52 @@ const RC_UNWILLING_TO_PERFORM: u32 = 53;
 
 /// Requesting only this OID returns entries without attributes (RFC 4511 4.5.1.8).
 const NO_ATTRIBUTES: &str = "1.1";
+
+/// The Paged Results control (RFC 2696).
+const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
+/// AD's LDAP_MATCHING_RULE_IN_CHAIN: `memberOf` with it also matches nested membership.
+const AD_MATCHING_RULE_IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+const AD_USER_ACCOUNT_CONTROL: &str = "userAccountControl";
+/// userAccountControl bit ACCOUNTDISABLE.
+const UF_ACCOUNTDISABLE: i64 = 0x2;
+/// Naming contexts below an AD domain root that AD answers with continuation references
+/// (first RDN of the referenced DN): application partitions and the configuration partition,
+/// never user accounts of the domain.
+const AD_NON_USER_PARTITIONS: &[(&str, &str)] = &[
+    ("DC", "DomainDnsZones"),
+    ("DC", "ForestDnsZones"),
+    ("CN", "Configuration"),
+];
+/// 100 ns intervals between 1601-01-01 (FILETIME epoch) and 1970-01-01.
+const FILETIME_UNIX_EPOCH_SECONDS: i64 = 11_644_473_600;
+const FILETIME_TICKS_PER_SECOND: i64 = 10_000_000;
+
+/// One user entry as the reconciler needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUser {
+    pub dn: String,
+    /// Same formatting as [`LdapDirectory::authenticate`]: `entryUUID` text, `objectGUID` as
+    /// a GUID string, other binary ids as hex.
+    pub external_id: String,
+    /// First value of `username_attribute`, as stored upstream.
+    pub username: String,
+    /// AD only (`active_directory`): userAccountControl has ACCOUNTDISABLE (0x2). Else false.
+    pub disabled: bool,
+    /// From `last_login_attribute`: a Windows FILETIME (`lastLogonTimestamp`, `lastLogon`;
+    /// 0 and "never" are None) or a GeneralizedTime (`authTimestamp`). None when absent.
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+/// What a paged read went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Entries handed to the visitor.
+    pub entries: u64,
+    /// Search requests sent (one per page).
+    pub pages: u64,
+    /// Continuation references to AD's DNS / configuration partitions, skipped.
+    pub ignored_references: u64,
+}
 
 /// An LDAP or Active Directory server people log in through.
 ///
@@ -125,6 +177,22 @@ impl LdapDirectory {
         if matches!(&cfg.admin_group, Some(g) if g.trim().is_empty()) {
             return bad("admin_group is empty; leave it out to have no admins".into());
         }
+        if matches!(&cfg.required_group, Some(g) if g.trim().is_empty()) {
+            return bad("required_group is empty; leave it out to admit every user".into());
+        }
+        if let Some(attr) = &cfg.last_login_attribute {
+            if !is_attribute_name(attr) {
+                return bad(format!(
+                    "last_login_attribute {attr:?} is not an LDAP attribute name"
+                ));
+            }
+        }
+        if cfg.page_size < 1 {
+            return bad(format!(
+                "page_size must be at least 1, not {}",
+                cfg.page_size
+            ));
+        }
 
         let uses_tls = ldaps || cfg.starttls;
         let tls = match &cfg.ca_file {
@@ -183,6 +251,279 @@ impl LdapDirectory {
         let result = self.check_on(&mut svc).await;
         self.close(&mut svc).await;
         result
+    }
+
+    /// Reads every user in scope with a paged search (RFC 2696, `page_size` entries per page)
+    /// as the service account: base `user_base`, subtree, `user_filter` AND-ed with membership
+    /// of `required_group` when set (nested on AD). Calls `visit` once per entry as pages
+    /// arrive; only one page is ever held in memory.
+    ///
+    /// Any problem fails the whole read with `Unavailable`, so that a partial read never looks
+    /// like users having vanished: connection lost, timeout (`timeout_seconds` per page, not
+    /// counting the time spent in `visit`), a result code other than success (also after some
+    /// entries were visited: sizeLimitExceeded, timeLimitExceeded, referral...), a malformed
+    /// entry, an entry without the id or username attribute, and continuation references,
+    /// except those to AD's DomainDnsZones / ForestDnsZones / Configuration partitions (counted
+    /// in `ignored_references`, not followed). On an error `visit` may already have seen some
+    /// entries: the caller must discard them.
+    pub async fn read_users(
+        &self,
+        mut visit: impl FnMut(UpstreamUser) + Send,
+    ) -> Result<ReadStats, DirectoryError> {
+        let ad = self.cfg.active_directory;
+        let group = self.cfg.required_group.as_deref();
+        let filter = scope_filter(
+            &self.cfg.user_filter,
+            group.map(|g| member_of_clause(g, ad)),
+        );
+        let attrs = self.sync_attributes();
+        let stats = self
+            .paged_read("user sync search", &filter, &attrs, |entry| {
+                visit(self.upstream_user(entry)?);
+                Ok(())
+            })
+            .await?;
+        tracing::debug!(directory = %self.cfg.id, entries = stats.entries, pages = stats.pages, ignored_references = stats.ignored_references, "LDAP users read");
+        Ok(stats)
+    }
+
+    /// External ids of the members of `admin_group` in scope: a paged search of
+    /// `(&{user_filter}(memberOf=<admin_group>))` under `user_base` (on AD with the nested
+    /// matching rule). Empty without `admin_group`. Fails like [`Self::read_users`].
+    pub async fn admin_external_ids(&self) -> Result<HashSet<String>, DirectoryError> {
+        let Some(group) = &self.cfg.admin_group else {
+            return Ok(HashSet::new());
+        };
+        let filter = scope_filter(
+            &self.cfg.user_filter,
+            Some(member_of_clause(group, self.cfg.active_directory)),
+        );
+        let mut ids = HashSet::new();
+        self.paged_read(
+            "admin group member search",
+            &filter,
+            &[self.cfg.id_attribute.as_str()],
+            |entry| {
+                ids.insert(self.external_id(&entry)?);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(ids)
+    }
+
+    /// The attributes `read_users` needs, each once.
+    fn sync_attributes(&self) -> Vec<&str> {
+        let mut attrs: Vec<&str> = vec![&self.cfg.id_attribute, &self.cfg.username_attribute];
+        if self.cfg.active_directory {
+            attrs.push(AD_USER_ACCOUNT_CONTROL);
+        }
+        if let Some(attr) = &self.cfg.last_login_attribute {
+            attrs.push(attr);
+        }
+        let mut unique: Vec<&str> = Vec::with_capacity(attrs.len());
+        for attr in attrs {
+            if !unique.iter().any(|a| a.eq_ignore_ascii_case(attr)) {
+                unique.push(attr);
+            }
+        }
+        unique
+    }
+
+    fn upstream_user(&self, entry: Entry) -> Result<UpstreamUser, DirectoryError> {
+        let external_id = self.external_id(&entry)?;
+        let missing = |attr: &str| {
+            DirectoryError::Unavailable(format!(
+                "entry {} has no {attr} (is it readable by the service account?)",
+                entry.dn
+            ))
+        };
+        let bad_value = |attr: &str, value: &str| {
+            DirectoryError::Unavailable(format!(
+                "entry {} has an unreadable {attr} value {value:?}",
+                entry.dn
+            ))
+        };
+        let attr = &self.cfg.username_attribute;
+        let username = entry
+            .text(attr)
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| missing(attr))?;
+        // A missing userAccountControl would make every account look enabled, which would
+        // silently keep disabled people in: fail instead.
+        let disabled = if self.cfg.active_directory {
+            let uac = entry
+                .text(AD_USER_ACCOUNT_CONTROL)
+                .ok_or_else(|| missing(AD_USER_ACCOUNT_CONTROL))?;
+            account_disabled(&uac).ok_or_else(|| bad_value(AD_USER_ACCOUNT_CONTROL, &uac))?
+        } else {
+            false
+        };
+        let last_login = match &self.cfg.last_login_attribute {
+            Some(attr) => match entry.text(attr) {
+                Some(value) => parse_last_login(&value).map_err(|()| bad_value(attr, &value))?,
+                None => None,
+            },
+            None => None,
+        };
+        Ok(UpstreamUser {
+            dn: entry.dn,
+            external_id,
+            username,
+            disabled,
+            last_login,
+        })
+    }
+
+    /// A paged search under `user_base` on a fresh service connection.
+    async fn paged_read(
+        &self,
+        what: &str,
+        filter: &str,
+        attrs: &[&str],
+        on_entry: impl FnMut(Entry) -> Result<(), DirectoryError> + Send,
+    ) -> Result<ReadStats, DirectoryError> {
+        let mut svc = self.service_connection().await?;
+        let result = self
+            .paged_search(&mut svc, what, filter, attrs, on_entry)
+            .await;
+        // Also after an error: unbinding closes the socket, which ends whatever the server
+        // still had to send.
+        self.close(&mut svc).await;
+        result
+    }
+
+    /// Drives the paging by hand rather than with ldap3's `PagedResults` adapter: the adapter
+    /// looks only at the cookie of each page (an intermediate page that failed but carried a
+    /// cookie would be skipped silently), panics on a malformed control, and hides where
+    /// pages begin.
+    async fn paged_search(
+        &self,
+        ldap: &mut Ldap,
+        what: &str,
+        filter: &str,
+        attrs: &[&str],
+        mut on_entry: impl FnMut(Entry) -> Result<(), DirectoryError> + Send,
+    ) -> Result<ReadStats, DirectoryError> {
+        let mut stats = ReadStats::default();
+        let mut cookie = Vec::new();
+        loop {
+            let page = stats.pages + 1;
+            let control = PagedResults {
+                size: self.cfg.page_size,
+                cookie: std::mem::take(&mut cookie),
+            };
+            let started = Instant::now();
+            // The ldap3 timeout bounds sending the request and each wait for a message; the
+            // budget below bounds the page as a whole.
+            let mut stream = ldap
+                .with_controls(control)
+                .with_timeout(self.timeout)
+                .streaming_search(&self.cfg.user_base, Scope::Subtree, filter, attrs.to_vec())
+                .await
+                .map_err(|e| self.connection_error(&format!("{what} (page {page})"), &e))?;
+            stats.pages = page;
+            let mut waited = started.elapsed();
+            loop {
+                let budget = self.timeout.saturating_sub(waited);
+                let wait_started = Instant::now();
+                let next = tokio::time::timeout(budget, stream.next()).await;
+                waited += wait_started.elapsed();
+                let item = match next {
+                    Ok(Ok(Some(item))) => item,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => {
+                        return Err(self.connection_error(
+                            &format!("{what} (page {page}, after {} entries)", stats.entries),
+                            &e,
+                        ))
+                    }
+                    Err(_) => {
+                        let err = DirectoryError::Unavailable(format!(
+                            "{what} on {}: page {page} not complete within {}s, after {} entries (timed out)",
+                            self.cfg.url,
+                            self.timeout.as_secs(),
+                            stats.entries
+                        ));
+                        tracing::warn!(directory = %self.cfg.id, "{err}");
+                        return Err(err);
+                    }
+                };
+                if item.is_intermediate() {
+                    // Not part of a plain search's answer; nothing to read from it.
+                    continue;
+                }
+                if item.is_ref() {
+                    let urls = parse_reference(item).ok_or_else(|| self.malformed(what))?;
+                    if !urls.is_empty() && urls.iter().all(|u| is_ignorable_reference(u)) {
+                        tracing::debug!(directory = %self.cfg.id, ?urls, "skipping continuation reference to an AD DNS / configuration partition");
+                        stats.ignored_references += 1;
+                        continue;
+                    }
+                    let err = DirectoryError::Unavailable(format!(
+                        "{what} on {}: the server refers part of {:?} to {} (continuation reference); \
+                         referrals are not followed: point url at a server holding all of user_base \
+                         (on AD, the global catalog) or narrow user_base",
+                        self.cfg.url,
+                        self.cfg.user_base,
+                        urls.join(" ")
+                    ));
+                    tracing::warn!(directory = %self.cfg.id, "{err}");
+                    return Err(err);
+                }
+                let entry = parse_entry(item).ok_or_else(|| self.malformed(what))?;
+                on_entry(entry)?;
+                stats.entries += 1;
+            }
+            let res = stream.finish().await;
+            if res.rc != RC_SUCCESS {
+                return Err(self.search_failed(what, page, stats.entries, &res));
+            }
+            match paged_cookie(&res.ctrls) {
+                Some(next) if next.is_empty() => return Ok(stats),
+                Some(next) => cookie = next,
+                None if res.ctrls.iter().any(|c| c.1.ctype == PAGED_RESULTS_OID) => {
+                    return Err(DirectoryError::Unavailable(format!(
+                        "{what} on {}: malformed paged results control in the reply",
+                        self.cfg.url
+                    )))
+                }
+                // The server ignored the (non-critical) control and sent everything at once.
+                None => return Ok(stats),
+            }
+        }
+    }
+
+    /// A search that ended with a result code other than success, with what it likely means.
+    fn search_failed(
+        &self,
+        what: &str,
+        page: u64,
+        entries: u64,
+        res: &LdapResult,
+    ) -> DirectoryError {
+        let hint = match res.rc {
+            RC_SIZE_LIMIT_EXCEEDED => {
+                "; size limit exceeded: the server caps how many entries the service account may \
+                 read (OpenLDAP: limits size.prtotal / size.hard for it; AD: MaxResultSetSize)"
+                    .to_owned()
+            }
+            RC_TIME_LIMIT_EXCEEDED => {
+                "; time limit exceeded: the server caps how long the search may run".to_owned()
+            }
+            RC_ADMIN_LIMIT_EXCEEDED => "; administrative limit exceeded".to_owned(),
+            RC_REFERRAL => format!(
+                "; user_base is held by another server: {} (referrals are not followed)",
+                res.refs.join(" ")
+            ),
+            _ => String::new(),
+        };
+        let err = DirectoryError::Unavailable(format!(
+            "{what} on {} failed on page {page} after {entries} entries: {res}{hint}",
+            self.cfg.url
+        ));
+        tracing::warn!(directory = %self.cfg.id, "{err}");
+        err
     }
 
     async fn check_on(&self, svc: &mut Ldap) -> Result<(), DirectoryError> {
@@ -557,6 +898,211 @@ fn parse_entry(re: ResultEntry) -> Option<Entry> {
     Some(Entry { dn, attrs })
 }
 
+/// `(&{user_filter}{extra})`, either part alone when the other is absent, and
+/// `(objectClass=*)` when nothing restricts the search.
+fn scope_filter(user_filter: &str, extra: Option<String>) -> String {
+    let user_filter = user_filter.trim();
+    match (user_filter.is_empty(), extra) {
+        (true, None) => "(objectClass=*)".to_owned(),
+        (true, Some(extra)) => extra,
+        (false, None) => user_filter.to_owned(),
+        (false, Some(extra)) => format!("(&{user_filter}{extra})"),
+    }
+}
+
+/// Membership of `group_dn` (escaped as a filter value): `(memberOf=<dn>)`, on AD
+/// `(memberOf:1.2.840.113556.1.4.1941:=<dn>)` so that nested groups count.
+fn member_of_clause(group_dn: &str, active_directory: bool) -> String {
+    let dn = ldap_escape(group_dn.trim());
+    if active_directory {
+        format!("(memberOf:{AD_MATCHING_RULE_IN_CHAIN}:={dn})")
+    } else {
+        format!("(memberOf={dn})")
+    }
+}
+
+/// The URLs of a SearchResultReference; None when malformed (ldap3's `parse_refs` panics).
+fn parse_reference(re: ResultEntry) -> Option<Vec<String>> {
+    re.0.expect_constructed()?
+        .into_iter()
+        .map(|t| String::from_utf8(t.expect_primitive()?).ok())
+        .collect()
+}
+
+/// Whether a continuation reference points at one of AD's DNS application partitions or its
+/// configuration partition: the first RDN of the URL's DN is `DC=DomainDnsZones`,
+/// `DC=ForestDnsZones` or `CN=Configuration` (case-insensitive).
+fn is_ignorable_reference(url: &str) -> bool {
+    let Some(dn) = ldap_url_dn(url) else {
+        return false;
+    };
+    let first_rdn = dn.split(',').next().unwrap_or_default();
+    let Some((attr, value)) = first_rdn.split_once('=') else {
+        return false;
+    };
+    let (attr, value) = (attr.trim(), value.trim());
+    AD_NON_USER_PARTITIONS
+        .iter()
+        .any(|(a, v)| attr.eq_ignore_ascii_case(a) && value.eq_ignore_ascii_case(v))
+}
+
+/// The DN of an LDAP URL (RFC 4516: `ldap://host/dn?attrs?scope?filter?exts`), percent-decoded.
+fn ldap_url_dn(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("ldap") && !scheme.eq_ignore_ascii_case("ldaps") {
+        return None;
+    }
+    let (_, path) = rest.split_once('/')?;
+    let dn = path.split('?').next().unwrap_or_default();
+    percent_decode(dn)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The cookie of the Paged Results response control: None when the control is absent or
+/// malformed; empty when the search is complete.
+fn paged_cookie(ctrls: &[Control]) -> Option<Vec<u8>> {
+    let raw = ctrls.iter().find(|c| c.1.ctype == PAGED_RESULTS_OID)?;
+    let (rest, tag) = ldap3::asn1::parse_tag(raw.1.val.as_deref()?).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut parts = tag.expect_constructed()?.into_iter();
+    let _size = parts.next()?.expect_primitive()?;
+    parts.next()?.expect_primitive()
+}
+
+/// AD's userAccountControl (a signed 32-bit decimal) has ACCOUNTDISABLE set; None if not a number.
+fn account_disabled(value: &str) -> Option<bool> {
+    let flags: i64 = value.trim().parse().ok()?;
+    Some(flags & UF_ACCOUNTDISABLE != 0)
+}
+
+/// A last-login value: all digits is a Windows FILETIME (`lastLogonTimestamp`), anything else a
+/// GeneralizedTime (`authTimestamp`). `Ok(None)` for FILETIME's "never" values.
+fn parse_last_login(value: &str) -> Result<Option<DateTime<Utc>>, ()> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        parse_filetime(value)
+    } else {
+        parse_generalized_time(value).map(Some).ok_or(())
+    }
+}
+
+/// Windows FILETIME: 100 ns intervals since 1601-01-01 UTC. 0 and i64::MAX mean never.
+fn parse_filetime(value: &str) -> Result<Option<DateTime<Utc>>, ()> {
+    let ticks: i64 = value.parse().map_err(|_| ())?;
+    if ticks == 0 || ticks == i64::MAX {
+        return Ok(None);
+    }
+    if ticks < 0 {
+        return Err(());
+    }
+    let secs = ticks / FILETIME_TICKS_PER_SECOND - FILETIME_UNIX_EPOCH_SECONDS;
+    let nanos = (ticks % FILETIME_TICKS_PER_SECOND) * 100;
+    DateTime::from_timestamp(secs, nanos as u32)
+        .map(Some)
+        .ok_or(())
+}
+
+/// GeneralizedTime (RFC 4517 3.3.13): `YYYYMMDDHH[MM[SS]][(.|,)fraction](Z|(+|-)HH[MM])`.
+/// The fraction applies to the last unit given; a leap second (60) rolls into the next minute.
+fn parse_generalized_time(value: &str) -> Option<DateTime<Utc>> {
+    let b = value.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize, n: usize| -> Option<u32> {
+        let part = b.get(*i..*i + n)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        *i += n;
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let is_digit_at = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+
+    let year = digits(&mut i, 4)?;
+    let month = digits(&mut i, 2)?;
+    let day = digits(&mut i, 2)?;
+    let hour = digits(&mut i, 2)?;
+    let mut minute = None;
+    let mut second = None;
+    if is_digit_at(i) {
+        minute = Some(digits(&mut i, 2)?);
+        if is_digit_at(i) {
+            second = Some(digits(&mut i, 2)?);
+        }
+    }
+    let mut fraction_nanos: i64 = 0;
+    if matches!(b.get(i), Some(b'.' | b',')) {
+        i += 1;
+        let start = i;
+        while is_digit_at(i) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let unit_nanos: u128 = match (minute, second) {
+            (_, Some(_)) => 1_000_000_000,
+            (Some(_), None) => 60_000_000_000,
+            _ => 3_600_000_000_000,
+        };
+        // Twelve digits are below a nanosecond even for fractions of an hour.
+        let used = &value[start..i.min(start + 12)];
+        let numerator: u128 = used.parse().ok()?;
+        let nanos = numerator * unit_nanos / 10u128.pow(used.len() as u32);
+        fraction_nanos = i64::try_from(nanos).ok()?;
+    }
+    let offset_seconds: i64 = match b.get(i) {
+        Some(b'Z') => {
+            i += 1;
+            0
+        }
+        Some(sign @ (b'+' | b'-')) => {
+            let sign = if *sign == b'-' { -1 } else { 1 };
+            i += 1;
+            let hours = digits(&mut i, 2)?;
+            let minutes = if is_digit_at(i) {
+                digits(&mut i, 2)?
+            } else {
+                0
+            };
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            sign * (i64::from(hours) * 3600 + i64::from(minutes) * 60)
+        }
+        _ => return None,
+    };
+    if i != b.len() {
+        return None;
+    }
+    let (minute, second) = (minute.unwrap_or(0), second.unwrap_or(0));
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let midnight = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
+        .and_hms_opt(0, 0, 0)?
+        .and_utc();
+    let local_seconds = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+    midnight
+        .checked_add_signed(TimeDelta::seconds(local_seconds - offset_seconds))?
+        .checked_add_signed(TimeDelta::nanoseconds(fraction_nanos))
+}
+
 /// Accepts `ldap://host[:port][/]` and `ldaps://...`; returns whether it is ldaps.
 fn validate_url(url: &str) -> Result<bool, DirectoryError> {
     let bad = |why: &str| {
@@ -843,6 +1389,405 @@ mod tests {
         for rc in [1, 2, 51, 52, 80] {
             assert!(matches!(classify_user_bind(rc), UserBind::Failed), "{rc}");
         }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("rfc3339").to_utc()
+    }
+
+    #[test]
+    fn filetime_values() {
+        assert_eq!(
+            parse_filetime("133000000000000000"),
+            Ok(Some(utc("2022-06-18T04:26:40Z")))
+        );
+        assert_eq!(
+            parse_filetime("116444736000000000"),
+            Ok(Some(utc("1970-01-01T00:00:00Z")))
+        );
+        assert_eq!(
+            parse_filetime("133000000000000001"),
+            Ok(Some(utc("2022-06-18T04:26:40.0000001Z")))
+        );
+        assert_eq!(
+            parse_filetime("134090000001234567"),
+            Ok(Some(utc("2025-11-30T18:13:20.1234567Z")))
+        );
+        assert_eq!(parse_filetime("0"), Ok(None));
+        assert_eq!(parse_filetime("9223372036854775807"), Ok(None));
+        for bad in ["-1", "", "x", "99999999999999999999"] {
+            assert_eq!(parse_filetime(bad), Err(()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generalized_time_values() {
+        let ok = [
+            ("20261128020304Z", "2026-11-28T02:03:04Z"),
+            ("20261128020304.5Z", "2026-11-28T02:03:04.5Z"),
+            ("20261128020304,25Z", "2026-11-28T02:03:04.25Z"),
+            (
+                "20261128020304.123456789Z",
+                "2026-11-28T02:03:04.123456789Z",
+            ),
+            (
+                "20261128020304.1234567891234Z",
+                "2026-11-28T02:03:04.123456789Z",
+            ),
+            ("202611280203Z", "2026-11-28T02:03:00Z"),
+            ("202611280203.5Z", "2026-11-28T02:03:30Z"),
+            ("2026112802Z", "2026-11-28T02:00:00Z"),
+            ("2026112802.25Z", "2026-11-28T02:15:00Z"),
+            ("20261128020304+0200", "2026-11-28T00:03:04Z"),
+            ("20261128020304-05", "2026-11-28T07:03:04Z"),
+            ("20261128000000+0130", "2026-11-27T22:30:00Z"),
+            ("20161231235960Z", "2017-01-01T00:00:00Z"),
+            ("20240229120000Z", "2024-02-29T12:00:00Z"),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_generalized_time(text), Some(utc(want)), "{text}");
+        }
+        for bad in [
+            "",
+            "20261128020304",
+            "2026112802030Z",
+            "20261328020304Z",
+            "20250229000000Z",
+            "20261128240000Z",
+            "20261128026000Z",
+            "20261128020361Z",
+            "20261128020304.Z",
+            "20261128020304Z0",
+            "20261128020304+2400",
+            "20261128020304+0060",
+            "20261128020304+1",
+            "2026-11-28T02:03:04Z",
+            "20261128020304 Z",
+            "２0261128020304Z",
+        ] {
+            assert_eq!(parse_generalized_time(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn last_login_format_follows_the_value() {
+        assert_eq!(
+            parse_last_login("133000000000000000"),
+            Ok(Some(utc("2022-06-18T04:26:40Z")))
+        );
+        assert_eq!(parse_last_login("0"), Ok(None));
+        assert_eq!(
+            parse_last_login("20261128020304Z"),
+            Ok(Some(utc("2026-11-28T02:03:04Z")))
+        );
+        assert_eq!(parse_last_login("yesterday"), Err(()));
+        assert_eq!(parse_last_login(""), Err(()));
+    }
+
+    #[test]
+    fn user_account_control_disabled_bit() {
+        assert_eq!(account_disabled("512"), Some(false));
+        assert_eq!(account_disabled("514"), Some(true));
+        assert_eq!(account_disabled("66050"), Some(true));
+        assert_eq!(account_disabled("-2147483646"), Some(true));
+        assert_eq!(account_disabled("x"), None);
+    }
+
+    #[test]
+    fn only_ad_partition_references_are_ignorable() {
+        for url in [
+            "ldap://DomainDnsZones.corp.example.com/DC=DomainDnsZones,DC=corp,DC=example,DC=com",
+            "ldap://ForestDnsZones.corp.example.com/DC=ForestDnsZones,DC=corp,DC=example,DC=com",
+            "ldap://corp.example.com/CN=Configuration,DC=corp,DC=example,DC=com",
+            "LDAP://corp.example.com/cn=configuration,dc=corp,dc=example,dc=com",
+            "ldap://h/dc%3DDomainDnsZones%2Cdc%3Dcorp",
+            "ldap://h/DC = DomainDnsZones,DC=corp??sub",
+            "ldaps://h:636/DC=ForestDnsZones,DC=corp?objectGUID?sub?(objectClass=*)",
+        ] {
+            assert!(is_ignorable_reference(url), "{url}");
+        }
+        for url in [
+            "ldap://other.example.com/OU=Sales,DC=corp,DC=example,DC=com",
+            "ldap://corp.example.com/DC=corp,DC=example,DC=com",
+            "ldap://h/DC=DomainDnsZonesX,DC=corp",
+            "ldap://h/OU=x,DC=DomainDnsZones,DC=corp",
+            "ldap://h/CN=Configurations,DC=corp",
+            "ldap://h/",
+            "ldap://h",
+            "ldap://DomainDnsZones.corp.example.com",
+            "http://h/DC=DomainDnsZones,DC=corp",
+            "ldap://h/DC=DomainDnsZones%zz",
+            "DC=DomainDnsZones,DC=corp",
+        ] {
+            assert!(!is_ignorable_reference(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn reference_urls_are_parsed_without_panicking() {
+        use ldap3::asn1::{StructureTag, TagClass, PL};
+        let url = |s: &str| StructureTag {
+            class: TagClass::Universal,
+            id: 4,
+            payload: PL::P(s.as_bytes().to_vec()),
+        };
+        let reference = |inner: Vec<StructureTag>| {
+            ResultEntry::new(StructureTag {
+                class: TagClass::Application,
+                id: 19,
+                payload: PL::C(inner),
+            })
+        };
+        assert_eq!(
+            parse_reference(reference(vec![url("ldap://a/DC=x"), url("ldap://b/DC=x")])),
+            Some(vec!["ldap://a/DC=x".to_owned(), "ldap://b/DC=x".to_owned()])
+        );
+        let not_utf8 = StructureTag {
+            class: TagClass::Universal,
+            id: 4,
+            payload: PL::P(vec![0xff]),
+        };
+        assert_eq!(parse_reference(reference(vec![not_utf8])), None);
+        let nested = reference(vec![StructureTag {
+            class: TagClass::Universal,
+            id: 16,
+            payload: PL::C(vec![]),
+        }]);
+        assert_eq!(parse_reference(nested), None);
+        let primitive = ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: 19,
+            payload: PL::P(vec![]),
+        });
+        assert_eq!(parse_reference(primitive), None);
+    }
+
+    #[test]
+    fn scope_filters_escape_the_group_dn() {
+        let group = r"cn=Smith\, J (ext)*,ou=groups,dc=x";
+        assert_eq!(
+            member_of_clause(group, false),
+            r"(memberOf=cn=Smith\5c, J \28ext\29\2a,ou=groups,dc=x)"
+        );
+        assert_eq!(
+            member_of_clause(group, true),
+            r"(memberOf:1.2.840.113556.1.4.1941:=cn=Smith\5c, J \28ext\29\2a,ou=groups,dc=x)"
+        );
+        let user = "(objectClass=inetOrgPerson)";
+        assert_eq!(
+            scope_filter(user, Some(member_of_clause("cn=g,dc=x", false))),
+            "(&(objectClass=inetOrgPerson)(memberOf=cn=g,dc=x))"
+        );
+        assert_eq!(scope_filter(&format!(" {user} "), None), user);
+        assert_eq!(
+            scope_filter("", Some("(memberOf=cn=g)".into())),
+            "(memberOf=cn=g)"
+        );
+        assert_eq!(scope_filter("  ", None), "(objectClass=*)");
+        for ad in [false, true] {
+            for u in [user, ""] {
+                let f = scope_filter(u, Some(member_of_clause(group, ad)));
+                assert!(ldap3::parse_filter(&f).is_ok(), "{f}");
+            }
+        }
+    }
+
+    #[test]
+    fn paged_cookie_from_the_response_control() {
+        let control = |cookie: &[u8]| {
+            Control(
+                None,
+                PagedResults {
+                    size: 0,
+                    cookie: cookie.to_vec(),
+                }
+                .into(),
+            )
+        };
+        assert_eq!(paged_cookie(&[control(b"abc")]), Some(b"abc".to_vec()));
+        assert_eq!(paged_cookie(&[control(b"")]), Some(vec![]));
+        assert_eq!(paged_cookie(&[]), None);
+        let garbage = Control(
+            None,
+            ldap3::controls::RawControl {
+                ctype: PAGED_RESULTS_OID.into(),
+                crit: false,
+                val: Some(vec![0x30, 0x05, 0x02]),
+            },
+        );
+        assert_eq!(paged_cookie(&[garbage]), None);
+        let no_value = Control(
+            None,
+            ldap3::controls::RawControl {
+                ctype: PAGED_RESULTS_OID.into(),
+                crit: false,
+                val: None,
+            },
+        );
+        assert_eq!(paged_cookie(&[no_value]), None);
+    }
+
+    #[test]
+    fn sync_attributes_are_the_needed_ones_once() {
+        let dir = LdapDirectory::new(cfg()).expect("valid");
+        assert_eq!(dir.sync_attributes(), ["entryUUID", "uid"]);
+        let mut c = cfg();
+        c.active_directory = true;
+        c.id_attribute = "objectGUID".into();
+        c.username_attribute = "sAMAccountName".into();
+        c.last_login_attribute = Some("lastLogonTimestamp".into());
+        let dir = LdapDirectory::new(c).expect("valid");
+        assert_eq!(
+            dir.sync_attributes(),
+            [
+                "objectGUID",
+                "sAMAccountName",
+                "userAccountControl",
+                "lastLogonTimestamp"
+            ]
+        );
+        let mut c = cfg();
+        c.last_login_attribute = Some("UID".into());
+        c.username_attribute = "uid".into();
+        c.id_attribute = "uid".into();
+        let dir = LdapDirectory::new(c).expect("valid");
+        assert_eq!(dir.sync_attributes(), ["uid"]);
+    }
+
+    fn ad_entry(attrs: &[(&str, &[u8])]) -> Entry {
+        Entry {
+            dn: "CN=Ann,OU=People,DC=corp".into(),
+            attrs: attrs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), vec![v.to_vec()]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn upstream_user_from_an_ad_entry() {
+        let mut c = cfg();
+        c.active_directory = true;
+        c.id_attribute = "objectGUID".into();
+        c.username_attribute = "sAMAccountName".into();
+        c.last_login_attribute = Some("lastLogonTimestamp".into());
+        let dir = LdapDirectory::new(c).expect("valid");
+        let guid: Vec<u8> = (1..=16).collect();
+        let user = dir
+            .upstream_user(ad_entry(&[
+                ("objectGUID", &guid),
+                ("sAMAccountName", b"Ann"),
+                ("userAccountControl", b"514"),
+                ("lastLogonTimestamp", b"133000000000000000"),
+            ]))
+            .expect("user");
+        assert_eq!(
+            user,
+            UpstreamUser {
+                dn: "CN=Ann,OU=People,DC=corp".into(),
+                external_id: "04030201-0605-0807-090a-0b0c0d0e0f10".into(),
+                username: "Ann".into(),
+                disabled: true,
+                last_login: Some(utc("2022-06-18T04:26:40Z")),
+            }
+        );
+        let never = dir
+            .upstream_user(ad_entry(&[
+                ("objectGUID", &guid),
+                ("sAMAccountName", b"Ann"),
+                ("userAccountControl", b"512"),
+            ]))
+            .expect("user");
+        assert!(!never.disabled);
+        assert_eq!(never.last_login, None);
+
+        let err = |attrs: &[(&str, &[u8])]| match dir.upstream_user(ad_entry(attrs)) {
+            Err(DirectoryError::Unavailable(m)) => m,
+            other => panic!("expected Unavailable, got {other:?}"),
+        };
+        assert!(
+            err(&[("sAMAccountName", b"Ann"), ("userAccountControl", b"512")])
+                .contains("objectGUID")
+        );
+        assert!(
+            err(&[("objectGUID", &guid), ("userAccountControl", b"512")])
+                .contains("sAMAccountName")
+        );
+        assert!(err(&[("objectGUID", &guid), ("sAMAccountName", b"Ann")])
+            .contains("userAccountControl"));
+        assert!(err(&[
+            ("objectGUID", &guid),
+            ("sAMAccountName", b"Ann"),
+            ("userAccountControl", b"512"),
+            ("lastLogonTimestamp", b"soon"),
+        ])
+        .contains("lastLogonTimestamp"));
+    }
+
+    #[test]
+    fn upstream_user_outside_ad_is_never_disabled() {
+        let mut c = cfg();
+        c.last_login_attribute = Some("authTimestamp".into());
+        let dir = LdapDirectory::new(c).expect("valid");
+        let entry = Entry {
+            dn: "uid=bob,dc=x".into(),
+            attrs: vec![
+                ("entryUUID".into(), vec![b"0b5c-id".to_vec()]),
+                ("uid".into(), vec![b"bob".to_vec(), b"robert".to_vec()]),
+                ("userAccountControl".into(), vec![b"514".to_vec()]),
+                ("authTimestamp".into(), vec![b"20261128020304Z".to_vec()]),
+            ],
+        };
+        let user = dir.upstream_user(entry).expect("user");
+        assert_eq!(user.username, "bob");
+        assert_eq!(user.external_id, "0b5c-id");
+        assert!(!user.disabled);
+        assert_eq!(user.last_login, Some(utc("2026-11-28T02:03:04Z")));
+    }
+
+    #[test]
+    fn sync_settings_are_checked() {
+        let mut c = cfg();
+        c.required_group = Some(" ".into());
+        assert!(misconfigured(c).contains("required_group"));
+        let mut c = cfg();
+        c.last_login_attribute = Some("last login".into());
+        assert!(misconfigured(c).contains("last_login_attribute"));
+        let mut c = cfg();
+        c.page_size = 0;
+        assert!(misconfigured(c).contains("page_size"));
+    }
+
+    #[tokio::test]
+    async fn reads_fail_when_the_server_is_unreachable() {
+        let dir = LdapDirectory::new(cfg()).expect("valid");
+        let mut seen = 0;
+        assert!(matches!(
+            dir.read_users(|_| seen += 1).await,
+            Err(DirectoryError::Unavailable(_))
+        ));
+        assert_eq!(seen, 0);
+        let mut c = cfg();
+        c.admin_group = Some("cn=admins,dc=example,dc=org".into());
+        let dir = LdapDirectory::new(c).expect("valid");
+        assert!(matches!(
+            dir.admin_external_ids().await,
+            Err(DirectoryError::Unavailable(_))
+        ));
+        // Without an admin group there is nothing to ask.
+        let dir = LdapDirectory::new(cfg()).expect("valid");
+        assert_eq!(
+            dir.admin_external_ids().await.expect("empty"),
+            HashSet::new()
+        );
+    }
+
+    /// The reconciler runs reads on spawned tasks.
+    #[allow(dead_code)]
+    fn reads_are_send(dir: &LdapDirectory) {
+        fn send<T: Send>(_: T) {}
+        send(dir.read_users(|_| {}));
+        send(dir.admin_external_ids());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod directories;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -39,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(users::router())
         .merge(system::router())
         .merge(audit::router())
+        .merge(directories::router())
         .merge(health::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -56,7 +56,7 @@ async fn a_key_is_shown_once_and_then_works_like_its_owner() {
     };
     assert_eq!(stored.len(), 1);
     assert!(stored[0].starts_with("$argon2id$"), "{}", stored[0]);
-    if let crate::harness::db::TestDatabase::Sqlite(_) = d.db {
+    if let crate::harness::db::TestDatabase::Sqlite(_) = *d.db {
         // Not in any page of the file either (WAL included).
         let db = std::fs::read(d.dir.path().join("accesskeyd.db")).unwrap();
         let wal = std::fs::read(d.dir.path().join("accesskeyd.db-wal")).unwrap_or_default();

@@ -227,3 +227,59 @@ async fn migrate_check_config_and_configuration_errors() {
         .unwrap();
     assert!(text(&o).contains("standard input"));
 }
+
+#[tokio::test]
+async fn sync_from_the_command_line_dry_run_block_and_approve() {
+    use crate::harness::daemon::{Daemon, LDAP_DIR};
+    let slapd = Slapd::start().await;
+    let d = Daemon::start(Some(&slapd)).await;
+    d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    d.login("carol", "carol-pw", Some(LDAP_DIR)).await;
+    slapd.delete_user("carol").await;
+    let cfg = d.dir.path().join("cli.toml");
+    std::fs::write(&cfg, config_toml(d.db.url(), Some(&slapd), "")).unwrap();
+    let sync = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = accesskeyd(d.dir.path());
+        c.arg("--config").arg(&cfg).arg("sync").args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+
+    let o = sync(&[LDAP_DIR, "--dry-run"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("reading directory `{LDAP_DIR}`")),
+        "{out}"
+    );
+    assert!(
+        out.contains("dry-run") && out.contains("would remove carol"),
+        "{out}"
+    );
+
+    let strict = [("ACCESSKEYD_DIRECTORIES__1__DELETION_THRESHOLD", "0")];
+    let o = sync(&[LDAP_DIR], &strict);
+    assert_eq!(o.status.code(), Some(3), "blocked: {}", text(&o));
+    let out = text(&o);
+    let run: String = out
+        .split_whitespace()
+        .skip_while(|w| *w != "Approve")
+        .nth(2)
+        .unwrap()
+        .to_string();
+    assert!(out.contains("would remove carol"), "{out}");
+
+    let o = sync(&[LDAP_DIR, "--approve-run", &run], &strict);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("removed carol"), "{}", text(&o));
+
+    let o = sync(&["builtin"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("not an LDAP directory"), "{}", text(&o));
+    drop(slapd);
+    let o = sync(&[LDAP_DIR], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("nobody was removed"), "{}", text(&o));
+}

@@ -9,4 +9,5 @@ mod input;
 mod jobs;
 mod ldap_directory;
 mod ldap_login;
+mod sync;
 mod validity;

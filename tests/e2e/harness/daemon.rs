@@ -24,8 +24,8 @@ pub struct Daemon {
     pub url: String,
     pub app: Arc<App>,
     pub clock: Arc<OffsetClock>,
-    pub dir: TempDir,
-    pub db: TestDatabase,
+    pub dir: Arc<TempDir>,
+    pub db: Arc<TestDatabase>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -86,8 +86,41 @@ impl Daemon {
             .prefix("accesskeyd-test-")
             .tempdir()
             .expect("temp dir");
-        let path = dir.path().join("accesskeyd.toml");
         let db = TestDatabase::new(dir.path());
+        let d = Self::start_on(Arc::new(dir), Arc::new(db), slapd, extra, env).await;
+        accesskeyd::users::create_local(
+            &d.app,
+            &Actor::system("test"),
+            ADMIN,
+            Secret::new(ADMIN_PASSWORD),
+            true,
+        )
+        .await
+        .expect("create admin");
+        d
+    }
+
+    /// A second daemon on this one's database, configured differently (as another replica,
+    /// or the same installation after a configuration change).
+    pub async fn sibling(
+        &self,
+        slapd: Option<&Slapd>,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Self::start_on(self.dir.clone(), self.db.clone(), slapd, extra, env).await
+    }
+
+    async fn start_on(
+        dir: Arc<TempDir>,
+        db: Arc<TestDatabase>,
+        slapd: Option<&Slapd>,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let path = dir
+            .path()
+            .join(format!("accesskeyd-{}.toml", uuid::Uuid::new_v4().simple()));
         std::fs::write(&path, config_toml(db.url(), slapd, extra)).expect("write config");
         let env: Vec<(String, String)> = env
             .iter()
@@ -96,15 +129,6 @@ impl Daemon {
         let config = Config::load_from(Some(&path), &env).expect("valid test config");
         let clock = Arc::new(OffsetClock::default());
         let app = App::new(config, clock.clone()).await.expect("app starts");
-        accesskeyd::users::create_local(
-            &app,
-            &Actor::system("test"),
-            ADMIN,
-            Secret::new(ADMIN_PASSWORD),
-            true,
-        )
-        .await
-        .expect("create admin");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

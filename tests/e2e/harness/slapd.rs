@@ -4,6 +4,12 @@
 //! and a pair of free 127.0.0.1 ports (ldap:// and ldaps://). Mutations go through the
 //! ldap-utils CLI tools as rootdn. The process is killed on drop, also when a test panics.
 //!
+//! Seed data: alice, bob, carol under ou=people; the admin group (alice) and the users group
+//! (alice, bob, carol) under ou=groups, with `memberOf` kept by the memberof overlay; the
+//! service account, and a `limited` service account that slapd stops after 3 entries per
+//! search (also paged: size.prtotal=3). The lastbind overlay sets `authTimestamp` (operational,
+//! request it by name) on every successful bind.
+//!
 //! The CLI tools run through `std::process` inside `spawn_blocking` rather than
 //! `tokio::process`, because the crate's tokio does not enable the `process` feature.
 
@@ -23,10 +29,15 @@ const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
 const ROOT_PW: &str = "root-secret";
 const SERVICE_DN: &str = "cn=svc,ou=services,dc=example,dc=org";
 const SERVICE_PW: &str = "svc-secret";
+/// A service account whose searches slapd cuts off after this many entries.
+const LIMITED_DN: &str = "cn=limited,ou=services,dc=example,dc=org";
+const LIMITED_PW: &str = "limited-secret";
+const LIMITED_SIZE: usize = 3;
 const USER_BASE: &str = "ou=people,dc=example,dc=org";
 const ADMIN_GROUP_DN: &str = "cn=accesskeyd-admins,ou=groups,dc=example,dc=org";
-/// groupOfNames needs at least one member, so the admin group always keeps this dangling
-/// DN and `remove_from_admins` can take out the last real member.
+const USERS_GROUP_DN: &str = "cn=accesskeyd-users,ou=groups,dc=example,dc=org";
+/// groupOfNames needs at least one member, so each group always keeps this dangling DN and
+/// `remove_from_group` can take out the last real member.
 const PLACEHOLDER_MEMBER: &str = "cn=placeholder,dc=example,dc=org";
 const START_ATTEMPTS: usize = 5;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,6 +152,51 @@ impl Slapd {
         ADMIN_GROUP_DN
     }
 
+    /// groupOfNames with alice, bob and carol.
+    pub fn users_group_dn(&self) -> &str {
+        USERS_GROUP_DN
+    }
+
+    /// A service account that may read everything but gets sizeLimitExceeded (rc 4) after
+    /// `limited_size()` entries of any search, paged or not.
+    pub fn limited_dn(&self) -> &str {
+        LIMITED_DN
+    }
+
+    pub fn limited_password(&self) -> &str {
+        LIMITED_PW
+    }
+
+    pub fn limited_size(&self) -> usize {
+        LIMITED_SIZE
+    }
+
+    /// slapd's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A closure that SIGKILLs this slapd from anywhere, e.g. from inside a synchronous
+    /// callback while a search is streaming. Its sockets close at once; the zombie is reaped
+    /// by `stop()` or drop.
+    pub fn killer(&self) -> impl Fn() + Send + Sync + 'static {
+        self.signaller("KILL")
+    }
+
+    /// A closure that sends `signal` (a kill(1) name such as "STOP" or "CONT") to slapd by
+    /// pid. `stop()` and drop still end a stopped slapd (SIGKILL works on stopped processes).
+    pub fn signaller(&self, signal: &'static str) -> impl Fn() + Send + Sync + 'static {
+        let pid = self.pid().expect("slapd is running");
+        move || {
+            let status = Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .stdin(Stdio::null())
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+        }
+    }
+
     pub fn users() -> &'static [LdapUser] {
         USERS
     }
@@ -151,6 +207,20 @@ impl Slapd {
             "dn: uid={uid},{USER_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n\
              sn: {uid}\nmail: {uid}@example.org\nuserPassword: {password}\n"
         );
+        self.ldap_tool("ldapadd", &ldif).await;
+    }
+
+    /// Adds `{prefix}{n}` for n in 0..count (cn = sn = uid, all with `password`) in one
+    /// ldapadd run.
+    pub async fn add_users_bulk(&self, prefix: &str, count: usize, password: &str) {
+        let mut ldif = String::with_capacity(count * 160);
+        for n in 0..count {
+            let uid = format!("{prefix}{n}");
+            ldif.push_str(&format!(
+                "dn: uid={uid},{USER_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n\
+                 sn: {uid}\nuserPassword: {password}\n\n"
+            ));
+        }
         self.ldap_tool("ldapadd", &ldif).await;
     }
 
@@ -167,6 +237,27 @@ impl Slapd {
         self.ldap_tool("ldapmodify", &ldif).await;
     }
 
+    /// Binds as the user with the LDAP tools, as another application would (sets
+    /// authTimestamp through the lastbind overlay). Panics if the bind fails.
+    pub async fn bind_as(&self, uid: &str, password: &str) {
+        let url = self.url();
+        let dn = format!("uid={uid},{USER_BASE}");
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            Command::new("ldapwhoami")
+                .env("LDAPNOINIT", "1")
+                .args(["-x", "-H", &url, "-D", &dn, "-w", &password])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        assert!(ok, "bind as {uid} failed");
+    }
+
     pub async fn set_password(&self, uid: &str, password: &str) {
         let ldif = format!(
             "dn: uid={uid},{USER_BASE}\nchangetype: modify\nreplace: userPassword\n\
@@ -176,15 +267,24 @@ impl Slapd {
     }
 
     pub async fn add_to_admins(&self, uid: &str) {
+        self.add_to_group(ADMIN_GROUP_DN, uid).await;
+    }
+
+    pub async fn remove_from_admins(&self, uid: &str) {
+        self.remove_from_group(ADMIN_GROUP_DN, uid).await;
+    }
+
+    /// Adds the user `uid` (under the user base) as a `member` of the groupOfNames `group_dn`.
+    pub async fn add_to_group(&self, group_dn: &str, uid: &str) {
         let ldif = format!(
-            "dn: {ADMIN_GROUP_DN}\nchangetype: modify\nadd: member\nmember: uid={uid},{USER_BASE}\n"
+            "dn: {group_dn}\nchangetype: modify\nadd: member\nmember: uid={uid},{USER_BASE}\n"
         );
         self.ldap_tool("ldapmodify", &ldif).await;
     }
 
-    pub async fn remove_from_admins(&self, uid: &str) {
+    pub async fn remove_from_group(&self, group_dn: &str, uid: &str) {
         let ldif = format!(
-            "dn: {ADMIN_GROUP_DN}\nchangetype: modify\ndelete: member\nmember: uid={uid},{USER_BASE}\n"
+            "dn: {group_dn}\nchangetype: modify\ndelete: member\nmember: uid={uid},{USER_BASE}\n"
         );
         self.ldap_tool("ldapmodify", &ldif).await;
     }
@@ -284,12 +384,21 @@ impl Slapd {
             let mut child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {tool_name}: {e}"));
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin
-                    .write_all(input.as_bytes())
-                    .expect("write LDIF to stdin");
+            // The tool prints a line per entry while it reads: with a large LDIF, writing all
+            // of stdin before reading stdout would deadlock on full pipes. Feed it from a thread.
+            let writer = child.stdin.take().map(|mut stdin| {
+                let input = input.clone();
+                std::thread::spawn(move || stdin.write_all(input.as_bytes()))
+            });
+            let out = child.wait_with_output().expect("wait for ldap tool");
+            if let Some(writer) = writer {
+                // A tool that failed early may have closed stdin; its exit status says why.
+                let written = writer.join().expect("stdin writer thread");
+                if out.status.success() {
+                    written.expect("write LDIF to stdin");
+                }
             }
-            (child.wait_with_output().expect("wait for ldap tool"), input)
+            (out, input)
         })
         .await
         .expect("ldap tool task");
@@ -366,6 +475,7 @@ argsfile {d}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb.la
 moduleload memberof.la
+moduleload lastbind.la
 
 TLSCACertificateFile {d}/ca.pem
 TLSCertificateFile {d}/server.pem
@@ -377,7 +487,10 @@ suffix "{SUFFIX}"
 rootdn "{ROOT_DN}"
 rootpw {ROOT_PW}
 directory {d}/db
+# A test database: no fsync per write, which makes bulk loads many times faster.
+dbnosync
 sizelimit size.prtotal=unlimited
+limits dn.exact="{LIMITED_DN}" size.soft={LIMITED_SIZE} size.hard={LIMITED_SIZE} size.prtotal={LIMITED_SIZE}
 index objectClass eq
 index uid eq
 index member,uniqueMember eq
@@ -385,12 +498,17 @@ index member,uniqueMember eq
 overlay memberof
 memberof-refint TRUE
 
+# authTimestamp on every successful bind (precision 0: no minimum age between updates).
+overlay lastbind
+lastbind-precision 0
+
 access to attrs=userPassword
     by self write
     by anonymous auth
     by * none
 access to *
     by dn.exact="{SERVICE_DN}" read
+    by dn.exact="{LIMITED_DN}" read
     by self read
     by * none
 "#
@@ -405,7 +523,9 @@ fn seed_ldif() -> String {
          dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
          dn: ou=services,{SUFFIX}\nobjectClass: organizationalUnit\nou: services\n\n\
          dn: {SERVICE_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n\
-         cn: svc\nuserPassword: {SERVICE_PW}\n\n"
+         cn: svc\nuserPassword: {SERVICE_PW}\n\n\
+         dn: {LIMITED_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n\
+         cn: limited\nuserPassword: {LIMITED_PW}\n\n"
     );
     for u in USERS {
         ldif.push_str(&format!(
@@ -416,7 +536,12 @@ fn seed_ldif() -> String {
     }
     ldif.push_str(&format!(
         "dn: {ADMIN_GROUP_DN}\nobjectClass: groupOfNames\ncn: accesskeyd-admins\n\
-         member: {PLACEHOLDER_MEMBER}\nmember: uid=alice,{USER_BASE}\n"
+         member: {PLACEHOLDER_MEMBER}\nmember: uid=alice,{USER_BASE}\n\n\
+         dn: {USERS_GROUP_DN}\nobjectClass: groupOfNames\ncn: accesskeyd-users\n\
+         member: {PLACEHOLDER_MEMBER}\n"
     ));
+    for u in USERS {
+        ldif.push_str(&format!("member: uid={},{USER_BASE}\n", u.uid));
+    }
     ldif
 }

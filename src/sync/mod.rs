@@ -1,0 +1,608 @@
+//! Directory reconciliation: read a directory completely, decide (`plan`), then apply in one
+//! transaction — or stop as blocked, or only report (dry run). A failed or partial read
+//! never removes anyone.
+
+pub mod plan;
+
+use crate::app::App;
+use crate::audit::{self, Actor, Event};
+use crate::config::{LdapDirectoryConfig, PERCENT_THRESHOLD_MIN_USERS};
+use crate::directory::ldap::LdapDirectory;
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::revocation::{self, Revoked};
+use crate::store::models::{from_ms, to_ms, SyncRunRow, UserRow};
+use crate::store::schema::{access_keys, sessions, sync_runs, users};
+use crate::store::DbConn;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use plan::{Local, Plan, Policy, Removal, Seen, Snapshot};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// A run still marked running after this long was abandoned (its process died).
+const STALE_AFTER: Duration = Duration::hours(1);
+/// The longest a whole read may take before the run fails.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Api,
+    Cli,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+            Trigger::Cli => "cli",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub directory_id: String,
+    pub dry_run: bool,
+    pub trigger: Trigger,
+    pub actor: Actor,
+    /// Execute the removals of this blocked run (approved by `actor`).
+    pub approve_run: Option<i64>,
+}
+
+/// Who a run removed or would remove, stored with the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanRecord {
+    pub removals: Vec<Removal>,
+    pub expired: Vec<Removal>,
+}
+
+fn ldap_directory<'a>(app: &'a App, id: &str) -> Result<&'a LdapDirectory> {
+    match app.directory(id) {
+        Some(Directory::Ldap(l)) => Ok(l),
+        Some(_) => Err(Error::invalid(format!(
+            "directory `{id}` is not an LDAP directory; only LDAP directories are reconciled"
+        ))),
+        None => Err(Error::not_found(format!("no directory with id `{id}`"))),
+    }
+}
+
+fn policy(cfg: &LdapDirectoryConfig) -> Policy {
+    Policy {
+        remove_disabled: cfg.sync.remove_disabled,
+        threshold: cfg.sync.deletion_threshold,
+        threshold_percent: cfg.sync.deletion_threshold_percent,
+        percent_min_users: PERCENT_THRESHOLD_MIN_USERS,
+        // At most 10 years (checked with the configuration), so this cannot overflow.
+        grace: Duration::hours(i64::try_from(cfg.sync.removal_grace_hours).unwrap_or(0)),
+    }
+}
+
+fn load_locals(conn: &mut DbConn, dir: &str) -> Result<Vec<Local>> {
+    let rows: Vec<UserRow> = users::table
+        .filter(users::directory_id.eq(dir))
+        .select(UserRow::as_select())
+        .load(conn)?;
+    let owners: Vec<String> = access_keys::table
+        .inner_join(users::table)
+        .filter(users::directory_id.eq(dir))
+        .select(access_keys::user_id)
+        .load(conn)?;
+    let mut keys: HashMap<String, i64> = HashMap::new();
+    for o in owners {
+        *keys.entry(o).or_default() += 1;
+    }
+    Ok(rows
+        .into_iter()
+        // Records that gave up their name to a new account (`name#id`) are not the person
+        // the directory knows under that id any more only if disabled; they still carry their
+        // stable id and are reconciled like everyone else.
+        .map(|r| Local {
+            keys: keys.get(&r.id).copied().unwrap_or(0),
+            last_login: r.last_login(),
+            suspended_at: r.suspended_at.map(from_ms),
+            id: r.id,
+            external_id: r.external_id,
+            username: r.username,
+            is_admin: r.is_admin,
+        })
+        .collect())
+}
+
+fn find_run(conn: &mut DbConn, id: i64) -> Result<SyncRunRow> {
+    sync_runs::table
+        .find(id)
+        .select(SyncRunRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("sync run {id} not found")))
+}
+
+/// Registers a running run (at most one per directory, across replicas) and returns its id.
+fn start(
+    conn: &mut DbConn,
+    app_replica: &str,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<(i64, Option<HashSet<String>>)> {
+    // A run left "running" by a process that died must not block the directory forever.
+    diesel::update(
+        sync_runs::table
+            .filter(sync_runs::directory_id.eq(&req.directory_id))
+            .filter(sync_runs::status.eq("running"))
+            .filter(sync_runs::started_at.lt(to_ms(now - STALE_AFTER))),
+    )
+    .set((
+        sync_runs::status.eq("failed"),
+        sync_runs::error.eq(Some("abandoned: the process running it stopped")),
+        sync_runs::finished_at.eq(Some(to_ms(now))),
+    ))
+    .execute(conn)?;
+
+    let approved = match req.approve_run {
+        None => None,
+        Some(run_id) => {
+            let blocked = find_run(conn, run_id)?;
+            if !blocked.directory_id.eq_ignore_ascii_case(&req.directory_id) {
+                return Err(Error::invalid(format!(
+                    "run {run_id} belongs to directory `{}`",
+                    blocked.directory_id
+                )));
+            }
+            if blocked.status != "blocked" {
+                return Err(Error::Conflict(format!(
+                    "run {run_id} is `{}`, not blocked: there is nothing to approve",
+                    blocked.status
+                )));
+            }
+            if blocked.approved_by.is_some() {
+                return Err(Error::Conflict(format!(
+                    "run {run_id} was already approved"
+                )));
+            }
+            let record: PlanRecord = blocked
+                .plan
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default();
+            diesel::update(sync_runs::table.find(run_id))
+                .set((
+                    sync_runs::approved_by.eq(&req.actor.name),
+                    sync_runs::approved_at.eq(Some(to_ms(now))),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("sync.approve", &req.actor)
+                    .target("directory", &req.directory_id, &req.directory_id)
+                    .detail(format!(
+                        "approved blocked run {run_id} ({} removal(s))",
+                        record.removals.len()
+                    )),
+            )?;
+            Some(record.removals.into_iter().map(|r| r.user_id).collect())
+        }
+    };
+
+    let inserted = diesel::insert_into(sync_runs::table)
+        .values((
+            sync_runs::directory_id.eq(&req.directory_id),
+            sync_runs::started_at.eq(to_ms(now)),
+            sync_runs::dry_run.eq(req.dry_run),
+            sync_runs::run_trigger.eq(if req.approve_run.is_some() {
+                "approval"
+            } else {
+                req.trigger.as_str()
+            }),
+            sync_runs::actor.eq(&req.actor.name),
+            sync_runs::replica.eq(app_replica),
+            sync_runs::status.eq("running"),
+            sync_runs::approves_run_id.eq(req.approve_run),
+        ))
+        .execute(conn);
+    match inserted {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => {
+            return Err(Error::Conflict(format!(
+                "a sync of directory `{}` is already running",
+                req.directory_id
+            )))
+        }
+        other => {
+            other?;
+        }
+    }
+    let id: i64 = sync_runs::table
+        .filter(sync_runs::directory_id.eq(&req.directory_id))
+        .filter(sync_runs::status.eq("running"))
+        .select(sync_runs::id)
+        .first(conn)?;
+    Ok((id, approved))
+}
+
+/// The counts and outcome a run ends with.
+#[derive(Debug, Default)]
+struct Outcome {
+    status: &'static str,
+    read: u64,
+    matched: u64,
+    renamed: u64,
+    removed: u64,
+    suspended: u64,
+    restored: u64,
+    admin_changes: u64,
+    last_logins: u64,
+    error: Option<String>,
+    plan: Option<PlanRecord>,
+}
+
+fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result<()> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    diesel::update(sync_runs::table.find(id))
+        .set((
+            sync_runs::status.eq(o.status),
+            sync_runs::finished_at.eq(Some(to_ms(now))),
+            sync_runs::read_count.eq(n(o.read)),
+            sync_runs::matched.eq(n(o.matched)),
+            sync_runs::renamed.eq(n(o.renamed)),
+            sync_runs::removed.eq(n(o.removed)),
+            sync_runs::suspended.eq(n(o.suspended)),
+            sync_runs::restored.eq(n(o.restored)),
+            sync_runs::admin_changes.eq(n(o.admin_changes)),
+            sync_runs::last_logins.eq(n(o.last_logins)),
+            sync_runs::error.eq(&o.error),
+            sync_runs::plan.eq(o.plan.as_ref().and_then(|p| serde_json::to_string(p).ok())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Reads the directory completely. Only entries of local users are kept, so memory follows
+/// the local user count, not the directory's size.
+async fn read(ldap: &LdapDirectory, local_ids: HashSet<String>) -> Result<Snapshot> {
+    let cfg = ldap.config();
+    let admins = if cfg.admin_group.is_some() {
+        Some(ldap.admin_external_ids().await?)
+    } else {
+        None
+    };
+    let mut seen = HashMap::new();
+    let stats = ldap
+        .read_users(|u| {
+            if local_ids.contains(&u.external_id) {
+                seen.insert(
+                    u.external_id,
+                    Seen {
+                        username: u.username,
+                        disabled: u.disabled,
+                        last_login: u.last_login,
+                    },
+                );
+            }
+        })
+        .await?;
+    Ok(Snapshot {
+        read: stats.entries,
+        seen,
+        admins,
+    })
+}
+
+/// Runs one reconciliation of a directory and returns the recorded run.
+pub async fn run(
+    app: &App,
+    req: Request,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<SyncRunRow> {
+    let ldap = ldap_directory(app, &req.directory_id)?;
+    let policy = policy(ldap.config());
+    let dir = ldap.config().id.clone();
+    let req = Request {
+        directory_id: dir.clone(),
+        ..req
+    };
+    let now = app.clock.now();
+    let replica = app.leadership.replica().to_string();
+    let (r, d) = (req.clone(), dir.clone());
+    let (run_id, approved, locals) = app
+        .store
+        .write(move |conn| {
+            let (id, approved) = start(conn, &replica, &r, now)?;
+            Ok((id, approved, load_locals(conn, &d)?))
+        })
+        .await?;
+    progress(&format!(
+        "run {run_id}: reading directory `{dir}` ({}); {} local user(s)",
+        ldap.config().url,
+        locals.len()
+    ));
+    let started = std::time::Instant::now();
+    let local_ids: HashSet<String> = locals.iter().map(|l| l.external_id.clone()).collect();
+    let snapshot = match tokio::time::timeout(READ_TIMEOUT, read(ldap, local_ids)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Unavailable(format!(
+            "reading the directory took longer than {} s",
+            READ_TIMEOUT.as_secs()
+        ))),
+    };
+    let outcome = match snapshot {
+        Err(e) => Outcome {
+            status: "failed",
+            error: Some(format!("{e}; nobody was removed")),
+            ..Outcome::default()
+        },
+        Ok(snap) => {
+            progress(&format!(
+                "read {} entr{} in {:.1} s",
+                snap.read,
+                if snap.read == 1 { "y" } else { "ies" },
+                started.elapsed().as_secs_f64()
+            ));
+            let now = app.clock.now();
+            let p = plan::plan(&locals, &snap, &policy, now, approved.as_ref());
+            decide(app, &req, run_id, snap.read, p, now).await?
+        }
+    };
+    let finished = app.clock.now();
+    let (o_status, o_error) = (outcome.status, outcome.error.clone());
+    let actor = req.actor.clone();
+    let d = dir.clone();
+    let row = app
+        .store
+        .write(move |conn| {
+            finish(conn, run_id, &outcome, finished)?;
+            if matches!(outcome.status, "failed" | "blocked") {
+                audit::record(
+                    conn,
+                    finished,
+                    &Event::new("sync.run", &actor)
+                        .failed()
+                        .target("directory", &d, &d)
+                        .detail(format!(
+                            "run {run_id} {}: {}",
+                            outcome.status,
+                            outcome.error.as_deref().unwrap_or("")
+                        )),
+                )?;
+            }
+            find_run(conn, run_id)
+        })
+        .await?;
+    app.metrics.sync_finished(
+        &dir,
+        o_status,
+        row.removed as u64,
+        (finished - now).num_milliseconds(),
+    );
+    match o_status {
+        "failed" => {
+            tracing::warn!(directory = %dir, run = run_id, error = o_error.as_deref().unwrap_or(""), "directory sync failed; nobody was removed")
+        }
+        "blocked" => {
+            tracing::warn!(directory = %dir, run = run_id, reason = o_error.as_deref().unwrap_or(""), "directory sync blocked; nobody was removed until an admin approves")
+        }
+        _ => {
+            tracing::info!(directory = %dir, run = run_id, status = o_status, read = row.read_count, removed = row.removed, suspended = row.suspended, renamed = row.renamed, "directory sync finished")
+        }
+    }
+    Ok(row)
+}
+
+/// Blocked, dry run, or apply.
+async fn decide(
+    app: &App,
+    req: &Request,
+    run_id: i64,
+    read: u64,
+    p: Plan,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let record = PlanRecord {
+        removals: p.removals.clone(),
+        expired: p.expired.clone(),
+    };
+    let grace = app
+        .directory(&req.directory_id)
+        .and_then(|d| match d {
+            Directory::Ldap(l) => Some(l.config().sync.removal_grace_hours > 0),
+            _ => None,
+        })
+        .unwrap_or(false);
+    let (deleting, suspending) = if grace {
+        (p.expired.len(), p.removals.len())
+    } else {
+        (p.removals.len() + p.expired.len(), 0)
+    };
+    let mut o = Outcome {
+        status: "ok",
+        read,
+        matched: p.matched,
+        renamed: p.renames.len() as u64,
+        removed: deleting as u64,
+        suspended: suspending as u64,
+        restored: p.restores.len() as u64,
+        admin_changes: p.admin_changes.len() as u64,
+        last_logins: p.last_logins.len() as u64,
+        error: None,
+        plan: Some(record),
+    };
+    if let Some(reason) = p.blocked.clone() {
+        o.status = "blocked";
+        o.error = Some(format!(
+            "{reason}; nobody was removed. Approve run {run_id} or raise the threshold"
+        ));
+        return Ok(o);
+    }
+    if req.dry_run {
+        o.status = "dry-run";
+        return Ok(o);
+    }
+    let affected = apply(app, req, run_id, p, grace, now).await?;
+    for id in affected {
+        revocation::changed(app, Revoked::User(id));
+    }
+    Ok(o)
+}
+
+/// Applies a plan in one transaction; returns the ids of users whose standing changed.
+async fn apply(
+    app: &App,
+    req: &Request,
+    run_id: i64,
+    p: Plan,
+    grace: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let actor = req.actor.clone();
+    let dir = req.directory_id.clone();
+    app.store
+        .write(move |conn| {
+            let mut affected = Vec::new();
+            let (delete, suspend): (Vec<Removal>, Vec<Removal>) = if grace {
+                (p.expired, p.removals)
+            } else {
+                (p.removals.into_iter().chain(p.expired).collect(), Vec::new())
+            };
+            for r in &delete {
+                let sessions = diesel::delete(sessions::table.filter(sessions::user_id.eq(&r.user_id)))
+                    .execute(conn)?;
+                let keys = diesel::delete(access_keys::table.filter(access_keys::user_id.eq(&r.user_id)))
+                    .execute(conn)?;
+                diesel::delete(users::table.find(&r.user_id)).execute(conn)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.remove", &actor)
+                        .target("user", &r.user_id, &r.username)
+                        .detail(format!(
+                            "directory {dir} sync run {run_id}: {}; stable id {}; {keys} access key(s) and {sessions} session(s) deleted",
+                            reason_text(r.reason), r.external_id
+                        )),
+                )?;
+                affected.push(r.user_id.clone());
+            }
+            for r in &suspend {
+                diesel::update(users::table.find(&r.user_id))
+                    .set(users::suspended_at.eq(Some(to_ms(now))))
+                    .execute(conn)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.suspend", &actor)
+                        .target("user", &r.user_id, &r.username)
+                        .detail(format!(
+                            "directory {dir} sync run {run_id}: {}; stable id {}; {} access key(s) refused until the grace ends or the account returns",
+                            reason_text(r.reason), r.external_id, r.keys
+                        )),
+                )?;
+                affected.push(r.user_id.clone());
+            }
+            for id in &p.restores {
+                diesel::update(users::table.find(id))
+                    .set(users::suspended_at.eq(None::<i64>))
+                    .execute(conn)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.restore", &actor)
+                        .target("user", id, id)
+                        .detail(format!("directory {dir} sync run {run_id}: back in the directory")),
+                )?;
+                affected.push(id.clone());
+            }
+            // Renames in two steps, so that swapped or chained names never collide.
+            for (id, _, _) in &p.renames {
+                diesel::update(users::table.find(id))
+                    .set(users::username.eq(format!("~renaming~{id}")))
+                    .execute(conn)?;
+            }
+            for (id, from, to) in &p.renames {
+                diesel::update(users::table.find(id))
+                    .set(users::username.eq(to))
+                    .execute(conn)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.rename", &actor)
+                        .target("user", id, to)
+                        .detail(format!("directory {dir} sync run {run_id}: `{from}` -> `{to}`")),
+                )?;
+            }
+            for (id, admin) in &p.admin_changes {
+                diesel::update(users::table.find(id))
+                    .set(users::is_admin.eq(admin))
+                    .execute(conn)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.admin", &actor).target("user", id, id).detail(format!(
+                        "directory {dir} sync run {run_id}: admin standing {}",
+                        if *admin { "granted" } else { "removed" }
+                    )),
+                )?;
+                affected.push(id.clone());
+            }
+            for (id, at) in &p.last_logins {
+                // Forward only, also against a login recorded since the read.
+                diesel::update(
+                    users::table
+                        .find(id)
+                        .filter(users::last_login_at.is_null().or(users::last_login_at.lt(to_ms(*at)))),
+                )
+                .set(users::last_login_at.eq(Some(to_ms(*at))))
+                .execute(conn)?;
+            }
+            Ok(affected)
+        })
+        .await
+}
+
+fn reason_text(r: plan::Reason) -> &'static str {
+    match r {
+        plan::Reason::Absent => "no longer in the directory",
+        plan::Reason::Disabled => "disabled in the directory",
+    }
+}
+
+/// The newest runs of a directory, with the total count.
+pub async fn runs(app: &App, dir: &str, offset: i64, limit: i64) -> Result<(Vec<SyncRunRow>, i64)> {
+    let dir = dir.to_string();
+    app.store
+        .read(move |conn| {
+            let total: i64 = sync_runs::table
+                .filter(sync_runs::directory_id.eq(&dir))
+                .count()
+                .get_result(conn)?;
+            let rows = sync_runs::table
+                .filter(sync_runs::directory_id.eq(&dir))
+                .order(sync_runs::id.desc())
+                .offset(offset)
+                .limit(limit)
+                .select(SyncRunRow::as_select())
+                .load(conn)?;
+            Ok((rows, total))
+        })
+        .await
+}
+
+/// When a directory's schedule fires next after `now`.
+pub fn next_run(cfg: &LdapDirectoryConfig, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use std::str::FromStr;
+    let expr = cfg.sync.schedule.as_deref()?;
+    cron::Schedule::from_str(expr).ok()?.after(&now).next()
+}
+
+/// The stored plan of a run.
+pub fn plan_of(row: &SyncRunRow) -> PlanRecord {
+    row.plan
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,379 @@
+//! Deciding a reconciliation run, pure: local users of a directory × what a complete read of
+//! the directory showed × the policy → renames, admin changes, last logins, removals, and
+//! whether the run must stop as blocked. No I/O; time is an argument.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// A local user of the directory being reconciled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    pub id: String,
+    pub external_id: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub last_login: Option<DateTime<Utc>>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub keys: i64,
+}
+
+/// What the directory says about a local user it still has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub username: String,
+    pub disabled: bool,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+/// The result of a complete read: how many entries were read in all, and the entries that
+/// match local users (by stable id). Entries of people with no local record are not kept.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub read: u64,
+    pub seen: HashMap<String, Seen>,
+    /// Stable ids of admin-group members, or None when no admin group is configured.
+    pub admins: Option<HashSet<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub remove_disabled: bool,
+    pub threshold: u64,
+    pub threshold_percent: u64,
+    pub percent_min_users: u64,
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// Not in a complete read of the directory (deleted, or out of scope).
+    Absent,
+    /// The account is disabled upstream.
+    Disabled,
+}
+
+/// One person the run removes (or would remove).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removal {
+    pub user_id: String,
+    pub username: String,
+    pub external_id: String,
+    pub reason: Reason,
+    pub keys: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub matched: u64,
+    /// (user id, old name, new name)
+    pub renames: Vec<(String, String, String)>,
+    /// (user id, new admin standing)
+    pub admin_changes: Vec<(String, bool)>,
+    /// (user id, newer last login from the directory)
+    pub last_logins: Vec<(String, DateTime<Utc>)>,
+    /// Leaving now: deleted at once (no grace), or suspended (grace).
+    pub removals: Vec<Removal>,
+    /// Suspended earlier, grace over: deleted now. Counted when they were suspended.
+    pub expired: Vec<Removal>,
+    /// Suspended earlier and back in the directory.
+    pub restores: Vec<String>,
+    /// Why the run must not remove anyone, if it must not.
+    pub blocked: Option<String>,
+}
+
+fn removal(l: &Local, reason: Reason) -> Removal {
+    Removal {
+        user_id: l.id.clone(),
+        username: l.username.clone(),
+        external_id: l.external_id.clone(),
+        reason,
+        keys: l.keys,
+    }
+}
+
+/// Decides a run. `approved` holds the user ids an admin approved removing (from a blocked
+/// run); a removal set within it passes the threshold.
+pub fn plan(
+    local: &[Local],
+    snap: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    approved: Option<&HashSet<String>>,
+) -> Plan {
+    let mut p = Plan::default();
+    for l in local {
+        let leaving = match snap.seen.get(&l.external_id) {
+            None => Some(Reason::Absent),
+            Some(s) if s.disabled && policy.remove_disabled => Some(Reason::Disabled),
+            Some(s) => {
+                p.matched += 1;
+                if s.username != l.username {
+                    p.renames
+                        .push((l.id.clone(), l.username.clone(), s.username.clone()));
+                }
+                if let Some(admins) = &snap.admins {
+                    let admin = admins.contains(&l.external_id);
+                    if admin != l.is_admin {
+                        p.admin_changes.push((l.id.clone(), admin));
+                    }
+                }
+                if let Some(upstream) = s.last_login {
+                    if l.last_login.is_none_or(|local| upstream > local) {
+                        p.last_logins.push((l.id.clone(), upstream));
+                    }
+                }
+                if l.suspended_at.is_some() {
+                    p.restores.push(l.id.clone());
+                }
+                None
+            }
+        };
+        if let Some(reason) = leaving {
+            if reason == Reason::Disabled {
+                p.matched += 1;
+            }
+            match l.suspended_at {
+                Some(since) if now >= since + policy.grace => p.expired.push(removal(l, reason)),
+                Some(_) => {} // still in its grace
+                None => p.removals.push(removal(l, reason)),
+            }
+        }
+    }
+    p.blocked = blocked(local.len() as u64, snap.read, &p, policy, approved);
+    p
+}
+
+fn blocked(
+    local_users: u64,
+    read: u64,
+    p: &Plan,
+    policy: &Policy,
+    approved: Option<&HashSet<String>>,
+) -> Option<String> {
+    let leaving = p.removals.len() as u64 + p.expired.len() as u64;
+    if leaving == 0 {
+        return None;
+    }
+    if read == 0 {
+        // A directory that suddenly has nobody is far likelier broken than empty.
+        return Some(format!(
+            "the directory returned no users while {local_users} local user(s) exist"
+        ));
+    }
+    if let Some(ok) = approved {
+        if p.removals.iter().all(|r| ok.contains(&r.user_id)) {
+            return None;
+        }
+    }
+    let n = p.removals.len() as u64;
+    if n > policy.threshold {
+        return Some(format!(
+            "{n} removals exceed deletion_threshold = {}",
+            policy.threshold
+        ));
+    }
+    if local_users >= policy.percent_min_users
+        && n.saturating_mul(100) > policy.threshold_percent.saturating_mul(local_users)
+    {
+        return Some(format!(
+            "{n} removals of {local_users} local users exceed deletion_threshold_percent = {}%",
+            policy.threshold_percent
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    }
+
+    fn local(n: usize) -> Vec<Local> {
+        (0..n)
+            .map(|i| Local {
+                id: format!("u{i}"),
+                external_id: format!("x{i}"),
+                username: format!("user{i}"),
+                is_admin: false,
+                last_login: Some(t0()),
+                suspended_at: None,
+                keys: 1,
+            })
+            .collect()
+    }
+
+    fn seen_all(l: &[Local]) -> Snapshot {
+        Snapshot {
+            read: l.len() as u64 + 10,
+            seen: l
+                .iter()
+                .map(|u| {
+                    (
+                        u.external_id.clone(),
+                        Seen {
+                            username: u.username.clone(),
+                            disabled: false,
+                            last_login: None,
+                        },
+                    )
+                })
+                .collect(),
+            admins: None,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            remove_disabled: true,
+            threshold: 500,
+            threshold_percent: 25,
+            percent_min_users: 20,
+            grace: Duration::zero(),
+        }
+    }
+
+    #[test]
+    fn nothing_changes_when_everyone_is_there() {
+        let l = local(3);
+        let p = plan(&l, &seen_all(&l), &policy(), t0(), None);
+        assert_eq!(p.matched, 3);
+        assert_eq!(
+            p,
+            Plan {
+                matched: 3,
+                ..Plan::default()
+            }
+        );
+    }
+
+    #[test]
+    fn absent_and_disabled_users_leave_renames_and_logins_follow() {
+        let l = local(3);
+        let mut s = seen_all(&l);
+        s.seen.remove("x0");
+        s.seen.get_mut("x1").unwrap().disabled = true;
+        let later = t0() + Duration::days(3);
+        let x2 = s.seen.get_mut("x2").unwrap();
+        x2.username = "renamed".into();
+        x2.last_login = Some(later);
+        let p = plan(&l, &s, &policy(), t0(), None);
+        let reasons: Vec<_> = p
+            .removals
+            .iter()
+            .map(|r| (r.user_id.as_str(), r.reason))
+            .collect();
+        assert_eq!(reasons, [("u0", Reason::Absent), ("u1", Reason::Disabled)]);
+        assert_eq!(p.renames, [("u2".into(), "user2".into(), "renamed".into())]);
+        assert_eq!(p.last_logins, [("u2".into(), later)]);
+        assert_eq!(p.blocked, None);
+
+        // With remove_disabled off a disabled account stays.
+        let mut keep = policy();
+        keep.remove_disabled = false;
+        assert_eq!(plan(&l, &s, &keep, t0(), None).removals.len(), 1);
+    }
+
+    #[test]
+    fn last_login_never_moves_backwards() {
+        let l = local(1);
+        let mut s = seen_all(&l);
+        s.seen.get_mut("x0").unwrap().last_login = Some(t0() - Duration::days(1));
+        assert!(plan(&l, &s, &policy(), t0(), None).last_logins.is_empty());
+    }
+
+    #[test]
+    fn admin_standing_follows_the_group() {
+        let mut l = local(2);
+        l[1].is_admin = true;
+        let mut s = seen_all(&l);
+        s.admins = Some(["x0".to_string()].into());
+        let p = plan(&l, &s, &policy(), t0(), None);
+        assert_eq!(p.admin_changes, [("u0".into(), true), ("u1".into(), false)]);
+    }
+
+    #[test]
+    fn thresholds_block_mass_removals_and_approval_lets_them_through() {
+        let l = local(100);
+        let mut s = seen_all(&l);
+        for i in 0..30 {
+            s.seen.remove(&format!("x{i}"));
+        }
+        let p = plan(&l, &s, &policy(), t0(), None);
+        assert!(
+            p.blocked.as_deref().unwrap().contains("25%"),
+            "{:?}",
+            p.blocked
+        );
+        let mut absolute = policy();
+        absolute.threshold = 10;
+        absolute.threshold_percent = 100;
+        let p2 = plan(&l, &s, &absolute, t0(), None);
+        assert!(p2
+            .blocked
+            .as_deref()
+            .unwrap()
+            .contains("deletion_threshold = 10"));
+        let ok: HashSet<String> = p.removals.iter().map(|r| r.user_id.clone()).collect();
+        assert_eq!(plan(&l, &s, &policy(), t0(), Some(&ok)).blocked, None);
+        // An approval does not cover more than it named.
+        s.seen.remove("x50");
+        assert!(plan(&l, &s, &policy(), t0(), Some(&ok)).blocked.is_some());
+    }
+
+    #[test]
+    fn small_directories_use_the_count_only() {
+        let l = local(3);
+        let mut s = seen_all(&l);
+        s.seen.remove("x0");
+        s.seen.remove("x1");
+        assert_eq!(plan(&l, &s, &policy(), t0(), None).blocked, None);
+    }
+
+    #[test]
+    fn an_empty_read_is_always_blocked() {
+        let l = local(2);
+        let s = Snapshot::default();
+        let p = plan(&l, &s, &policy(), t0(), None);
+        assert!(p.blocked.unwrap().contains("no users"));
+        // Approval cannot override an empty read.
+        let ok: HashSet<String> = ["u0".into(), "u1".into()].into();
+        assert!(plan(&l, &s, &policy(), t0(), Some(&ok)).blocked.is_some());
+        // No local users: nothing to protect.
+        assert_eq!(plan(&[], &s, &policy(), t0(), None).blocked, None);
+    }
+
+    #[test]
+    fn grace_suspends_then_deletes_and_a_return_restores() {
+        let mut l = local(3);
+        let mut pol = policy();
+        pol.grace = Duration::hours(24);
+        l[1].suspended_at = Some(t0() - Duration::hours(25));
+        l[2].suspended_at = Some(t0() - Duration::hours(1));
+        let mut s = seen_all(&l);
+        s.seen.remove("x0");
+        s.seen.remove("x1");
+        let p = plan(&l, &s, &pol, t0(), None);
+        assert_eq!(
+            p.removals
+                .iter()
+                .map(|r| r.user_id.as_str())
+                .collect::<Vec<_>>(),
+            ["u0"]
+        );
+        assert_eq!(
+            p.expired
+                .iter()
+                .map(|r| r.user_id.as_str())
+                .collect::<Vec<_>>(),
+            ["u1"]
+        );
+        assert_eq!(p.restores, ["u2"]);
+    }
+}
