@@ -591,11 +591,16 @@ impl LdapDirectory {
 
     /// The one entry under user_base matching the username, or InvalidCredentials.
     async fn find_user(&self, svc: &mut Ldap, username: &str) -> Result<Entry, DirectoryError> {
-        let filter = user_filter(
+        // The same scope as directory sync: someone outside required_group cannot log in,
+        // rather than logging in only to be removed at the next run.
+        let scope = scope_filter(
             &self.cfg.user_filter,
-            &self.cfg.username_attribute,
-            username,
+            self.cfg
+                .required_group
+                .as_deref()
+                .map(|g| member_of_clause(g, self.cfg.active_directory)),
         );
+        let filter = user_filter(&scope, &self.cfg.username_attribute, username);
         let attrs = [
             self.cfg.username_attribute.as_str(),
             &self.cfg.id_attribute,

@@ -140,6 +140,9 @@ async fn renames_keep_people_and_keys_and_leaving_the_required_group_removes() {
     slapd.remove_from_group(&group, "carol").await;
     let run = sync(&admin, json!({})).await;
     assert_eq!(removed_names(&run), ["carol"]);
+    // Outside the group nobody logs in either.
+    let (status, _, _) = d.client().login("carol", "carol-pw", Some(LDAP_DIR)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
