@@ -6,7 +6,7 @@ use crate::secret::Secret;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
@@ -34,7 +34,9 @@ pub struct Hasher {
     buffers: Arc<Mutex<Vec<Vec<Block>>>>,
     /// A hash of a random password, verified when the user or key does not exist so that
     /// response time does not tell an attacker which names exist.
-    dummy: Arc<String>,
+    /// Made on first need, so commands that never check a password (sync, migrate) never
+    /// allocate argon2 memory.
+    dummy: Arc<OnceLock<String>>,
 }
 
 impl Hasher {
@@ -46,15 +48,21 @@ impl Hasher {
         } else {
             cfg.max_concurrent
         };
-        let mut hasher = Hasher {
+        let hasher = Hasher {
             params,
             permits: Arc::new(Semaphore::new(permits)),
             buffers: Arc::new(Mutex::new(Vec::new())),
-            dummy: Arc::new(String::new()),
+            dummy: Arc::new(OnceLock::new()),
         };
-        let dummy = Secret::new(crate::keys::format::new_password());
-        hasher.dummy = Arc::new(hasher.hash_blocking(&dummy)?);
         Ok(hasher)
+    }
+
+    fn dummy(&self) -> Result<String, HashError> {
+        if let Some(d) = self.dummy.get() {
+            return Ok(d.clone());
+        }
+        let made = self.hash_blocking(&Secret::new(crate::keys::format::new_password()))?;
+        Ok(self.dummy.get_or_init(|| made).clone())
     }
 
     /// Runs `f` with working memory for `params`: a pooled buffer when the parameters are the
@@ -149,7 +157,10 @@ impl Hasher {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let real = hash.is_some();
-            let stored = hash.unwrap_or_else(|| this.dummy.as_str().to_string());
+            let stored = match hash {
+                Some(h) => h,
+                None => this.dummy()?,
+            };
             Ok(this.verify_blocking(&password, &stored)? && real)
         })
         .await

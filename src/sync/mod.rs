@@ -11,7 +11,7 @@ use crate::directory::ldap::LdapDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
-use crate::store::models::{from_ms, to_ms, SyncRunRow, UserRow};
+use crate::store::models::{from_ms, to_ms, SyncRunRow};
 use crate::store::schema::{access_keys, sessions, sync_runs, users};
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
@@ -83,9 +83,18 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
 }
 
 fn load_locals(conn: &mut DbConn, dir: &str) -> Result<Vec<Local>> {
-    let rows: Vec<UserRow> = users::table
+    // Only the columns the decision needs: this is one row per person of the directory.
+    type Row = (String, String, String, bool, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = users::table
         .filter(users::directory_id.eq(dir))
-        .select(UserRow::as_select())
+        .select((
+            users::id,
+            users::external_id,
+            users::username,
+            users::is_admin,
+            users::last_login_at,
+            users::suspended_at,
+        ))
         .load(conn)?;
     let owners: Vec<String> = access_keys::table
         .inner_join(users::table)
@@ -98,18 +107,19 @@ fn load_locals(conn: &mut DbConn, dir: &str) -> Result<Vec<Local>> {
     }
     Ok(rows
         .into_iter()
-        // Records that gave up their name to a new account (`name#id`) are not the person
-        // the directory knows under that id any more only if disabled; they still carry their
-        // stable id and are reconciled like everyone else.
-        .map(|r| Local {
-            keys: keys.get(&r.id).copied().unwrap_or(0),
-            last_login: r.last_login(),
-            suspended_at: r.suspended_at.map(from_ms),
-            id: r.id,
-            external_id: r.external_id,
-            username: r.username,
-            is_admin: r.is_admin,
-        })
+        // Records that gave up their name to a new account (`name#id`, disabled) keep their
+        // own stable id and are reconciled like everyone else.
+        .map(
+            |(id, external_id, username, is_admin, last_login, suspended_at)| Local {
+                keys: keys.remove(&id).unwrap_or(0),
+                last_login: last_login.map(from_ms),
+                suspended_at: suspended_at.map(from_ms),
+                id,
+                external_id,
+                username,
+                is_admin,
+            },
+        )
         .collect())
 }
 
