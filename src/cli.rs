@@ -292,11 +292,32 @@ async fn sync(
         run.id, run.status, run.read_count, run.matched, run.renamed, run.removed, run.suspended,
         run.restored, run.admin_changes, run.last_logins
     );
-    let verb = match run.status.as_str() {
-        "ok" => "removed",
-        _ => "would remove",
-    };
-    for r in plan.removals.iter().chain(plan.expired.iter()) {
+    let done = run.status == "ok";
+    // With a grace period the run's removals are suspensions; expired ones are deletions.
+    let removals_suspend = matches!(
+        app.directory(&run.directory_id),
+        Some(crate::directory::Directory::Ldap(l)) if l.config().sync.removal_grace_hours > 0
+    );
+    let listed = plan
+        .removals
+        .iter()
+        .map(|r| {
+            (
+                r,
+                if removals_suspend {
+                    "suspend"
+                } else {
+                    "remove"
+                },
+            )
+        })
+        .chain(plan.expired.iter().map(|r| (r, "remove")));
+    for (r, what) in listed {
+        let verb = match (done, what) {
+            (true, "suspend") => "suspended".to_string(),
+            (true, _) => "removed".to_string(),
+            (false, w) => format!("would {w}"),
+        };
         println!(
             "  {verb} {} (id {}, stable id {}): {:?}, {} key(s)",
             r.username, r.user_id, r.external_id, r.reason, r.keys

@@ -794,7 +794,9 @@ impl RawDirectory {
                     .ok_or_else(|| invalid(key("user_base"), "is required"))?;
                 let user_filter = self
                     .user_filter
-                    .unwrap_or_else(|| "(objectClass=*)".to_string());
+                    // `person` covers inetOrgPerson and AD's user objects, and not the OUs
+                    // and groups that `(objectClass=*)` would also bring into a sync.
+                    .unwrap_or_else(|| "(objectClass=person)".to_string());
                 if !(user_filter.starts_with('(') && user_filter.ends_with(')')) {
                     return Err(invalid(
                         key("user_filter"),

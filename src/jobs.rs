@@ -229,7 +229,7 @@ pub fn spawn_sync_schedulers(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> 
                     actor: crate::audit::Actor::system("schedule"),
                     approve_run: None,
                 };
-                match crate::sync::run(&app, request, &|_| {}).await {
+                match crate::sync::run_detached(app.clone(), request).await {
                     Ok(_) => {}
                     Err(Error::Conflict(m)) => tracing::debug!(directory = %id, "{m}"),
                     Err(e) => {

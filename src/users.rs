@@ -259,6 +259,17 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                             users::last_login_at.eq(Some(to_ms(now))),
                         ))
                         .execute(conn)?;
+                    if row.suspended_at.is_some() || !row.is_enabled {
+                        audit::record(
+                            conn,
+                            now,
+                            &Event::new("user.restore", &Actor::system("login"))
+                                .target("user", &row.id, &du.username)
+                                .detail(format!(
+                                    "directory {dir}: a successful login proves the account is back"
+                                )),
+                        )?;
+                    }
                     row.id
                 }
                 None => {

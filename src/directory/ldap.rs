@@ -312,6 +312,51 @@ impl LdapDirectory {
         Ok(ids)
     }
 
+    /// The lower-cased DNs listed as `member` / `uniqueMember` of `admin_group` (the same
+    /// source a login's admin check reads on non-AD servers); None without `admin_group`,
+    /// empty (with a warning) when the group does not exist.
+    pub async fn admin_member_dns(&self) -> Result<Option<HashSet<String>>, DirectoryError> {
+        let Some(group) = &self.cfg.admin_group else {
+            return Ok(None);
+        };
+        let mut svc = self.service_connection().await?;
+        let result = svc
+            .with_timeout(self.timeout)
+            .search(
+                group,
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["member", "uniqueMember"],
+            )
+            .await
+            .map_err(|e| self.connection_error("admin group read", &e));
+        self.close(&mut svc).await;
+        let ldap3::SearchResult(raw, res) = result?;
+        match res.rc {
+            RC_SUCCESS => {}
+            RC_NO_SUCH_OBJECT => {
+                tracing::warn!(directory = %self.cfg.id, admin_group = %group, "admin group not found; nobody is admin");
+                return Ok(Some(HashSet::new()));
+            }
+            _ => return Err(self.unavailable("admin group read", &res)),
+        }
+        let mut dns = HashSet::new();
+        for re in raw {
+            if re.is_ref() || re.is_intermediate() {
+                continue;
+            }
+            let entry = parse_entry(re).ok_or_else(|| self.malformed("admin group read"))?;
+            for attr in ["member", "uniqueMember"] {
+                for v in entry.values(attr) {
+                    if let Ok(dn) = std::str::from_utf8(v) {
+                        dns.insert(dn.to_lowercase());
+                    }
+                }
+            }
+        }
+        Ok(Some(dns))
+    }
+
     /// The attributes `read_users` needs, each once.
     fn sync_attributes(&self) -> Vec<&str> {
         let mut attrs: Vec<&str> = vec![&self.cfg.id_attribute, &self.cfg.username_attribute];
@@ -681,9 +726,14 @@ impl LdapDirectory {
         let Some(group) = &self.cfg.admin_group else {
             return Ok(false);
         };
-        let (entries, res) = self
-            .search(svc, group, Scope::Base, &admin_filter(user_dn))
-            .await?;
+        // Active Directory: nested membership, asked of the user's entry with the matching
+        // rule (the same rule sync uses). Elsewhere: the group entry's member/uniqueMember.
+        let (base, filter) = if self.cfg.active_directory {
+            (user_dn, member_of_clause(group, true))
+        } else {
+            (group.as_str(), admin_filter(user_dn))
+        };
+        let (entries, res) = self.search(svc, base, Scope::Base, &filter).await?;
         match res.rc {
             RC_SUCCESS => Ok(!entries.is_empty()),
             RC_NO_SUCH_OBJECT => {

@@ -164,8 +164,8 @@ async fn start(
         serde_json::from_slice(&body)
             .map_err(|e| crate::error::Error::invalid(format!("body: {e}")))?
     };
-    let row = sync::run(
-        &state.0,
+    let row = sync::run_detached(
+        state.0.clone(),
         Request {
             directory_id: id,
             dry_run: input.dry_run,
@@ -173,7 +173,6 @@ async fn start(
             actor: p.actor(),
             approve_run: None,
         },
-        &|_| {},
     )
     .await?;
     Ok(Json(run_output(row)))
@@ -186,8 +185,8 @@ async fn approve(
     Admin(p): Admin,
     Path((id, run)): Path<(String, i64)>,
 ) -> Result<Json<RunOutput>, ApiError> {
-    let row = sync::run(
-        &state.0,
+    let row = sync::run_detached(
+        state.0.clone(),
         Request {
             directory_id: id,
             dry_run: false,
@@ -195,7 +194,6 @@ async fn approve(
             actor: p.actor(),
             approve_run: Some(run),
         },
-        &|_| {},
     )
     .await?;
     Ok(Json(run_output(row)))

@@ -53,6 +53,9 @@ pub struct UserOutput {
     pub effective_access_key_validity_duration: ScalarValue,
     /// accesskeyd's own: when this user's keys stop working unless they log in again.
     pub access_keys_valid_until: Option<DateTime<Utc>>,
+    /// accesskeyd's own: since when the user is suspended (gone from the directory, within
+    /// `removal_grace_hours`); keys and sessions are refused meanwhile.
+    pub suspended_at: Option<DateTime<Utc>>,
 }
 
 pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
@@ -79,6 +82,7 @@ pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
             uom: "min",
         },
         access_keys_valid_until: u.keys_valid_until(),
+        suspended_at: r.suspended_at.map(from_ms),
     }
 }
 

@@ -20,10 +20,13 @@ use plan::{Local, Plan, Policy, Removal, Seen, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-/// A run still marked running after this long was abandoned (its process died).
-const STALE_AFTER: Duration = Duration::hours(1);
 /// The longest a whole read may take before the run fails.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// A run still marked running this long after it started was abandoned (its process died):
+/// longer than any run can take, so a live run is never taken for a dead one.
+const STALE_AFTER: Duration = Duration::minutes(35);
+/// Run records are kept this long.
+pub const KEEP_RUNS_DAYS: i64 = 90;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,28 +177,23 @@ fn start(
                     "run {run_id} was already approved"
                 )));
             }
-            let record: PlanRecord = blocked
-                .plan
-                .as_deref()
-                .and_then(|p| serde_json::from_str(p).ok())
-                .unwrap_or_default();
-            diesel::update(sync_runs::table.find(run_id))
-                .set((
-                    sync_runs::approved_by.eq(&req.actor.name),
-                    sync_runs::approved_at.eq(Some(to_ms(now))),
-                ))
-                .execute(conn)?;
-            audit::record(
-                conn,
-                now,
-                &Event::new("sync.approve", &req.actor)
-                    .target("directory", &req.directory_id, &req.directory_id)
-                    .detail(format!(
-                        "approved blocked run {run_id} ({} removal(s))",
-                        record.removals.len()
-                    )),
-            )?;
-            Some(record.removals.into_iter().map(|r| r.user_id).collect())
+            if blocked.dry_run {
+                return Err(Error::Conflict(format!(
+                    "run {run_id} was a dry run; start a real run and approve that one if it is blocked"
+                )));
+            }
+            if req.dry_run {
+                return Err(Error::invalid("an approval cannot be a dry run"));
+            }
+            // The approval is recorded only when the approving run has removed the users
+            // (see `run`): a failed or again-blocked attempt leaves it open.
+            Some(
+                plan_of(&blocked)
+                    .removals
+                    .into_iter()
+                    .map(|r| r.user_id)
+                    .collect(),
+            )
         }
     };
 
@@ -254,6 +252,13 @@ struct Outcome {
 }
 
 fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result<()> {
+    // Old run records go (the newest runs are what operators read).
+    diesel::delete(
+        sync_runs::table
+            .filter(sync_runs::started_at.lt(to_ms(now - Duration::days(KEEP_RUNS_DAYS))))
+            .filter(sync_runs::status.ne("running")),
+    )
+    .execute(conn)?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     diesel::update(sync_runs::table.find(id))
         .set((
@@ -278,14 +283,21 @@ fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result
 /// the local user count, not the directory's size.
 async fn read(ldap: &LdapDirectory, local_ids: HashSet<String>) -> Result<Snapshot> {
     let cfg = ldap.config();
-    let admins = if cfg.admin_group.is_some() {
-        Some(ldap.admin_external_ids().await?)
-    } else {
-        None
+    // Admin standing from the same source a login uses: nested membership on AD, the group
+    // entry's member list elsewhere (matched by DN while reading).
+    let (mut admins, member_dns) = match (&cfg.admin_group, cfg.active_directory) {
+        (None, _) => (None, None),
+        (Some(_), true) => (Some(ldap.admin_external_ids().await?), None),
+        (Some(_), false) => (Some(HashSet::new()), ldap.admin_member_dns().await?),
     };
     let mut seen = HashMap::new();
     let stats = ldap
         .read_users(|u| {
+            if let (Some(dns), Some(a)) = (&member_dns, admins.as_mut()) {
+                if dns.contains(&u.dn.to_lowercase()) {
+                    a.insert(u.external_id.clone());
+                }
+            }
             if local_ids.contains(&u.external_id) {
                 seen.insert(
                     u.external_id,
@@ -357,17 +369,44 @@ pub async fn run(
             ));
             let now = app.clock.now();
             let p = plan::plan(&locals, &snap, &policy, now, approved.as_ref());
-            decide(app, &req, run_id, snap.read, p, now).await?
+            // Whatever happens here, the run must end recorded, not stay "running".
+            decide(app, &req, run_id, snap.read, p, now)
+                .await
+                .unwrap_or_else(|e| Outcome {
+                    status: "failed",
+                    error: Some(format!(
+                        "applying the changes failed: {e}; nothing was changed"
+                    )),
+                    ..Outcome::default()
+                })
         }
     };
     let finished = app.clock.now();
     let (o_status, o_error) = (outcome.status, outcome.error.clone());
     let actor = req.actor.clone();
+    let actor_approves = req.approve_run;
     let d = dir.clone();
     let row = app
         .store
         .write(move |conn| {
             finish(conn, run_id, &outcome, finished)?;
+            if let (Some(approved), "ok") = (actor_approves, outcome.status) {
+                diesel::update(sync_runs::table.find(approved))
+                    .set((
+                        sync_runs::approved_by.eq(&actor.name),
+                        sync_runs::approved_at.eq(Some(to_ms(finished))),
+                    ))
+                    .execute(conn)?;
+                audit::record(
+                    conn,
+                    finished,
+                    &Event::new("sync.approve", &actor)
+                        .target("directory", &d, &d)
+                        .detail(format!(
+                            "approved blocked run {approved}; run {run_id} applied it"
+                        )),
+                )?;
+            }
             if matches!(outcome.status, "failed" | "blocked") {
                 audit::record(
                     conn,
@@ -385,12 +424,14 @@ pub async fn run(
             find_run(conn, run_id)
         })
         .await?;
-    app.metrics.sync_finished(
-        &dir,
-        o_status,
-        row.removed as u64,
-        (finished - now).num_milliseconds(),
-    );
+    // Blocked and dry runs count who they would remove; only done runs removed anyone.
+    let removed = if o_status == "ok" {
+        row.removed as u64
+    } else {
+        0
+    };
+    app.metrics
+        .sync_finished(&dir, o_status, removed, (finished - now).num_milliseconds());
     match o_status {
         "failed" => {
             tracing::warn!(directory = %dir, run = run_id, error = o_error.as_deref().unwrap_or(""), "directory sync failed; nobody was removed")
@@ -403,6 +444,14 @@ pub async fn run(
         }
     }
     Ok(row)
+}
+
+/// Runs in a task of its own, so a caller that goes away (an HTTP client giving up, a
+/// scheduler stopped) does not cut a run off halfway and leave it marked running.
+pub async fn run_detached(app: std::sync::Arc<App>, req: Request) -> Result<SyncRunRow> {
+    tokio::spawn(async move { run(&app, req, &|_| {}).await })
+        .await
+        .map_err(|e| Error::Internal(format!("sync task failed: {e}")))?
 }
 
 /// Blocked, dry run, or apply.
@@ -514,7 +563,7 @@ async fn apply(
                 )?;
                 affected.push(r.user_id.clone());
             }
-            for id in &p.restores {
+            for (id, name) in &p.restores {
                 diesel::update(users::table.find(id))
                     .set(users::suspended_at.eq(None::<i64>))
                     .execute(conn)?;
@@ -522,10 +571,40 @@ async fn apply(
                     conn,
                     now,
                     &Event::new("user.restore", &actor)
-                        .target("user", id, id)
+                        .target("user", id, name)
                         .detail(format!("directory {dir} sync run {run_id}: back in the directory")),
                 )?;
                 affected.push(id.clone());
+            }
+            // A name someone is renamed to may still be held by a record outside this run's
+            // renames (a person in their grace period, an old superseded record): that
+            // record gives the name up, as at login.
+            let renamed: HashSet<&str> = p.renames.iter().map(|(id, _, _)| id.as_str()).collect();
+            for (_, _, to) in &p.renames {
+                let holder: Option<(String, String)> = users::table
+                    .filter(users::directory_id.eq(&dir))
+                    .filter(users::username.eq(to))
+                    .select((users::id, users::username))
+                    .first(conn)
+                    .optional()?;
+                if let Some((hid, hname)) =
+                    holder.filter(|(hid, _)| !renamed.contains(hid.as_str()))
+                {
+                    let moved = format!("{hname}#{}", &hid[..8.min(hid.len())]);
+                    diesel::update(users::table.find(&hid))
+                        .set((users::username.eq(&moved), users::is_enabled.eq(false)))
+                        .execute(conn)?;
+                    audit::record(
+                        conn,
+                        now,
+                        &Event::new("user.superseded", &actor)
+                            .target("user", &hid, &moved)
+                            .detail(format!(
+                                "directory {dir} sync run {run_id}: another account is now named `{to}`"
+                            )),
+                    )?;
+                    affected.push(hid);
+                }
             }
             // Renames in two steps, so that swapped or chained names never collide.
             for (id, _, _) in &p.renames {
@@ -545,14 +624,14 @@ async fn apply(
                         .detail(format!("directory {dir} sync run {run_id}: `{from}` -> `{to}`")),
                 )?;
             }
-            for (id, admin) in &p.admin_changes {
+            for (id, name, admin) in &p.admin_changes {
                 diesel::update(users::table.find(id))
                     .set(users::is_admin.eq(admin))
                     .execute(conn)?;
                 audit::record(
                     conn,
                     now,
-                    &Event::new("user.admin", &actor).target("user", id, id).detail(format!(
+                    &Event::new("user.admin", &actor).target("user", id, name).detail(format!(
                         "directory {dir} sync run {run_id}: admin standing {}",
                         if *admin { "granted" } else { "removed" }
                     )),

@@ -70,16 +70,16 @@ pub struct Plan {
     pub matched: u64,
     /// (user id, old name, new name)
     pub renames: Vec<(String, String, String)>,
-    /// (user id, new admin standing)
-    pub admin_changes: Vec<(String, bool)>,
+    /// (user id, username, new admin standing)
+    pub admin_changes: Vec<(String, String, bool)>,
     /// (user id, newer last login from the directory)
     pub last_logins: Vec<(String, DateTime<Utc>)>,
     /// Leaving now: deleted at once (no grace), or suspended (grace).
     pub removals: Vec<Removal>,
     /// Suspended earlier, grace over: deleted now. Counted when they were suspended.
     pub expired: Vec<Removal>,
-    /// Suspended earlier and back in the directory.
-    pub restores: Vec<String>,
+    /// Suspended earlier and back in the directory: (user id, username).
+    pub restores: Vec<(String, String)>,
     /// Why the run must not remove anyone, if it must not.
     pub blocked: Option<String>,
 }
@@ -117,7 +117,8 @@ pub fn plan(
                 if let Some(admins) = &snap.admins {
                     let admin = admins.contains(&l.external_id);
                     if admin != l.is_admin {
-                        p.admin_changes.push((l.id.clone(), admin));
+                        p.admin_changes
+                            .push((l.id.clone(), s.username.clone(), admin));
                     }
                 }
                 if let Some(upstream) = s.last_login {
@@ -126,7 +127,7 @@ pub fn plan(
                     }
                 }
                 if l.suspended_at.is_some() {
-                    p.restores.push(l.id.clone());
+                    p.restores.push((l.id.clone(), s.username.clone()));
                 }
                 None
             }
@@ -295,7 +296,13 @@ mod tests {
         let mut s = seen_all(&l);
         s.admins = Some(["x0".to_string()].into());
         let p = plan(&l, &s, &policy(), t0(), None);
-        assert_eq!(p.admin_changes, [("u0".into(), true), ("u1".into(), false)]);
+        assert_eq!(
+            p.admin_changes,
+            [
+                ("u0".into(), "user0".into(), true),
+                ("u1".into(), "user1".into(), false)
+            ]
+        );
     }
 
     #[test]
@@ -374,6 +381,6 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["u1"]
         );
-        assert_eq!(p.restores, ["u2"]);
+        assert_eq!(p.restores, [("u2".into(), "user2".into())]);
     }
 }

@@ -221,6 +221,13 @@ async fn mass_removals_are_blocked_until_approved_and_an_empty_read_always_is() 
         "the threshold applies to dry runs too: {dry}"
     );
     assert_eq!(removed_names(&dry), ["bob", "carol"]);
+    let a = admin
+        .post(
+            &format!("/api/directories/{LDAP_DIR}/runs/{}/approve", dry["id"]),
+            json!({}),
+        )
+        .await;
+    assert_error(&a, StatusCode::CONFLICT, "dry run");
 
     let blocked = sync(&admin, json!({})).await;
     assert_eq!(blocked["status"], "blocked", "{blocked}");
@@ -334,6 +341,9 @@ async fn with_a_grace_period_leavers_are_suspended_restored_if_back_and_deleted_
     assert_eq!(run["counts"]["removed"], 0);
     assert_error(&basic.me().await, StatusCode::UNAUTHORIZED, "suspended");
     assert_eq!(bob.me().await.status, StatusCode::UNAUTHORIZED);
+    let bob_id = run["removals"][0]["userId"].as_str().unwrap().to_string();
+    let shown = admin.get(&format!("/api/users/{bob_id}")).await;
+    assert!(shown.body["suspendedAt"].is_string(), "{}", shown.body);
 
     // Back within the grace: restored with the key intact.
     slapd.add_to_group(&group, "bob").await;
