@@ -4,17 +4,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# OpenLDAP for the LDAP tests; Samba (an AD domain controller on loopback) for the Active
+# Directory tests. --no-install-recommends keeps libnss-winbind/libpam-winbind from editing
+# nsswitch.conf and PAM and krb5-config from writing /etc/krb5.conf.
 need_apt=()
-command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
-command -v ldapadd >/dev/null 2>&1 || need_apt+=(ldap-utils)
+for p in slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$p")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-# Debian starts a system slapd on install; the tests run their own and do not need it.
+# Services the packages may have started hold the ports the tests' own servers need.
+for s in slapd samba-ad-dc smbd nmbd winbind; do
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
+  else
+    $SUDO service "$s" stop >/dev/null 2>&1 || true
+  fi
+done
+# The test DC's names stay on this machine (Samba would otherwise ask the outside resolver).
+grep -qE '^127\.0\.0\.1([[:space:]]+[^[:space:]]+)*[[:space:]]+dc1\.corp\.test([[:space:]]|$)' /etc/hosts \
+  || echo '127.0.0.1 dc1.corp.test dc1 corp.test' | $SUDO tee -a /etc/hosts >/dev/null
 
 # Reuse one build directory across clones (CI builds in a fresh clone each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"

@@ -3,6 +3,7 @@
 mod harness;
 
 mod access_keys;
+mod ad;
 mod admin;
 mod cli;
 mod input;

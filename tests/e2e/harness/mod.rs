@@ -4,4 +4,5 @@
 pub mod daemon;
 pub mod db;
 pub mod process;
+pub mod samba;
 pub mod slapd;
