@@ -792,17 +792,6 @@ impl RawDirectory {
                 let user_base = self
                     .user_base
                     .ok_or_else(|| invalid(key("user_base"), "is required"))?;
-                let user_filter = self
-                    .user_filter
-                    // `person` covers inetOrgPerson and AD's user objects, and not the OUs
-                    // and groups that `(objectClass=*)` would also bring into a sync.
-                    .unwrap_or_else(|| "(objectClass=person)".to_string());
-                if !(user_filter.starts_with('(') && user_filter.ends_with(')')) {
-                    return Err(invalid(
-                        key("user_filter"),
-                        "must be an LDAP filter in parentheses",
-                    ));
-                }
                 let timeout_seconds = self.timeout_seconds.unwrap_or(10);
                 if timeout_seconds == 0 {
                     return Err(invalid(key("timeout_seconds"), "must be at least 1"));
@@ -819,6 +808,21 @@ impl RawDirectory {
                         ))
                     }
                 };
+                let user_filter = self.user_filter.unwrap_or_else(|| {
+                    // People only: not the OUs and groups `(objectClass=*)` would bring into
+                    // a sync; on AD not computers or contacts either (both are `person`s).
+                    if active_directory {
+                        "(&(objectCategory=person)(objectClass=user))".to_string()
+                    } else {
+                        "(objectClass=person)".to_string()
+                    }
+                });
+                if !(user_filter.starts_with('(') && user_filter.ends_with(')')) {
+                    return Err(invalid(
+                        key("user_filter"),
+                        "must be an LDAP filter in parentheses",
+                    ));
+                }
                 let page_size = self.page_size.unwrap_or(500);
                 if !(1..=100_000).contains(&page_size) {
                     return Err(invalid(key("page_size"), "must be between 1 and 100000"));
@@ -983,6 +987,34 @@ mod tests {
         assert_eq!(l.bind_password.as_ref().unwrap().expose(), "123456");
         assert!(l.starttls);
         assert_eq!(l.username_attribute, "uid");
+    }
+
+    #[test]
+    fn active_directory_defaults_follow_the_id_attribute() {
+        let f = file("[[directories]]\nid = \"ad\"\nkind = \"ldap\"\nurl = \"ldaps://dc\"\nuser_base = \"DC=x\"\nid_attribute = \"objectGUID\"\n");
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        let DirectoryConfig::Ldap(l) = &c.directories[1] else {
+            panic!("expected ldap")
+        };
+        assert!(l.active_directory && l.sync.remove_disabled);
+        assert_eq!(
+            l.user_filter,
+            "(&(objectCategory=person)(objectClass=user))"
+        );
+        assert_eq!(l.sync.schedule.as_deref(), Some(DEFAULT_SYNC_SCHEDULE));
+        let f = file("[[directories]]\nid = \"o\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nsync_schedule = \"\"\n");
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        let DirectoryConfig::Ldap(l) = &c.directories[1] else {
+            panic!("expected ldap")
+        };
+        assert!(!l.active_directory && !l.sync.remove_disabled);
+        assert_eq!(l.user_filter, "(objectClass=person)");
+        assert_eq!(l.sync.schedule, None);
+        let f = file("[[directories]]\nid = \"o\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nsync_schedule = \"every 5 minutes\"\n");
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sync_schedule"), "{err}");
     }
 
     #[test]
