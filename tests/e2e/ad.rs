@@ -162,21 +162,7 @@ async fn active_directory_logins_nested_admins_disabled_renamed_and_deleted_acco
 
     // lastLogonTimestamp (set by her first bind) moves an older local login forward.
     let old = d.app.clock.now() - chrono::Duration::days(30);
-    {
-        use accesskeyd::store::schema::users;
-        use diesel::prelude::*;
-        let id = dana_id.clone();
-        d.app
-            .store
-            .write(move |c| {
-                diesel::update(users::table.find(id))
-                    .set(users::last_login_at.eq(Some(old.timestamp_millis())))
-                    .execute(c)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-    }
+    d.set_last_login(&dana_id, old).await;
     let run = sync(&admin).await;
     assert_eq!(run["counts"]["lastLogins"], 1, "{run}");
     let last: chrono::DateTime<chrono::Utc> =

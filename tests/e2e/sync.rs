@@ -386,21 +386,7 @@ async fn a_bind_upstream_moves_last_login_forward_and_revives_keys() {
 
     // Bob's last login here was 20 days ago: his key has stopped working.
     let old = d.app.clock.now() - chrono::Duration::days(20);
-    {
-        use accesskeyd::store::schema::users;
-        use diesel::prelude::*;
-        let id = bob_id.clone();
-        d.app
-            .store
-            .write(move |c| {
-                diesel::update(users::table.find(id))
-                    .set(users::last_login_at.eq(Some(old.timestamp_millis())))
-                    .execute(c)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-    }
+    d.set_last_login(&bob_id, old).await;
     assert_eq!(basic.me().await.status, StatusCode::UNAUTHORIZED);
 
     // Bob signs in somewhere else against the same directory (a plain LDAP bind).
