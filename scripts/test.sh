@@ -31,6 +31,14 @@ done
 grep -qE '^127\.0\.0\.1([[:space:]]+[^[:space:]]+)*[[:space:]]+dc1\.corp\.test([[:space:]]|$)' /etc/hosts \
   || echo '127.0.0.1 dc1.corp.test dc1 corp.test' | $SUDO tee -a /etc/hosts >/dev/null
 
+# Node.js deps of the OIDC provider (the npm package oidc-provider) for the OIDC tests;
+# reinstalled when the lockfile changes.
+command -v node >/dev/null || { echo "node (>= 20) is required for the OIDC tests" >&2; exit 1; }
+if ! cmp -s tests/oidc-provider/package-lock.json tests/oidc-provider/node_modules/.installed-lock.json; then
+  npm ci --prefix tests/oidc-provider --no-audit --no-fund || { echo "npm ci for tests/oidc-provider failed" >&2; exit 1; }
+  cp tests/oidc-provider/package-lock.json tests/oidc-provider/node_modules/.installed-lock.json
+fi
+
 # Reuse one build directory across clones (CI builds in a fresh clone each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"
 

@@ -4,6 +4,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
+use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::jobs::Leadership;
@@ -86,6 +87,9 @@ pub fn build_directories(config: &Config) -> Result<Vec<Directory>> {
             DirectoryConfig::Ldap(l) => LdapDirectory::new(l.as_ref().clone())
                 .map(|d| Directory::Ldap(Box::new(d)))
                 .map_err(|e| Error::invalid(format!("directories `{}`: {e}", l.id))),
+            DirectoryConfig::Oidc(o) => OidcDirectory::new(o.as_ref().clone())
+                .map(|d| Directory::Oidc(Box::new(d)))
+                .map_err(|e| Error::invalid(format!("directories `{}`: {e}", o.id))),
         })
         .collect()
 }

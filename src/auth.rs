@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
+use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::keys::{self, format};
@@ -11,7 +12,7 @@ use crate::options;
 use crate::secret::Secret;
 use crate::sessions;
 use crate::store::models::{to_ms, AccessKeyRow, SessionRow, UserRow};
-use crate::store::schema::{access_keys, sessions as sessions_t, users as users_t};
+use crate::store::schema::{access_keys, oidc_logins, sessions as sessions_t, users as users_t};
 use crate::users;
 use crate::validity;
 use chrono::Duration;
@@ -315,7 +316,12 @@ async fn interactive_login(
 ) -> Result<LoggedIn> {
     let candidates: Vec<&Directory> = match directory {
         Some(d) => vec![d],
-        None => app.directories.iter().collect(),
+        // Password directories only: an OpenID provider never sees a password here.
+        None => app
+            .directories
+            .iter()
+            .filter(|d| !matches!(d, Directory::Oidc(_)))
+            .collect(),
     };
     // Without a named directory each is tried in order; the first that accepts wins. If none
     // accepts and one was unreachable, the answer is 503: the password may well be right.
@@ -339,16 +345,27 @@ async fn interactive_login(
         return Err(unavailable
             .unwrap_or_else(|| Error::Unauthenticated("invalid username or password".into())));
     };
+    open_interactive_session(app, info, dir.id(), actor.remote_addr.clone()).await
+}
+
+/// The end of every interactive login, whatever the directory: records `lastLoginAt`, opens
+/// the session, audits, counts.
+async fn open_interactive_session(
+    app: &App,
+    info: users::UserInfo,
+    directory_id: &str,
+    remote_addr: Option<String>,
+) -> Result<LoggedIn> {
     let now = app.clock.now();
     let ttl = Duration::minutes(app.config.sessions.interactive_ttl_minutes);
     let row = info.row.clone();
     let actor = Actor {
         user_id: Some(row.id.clone()),
         name: Some(row.username.clone()),
-        remote_addr: actor.remote_addr.clone(),
+        remote_addr,
         key_id: None,
     };
-    let dir_id = dir.id().to_string();
+    let dir_id = directory_id.to_string();
     let token = app
         .store
         .write(move |conn| {
@@ -374,6 +391,124 @@ async fn interactive_login(
     })
 }
 
+/// How long a started OpenID Connect login may take before its callback.
+const OIDC_LOGIN_TTL_MINUTES: i64 = 10;
+
+fn oidc_directory<'a>(app: &'a App, id: &str) -> Result<&'a OidcDirectory> {
+    match app.directory(id) {
+        Some(Directory::Oidc(o)) => Ok(o),
+        Some(_) => Err(Error::invalid(format!(
+            "directory `{id}` is not an OpenID Connect directory"
+        ))),
+        None => Err(Error::not_found(format!("no directory with id `{id}`"))),
+    }
+}
+
+fn redirect_uri(app: &App, directory_id: &str) -> String {
+    format!(
+        "{}/api/auth/oidc/{directory_id}/callback",
+        app.config.server.public_url()
+    )
+}
+
+/// Starts an OpenID Connect login: remembers state, nonce and PKCE verifier (single use, a
+/// few minutes) and returns the provider URL to send the person to.
+pub async fn oidc_start(app: &App, directory_id: &str) -> Result<String> {
+    let dir = oidc_directory(app, directory_id)?;
+    let id = dir.config().id.clone();
+    let pending = dir.start(&redirect_uri(app, &id)).await?;
+    let now = app.clock.now();
+    let row = (
+        oidc_logins::state_hash.eq(sessions::token_hash(&pending.state)),
+        oidc_logins::directory_id.eq(id),
+        oidc_logins::nonce.eq(pending.nonce.clone()),
+        oidc_logins::pkce_verifier.eq(pending.pkce_verifier.clone()),
+        oidc_logins::created_at.eq(to_ms(now)),
+        oidc_logins::expires_at.eq(to_ms(now + Duration::minutes(OIDC_LOGIN_TTL_MINUTES))),
+    );
+    app.store
+        .write(move |conn| {
+            diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.le(to_ms(now))))
+                .execute(conn)?;
+            diesel::insert_into(oidc_logins::table)
+                .values(row)
+                .execute(conn)?;
+            Ok(())
+        })
+        .await?;
+    Ok(pending.authorization_url)
+}
+
+/// Completes an OpenID Connect login with the code and state the provider sent back. The
+/// state is used up whatever happens next, so a code can never be tried twice through us.
+pub async fn oidc_finish(
+    app: &App,
+    directory_id: Option<&str>,
+    code: &str,
+    state: &str,
+    remote_addr: Option<String>,
+) -> Result<LoggedIn> {
+    let now = app.clock.now();
+    let hash = sessions::token_hash(state);
+    let pending: Option<(String, String, String, i64)> = app
+        .store
+        .write(move |conn| {
+            let row = oidc_logins::table
+                .find(&hash)
+                .select((
+                    oidc_logins::directory_id,
+                    oidc_logins::nonce,
+                    oidc_logins::pkce_verifier,
+                    oidc_logins::expires_at,
+                ))
+                .first(conn)
+                .optional()?;
+            diesel::delete(oidc_logins::table.find(&hash)).execute(conn)?;
+            Ok(row)
+        })
+        .await?;
+    let actor = Actor {
+        user_id: None,
+        name: None,
+        remote_addr: remote_addr.clone(),
+        key_id: None,
+    };
+    let result = async {
+        let (dir_id, nonce, verifier, expires_at) = pending.ok_or_else(|| {
+            Error::Unauthenticated(
+                "login refused: unknown or already used state; start the login again".into(),
+            )
+        })?;
+        if expires_at <= to_ms(now) {
+            return Err(Error::Unauthenticated(
+                "login refused: the login took too long; start it again".into(),
+            ));
+        }
+        if directory_id.is_some_and(|d| !d.eq_ignore_ascii_case(&dir_id)) {
+            return Err(Error::Unauthenticated(
+                "login refused: the state belongs to another directory".into(),
+            ));
+        }
+        let dir = oidc_directory(app, &dir_id)?;
+        let du = dir
+            .finish(code, &verifier, &nonce, &redirect_uri(app, &dir_id))
+            .await?;
+        let info = users::upsert_login(app, &dir_id, du).await?;
+        open_interactive_session(app, info, &dir_id, remote_addr.clone()).await
+    }
+    .await;
+    if let Err(e) = &result {
+        inc(&app.metrics.logins_interactive_failed);
+        let ev = Event::new("login", &actor)
+            .failed()
+            .detail(format!("openid connect: {e}"));
+        if let Err(audit_error) = audit::record_alone(&app.store, app.clock.now(), &ev).await {
+            tracing::warn!(error = %audit_error, "could not record a failed login");
+        }
+    }
+    result
+}
+
 /// Checks a password against one directory and returns the (created or refreshed) local user.
 async fn check_password(
     app: &App,
@@ -397,6 +532,13 @@ async fn check_password(
             let du = l.authenticate(username, &password).await?;
             users::upsert_login(app, &l.config().id, du).await
         }
+        // No passwords pass through accesskeyd for these: the provider checks them.
+        Directory::Oidc(o) => Err(Error::invalid(format!(
+            "authProviderId: `{}` signs people in at its provider; start at /api/auth/oidc/{}/start \
+             and send the code and state back",
+            o.config().id,
+            o.config().id
+        ))),
     }
 }
 

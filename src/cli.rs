@@ -248,6 +248,19 @@ async fn check_config(config: Config) -> ExitCode {
                     }
                 }
             }
+            DirectoryConfig::Oidc(o) => {
+                let result = match crate::directory::oidc::OidcDirectory::new(o.as_ref().clone()) {
+                    Ok(d) => d.check().await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => println!("directory {} (oidc {}): ok", o.id, o.issuer),
+                    Err(e) => {
+                        problems += 1;
+                        println!("directory {} (oidc {}): {e}", o.id, o.issuer);
+                    }
+                }
+            }
         }
     }
     if problems == 0 {

@@ -62,6 +62,20 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[serde(deserialize_with = "lenient")]
     pub max_body_bytes: usize,
+    /// The base URL people reach accesskeyd at (OIDC redirect URIs are built from it).
+    /// Default `http://{listen}`; required behind a reverse proxy.
+    pub public_url: Option<String>,
+}
+
+impl ServerConfig {
+    /// `public_url` without a trailing slash, or `http://{listen}`.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
 }
 
 impl Default for ServerConfig {
@@ -69,6 +83,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
+            public_url: None,
         }
     }
 }
@@ -248,6 +263,30 @@ impl Default for LogConfig {
 pub enum DirectoryConfig {
     Builtin(BuiltinDirectoryConfig),
     Ldap(Box<LdapDirectoryConfig>),
+    Oidc(Box<OidcDirectoryConfig>),
+}
+
+/// An OpenID Connect provider people log in through.
+#[derive(Debug, Clone)]
+pub struct OidcDirectoryConfig {
+    pub id: String,
+    pub name: String,
+    /// The issuer URL; endpoints and keys come from its `/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// Scopes asked for (`openid` is always asked for).
+    pub scopes: Vec<String>,
+    /// The claim that becomes the username (default `preferred_username`).
+    pub username_claim: String,
+    /// The claim listing the person's groups (e.g. `groups`), if the provider sends one.
+    pub groups_claim: Option<String>,
+    /// Members of this group (a value of `groups_claim`) are admins.
+    pub admin_group: Option<String>,
+    /// If not empty, only members of one of these groups may log in.
+    pub allowed_groups: Vec<String>,
+    /// Timeout of each request to the provider.
+    pub timeout_seconds: u64,
 }
 
 impl DirectoryConfig {
@@ -255,6 +294,7 @@ impl DirectoryConfig {
         match self {
             DirectoryConfig::Builtin(b) => &b.id,
             DirectoryConfig::Ldap(l) => &l.id,
+            DirectoryConfig::Oidc(o) => &o.id,
         }
     }
 }
@@ -382,6 +422,14 @@ struct RawDirectory {
     deletion_threshold_percent: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt")]
     removal_grace_hours: Option<u64>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_secret_file: Option<PathBuf>,
+    scopes: Option<Vec<String>>,
+    username_claim: Option<String>,
+    groups_claim: Option<String>,
+    allowed_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -576,6 +624,17 @@ impl RawConfig {
                 format!("`{}` is not an address:port", self.server.listen),
             ));
         }
+        if let Some(u) = &self.server.public_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.query().is_none() => {}
+                _ => {
+                    return Err(invalid(
+                        "server.public_url",
+                        format!("`{u}` is not an http(s) base URL"),
+                    ))
+                }
+            }
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
@@ -745,17 +804,107 @@ impl RawDirectory {
             ("removal_grace_hours", self.removal_grace_hours.is_some()),
             ("timeout_seconds", self.timeout_seconds.is_some()),
         ];
+        let oidc_only: [(&str, bool); 8] = [
+            ("issuer", self.issuer.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("client_secret_file", self.client_secret_file.is_some()),
+            ("scopes", self.scopes.is_some()),
+            ("username_claim", self.username_claim.is_some()),
+            ("groups_claim", self.groups_claim.is_some()),
+            ("allowed_groups", self.allowed_groups.is_some()),
+        ];
+        let kind = self.kind.clone();
+        let not_for = |list: &[(&str, bool)], except: &[&str]| -> Result<(), ConfigError> {
+            match list.iter().find(|(k, set)| *set && !except.contains(k)) {
+                Some((k, _)) => Err(invalid(
+                    key(k),
+                    format!("is not a setting of a `{kind}` directory"),
+                )),
+                None => Ok(()),
+            }
+        };
         match self.kind.as_str() {
-            "builtin" => {
-                if let Some((k, _)) = ldap_only.iter().find(|(_, set)| *set) {
-                    return Err(invalid(key(k), "is not a setting of a `builtin` directory"));
+            "oidc" => {
+                not_for(&ldap_only, &["admin_group", "timeout_seconds"])?;
+                let issuer = self
+                    .issuer
+                    .ok_or_else(|| invalid(key("issuer"), "is required"))?;
+                match url::Url::parse(&issuer) {
+                    Ok(u) if matches!(u.scheme(), "https" | "http") => {}
+                    _ => {
+                        return Err(invalid(
+                            key("issuer"),
+                            format!("`{issuer}` is not an http(s) URL"),
+                        ))
+                    }
                 }
+                let client_id = self
+                    .client_id
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| invalid(key("client_id"), "is required"))?;
+                let client_secret = match (self.client_secret, self.client_secret_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            key("client_secret_file"),
+                            "set either client_secret or client_secret_file, not both",
+                        ))
+                    }
+                    (Some(s), None) => Some(s),
+                    (None, Some(path)) => {
+                        Some(read_secret_file(&key("client_secret_file"), &path)?)
+                    }
+                    (None, None) => None,
+                };
+                let mut scopes = self
+                    .scopes
+                    .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+                if !scopes.iter().any(|s| s == "openid") {
+                    scopes.insert(0, "openid".into());
+                }
+                let timeout_seconds = self.timeout_seconds.unwrap_or(10);
+                if timeout_seconds == 0 {
+                    return Err(invalid(key("timeout_seconds"), "must be at least 1"));
+                }
+                if self.admin_group.is_some() && self.groups_claim.is_none() {
+                    return Err(invalid(
+                        key("admin_group"),
+                        "needs groups_claim (the claim the group is looked up in)",
+                    ));
+                }
+                let allowed_groups = self.allowed_groups.unwrap_or_default();
+                if !allowed_groups.is_empty() && self.groups_claim.is_none() {
+                    return Err(invalid(
+                        key("allowed_groups"),
+                        "needs groups_claim (the claim the groups are looked up in)",
+                    ));
+                }
+                Ok(DirectoryConfig::Oidc(Box::new(OidcDirectoryConfig {
+                    name: self.name.unwrap_or_else(|| self.id.clone()),
+                    id: self.id,
+                    issuer,
+                    client_id,
+                    client_secret,
+                    scopes,
+                    username_claim: self
+                        .username_claim
+                        .unwrap_or_else(|| "preferred_username".into()),
+                    groups_claim: self.groups_claim,
+                    admin_group: self.admin_group,
+                    allowed_groups,
+                    timeout_seconds,
+                })))
+            }
+            "builtin" => {
+                not_for(&ldap_only, &[])?;
+                not_for(&oidc_only, &[])?;
                 Ok(DirectoryConfig::Builtin(BuiltinDirectoryConfig {
                     name: self.name.unwrap_or_else(|| "Seeq".into()),
                     id: self.id,
                 }))
             }
             "ldap" => {
+                not_for(&oidc_only, &[])?;
                 let url = self.url.ok_or_else(|| invalid(key("url"), "is required"))?;
                 let parsed = url::Url::parse(&url)
                     .map_err(|e| invalid(key("url"), format!("`{url}`: {e}")))?;
@@ -902,7 +1051,7 @@ impl RawDirectory {
             }
             other => Err(invalid(
                 key("kind"),
-                format!("unknown kind `{other}`: use `builtin` or `ldap`"),
+                format!("unknown kind `{other}`: use `builtin`, `ldap` or `oidc`"),
             )),
         }
     }

@@ -110,6 +110,7 @@ impl From<DirectoryError> for Error {
             DirectoryError::InvalidCredentials => {
                 Error::Unauthenticated("invalid username or password".into())
             }
+            DirectoryError::Refused(m) => Error::Unauthenticated(format!("login refused: {m}")),
             DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => {
                 Error::Unavailable(format!("the directory is unavailable: {m}"))
             }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod options;
 pub mod passwords;
 pub mod revocation;
+pub mod scim;
 pub mod secret;
 pub mod sessions;
 pub mod store;

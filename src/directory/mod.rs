@@ -2,6 +2,7 @@
 
 pub mod builtin;
 pub mod ldap;
+pub mod oidc;
 
 /// What a directory knows about a person after a successful password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub enum DirectoryError {
     /// to the caller so that nobody can probe which usernames exist.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A login the directory refused for a reason worth telling (an invalid ID token, a
+    /// replayed code, not in an allowed group): a 401 with that reason.
+    #[error("{0}")]
+    Refused(String),
     /// The directory could not be reached or answered with an error: a 503, never a 401.
     #[error("directory unavailable: {0}")]
     Unavailable(String),
@@ -37,6 +42,7 @@ use crate::config::BuiltinDirectoryConfig;
 pub enum Directory {
     Builtin(BuiltinDirectoryConfig),
     Ldap(Box<ldap::LdapDirectory>),
+    Oidc(Box<oidc::OidcDirectory>),
 }
 
 impl Directory {
@@ -44,6 +50,7 @@ impl Directory {
         match self {
             Directory::Builtin(b) => &b.id,
             Directory::Ldap(l) => &l.config().id,
+            Directory::Oidc(o) => &o.config().id,
         }
     }
 
@@ -51,6 +58,7 @@ impl Directory {
         match self {
             Directory::Builtin(b) => &b.name,
             Directory::Ldap(l) => &l.config().name,
+            Directory::Oidc(o) => &o.config().name,
         }
     }
 
@@ -59,6 +67,7 @@ impl Directory {
         match self {
             Directory::Builtin(_) => "Auth",
             Directory::Ldap(_) => "LDAP",
+            Directory::Oidc(_) => "OpenIDConnect",
         }
     }
 

@@ -1,7 +1,7 @@
 //! `/api/auth`: providers, login, logout, and forward authentication for reverse proxies.
 
 use super::error::ApiError;
-use super::extract::{credentials, remote_addr, Caller, JsonBody, Query, RemoteAddr};
+use super::extract::{credentials, remote_addr, Caller, JsonBody, Path, Query, RemoteAddr};
 use super::users::{user_output, UserOutput};
 use super::AppState;
 use crate::auth::{self, LoginInput};
@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -22,7 +22,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/logout", delete(logout))
         .route("/api/auth/verify", get(verify).post(verify))
+        .route("/api/auth/oidc/{id}/start", get(oidc_start))
+        .route("/api/auth/oidc/{id}/callback", get(oidc_callback))
 }
+
+/// Name of the browser session cookie (set only by interactive browser logins).
+pub const SESSION_COOKIE: &str = "accesskeyd_session";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,8 +82,23 @@ async fn login(
     RemoteAddr(addr): RemoteAddr,
     JsonBody(input): JsonBody<AuthInput>,
 ) -> Result<Response, ApiError> {
+    // Seeq-style completion of an OpenID Connect login by an API client.
     if input.code.is_some() || input.state.is_some() {
-        return Err(Error::invalid("code/state: no OpenID Connect directory is configured").into());
+        let (Some(code), Some(st)) = (input.code.as_deref(), input.state.as_deref()) else {
+            return Err(Error::invalid(
+                "code and state: both are required for an OpenID Connect login",
+            )
+            .into());
+        };
+        let done = auth::oidc_finish(
+            &state.0,
+            input.auth_provider_id.as_deref().filter(|s| !s.is_empty()),
+            code,
+            st,
+            addr,
+        )
+        .await?;
+        return logged_in(&state, done, false);
     }
     let username = input
         .username
@@ -96,12 +116,76 @@ async fn login(
         addr,
     )
     .await?;
-    let body: UserOutput = user_output(&state, &done.user);
+    logged_in(&state, done, false)
+}
+
+/// The answer to a successful login: the user, the token in `x-sq-auth`, and for browser
+/// logins also the session cookie.
+fn logged_in(state: &AppState, done: auth::LoggedIn, cookie: bool) -> Result<Response, ApiError> {
+    let body: UserOutput = user_output(state, &done.user);
     let mut response = Json(body).into_response();
     let token = HeaderValue::from_str(done.token.expose())
         .map_err(|e| Error::Internal(format!("token header: {e}")))?;
     response.headers_mut().insert("x-sq-auth", token);
+    if cookie {
+        let secure = if state.0.config.server.public_url().starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let max_age = state.0.config.sessions.interactive_ttl_minutes * 60;
+        let value = format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            done.token.expose()
+        );
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("cookie: {e}")))?,
+        );
+    }
     Ok(response)
+}
+
+/// Sends the person to the OpenID provider (303).
+async fn oidc_start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let url = auth::oidc_start(&state.0, &id).await?;
+    let location =
+        HeaderValue::from_str(&url).map_err(|e| Error::Internal(format!("location: {e}")))?;
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where the provider sends the browser back: completes the login, sets the session cookie.
+async fn oidc_callback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RemoteAddr(addr): RemoteAddr,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(error) = q.error {
+        return Err(Error::Unauthenticated(format!(
+            "login refused by the provider: {error}{}",
+            q.error_description
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ))
+        .into());
+    }
+    let (Some(code), Some(st)) = (q.code, q.state) else {
+        return Err(Error::invalid("code and state: the provider sent neither").into());
+    };
+    let done = auth::oidc_finish(&state.0, Some(&id), &code, &st, addr).await?;
+    logged_in(&state, done, true)
 }
 
 async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<StatusCode, ApiError> {

@@ -105,12 +105,16 @@ async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Val
                     rows.into_iter().next().map(run_output),
                 )
             }
-            Directory::Builtin(_) => (None, None, None),
+            Directory::Builtin(_) | Directory::Oidc(_) => (None, None, None),
         };
         out.push(json!({
             "id": d.id(),
             "name": d.name(),
-            "kind": if d.is_builtin() { "builtin" } else { "ldap" },
+            "kind": match d {
+                Directory::Builtin(_) => "builtin",
+                Directory::Ldap(_) => "ldap",
+                Directory::Oidc(_) => "oidc",
+            },
             "schedule": schedule,
             "nextRun": next,
             "lastRun": last,

@@ -41,7 +41,7 @@ pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
         return Ok(Some(Credentials::Session(Secret::new(token.trim()))));
     }
     let Some(v) = parts.headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return cookie_session(parts);
     };
     let malformed = || Error::Unauthenticated("Authorization: malformed credentials".into());
     let v = v.to_str().map_err(|_| malformed())?.trim();
@@ -64,6 +64,29 @@ pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
     Err(Error::Unauthenticated(format!(
         "Authorization: unsupported scheme `{scheme}`; use Bearer or Basic"
     )))
+}
+
+/// The browser session cookie. It authenticates only requests that change nothing: a
+/// cross-site form could otherwise act with it (CSRF). Changes need `x-sq-auth`.
+fn cookie_session(parts: &Parts) -> Result<Option<Credentials>, Error> {
+    let token = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == super::auth::SESSION_COOKIE)
+        .map(|(_, value)| value.to_string());
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    if !parts.method.is_safe() {
+        return Err(Error::forbidden(
+            "a browser session cookie cannot change anything; send the session token in x-sq-auth",
+        ));
+    }
+    Ok(Some(Credentials::Session(Secret::new(token))))
 }
 
 /// The authenticated caller of a request; 401 when there is none.

@@ -108,6 +108,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_logins (state_hash) {
+        state_hash -> Text,
+        directory_id -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -119,5 +130,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     options,
     audit_events,
     job_runs,
-    sync_runs
+    sync_runs,
+    oidc_logins
 );

@@ -10,5 +10,6 @@ mod input;
 mod jobs;
 mod ldap_directory;
 mod ldap_login;
+mod oidc;
 mod sync;
 mod validity;

@@ -1,0 +1,367 @@
+//! OpenID Connect logins against a real provider (the npm package oidc-provider): the browser
+//! flow with PKCE, the API-client flow, keys revived by an OIDC login, admin from groups,
+//! key rotation, and the failures that must give no session.
+
+use crate::harness::daemon::{assert_error, Client, Daemon};
+use crate::harness::oidc::{Account, OidcProvider};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// The base URL the daemon believes it has; the provider registers redirect URIs under it.
+const PUBLIC: &str = "http://accesskeyd.test";
+
+const ANN: Account = Account {
+    sub: "sub-ann",
+    username: "ann",
+    email: "ann@example.org",
+    groups: &["staff", "akd-admins"],
+};
+const BEN: Account = Account {
+    sub: "sub-ben",
+    username: "ben",
+    email: "ben@example.org",
+    groups: &["staff"],
+};
+const GUEST: Account = Account {
+    sub: "sub-guest",
+    username: "guest",
+    email: "guest@example.org",
+    groups: &["guests"],
+};
+
+fn redirect_uri(dir: &str) -> String {
+    format!("{PUBLIC}/api/auth/oidc/{dir}/callback")
+}
+
+fn directory(id: &str, p: &OidcProvider) -> String {
+    format!(
+        r#"
+[[directories]]
+id = "{id}"
+kind = "oidc"
+name = "IdP {id}"
+issuer = "{}"
+client_id = "accesskeyd-{id}"
+client_secret = "secret-{id}"
+scopes = ["openid", "profile", "email", "groups"]
+groups_claim = "groups"
+admin_group = "akd-admins"
+allowed_groups = ["staff"]
+"#,
+        p.issuer()
+    )
+}
+
+async fn provider(id: &str) -> OidcProvider {
+    let client = format!("accesskeyd-{id}");
+    let secret = format!("secret-{id}");
+    OidcProvider::start(&[(&client, &secret, &redirect_uri(id))], &[ANN, BEN, GUEST]).await
+}
+
+async fn daemon(dirs: &[(&str, &OidcProvider)]) -> Daemon {
+    let mut extra = format!("\n[server]\npublic_url = \"{PUBLIC}\"\n");
+    for (id, p) in dirs {
+        extra.push_str(&directory(id, p));
+    }
+    Daemon::start_with(None, &extra, &[]).await
+}
+
+/// GET start without following; the provider URL it redirects to.
+async fn start(d: &Daemon, dir: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/api/auth/oidc/{dir}/start", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The provider sent the browser to our callback: the same request against the real daemon.
+async fn callback(d: &Daemon, callback_url: &str) -> reqwest::Response {
+    let u = url::Url::parse(callback_url).unwrap();
+    assert!(callback_url.starts_with(PUBLIC), "{callback_url}");
+    reqwest::Client::new()
+        .get(format!(
+            "{}{}?{}",
+            d.url,
+            u.path(),
+            u.query().unwrap_or_default()
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn query(url: &str, key: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+async fn browser_login(
+    d: &Daemon,
+    p: &OidcProvider,
+    dir: &str,
+    who: Account,
+) -> (reqwest::Response, String) {
+    let auth = start(d, dir).await;
+    let back = p.authorize(&auth, who.sub).await;
+    (callback(d, &back).await, back)
+}
+
+#[tokio::test]
+async fn a_browser_login_creates_the_user_sets_a_cookie_and_keeps_keys_alive() {
+    let p = provider("idp").await;
+    let d = daemon(&[("idp", &p)]).await;
+
+    let providers = d.client().get("/api/auth/providers").await;
+    let list = providers.body["authProviders"].as_array().unwrap();
+    assert!(list
+        .iter()
+        .any(|x| x["datasourceId"] == "idp" && x["datasourceClass"] == "OpenIDConnect"));
+
+    let auth = start(&d, "idp").await;
+    assert!(auth.starts_with(&p.issuer()), "{auth}");
+    assert_eq!(query(&auth, "code_challenge_method"), "S256");
+    assert!(!query(&auth, "code_challenge").is_empty() && !query(&auth, "nonce").is_empty());
+    assert_eq!(query(&auth, "redirect_uri"), redirect_uri("idp"));
+
+    let back = p.authorize(&auth, ANN.sub).await;
+    let r = callback(&d, &back).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("accesskeyd_session=aks_"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let token = r.headers()["x-sq-auth"].to_str().unwrap().to_string();
+    let user: Value = r.json().await.unwrap();
+    assert_eq!(user["username"], "ann");
+    assert_eq!(user["email"], "ann@example.org");
+    assert_eq!(user["isAdmin"], true, "admin from the groups claim");
+    assert_eq!(user["datasourceId"], "idp");
+    assert!(user["lastLoginAt"].is_string());
+
+    // The cookie reads, but never changes anything (no CSRF through it).
+    let jar = cookie.split(';').next().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let me = http
+        .get(format!("{}/api/users/me", d.url))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let post = http
+        .post(format!("{}/api/accesskeys", d.url))
+        .header("cookie", &jar)
+        .json(&json!({"name": "via cookie"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::FORBIDDEN);
+
+    // A key made in the OIDC session; it lapses, and the next OIDC login revives it.
+    let ann = d.client().with_token(&token);
+    let (key, pw, _) = ann.create_key("notebook").await;
+    let id = user["id"].as_str().unwrap().to_string();
+    d.set_last_login(&id, d.app.clock.now() - chrono::Duration::days(20))
+        .await;
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let (r, _) = browser_login(&d, &p, "idp", ANN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["id"], id.as_str(), "keyed by issuer + sub");
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::OK
+    );
+
+    // Ben is staff but no admin; a guest is in none of the allowed groups.
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["isAdmin"], false);
+    let (r, _) = browser_login(&d, &p, "idp", GUEST).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("allowed groups"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn api_clients_complete_the_flow_with_code_and_state() {
+    let p = provider("idp").await;
+    let d = daemon(&[("idp", &p)]).await;
+    let auth = start(&d, "idp").await;
+    let back = p.authorize(&auth, BEN.sub).await;
+    let (status, body, token) = d
+        .client()
+        .post_login_code("idp", &query(&back, "code"), &query(&back, "state"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["username"], "ben");
+    let me = d.client().with_token(&token.unwrap()).me().await;
+    assert_eq!(me.body["username"], "ben");
+    // A password login cannot go through an OIDC directory.
+    let (status, body, _) = d.client().login("ben", "x", Some("idp")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn bad_state_replays_expiry_and_a_dead_provider_give_no_session() {
+    let mut p = provider("idp").await;
+    let d = daemon(&[("idp", &p)]).await;
+
+    // An unknown state.
+    let auth = start(&d, "idp").await;
+    let back = p.authorize(&auth, BEN.sub).await;
+    let forged = back.replace(&query(&back, "state"), "forged-state");
+    let r = callback(&d, &forged).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get("set-cookie").is_none());
+
+    // The real callback works once; replayed, it is refused.
+    assert_eq!(callback(&d, &back).await.status(), StatusCode::OK);
+    let r = callback(&d, &back).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{body}"
+    );
+
+    // A used code with a fresh state of ours: the provider refuses it.
+    let fresh = start(&d, "idp").await;
+    let a = d
+        .client()
+        .post_login_code("idp", &query(&back, "code"), &query(&fresh, "state"))
+        .await;
+    assert_eq!(a.0, StatusCode::UNAUTHORIZED, "{}", a.1);
+    assert!(
+        a.1["statusMessage"].as_str().unwrap().contains("refused"),
+        "{}",
+        a.1
+    );
+
+    // Too slow: the state expired.
+    let auth = start(&d, "idp").await;
+    let back = p.authorize(&auth, BEN.sub).await;
+    d.advance(chrono::Duration::minutes(11));
+    let r = callback(&d, &back).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["statusMessage"].as_str().unwrap().contains("too long"),
+        "{body}"
+    );
+
+    // The provider says no.
+    let r = callback(
+        &d,
+        &format!("{PUBLIC}/api/auth/oidc/idp/callback?error=access_denied&state=x"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // The provider goes down between the person's login there and the callback: 503, not
+    // 401, and no session.
+    let auth = start(&d, "idp").await;
+    let back = p.authorize(&auth, BEN.sub).await;
+    p.stop();
+    let r = callback(&d, &back).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get("set-cookie").is_none());
+    // A daemon that never reached the provider cannot even start a login: 503.
+    let cold = daemon(&[("idp", &p)]).await;
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/api/auth/oidc/idp/start", cold.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let a = d.client().get("/api/auth/oidc/nope/start").await;
+    assert_error(&a, StatusCode::NOT_FOUND, "no directory");
+    let a = d.client().get("/api/auth/oidc/builtin/start").await;
+    assert_error(
+        &a,
+        StatusCode::BAD_REQUEST,
+        "not an OpenID Connect directory",
+    );
+}
+
+#[tokio::test]
+async fn key_rotation_at_the_provider_and_two_providers_at_once() {
+    let p1 = provider("one").await;
+    let p2 = provider("two").await;
+    let d = daemon(&[("one", &p1), ("two", &p2)]).await;
+
+    let (r, _) = browser_login(&d, &p1, "one", ANN).await;
+    let first: Value = r.json().await.unwrap();
+    // The provider rotates its signing key and retires the old one: tokens signed with the
+    // new key are accepted after the keys are fetched again.
+    p1.rotate_keys_retiring_old().await;
+    let (r, _) = browser_login(&d, &p1, "one", ANN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], first["id"]);
+
+    // The same sub and name at another provider is another person.
+    let (r, _) = browser_login(&d, &p2, "two", ANN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let second: Value = r.json().await.unwrap();
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(second["datasourceId"], "two");
+    // A state of one provider's login cannot finish at the other's callback.
+    let auth = start(&d, "one").await;
+    let back = p1.authorize(&auth, BEN.sub).await;
+    let wrong = back.replace("/api/auth/oidc/one/", "/api/auth/oidc/two/");
+    assert_eq!(
+        callback(&d, &wrong).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+impl Client {
+    /// POST /api/auth/login with authProviderId, code and state.
+    pub async fn post_login_code(
+        &self,
+        dir: &str,
+        code: &str,
+        state: &str,
+    ) -> (StatusCode, Value, Option<String>) {
+        let a = self
+            .post(
+                "/api/auth/login",
+                json!({"authProviderId": dir, "code": code, "state": state}),
+            )
+            .await;
+        let token = a
+            .headers
+            .get("x-sq-auth")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (a.status, a.body, token)
+    }
+}
