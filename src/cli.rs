@@ -69,9 +69,32 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Manage the bearer tokens identity providers use for SCIM provisioning of an OpenID
+    /// Connect directory (shown once at creation, stored hashed).
+    #[command(subcommand)]
+    ScimToken(ScimToken),
     /// Manage users of the built-in directory (passwords are read from standard input).
     #[command(subcommand)]
     LocalUser(LocalUser),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScimToken {
+    /// Create a token for a directory and print it once.
+    Create {
+        /// The OpenID Connect directory the provider provisions.
+        directory: String,
+        /// What the token is for (e.g. "Entra ID provisioning").
+        #[arg(long, default_value = "SCIM provisioning")]
+        label: String,
+    },
+    /// List tokens (never the tokens themselves) with their last use.
+    List,
+    /// Revoke a token by its id.
+    Revoke {
+        /// The token's id (from `list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +156,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             approve_run,
         } => return sync(config, directory, dry_run, approve_run).await,
         Command::LocalUser(cmd) => local_user(config, cmd).await,
+        Command::ScimToken(cmd) => scim_token(config, cmd).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -344,6 +368,35 @@ async fn sync(
         "blocked" => ExitCode::from(3),
         _ => ExitCode::FAILURE,
     }
+}
+
+async fn scim_token(config: Config, cmd: ScimToken) -> anyhow::Result<()> {
+    let app = App::new(config, Arc::new(SystemClock)).await?;
+    match cmd {
+        ScimToken::Create { directory, label } => {
+            let (id, token) = crate::scim::create_token(&app, &directory, &label).await?;
+            println!(
+                "SCIM token {id} for directory `{directory}` (shown only this once):\n\n    {}\n",
+                token.expose()
+            );
+            println!("SCIM base URL: {}/scim/v2", app.config.server.public_url());
+        }
+        ScimToken::List => {
+            for (id, dir, label, created, used) in crate::scim::list_tokens(&app).await? {
+                println!(
+                    "{id}  {dir}  {label}  created {}  last used {}",
+                    crate::store::models::from_ms(created).to_rfc3339(),
+                    used.map_or("never".to_string(), |u| crate::store::models::from_ms(u)
+                        .to_rfc3339())
+                );
+            }
+        }
+        ScimToken::Revoke { id } => {
+            crate::scim::revoke_token(&app, &id).await?;
+            println!("SCIM token {id} revoked");
+        }
+    }
+    Ok(())
 }
 
 async fn migrate_data(from: String, to: String) -> anyhow::Result<()> {

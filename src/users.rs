@@ -17,6 +17,10 @@ use crate::validity::{self, Window};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+/// Stable-id prefix of a user created by SCIM who has not logged in yet (the provider's
+/// subject is learnt at the first login).
+pub const SCIM_PENDING_PREFIX: &str = "scim:";
+
 /// Largest override accepted: 100 years in minutes.
 pub const MAX_OVERRIDE_MINUTES: i64 = 100 * 366 * 24 * 60;
 
@@ -137,6 +141,38 @@ pub struct Deleted {
     pub sessions: usize,
 }
 
+/// Removes a user with all keys and sessions inside the caller's transaction and records why:
+/// the one path every removal takes (an admin, directory sync, SCIM). The caller tells
+/// `revocation::changed` after the commit.
+pub(crate) fn remove_in(
+    conn: &mut DbConn,
+    user_id: &str,
+    action: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    why: &str,
+) -> Result<(UserRow, Deleted)> {
+    let row = find(conn, user_id)?;
+    // Explicit deletes (rather than relying on the cascade alone) give the counts for the
+    // audit trail and keep the behaviour independent of the backend.
+    let sessions =
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(&row.id))).execute(conn)?;
+    let keys = diesel::delete(access_keys::table.filter(access_keys::user_id.eq(&row.id)))
+        .execute(conn)?;
+    diesel::delete(users::table.find(&row.id)).execute(conn)?;
+    audit::record(
+        conn,
+        now,
+        &Event::new(action, actor)
+            .target("user", &row.id, &row.username)
+            .detail(format!(
+                "directory {}; {why}; stable id {}; {keys} access key(s) and {sessions} session(s) deleted",
+                row.directory_id, row.external_id
+            )),
+    )?;
+    Ok((row, Deleted { keys, sessions }))
+}
+
 /// Deletes a user with all keys and sessions, in one transaction. The id is never reused, so
 /// a later user of the same name starts with nothing.
 pub async fn delete(app: &App, actor: &Actor, id: &str) -> Result<(UserRow, Deleted)> {
@@ -154,27 +190,7 @@ pub async fn delete(app: &App, actor: &Actor, id: &str) -> Result<(UserRow, Dele
     let actor = actor.clone();
     let (row, deleted) = app
         .store
-        .write(move |conn| {
-            let row = find(conn, &id)?;
-            // Explicit deletes (rather than relying on the cascade alone) give the counts
-            // for the audit trail and keep the behaviour independent of the backend.
-            let sessions = diesel::delete(sessions::table.filter(sessions::user_id.eq(&row.id)))
-                .execute(conn)?;
-            let keys = diesel::delete(access_keys::table.filter(access_keys::user_id.eq(&row.id)))
-                .execute(conn)?;
-            diesel::delete(users::table.find(&row.id)).execute(conn)?;
-            audit::record(
-                conn,
-                now,
-                &Event::new("user.delete", &actor)
-                    .target("user", &row.id, &row.username)
-                    .detail(format!(
-                        "directory {}; {keys} access key(s) and {sessions} session(s) deleted",
-                        row.directory_id
-                    )),
-            )?;
-            Ok((row, Deleted { keys, sessions }))
-        })
+        .write(move |conn| remove_in(conn, &id, "user.delete", &actor, now, "deleted by an admin"))
         .await?;
     revocation::changed(app, Revoked::User(row.id.clone()));
     Ok((row, deleted))
@@ -213,6 +229,26 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                 .select(UserRow::as_select())
                 .first(conn)
                 .optional()?;
+            // Someone provisioned through SCIM before their first login waits under the
+            // userName the provider sent: the first login links that record to the subject.
+            let existing = match existing {
+                Some(row) => Some(row),
+                None => {
+                    let provisioned: Option<UserRow> = users::table
+                        .filter(users::directory_id.eq(&dir))
+                        .filter(users::username.eq(&du.username))
+                        .filter(users::external_id.like(format!("{SCIM_PENDING_PREFIX}%")))
+                        .select(UserRow::as_select())
+                        .first(conn)
+                        .optional()?;
+                    if let Some(row) = &provisioned {
+                        diesel::update(users::table.find(&row.id))
+                            .set(users::external_id.eq(&du.external_id))
+                            .execute(conn)?;
+                    }
+                    provisioned
+                }
+            };
             // Another record holding this name is a person upstream deleted or renamed, whose
             // name now belongs to this account. It keeps its data (its keys stop working at
             // once: it is disabled) but gives up the name, so nothing passes to this person.
@@ -289,6 +325,7 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                         last_login_at: Some(to_ms(now)),
                         access_key_validity_minutes: None,
                         suspended_at: None,
+                        scim_external_id: None,
                     };
                     diesel::insert_into(users::table).values(&row).execute(conn)?;
                     row.id
@@ -349,6 +386,7 @@ pub async fn create_local(
                 last_login_at: None,
                 access_key_validity_minutes: None,
                 suspended_at: None,
+                scim_external_id: None,
             };
             diesel::insert_into(users::table)
                 .values(&row)

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod paging;
+pub mod scim;
 pub mod system;
 pub mod users;
 
@@ -41,6 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(system::router())
         .merge(audit::router())
         .merge(directories::router())
+        .merge(scim::router())
         .merge(health::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

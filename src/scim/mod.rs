@@ -1,3 +1,403 @@
-//! SCIM 2.0 provisioning (RFC 7643/7644): the protocol, and the users it manages.
+//! SCIM 2.0 provisioning (RFC 7643/7644) for OpenID Connect directories: the identity
+//! provider creates, updates and deprovisions users. Deprovisioning (DELETE, or `active`
+//! set to false) removes the user with keys and sessions on the same path as every removal.
 
 pub mod protocol;
+
+use crate::app::App;
+use crate::audit::{self, Actor, Event};
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::revocation::{self, Revoked};
+use crate::secret::Secret;
+use crate::sessions::token_hash;
+use crate::store::models::{from_ms, to_ms, UserRow};
+use crate::store::schema::{scim_tokens, users};
+use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
+use base64::Engine;
+use diesel::prelude::*;
+use protocol::{Filter, ScimError, ScimUser};
+use rand::RngCore;
+
+/// Prefix of SCIM bearer tokens, recognisable to secret scanners.
+pub const TOKEN_PREFIX: &str = "akscim_";
+
+impl From<Error> for ScimError {
+    fn from(e: Error) -> ScimError {
+        match e {
+            Error::Invalid(m) => ScimError::invalid_value(m),
+            Error::NotFound(m) => ScimError::not_found(m),
+            Error::Conflict(m) => ScimError::conflict(m),
+            Error::Unauthenticated(m) => ScimError::unauthorized(m),
+            other => ScimError {
+                status: match other {
+                    Error::Unavailable(_) => 503,
+                    Error::Forbidden(_) => 403,
+                    Error::RateLimited(..) => 429,
+                    _ => 500,
+                },
+                scim_type: None,
+                detail: match other {
+                    Error::Internal(_) => "internal error; the server log has the details".into(),
+                    o => o.to_string(),
+                },
+            },
+        }
+    }
+}
+
+fn actor(directory: &str) -> Actor {
+    Actor::system(&format!("scim:{directory}"))
+}
+
+/// A new SCIM token for an OpenID Connect directory, shown once; only its hash is stored.
+pub async fn create_token(app: &App, directory: &str, label: &str) -> Result<(String, Secret)> {
+    match app.directory(directory) {
+        Some(Directory::Oidc(_)) => {}
+        Some(_) => {
+            return Err(Error::invalid(format!(
+                "directory `{directory}` is not an OpenID Connect directory; SCIM provisions those only"
+            )))
+        }
+        None => return Err(Error::not_found(format!("no directory with id `{directory}`"))),
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = app.clock.now();
+    let (dir, hash, label, tid) = (
+        directory.to_string(),
+        token_hash(&token),
+        label.to_string(),
+        id.clone(),
+    );
+    app.store
+        .write(move |conn| {
+            diesel::insert_into(scim_tokens::table)
+                .values((
+                    scim_tokens::id.eq(&tid),
+                    scim_tokens::directory_id.eq(&dir),
+                    scim_tokens::token_hash.eq(&hash),
+                    scim_tokens::label.eq(&label),
+                    scim_tokens::created_at.eq(to_ms(now)),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("scim_token.create", &Actor::system("cli"))
+                    .target("scim_token", &tid, &label)
+                    .detail(format!("directory {dir}")),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok((id, Secret::new(token)))
+}
+
+/// (id, directory, label, created, last used) of every SCIM token.
+pub type TokenInfo = (String, String, String, i64, Option<i64>);
+
+pub async fn list_tokens(app: &App) -> Result<Vec<TokenInfo>> {
+    app.store
+        .read(|conn| {
+            Ok(scim_tokens::table
+                .order(scim_tokens::created_at)
+                .select((
+                    scim_tokens::id,
+                    scim_tokens::directory_id,
+                    scim_tokens::label,
+                    scim_tokens::created_at,
+                    scim_tokens::last_used_at,
+                ))
+                .load(conn)?)
+        })
+        .await
+}
+
+pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
+    let id = id.to_string();
+    let now = app.clock.now();
+    app.store
+        .write(move |conn| {
+            let n = diesel::delete(scim_tokens::table.find(&id)).execute(conn)?;
+            if n == 0 {
+                return Err(Error::not_found(format!("no SCIM token with id `{id}`")));
+            }
+            audit::record(
+                conn,
+                now,
+                &Event::new("scim_token.revoke", &Actor::system("cli")).target(
+                    "scim_token",
+                    &id,
+                    &id,
+                ),
+            )
+        })
+        .await
+}
+
+/// The directory a SCIM bearer token belongs to.
+pub async fn authenticate(
+    app: &App,
+    bearer: Option<&str>,
+) -> std::result::Result<String, ScimError> {
+    let token = bearer
+        .filter(|t| t.starts_with(TOKEN_PREFIX))
+        .ok_or_else(|| ScimError::unauthorized("a SCIM bearer token is required"))?;
+    let hash = token_hash(token);
+    let now = to_ms(app.clock.now());
+    let dir: Option<String> = app
+        .store
+        .write(move |conn| {
+            let dir = scim_tokens::table
+                .filter(scim_tokens::token_hash.eq(&hash))
+                .select(scim_tokens::directory_id)
+                .first(conn)
+                .optional()?;
+            if dir.is_some() {
+                diesel::update(scim_tokens::table.filter(scim_tokens::token_hash.eq(&hash)))
+                    .set(scim_tokens::last_used_at.eq(Some(now)))
+                    .execute(conn)?;
+            }
+            Ok(dir)
+        })
+        .await?;
+    let dir = dir.ok_or_else(|| ScimError::unauthorized("unknown or revoked SCIM token"))?;
+    // The directory may have been removed from the configuration since.
+    match app.directory(&dir) {
+        Some(Directory::Oidc(_)) => Ok(dir),
+        _ => Err(ScimError::unauthorized(format!(
+            "the token's directory `{dir}` is not configured"
+        ))),
+    }
+}
+
+fn to_scim(r: &UserRow) -> ScimUser {
+    ScimUser {
+        id: Some(r.id.clone()),
+        external_id: r.scim_external_id.clone(),
+        user_name: r.username.clone(),
+        active: r.is_active(),
+        given_name: r.first_name.clone(),
+        family_name: r.last_name.clone(),
+        display_name: r.display_name.clone(),
+        email: r.email.clone(),
+        created: Some(from_ms(r.created_at)),
+        last_modified: Some(from_ms(
+            r.last_login_at.unwrap_or(r.created_at).max(r.created_at),
+        )),
+    }
+}
+
+fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserRow> {
+    user_domain::find(conn, id)
+        .ok()
+        .filter(|r| r.directory_id == dir)
+        .ok_or_else(|| Error::not_found(format!("no user `{id}`")))
+}
+
+/// Users of the directory that match `filter`, paged (1-based `start`).
+pub async fn list(
+    app: &App,
+    dir: &str,
+    filter: Option<Filter>,
+    start: u64,
+    count: u64,
+) -> Result<(Vec<ScimUser>, u64)> {
+    let dir = dir.to_string();
+    let all: Vec<UserRow> = app
+        .store
+        .read(move |conn| {
+            Ok(users::table
+                .filter(users::directory_id.eq(&dir))
+                .order(users::created_at)
+                .select(UserRow::as_select())
+                .load(conn)?)
+        })
+        .await?;
+    let matching: Vec<ScimUser> = all
+        .iter()
+        .map(to_scim)
+        .filter(|u| filter.as_ref().is_none_or(|f| protocol::matches(f, u)))
+        .collect();
+    let total = matching.len() as u64;
+    let page = matching
+        .into_iter()
+        .skip(start.saturating_sub(1) as usize)
+        .take(count as usize)
+        .collect();
+    Ok((page, total))
+}
+
+pub async fn get(app: &App, dir: &str, id: &str) -> Result<ScimUser> {
+    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    app.store
+        .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
+        .await
+}
+
+fn check_user_name(name: &str) -> Result<()> {
+    if name.trim() != name || name.chars().any(char::is_control) || name.chars().count() > 256 {
+        return Err(Error::invalid(
+            "userName: no surrounding spaces or control characters, at most 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Provisions a user. They exist without keys until they log in (the first login links the
+/// record to the provider's subject by userName). `active: false` creates them disabled.
+pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
+    check_user_name(&u.user_name)?;
+    let now = app.clock.now();
+    let dir = dir.to_string();
+    app.store
+        .write(move |conn| {
+            let taken: i64 = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::username.eq(&u.user_name))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Err(Error::Conflict(format!(
+                    "userName `{}` already exists",
+                    u.user_name
+                )));
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let row = UserRow {
+                id: id.clone(),
+                directory_id: dir.clone(),
+                external_id: format!("{SCIM_PENDING_PREFIX}{id}"),
+                username: u.user_name.clone(),
+                display_name: u.display_name.clone(),
+                first_name: u.given_name.clone(),
+                last_name: u.family_name.clone(),
+                email: u.email.clone(),
+                is_admin: false,
+                is_enabled: u.active,
+                password_hash: None,
+                created_at: to_ms(now),
+                last_login_at: None,
+                access_key_validity_minutes: None,
+                suspended_at: None,
+                scim_external_id: u.external_id.clone(),
+            };
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.provision", &actor(&dir))
+                    .target("user", &row.id, &row.username)
+                    .detail(format!("directory {dir} via SCIM")),
+            )?;
+            Ok(to_scim(&row))
+        })
+        .await
+}
+
+/// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
+/// deprovisions: the user goes with keys and sessions, and `None` is returned.
+pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
+    check_user_name(&u.user_name)?;
+    let now = app.clock.now();
+    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    let who = actor(&dir);
+    let revoked = id.clone();
+    let out = app
+        .store
+        .write(move |conn| {
+            let row = find_in(conn, &dir, &id)?;
+            if !u.active {
+                user_domain::remove_in(
+                    conn,
+                    &row.id,
+                    "user.deprovision",
+                    &who,
+                    now,
+                    "set inactive via SCIM",
+                )?;
+                return Ok(None);
+            }
+            if u.user_name != row.username {
+                let taken: i64 = users::table
+                    .filter(users::directory_id.eq(&dir))
+                    .filter(users::username.eq(&u.user_name))
+                    .count()
+                    .get_result(conn)?;
+                if taken > 0 {
+                    return Err(Error::Conflict(format!(
+                        "userName `{}` already exists",
+                        u.user_name
+                    )));
+                }
+            }
+            diesel::update(users::table.find(&row.id))
+                .set((
+                    users::username.eq(&u.user_name),
+                    users::display_name.eq(&u.display_name),
+                    users::first_name.eq(&u.given_name),
+                    users::last_name.eq(&u.family_name),
+                    users::email.eq(&u.email),
+                    users::scim_external_id.eq(&u.external_id),
+                    users::is_enabled.eq(true),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.provision", &who)
+                    .target("user", &row.id, &u.user_name)
+                    .detail(format!("directory {dir}: attributes updated via SCIM")),
+            )?;
+            Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)))
+        })
+        .await?;
+    if out.is_none() {
+        revocation::changed(app, Revoked::User(revoked));
+    }
+    Ok(out)
+}
+
+/// PATCH: applies the operations to the current user, then stores the result.
+pub async fn patch(
+    app: &App,
+    dir: &str,
+    id: &str,
+    body: &serde_json::Value,
+) -> std::result::Result<Option<ScimUser>, ScimError> {
+    let mut u = get(app, dir, id).await?;
+    protocol::apply_patch(&mut u, body)?;
+    Ok(update(app, dir, id, u).await?)
+}
+
+/// DELETE: deprovisions the user with keys and sessions.
+pub async fn delete(app: &App, dir: &str, id: &str) -> Result<()> {
+    let now = app.clock.now();
+    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    let who = actor(&dir);
+    let i = id.clone();
+    app.store
+        .write(move |conn| {
+            let row = find_in(conn, &dir, &i)?;
+            user_domain::remove_in(
+                conn,
+                &row.id,
+                "user.deprovision",
+                &who,
+                now,
+                "deleted via SCIM",
+            )?;
+            Ok(())
+        })
+        .await?;
+    revocation::changed(app, Revoked::User(id));
+    Ok(())
+}

@@ -301,6 +301,9 @@ enum Target {
     Emails,
     WorkEmail,
     WorkEmailValue,
+    /// An attribute we do not keep (title, phoneNumbers, the enterprise extension...):
+    /// accepted and dropped, as identity providers send their default mappings whole.
+    Ignored,
 }
 
 /// Applies a PatchOp body (RFC 7644 §3.5.2). All or nothing: operations run on a copy
@@ -409,12 +412,8 @@ fn apply_target(
                     match k.to_ascii_lowercase().as_str() {
                         "givenname" => u.given_name = opt_string(sv, "name.givenName")?,
                         "familyname" => u.family_name = opt_string(sv, "name.familyName")?,
-                        "formatted" => {}
-                        _ => {
-                            return Err(ScimError::no_target(format!(
-                                "unsupported attribute 'name.{k}'"
-                            )))
-                        }
+                        // Sub-attributes we do not keep are dropped.
+                        _ => {}
                     }
                 }
             }
@@ -423,6 +422,7 @@ fn apply_target(
         // We keep a single email, so adding one replaces it.
         Target::Emails | Target::WorkEmail => u.email = pick_email(v)?,
         Target::WorkEmailValue => u.email = opt_string(v, "emails.value")?,
+        Target::Ignored => {}
     }
     Ok(())
 }
@@ -446,6 +446,7 @@ fn remove_target(u: &mut ScimUser, target: Target) -> Result<(), ScimError> {
         }
         Target::NameFormatted => {}
         Target::Emails | Target::WorkEmail | Target::WorkEmailValue => u.email = None,
+        Target::Ignored => {}
     }
     Ok(())
 }
@@ -456,11 +457,7 @@ fn parse_path(raw: &str) -> Result<Target, ScimError> {
     let path = raw.trim();
     let path = match strip_core_urn(path) {
         Some(rest) => rest,
-        None if starts_with_ci(path, "urn:") => {
-            return Err(ScimError::no_target(format!(
-                "unsupported attribute '{path}'"
-            )))
-        }
+        None if starts_with_ci(path, "urn:") => return Ok(Target::Ignored),
         None => path,
     };
     let (attr, filter, sub) = split_path(path)?;
@@ -486,9 +483,7 @@ fn parse_path(raw: &str) -> Result<Target, ScimError> {
             Some("givenname") => Ok(Target::GivenName),
             Some("familyname") => Ok(Target::FamilyName),
             Some("formatted") => Ok(Target::NameFormatted),
-            Some(other) => Err(ScimError::no_target(format!(
-                "unsupported attribute 'name.{other}'"
-            ))),
+            Some(_) => Ok(Target::Ignored),
         },
         "emails" => match (filter, sub.as_deref()) {
             (None, None) => Ok(Target::Emails),
@@ -497,18 +492,14 @@ fn parse_path(raw: &str) -> Result<Target, ScimError> {
                 match s {
                     None => Ok(Target::WorkEmail),
                     Some("value") => Ok(Target::WorkEmailValue),
-                    Some(other) => Err(ScimError::no_target(format!(
-                        "unsupported attribute 'emails.{other}'"
-                    ))),
+                    Some(_) => Ok(Target::Ignored),
                 }
             }
             (None, Some(_)) => Err(ScimError::no_target(
                 "address the email as emails[type eq \"work\"].value",
             )),
         },
-        _ => Err(ScimError::no_target(format!(
-            "unsupported attribute '{attr}'"
-        ))),
+        _ => Ok(Target::Ignored),
     }
 }
 
@@ -1229,6 +1220,24 @@ mod tests {
     }
 
     #[test]
+    fn attributes_we_do_not_keep_are_ignored() {
+        // Entra and Okta send their default mappings whole (title, department, phone
+        // numbers...): accepted, dropped, and the rest of the operation still applies.
+        let mut u = alice();
+        for body in [
+            patch(json!([{"op": "add", "path": "title", "value": "x"}])),
+            patch(json!([{"op": "add", "path": "name.middleName", "value": "x"}])),
+            patch(json!([{"op": "Add",
+                "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                "value": "x"}])),
+            patch(json!([{"op": "add", "value": {"nickName": "x", "displayName": "Al"}}])),
+        ] {
+            apply_patch(&mut u, &body).unwrap();
+        }
+        assert_eq!(u.display_name.as_deref(), Some("Al"));
+    }
+
+    #[test]
     fn patch_errors() {
         let mut u = alice();
         let cases = [
@@ -1247,24 +1256,6 @@ mod tests {
             (
                 patch(json!([{"op": "add", "path": "active"}])),
                 "invalidSyntax",
-            ),
-            (
-                patch(json!([{"op": "add", "path": "title", "value": "x"}])),
-                "noTarget",
-            ),
-            (
-                patch(json!([{"op": "add", "path": "name.middleName", "value": "x"}])),
-                "noTarget",
-            ),
-            (
-                patch(json!([{"op": "add",
-                    "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-                    "value": "x"}])),
-                "noTarget",
-            ),
-            (
-                patch(json!([{"op": "add", "value": {"nickName": "x"}}])),
-                "noTarget",
             ),
             (
                 patch(json!([{"op": "add", "path": "emails[type eq \"work\"", "value": "x"}])),

@@ -32,6 +32,7 @@ pub struct UserRow {
     pub last_login_at: Option<i64>,
     pub access_key_validity_minutes: Option<i64>,
     pub suspended_at: Option<i64>,
+    pub scim_external_id: Option<String>,
 }
 
 impl UserRow {

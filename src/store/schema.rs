@@ -18,6 +18,7 @@ diesel::table! {
         last_login_at -> Nullable<BigInt>,
         access_key_validity_minutes -> Nullable<BigInt>,
         suspended_at -> Nullable<BigInt>,
+        scim_external_id -> Nullable<Text>,
     }
 }
 
@@ -119,6 +120,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scim_tokens (id) {
+        id -> Text,
+        directory_id -> Text,
+        token_hash -> Text,
+        label -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -131,5 +143,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     job_runs,
     sync_runs,
-    oidc_logins
+    oidc_logins,
+    scim_tokens
 );

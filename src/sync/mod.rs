@@ -12,7 +12,7 @@ use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
 use crate::store::models::{from_ms, to_ms, SyncRunRow};
-use crate::store::schema::{access_keys, sessions, sync_runs, users};
+use crate::store::schema::{access_keys, sync_runs, users};
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -530,21 +530,8 @@ async fn apply(
                 (p.removals.into_iter().chain(p.expired).collect(), Vec::new())
             };
             for r in &delete {
-                let sessions = diesel::delete(sessions::table.filter(sessions::user_id.eq(&r.user_id)))
-                    .execute(conn)?;
-                let keys = diesel::delete(access_keys::table.filter(access_keys::user_id.eq(&r.user_id)))
-                    .execute(conn)?;
-                diesel::delete(users::table.find(&r.user_id)).execute(conn)?;
-                audit::record(
-                    conn,
-                    now,
-                    &Event::new("user.remove", &actor)
-                        .target("user", &r.user_id, &r.username)
-                        .detail(format!(
-                            "directory {dir} sync run {run_id}: {}; stable id {}; {keys} access key(s) and {sessions} session(s) deleted",
-                            reason_text(r.reason), r.external_id
-                        )),
-                )?;
+                let why = format!("sync run {run_id}: {}", reason_text(r.reason));
+                crate::users::remove_in(conn, &r.user_id, "user.remove", &actor, now, &why)?;
                 affected.push(r.user_id.clone());
             }
             for r in &suspend {

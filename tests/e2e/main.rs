@@ -11,5 +11,6 @@ mod jobs;
 mod ldap_directory;
 mod ldap_login;
 mod oidc;
+mod scim;
 mod sync;
 mod validity;

@@ -1,0 +1,247 @@
+//! SCIM 2.0 provisioning through real HTTP: an identity provider creates, finds, updates and
+//! deprovisions users; deprovisioning takes keys and sessions; a provisioned user's first
+//! OpenID Connect login (against a real provider) links to the provisioned record.
+
+use crate::harness::daemon::Daemon;
+use crate::harness::oidc::{Account, OidcProvider};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PUBLIC: &str = "http://accesskeyd.test";
+const BEN: Account = Account {
+    sub: "sub-ben",
+    username: "ben",
+    email: "ben@example.org",
+    groups: &["staff"],
+};
+
+struct Scim {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Scim {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/scim/v2{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+async fn setup() -> (OidcProvider, Daemon, Scim) {
+    let p = OidcProvider::start(
+        &[(
+            "accesskeyd",
+            "secret",
+            &format!("{PUBLIC}/api/auth/oidc/idp/callback"),
+        )],
+        &[BEN],
+    )
+    .await;
+    let extra = format!(
+        "\n[server]\npublic_url = \"{PUBLIC}\"\n\n[[directories]]\nid = \"idp\"\nkind = \"oidc\"\n\
+         issuer = \"{}\"\nclient_id = \"accesskeyd\"\nclient_secret = \"secret\"\n",
+        p.issuer()
+    );
+    let d = Daemon::start_with(None, &extra, &[]).await;
+    let (_, token) = accesskeyd::scim::create_token(&d.app, "idp", "test provider")
+        .await
+        .unwrap();
+    let scim = Scim {
+        base: d.url.clone(),
+        token: token.expose().to_string(),
+        http: reqwest::Client::new(),
+    };
+    (p, d, scim)
+}
+
+fn assert_scim_error(
+    status: StatusCode,
+    body: &Value,
+    expected: StatusCode,
+    scim_type: Option<&str>,
+) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
+    assert_eq!(body["status"], expected.as_u16().to_string());
+    if let Some(t) = scim_type {
+        assert_eq!(body["scimType"], t, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn provisioning_linking_and_deprovisioning() {
+    use reqwest::Method;
+    let (p, d, scim) = setup().await;
+
+    // Discovery.
+    let (s, cfg) = scim.send(Method::GET, "/ServiceProviderConfig", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cfg["patch"]["supported"], true);
+    let (s, _) = scim.send(Method::GET, "/Schemas", None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // No token, a wrong token: SCIM errors.
+    let wrong = Scim {
+        token: "akscim_wrong".into(),
+        base: scim.base.clone(),
+        http: scim.http.clone(),
+    };
+    let (s, b) = wrong.send(Method::GET, "/Users", None).await;
+    assert_scim_error(s, &b, StatusCode::UNAUTHORIZED, None);
+
+    // Create.
+    let ben = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ben", "externalId": "ext-ben", "active": true,
+        "name": {"givenName": "Ben", "familyName": "Bell"},
+        "emails": [{"value": "ben@example.org", "type": "work", "primary": true}]
+    });
+    let (s, created) = scim.send(Method::POST, "/Users", Some(ben.clone())).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["userName"], "ben");
+    assert_eq!(created["externalId"], "ext-ben");
+    assert_eq!(
+        created["meta"]["location"],
+        format!("{PUBLIC}/scim/v2/Users/{id}")
+    );
+    let (s, b) = scim.send(Method::POST, "/Users", Some(ben)).await;
+    assert_scim_error(s, &b, StatusCode::CONFLICT, Some("uniqueness"));
+
+    // Find, by the filters identity providers send.
+    for f in [
+        "userName%20eq%20%22BEN%22",
+        "externalId%20eq%20%22ext-ben%22",
+    ] {
+        let (s, list) = scim
+            .send(Method::GET, &format!("/Users?filter={f}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        assert_eq!(list["totalResults"], 1, "{f}: {list}");
+        assert_eq!(list["Resources"][0]["id"], id.as_str());
+    }
+    let (s, b) = scim
+        .send(Method::GET, "/Users?filter=title%20co%20%22x%22", None)
+        .await;
+    assert_scim_error(s, &b, StatusCode::BAD_REQUEST, Some("invalidFilter"));
+    let (s, b) = scim.send(Method::POST, "/Users", None).await;
+    assert_scim_error(s, &b, StatusCode::BAD_REQUEST, Some("invalidSyntax"));
+
+    // Ben's first OIDC login links to the provisioned record; he makes a key.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = http
+        .get(format!("{}/api/auth/oidc/idp/start", d.url))
+        .send()
+        .await
+        .unwrap();
+    let auth = start.headers()["location"].to_str().unwrap().to_string();
+    let back = p.authorize(&auth, BEN.sub).await;
+    let q = url::Url::parse(&back).unwrap();
+    let r = http
+        .get(format!("{}{}?{}", d.url, q.path(), q.query().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = r.headers()["x-sq-auth"].to_str().unwrap().to_string();
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(
+        me["id"],
+        id.as_str(),
+        "the login found the provisioned record"
+    );
+    let session = d.client().with_token(&token);
+    let (key, pw, _) = session.create_key("provisioned").await;
+
+    // An Entra-style update with attributes we do not keep.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Replace", "path": "displayName", "value": "Ben B."},
+        {"op": "Add", "path": "title", "value": "Engineer"}
+    ]});
+    let (s, b) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(patch))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["displayName"], "Ben B.");
+
+    // Deprovisioned (Entra sends active "False" as a string): keys and sessions go.
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let (s, _) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(off))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(session.me().await.status, StatusCode::UNAUTHORIZED);
+    let (s, b) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_scim_error(s, &b, StatusCode::NOT_FOUND, None);
+    let audit = d
+        .admin()
+        .await
+        .get("/api/audit?action=user.deprovision")
+        .await;
+    assert_eq!(audit.body["totalResults"], 1);
+    assert!(audit.body["events"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 access key(s)"));
+
+    // DELETE, PUT.
+    let carol =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "carol"});
+    let (_, c) = scim.send(Method::POST, "/Users", Some(carol)).await;
+    let cid = c["id"].as_str().unwrap().to_string();
+    let put = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "carol",
+        "name": {"givenName": "Carol"}, "active": true});
+    let (s, b) = scim
+        .send(Method::PUT, &format!("/Users/{cid}"), Some(put))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["name"]["givenName"], "Carol");
+    let (s, _) = scim
+        .send(Method::DELETE, &format!("/Users/{cid}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = scim
+        .send(Method::DELETE, &format!("/Users/{cid}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A revoked token stops working.
+    let tokens = accesskeyd::scim::list_tokens(&d.app).await.unwrap();
+    accesskeyd::scim::revoke_token(&d.app, &tokens[0].0)
+        .await
+        .unwrap();
+    let (s, b) = scim.send(Method::GET, "/Users", None).await;
+    assert_scim_error(s, &b, StatusCode::UNAUTHORIZED, None);
+    // Tokens are only for OpenID Connect directories.
+    assert!(accesskeyd::scim::create_token(&d.app, "builtin", "x")
+        .await
+        .is_err());
+}
