@@ -283,3 +283,47 @@ async fn sync_from_the_command_line_dry_run_block_and_approve() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("nobody was removed"), "{}", text(&o));
 }
+
+#[tokio::test]
+async fn scim_tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("accesskeyd.toml");
+    let db = TestDatabase::new(dir.path());
+    let extra = "\n[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\n";
+    std::fs::write(&cfg, config_toml(db.url(), None, extra)).unwrap();
+    let run = |args: &[&str]| {
+        accesskeyd(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("scim-token")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["create", "idp", "--label", "Entra ID"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    let token = out
+        .split_whitespace()
+        .find(|w| w.starts_with("akscim_"))
+        .expect("the token is printed once");
+    assert!(out.contains("/scim/v2"), "{out}");
+    let o = run(&["list"]);
+    let listed = text(&o);
+    assert!(
+        listed.contains("Entra ID") && listed.contains("never"),
+        "{listed}"
+    );
+    assert!(!listed.contains(token), "list never shows the token");
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    let o = run(&["revoke", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&run(&["list"])).contains("Entra ID"));
+    let o = run(&["create", "builtin"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("not an OpenID Connect directory"),
+        "{}",
+        text(&o)
+    );
+}
