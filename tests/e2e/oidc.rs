@@ -313,6 +313,46 @@ async fn bad_state_replays_expiry_and_a_dead_provider_give_no_session() {
 }
 
 #[tokio::test]
+async fn bad_id_tokens_are_refused_and_missing_claims_come_from_userinfo() {
+    let p = provider("idp").await;
+    let d = daemon(&[("idp", &p)]).await;
+    for (mode, why) in [
+        ("tampered", "not valid"),
+        ("wrong-audience", "not valid"),
+        ("expired", "not valid"),
+    ] {
+        p.set_token_mode(mode).await;
+        let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{mode}");
+        assert!(r.headers().get("set-cookie").is_none(), "{mode}");
+        assert!(r.headers().get("x-sq-auth").is_none(), "{mode}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["statusMessage"].as_str().unwrap().contains(why),
+            "{mode}: {body}"
+        );
+    }
+    // An ID token without the profile claims: they are read from userinfo.
+    p.set_token_mode("lean").await;
+    let (r, _) = browser_login(&d, &p, "idp", ANN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ann: Value = r.json().await.unwrap();
+    assert_eq!(ann["username"], "ann", "username from userinfo");
+    assert_eq!(ann["email"], "ann@example.org");
+    assert_eq!(ann["isAdmin"], true, "groups from userinfo");
+    // Nobody else was created by the refused logins; a normal one then works.
+    let admin = d.admin().await;
+    assert_eq!(
+        admin.get("/api/users").await.body["totalResults"],
+        2,
+        "root and ann"
+    );
+    p.set_token_mode("normal").await;
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn key_rotation_at_the_provider_and_two_providers_at_once() {
     let p1 = provider("one").await;
     let p2 = provider("two").await;

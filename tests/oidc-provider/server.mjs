@@ -32,6 +32,19 @@
 //                        with ?retire=1 the old keys are dropped. 200 {"kid":<new>,"kids":[...]}
 //   SIGUSR2           -> same as GET /test/rotate
 //   GET /test/jwks    -> the public JWKS currently served (same as the jwks_uri)
+//   GET /test/token-mode?mode=M -> from now on (also across rotations), the id_token in the
+//                        token endpoint's JSON answer is altered; 200 {"mode":M,"previous":...},
+//                        400 for an unknown mode. M is one of:
+//       normal          untouched (the initial mode)
+//       tampered        payload changed (sub and preferred_username get a "tampered-" prefix)
+//                       and re-encoded, ORIGINAL header and signature kept: does not verify
+//       wrong-audience  aud = "someone-else", other claims (nonce, ...) unchanged, re-signed
+//                       with the private key named by the header's kid: verifies
+//       lean            only protocol claims (no profile, email or groups), re-signed: the
+//                       client must read userinfo
+//       expired         exp = now - 2 h, iat = exp - the token's lifetime (so both 2 h or more
+//                       in the past), other claims unchanged, re-signed: verifies
+//                     Done by a Koa middleware (provider.use) around POST /token.
 //
 // How rotation works: oidc-provider reads `jwks` once, when a Provider is constructed, and
 // signs with the first key fitting the algorithm. So a rotation constructs a new Provider with
@@ -220,7 +233,69 @@ function buildProvider(issuer) {
   for (const event of ['server_error', 'authorization.error', 'grant.error', 'userinfo.error']) {
     provider.on(event, log(event));
   }
+  provider.use(tokenModeMiddleware);
   return provider;
+}
+
+// Test-only ID token tampering at the token endpoint (GET /test/token-mode).
+const TOKEN_MODES = new Set(['normal', 'tampered', 'wrong-audience', 'expired', 'lean']);
+let tokenMode = 'normal';
+
+const b64json = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const unb64json = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+
+// Signs `header.payload` (both already base64url) with the private key named by header.kid.
+function resign(headerPart, payload) {
+  const header = unb64json(headerPart);
+  if (header.alg !== 'RS256') throw new Error(`cannot re-sign a ${header.alg} token`);
+  const jwk = signingKeys.find((k) => k.kid === header.kid);
+  if (!jwk) throw new Error(`no private key with kid ${header.kid}`);
+  const input = `${headerPart}.${b64json(payload)}`;
+  const key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+  return `${input}.${crypto.sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+}
+
+function alterIdToken(idToken, mode) {
+  const [headerPart, payloadPart, signaturePart] = idToken.split('.');
+  const payload = unb64json(payloadPart);
+  switch (mode) {
+    case 'tampered': {
+      payload.sub = `tampered-${payload.sub}`;
+      if (payload.preferred_username !== undefined) {
+        payload.preferred_username = `tampered-${payload.preferred_username}`;
+      }
+      return `${headerPart}.${b64json(payload)}.${signaturePart}`;
+    }
+    case 'wrong-audience':
+      payload.aud = 'someone-else';
+      return resign(headerPart, payload);
+    case 'expired': {
+      const now = Math.floor(Date.now() / 1000);
+      const lifetime = payload.exp - payload.iat;
+      payload.exp = now - 2 * 3600;
+      payload.iat = payload.exp - lifetime;
+      return resign(headerPart, payload);
+    }
+    case 'lean': {
+      // Only the protocol claims: the profile must come from userinfo, as with providers
+      // that keep ID tokens small.
+      const keep = ['iss', 'sub', 'aud', 'exp', 'iat', 'nonce', 'auth_time', 'at_hash', 'azp', 'sid', 'acr', 'amr'];
+      const lean = Object.fromEntries(Object.entries(payload).filter(([k]) => keep.includes(k)));
+      return resign(headerPart, lean);
+    }
+    default:
+      return idToken;
+  }
+}
+
+async function tokenModeMiddleware(ctx, next) {
+  await next();
+  const mode = tokenMode;
+  if (mode === 'normal' || ctx.method !== 'POST' || ctx.path !== '/token') return;
+  const body = ctx.body;
+  if (ctx.status !== 200 || typeof body?.id_token !== 'string') return;
+  ctx.body = { ...body, id_token: alterIdToken(body.id_token, mode) };
+  process.stderr.write(`oidc-provider: token endpoint answered an id_token altered by token mode ${mode}\n`);
 }
 
 let provider;
@@ -283,6 +358,16 @@ const server = http.createServer(async (req, res) => {
         return json(res, 200, rotate({ retire: url.searchParams.get('retire') === '1' }));
       case '/test/jwks':
         return json(res, 200, { keys: signingKeys.map(publicJwk) });
+      case '/test/token-mode': {
+        const mode = url.searchParams.get('mode');
+        if (!TOKEN_MODES.has(mode)) {
+          return json(res, 400, { error: `mode must be one of ${[...TOKEN_MODES].join(', ')}`, mode });
+        }
+        const previous = tokenMode;
+        tokenMode = mode;
+        process.stderr.write(`oidc-provider: token mode ${previous} -> ${mode}\n`);
+        return json(res, 200, { mode, previous });
+      }
       default:
         return json(res, 404, { error: 'unknown test route' });
     }

@@ -11,6 +11,8 @@
 //! `authorize` plays the user's browser through the provider's development login and consent
 //! pages (any password signs in the account whose sub is the login name). `rotate_keys`
 //! makes the provider sign with a new key, published in front of the old ones in its JWKS.
+//! `set_token_mode` makes its token endpoint answer bad ID tokens (tampered, wrong audience,
+//! expired).
 //!
 //! Needs `node` (>= 20) on PATH and `npm ci --prefix tests/oidc-provider` (scripts/test.sh
 //! runs it). The process is killed on drop, also when a test panics, and exits by itself when
@@ -204,26 +206,49 @@ impl OidcProvider {
         self.rotate("/test/rotate?retire=1").await
     }
 
+    /// Changes what the provider's token endpoint puts in `id_token` from now on (also
+    /// after key rotations), for tests of ID token validation:
+    /// - `"normal"`: untouched (the initial mode);
+    /// - `"tampered"`: `sub` and `preferred_username` changed (prefixed with `tampered-`),
+    ///   original header and signature kept, so the signature does not verify;
+    /// - `"wrong-audience"`: `aud` is `"someone-else"`, correctly signed, other claims
+    ///   (nonce, ...) unchanged;
+    /// - `"expired"`: `exp` two hours ago, `iat` one token lifetime before it, correctly
+    ///   signed, other claims unchanged.
+    ///
+    /// Panics when the provider does not answer 200 (e.g. an unknown mode).
+    pub async fn set_token_mode(&self, mode: &str) {
+        let url = Url::parse_with_params(
+            &format!("{}/test/token-mode", self.issuer),
+            [("mode", mode)],
+        )
+        .expect("token-mode URL");
+        self.test_get(url.as_str()).await;
+    }
+
     async fn rotate(&self, path: &str) -> String {
         let url = format!("{}{path}", self.issuer);
-        let response = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("build reqwest client")
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"));
-        assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
+        let body = self.test_get(&url).await;
         body["kid"]
             .as_str()
             .unwrap_or_else(|| panic!("GET {url}: no kid in {body}"))
             .to_string()
+    }
+
+    /// GETs one of the provider's test routes; panics unless it answers 200 with JSON.
+    async fn test_get(&self, url: &str) -> Value {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("build reqwest client")
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}: {body}"))
     }
 
     /// Kills the provider and reaps it. Safe to call more than once.
