@@ -494,6 +494,11 @@ pub async fn oidc_finish(
             .finish(code, &verifier, &nonce, &redirect_uri(app, &dir_id))
             .await?;
         let info = users::upsert_login(app, &dir_id, du).await?;
+        if info.row.suspended_at.is_some() {
+            return Err(Error::Unauthenticated(
+                "login refused: the account was deprovisioned by the identity provider".into(),
+            ));
+        }
         open_interactive_session(app, info, &dir_id, remote_addr.clone()).await
     }
     .await;

@@ -287,6 +287,9 @@ pub struct OidcDirectoryConfig {
     pub allowed_groups: Vec<String>,
     /// Timeout of each request to the provider.
     pub timeout_seconds: u64,
+    /// Hours a user deprovisioned through SCIM stays suspended (keys refused, restorable by
+    /// the provider) before deletion; 0 deletes at once.
+    pub removal_grace_hours: u64,
 }
 
 impl DirectoryConfig {
@@ -826,7 +829,17 @@ impl RawDirectory {
         };
         match self.kind.as_str() {
             "oidc" => {
-                not_for(&ldap_only, &["admin_group", "timeout_seconds"])?;
+                not_for(
+                    &ldap_only,
+                    &["admin_group", "timeout_seconds", "removal_grace_hours"],
+                )?;
+                let removal_grace_hours = self.removal_grace_hours.unwrap_or(0);
+                if removal_grace_hours > 87_600 {
+                    return Err(invalid(
+                        key("removal_grace_hours"),
+                        "at most 87600 (10 years)",
+                    ));
+                }
                 let issuer = self
                     .issuer
                     .ok_or_else(|| invalid(key("issuer"), "is required"))?;
@@ -893,6 +906,7 @@ impl RawDirectory {
                     admin_group: self.admin_group,
                     allowed_groups,
                     timeout_seconds,
+                    removal_grace_hours,
                 })))
             }
             "builtin" => {

@@ -150,16 +150,39 @@ impl Leadership {
     }
 }
 
-/// Expired sessions and old job records go; expired sessions are refused at lookup anyway,
-/// this keeps the tables small.
-pub fn cleanup(conn: &mut DbConn, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
+/// Expired sessions and old job records go (expired sessions are refused at lookup anyway;
+/// this keeps the tables small), and so do users deprovisioned through SCIM whose grace in
+/// `scim_graces` (directory, grace) has ended.
+pub fn cleanup(
+    conn: &mut DbConn,
+    now: chrono::DateTime<chrono::Utc>,
+    scim_graces: &[(String, Span)],
+) -> Result<String> {
     let sessions = crate::sessions::remove_expired(conn, now)?;
     let cutoff = to_ms(now - Span::days(KEEP_JOB_RUNS_DAYS));
     let runs =
         diesel::delete(job_runs::table.filter(job_runs::started_at.lt(cutoff))).execute(conn)?;
+    let mut users = 0;
+    for (dir, grace) in scim_graces {
+        users += crate::scim::remove_expired_in(conn, dir, *grace, now)?.len();
+    }
     Ok(format!(
-        "removed {sessions} expired session(s) and {runs} old job record(s)"
+        "removed {sessions} expired session(s), {runs} old job record(s) and {users} deprovisioned user(s)"
     ))
+}
+
+/// The OpenID Connect directories whose SCIM deprovisioning has a grace.
+pub fn scim_graces(app: &App) -> Vec<(String, Span)> {
+    app.directories
+        .iter()
+        .filter_map(|d| match d {
+            crate::directory::Directory::Oidc(o) if o.config().removal_grace_hours > 0 => Some((
+                o.config().id.clone(),
+                Span::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0)),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs the cleanup job every `sessions.cleanup_interval_seconds` on the leading replica.
@@ -173,10 +196,16 @@ pub fn spawn_session_cleanup(app: Arc<App>) -> tokio::task::JoinHandle<()> {
             let a = app.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 let now = a.clock.now();
-                a.leadership
-                    .run_blocking("session-cleanup", a.clock.as_ref(), |conn| {
-                        cleanup(conn, now)
-                    })
+                let graces = scim_graces(&a);
+                let result =
+                    a.leadership
+                        .run_blocking("session-cleanup", a.clock.as_ref(), |conn| {
+                            cleanup(conn, now, &graces)
+                        });
+                if matches!(&result, Ok(Some(d)) if !d.ends_with(" 0 deprovisioned user(s)")) {
+                    crate::revocation::changed(&a, crate::revocation::Revoked::All);
+                }
+                result
             })
             .await;
             match outcome {

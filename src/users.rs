@@ -217,6 +217,12 @@ pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> R
 
 async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> Result<UserInfo> {
     let now = app.clock.now();
+    // A bind to an LDAP directory proves the account is there, ending a suspension by sync.
+    // An OpenID provider may still sign in someone SCIM deprovisioned: that does not.
+    let login_restores = matches!(
+        app.directory(directory_id),
+        Some(crate::directory::Directory::Ldap(_))
+    );
     let dir = directory_id.to_string();
     let config = app.config.clone();
     let (info, superseded) = app
@@ -289,13 +295,15 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                             users::email.eq(&du.email),
                             users::is_admin.eq(du.is_admin),
                             users::is_enabled.eq(true),
-                            // A bind upstream proves the account exists: a suspension
-                            // (pending removal after a sync) ends here.
-                            users::suspended_at.eq(None::<i64>),
                             users::last_login_at.eq(Some(to_ms(now))),
                         ))
                         .execute(conn)?;
-                    if row.suspended_at.is_some() || !row.is_enabled {
+                    if login_restores && row.suspended_at.is_some() {
+                        diesel::update(users::table.find(&row.id))
+                            .set(users::suspended_at.eq(None::<i64>))
+                            .execute(conn)?;
+                    }
+                    if (login_restores && row.suspended_at.is_some()) || !row.is_enabled {
                         audit::record(
                             conn,
                             now,

@@ -298,6 +298,7 @@ mod tests {
             admin_group: admin.map(str::to_string),
             allowed_groups: allowed.iter().map(|s| s.to_string()).collect(),
             timeout_seconds: 5,
+            removal_grace_hours: 0,
         })
         .unwrap()
     }

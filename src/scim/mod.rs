@@ -194,6 +194,49 @@ fn to_scim(r: &UserRow) -> ScimUser {
     }
 }
 
+/// The directory's `removal_grace_hours`, as a duration (zero: delete at once).
+fn grace(app: &App, dir: &str) -> chrono::Duration {
+    match app.directory(dir) {
+        Some(Directory::Oidc(o)) => {
+            chrono::Duration::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0))
+        }
+        _ => chrono::Duration::zero(),
+    }
+}
+
+/// Deprovisions inside a transaction: deleted at once, or suspended for the directory's grace
+/// (keys and sessions refused from now; the cleanup job deletes when the grace ends).
+fn deprovision_in(
+    conn: &mut crate::store::DbConn,
+    row: &UserRow,
+    who: &Actor,
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::Duration,
+    why: &str,
+) -> Result<()> {
+    if grace.is_zero() {
+        user_domain::remove_in(conn, &row.id, "user.deprovision", who, now, why)?;
+        return Ok(());
+    }
+    if row.suspended_at.is_none() {
+        diesel::update(users::table.find(&row.id))
+            .set(users::suspended_at.eq(Some(to_ms(now))))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            &Event::new("user.suspend", who)
+                .target("user", &row.id, &row.username)
+                .detail(format!(
+                    "directory {}; {why}; deleted in {} h unless re-activated",
+                    row.directory_id,
+                    grace.num_hours()
+                )),
+        )?;
+    }
+    Ok(())
+}
+
 fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserRow> {
     user_domain::find(conn, id)
         .ok()
@@ -304,10 +347,12 @@ pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
 }
 
 /// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
-/// deprovisions: the user goes with keys and sessions, and `None` is returned.
+/// deprovisions: without a grace the user goes with keys and sessions and `None` is
+/// returned; with one the user is suspended (and `active: true` later restores them).
 pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
     check_user_name(&u.user_name)?;
     let now = app.clock.now();
+    let grace = grace(app, dir);
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let revoked = id.clone();
@@ -316,15 +361,25 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
         .write(move |conn| {
             let row = find_in(conn, &dir, &id)?;
             if !u.active {
-                user_domain::remove_in(
+                deprovision_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
+                if grace.is_zero() {
+                    return Ok(None);
+                }
+                return Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)));
+            }
+            if row.suspended_at.is_some() {
+                diesel::update(users::table.find(&row.id))
+                    .set(users::suspended_at.eq(None::<i64>))
+                    .execute(conn)?;
+                audit::record(
                     conn,
-                    &row.id,
-                    "user.deprovision",
-                    &who,
                     now,
-                    "set inactive via SCIM",
+                    &Event::new("user.restore", &who)
+                        .target("user", &row.id, &row.username)
+                        .detail(format!(
+                            "directory {dir}: re-activated via SCIM within the grace"
+                        )),
                 )?;
-                return Ok(None);
             }
             if u.user_name != row.username {
                 let taken: i64 = users::table
@@ -360,9 +415,8 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
             Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)))
         })
         .await?;
-    if out.is_none() {
-        revocation::changed(app, Revoked::User(revoked));
-    }
+    // Deprovisioned, suspended or restored: standing changed either way.
+    revocation::changed(app, Revoked::User(revoked));
     Ok(out)
 }
 
@@ -378,26 +432,46 @@ pub async fn patch(
     Ok(update(app, dir, id, u).await?)
 }
 
-/// DELETE: deprovisions the user with keys and sessions.
+/// DELETE: deprovisions the user with keys and sessions (after the grace, if any).
 pub async fn delete(app: &App, dir: &str, id: &str) -> Result<()> {
     let now = app.clock.now();
+    let grace = grace(app, dir);
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let i = id.clone();
     app.store
         .write(move |conn| {
             let row = find_in(conn, &dir, &i)?;
-            user_domain::remove_in(
-                conn,
-                &row.id,
-                "user.deprovision",
-                &who,
-                now,
-                "deleted via SCIM",
-            )?;
-            Ok(())
+            deprovision_in(conn, &row, &who, now, grace, "deleted via SCIM")
         })
         .await?;
     revocation::changed(app, Revoked::User(id));
     Ok(())
+}
+
+/// Deletes users of `directory` whose SCIM deprovisioning grace has ended (inside the caller's
+/// transaction); returns their ids.
+pub fn remove_expired_in(
+    conn: &mut crate::store::DbConn,
+    directory: &str,
+    grace: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>> {
+    let due: Vec<String> = users::table
+        .filter(users::directory_id.eq(directory))
+        .filter(users::suspended_at.le(to_ms(now - grace)))
+        .select(users::id)
+        .load(conn)?;
+    let who = actor(directory);
+    for id in &due {
+        user_domain::remove_in(
+            conn,
+            id,
+            "user.deprovision",
+            &who,
+            now,
+            "SCIM deprovisioning grace ended",
+        )?;
+    }
+    Ok(due)
 }

@@ -18,7 +18,7 @@ async fn cleanup_removes_expired_sessions_and_records_its_runs() {
         let now = app.clock.now();
         app.leadership
             .run_blocking("session-cleanup", app.clock.as_ref(), |conn| {
-                accesskeyd::jobs::cleanup(conn, now)
+                accesskeyd::jobs::cleanup(conn, now, &[])
             })
     })
     .await
@@ -26,7 +26,7 @@ async fn cleanup_removes_expired_sessions_and_records_its_runs() {
     .unwrap();
     assert_eq!(
         detail.as_deref(),
-        Some("removed 1 expired session(s) and 0 old job record(s)")
+        Some("removed 1 expired session(s), 0 old job record(s) and 0 deprovisioned user(s)")
     );
     assert!(d.app.leadership.is_leader(), "the only process leads");
     assert_eq!(fresh.me().await.status, StatusCode::OK);

@@ -45,6 +45,10 @@ impl Scim {
 }
 
 async fn setup() -> (OidcProvider, Daemon, Scim) {
+    setup_with("").await
+}
+
+async fn setup_with(directory_extra: &str) -> (OidcProvider, Daemon, Scim) {
     let p = OidcProvider::start(
         &[(
             "accesskeyd",
@@ -56,7 +60,7 @@ async fn setup() -> (OidcProvider, Daemon, Scim) {
     .await;
     let extra = format!(
         "\n[server]\npublic_url = \"{PUBLIC}\"\n\n[[directories]]\nid = \"idp\"\nkind = \"oidc\"\n\
-         issuer = \"{}\"\nclient_id = \"accesskeyd\"\nclient_secret = \"secret\"\n",
+         issuer = \"{}\"\nclient_id = \"accesskeyd\"\nclient_secret = \"secret\"\n{directory_extra}",
         p.issuer()
     );
     let d = Daemon::start_with(None, &extra, &[]).await;
@@ -244,4 +248,111 @@ async fn provisioning_linking_and_deprovisioning() {
     assert!(accesskeyd::scim::create_token(&d.app, "builtin", "x")
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed() {
+    use reqwest::Method;
+    let (p, d, scim) = setup_with("removal_grace_hours = 24\n").await;
+    let body =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ben"});
+    let (_, created) = scim.send(Method::POST, "/Users", Some(body)).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    // Ben logs in and makes a key.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = http
+        .get(format!("{}/api/auth/oidc/idp/start", d.url))
+        .send()
+        .await
+        .unwrap();
+    let back = p
+        .authorize(start.headers()["location"].to_str().unwrap(), BEN.sub)
+        .await;
+    let q = url::Url::parse(&back).unwrap();
+    let r = http
+        .get(format!("{}{}?{}", d.url, q.path(), q.query().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let session = d
+        .client()
+        .with_token(r.headers()["x-sq-auth"].to_str().unwrap());
+    let (key, pw, _) = session.create_key("k").await;
+    let basic = d.client().with_basic(&key, &pw);
+
+    // Set inactive: suspended, not deleted; the key is refused at once.
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let (s, b) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(off))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["active"], false);
+    assert_eq!(basic.me().await.status, StatusCode::UNAUTHORIZED);
+
+    // Signing in at the provider does not undo a deprovisioning.
+    let start = http
+        .get(format!("{}/api/auth/oidc/idp/start", d.url))
+        .send()
+        .await
+        .unwrap();
+    let back = p
+        .authorize(start.headers()["location"].to_str().unwrap(), BEN.sub)
+        .await;
+    let q = url::Url::parse(&back).unwrap();
+    let r = http
+        .get(format!("{}{}?{}", d.url, q.path(), q.query().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(basic.me().await.status, StatusCode::UNAUTHORIZED);
+
+    // Re-activated within the grace: restored, key intact.
+    let on = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": true}]});
+    let (s, b) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(on))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["active"], true);
+    assert_eq!(basic.me().await.status, StatusCode::OK);
+
+    // Deleted: suspended; after the grace the cleanup job removes user and key.
+    let (s, _) = scim
+        .send(Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(basic.me().await.status, StatusCode::UNAUTHORIZED);
+    let (s, _) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(s, StatusCode::OK, "still there within the grace");
+    d.advance(chrono::Duration::hours(25));
+    let app = d.app.clone();
+    let detail = tokio::task::spawn_blocking(move || {
+        let now = app.clock.now();
+        let graces = accesskeyd::jobs::scim_graces(&app);
+        app.leadership
+            .run_blocking("session-cleanup", app.clock.as_ref(), |conn| {
+                accesskeyd::jobs::cleanup(conn, now, &graces)
+            })
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert!(detail.ends_with(" 1 deprovisioned user(s)"), "{detail}");
+    let (s, _) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let audit = d
+        .admin()
+        .await
+        .get("/api/audit?action=user.deprovision")
+        .await;
+    assert!(audit.body["events"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("grace ended"));
 }
