@@ -171,12 +171,13 @@ pub fn cleanup(
     ))
 }
 
-/// The OpenID Connect directories whose SCIM deprovisioning has a grace.
+/// Every OpenID Connect directory with its SCIM deprovisioning grace.
 pub fn scim_graces(app: &App) -> Vec<(String, Span)> {
     app.directories
         .iter()
         .filter_map(|d| match d {
-            crate::directory::Directory::Oidc(o) if o.config().removal_grace_hours > 0 => Some((
+            // Grace 0 included: users suspended under an earlier, longer grace go now.
+            crate::directory::Directory::Oidc(o) => Some((
                 o.config().id.clone(),
                 Span::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0)),
             )),

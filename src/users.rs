@@ -283,6 +283,9 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                 superseded = Some(old.id);
             }
             let id = match existing {
+                // Deprovisioned by SCIM, signing in at the provider anyway: nothing changes
+                // (not even lastLoginAt); the caller refuses the login.
+                Some(row) if row.suspended_at.is_some() && !login_restores => row.id,
                 Some(row) => {
                     // A successful bind proves the account is live: re-enable a record that
                     // was superseded earlier and has now come back under a new name.

@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/scim/v2/Schemas", get(schemas))
         .route("/scim/v2/Schemas/{id}", get(schema))
         .route("/scim/v2/Users", get(list).post(create))
+        .route("/scim/v2/Users/.search", axum::routing::post(search))
+        .route("/scim/v2/.search", axum::routing::post(search))
         .route(
             "/scim/v2/Users/{id}",
             get(show).put(replace).patch(patch).delete(remove),
@@ -106,16 +108,73 @@ async fn not_found() -> ScimError {
     ScimError::not_found("no such SCIM endpoint")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
     filter: Option<String>,
     start_index: Option<String>,
     count: Option<String>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
 }
 
-async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Answer {
-    let dir = directory(&s, &headers).await?;
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) over top-level attributes and
+/// `parent.sub` paths; `id`, `schemas` and `meta` are always returned.
+fn project(mut v: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+    let names = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(|a| {
+                let a = a.trim();
+                a.strip_prefix(protocol::USER_SCHEMA)
+                    .map(|r| r.trim_start_matches(':'))
+                    .unwrap_or(a)
+                    .to_ascii_lowercase()
+            })
+            .filter(|a| !a.is_empty())
+            .collect()
+    };
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    let always = ["id", "schemas", "meta"];
+    if let Some(wanted) = attributes.map(names).filter(|w| !w.is_empty()) {
+        obj.retain(|k, val| {
+            let k = k.to_ascii_lowercase();
+            if always.contains(&k.as_str()) || wanted.contains(&k) {
+                return true;
+            }
+            let prefix = format!("{k}.");
+            let subs: Vec<&str> = wanted
+                .iter()
+                .filter_map(|w| w.strip_prefix(&prefix))
+                .collect();
+            if subs.is_empty() {
+                return false;
+            }
+            if let Some(inner) = val.as_object_mut() {
+                inner.retain(|sk, _| subs.contains(&sk.to_ascii_lowercase().as_str()));
+            }
+            true
+        });
+    }
+    if let Some(dropped) = excluded.map(names) {
+        obj.retain(|k, val| {
+            let k = k.to_ascii_lowercase();
+            if always.contains(&k.as_str()) {
+                return true;
+            }
+            if let Some(inner) = val.as_object_mut() {
+                inner
+                    .retain(|sk, _| !dropped.contains(&format!("{k}.{}", sk.to_ascii_lowercase())));
+            }
+            !dropped.contains(&k)
+        });
+    }
+    v
+}
+
+async fn list_with(s: &AppState, headers: &HeaderMap, q: ListQuery) -> Answer {
+    let dir = directory(s, headers).await?;
     let filter = q
         .filter
         .as_deref()
@@ -127,10 +186,16 @@ async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Lis
         protocol::MAX_RESULTS,
     );
     let (users, total) = scim::list(&s.0, &dir, filter, start, count).await?;
-    let b = base(&s);
+    let b = base(s);
     let resources = users
         .iter()
-        .map(|u| protocol::user_to_json(u, &b))
+        .map(|u| {
+            project(
+                protocol::user_to_json(u, &b),
+                q.attributes.as_deref(),
+                q.excluded_attributes.as_deref(),
+            )
+        })
         .collect();
     Ok(Scim(
         StatusCode::OK,
@@ -138,10 +203,56 @@ async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Lis
     ))
 }
 
-async fn show(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Answer {
+    list_with(&s, &headers, q).await
+}
+
+/// POST /Users/.search: the query in a SearchRequest body (RFC 7644 §3.4.3).
+async fn search(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+    let v = json_body(&body)?;
+    let text = |k: &str| -> Option<String> {
+        match v.get(k)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Array(a) => Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        }
+    };
+    let q = ListQuery {
+        filter: text("filter"),
+        start_index: text("startIndex"),
+        count: text("count"),
+        attributes: text("attributes"),
+        excluded_attributes: text("excludedAttributes"),
+    };
+    list_with(&s, &headers, q).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShowQuery {
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+async fn show(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Answer {
     let dir = directory(&s, &headers).await?;
     let u = scim::get(&s.0, &dir, &id).await?;
-    Ok(Scim(StatusCode::OK, protocol::user_to_json(&u, &base(&s))))
+    let v = protocol::user_to_json(&u, &base(&s));
+    Ok(Scim(
+        StatusCode::OK,
+        project(v, q.attributes.as_deref(), q.excluded_attributes.as_deref()),
+    ))
 }
 
 async fn create(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {

@@ -360,14 +360,16 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
         .store
         .write(move |conn| {
             let row = find_in(conn, &dir, &id)?;
-            if !u.active {
+            // Deprovisioning is the change from active to inactive; a user who is already
+            // inactive (created so, or suspended) only has attributes updated.
+            if !u.active && row.is_active() {
                 deprovision_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
                 if grace.is_zero() {
                     return Ok(None);
                 }
                 return Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)));
             }
-            if row.suspended_at.is_some() {
+            if u.active && row.suspended_at.is_some() {
                 diesel::update(users::table.find(&row.id))
                     .set(users::suspended_at.eq(None::<i64>))
                     .execute(conn)?;
@@ -402,7 +404,13 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
                     users::last_name.eq(&u.family_name),
                     users::email.eq(&u.email),
                     users::scim_external_id.eq(&u.external_id),
-                    users::is_enabled.eq(true),
+                    // A suspended user stays suspended (and otherwise as is) until re-activated;
+                    // anyone else is enabled exactly when the provider says active.
+                    users::is_enabled.eq(if row.suspended_at.is_some() && !u.active {
+                        row.is_enabled
+                    } else {
+                        u.active
+                    }),
                 ))
                 .execute(conn)?;
             audit::record(
