@@ -394,6 +394,9 @@ async fn open_interactive_session(
 /// How long a started OpenID Connect login may take before its callback.
 const OIDC_LOGIN_TTL_MINUTES: i64 = 10;
 
+/// Logins started but not finished that are kept at most (all directories together).
+const MAX_PENDING_OIDC_LOGINS: i64 = 10_000;
+
 fn oidc_directory<'a>(app: &'a App, id: &str) -> Result<&'a OidcDirectory> {
     match app.directory(id) {
         Some(Directory::Oidc(o)) => Ok(o),
@@ -430,6 +433,13 @@ pub async fn oidc_start(app: &App, directory_id: &str) -> Result<String> {
         .write(move |conn| {
             diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.le(to_ms(now))))
                 .execute(conn)?;
+            // Starting a login needs no credentials: bound what anyone can make us store.
+            let pending: i64 = oidc_logins::table.count().get_result(conn)?;
+            if pending >= MAX_PENDING_OIDC_LOGINS {
+                return Err(Error::Unavailable(
+                    "too many OpenID Connect logins in progress; try again in a few minutes".into(),
+                ));
+            }
             diesel::insert_into(oidc_logins::table)
                 .values(row)
                 .execute(conn)?;

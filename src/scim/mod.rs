@@ -253,12 +253,25 @@ pub async fn list(
     count: u64,
 ) -> Result<(Vec<ScimUser>, u64)> {
     let dir = dir.to_string();
+    // Providers look users up one by one (`userName eq "..."` before each create): narrow
+    // those in the database so a lookup does not read the whole directory. The exact
+    // (case-insensitive, and-ed) match still happens below.
+    let narrow = filter.as_ref().and_then(first_eq);
     let all: Vec<UserRow> = app
         .store
         .read(move |conn| {
-            Ok(users::table
+            let mut q = users::table
                 .filter(users::directory_id.eq(&dir))
-                .order(users::created_at)
+                .into_boxed();
+            q = match narrow {
+                Some((protocol::Attr::UserName, v)) => {
+                    q.filter(lower(users::username).eq(v.to_lowercase()))
+                }
+                Some((protocol::Attr::ExternalId, v)) => q.filter(users::scim_external_id.eq(v)),
+                Some((protocol::Attr::Id, v)) => q.filter(users::id.eq(v.to_ascii_lowercase())),
+                None => q,
+            };
+            Ok(q.order(users::created_at)
                 .select(UserRow::as_select())
                 .load(conn)?)
         })
@@ -275,6 +288,16 @@ pub async fn list(
         .take(count as usize)
         .collect();
     Ok((page, total))
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// One equality every match must satisfy (the left-most of an `and` chain).
+fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
+    match f {
+        Filter::Eq(a, v) => Some((*a, v.clone())),
+        Filter::And(l, r) => first_eq(l).or_else(|| first_eq(r)),
+    }
 }
 
 pub async fn get(app: &App, dir: &str, id: &str) -> Result<ScimUser> {
