@@ -73,6 +73,10 @@ pub enum Command {
     /// Connect directory (shown once at creation, stored hashed).
     #[command(subcommand)]
     ScimToken(ScimToken),
+    /// Manage the tokens trusted systems use to report logins (POST /api/events/logins);
+    /// shown once at creation, stored hashed.
+    #[command(subcommand)]
+    EventToken(EventToken),
     /// Manage users of the built-in directory (passwords are read from standard input).
     #[command(subcommand)]
     LocalUser(LocalUser),
@@ -86,6 +90,23 @@ pub enum ScimToken {
         directory: String,
         /// What the token is for (e.g. "Entra ID provisioning").
         #[arg(long, default_value = "SCIM provisioning")]
+        label: String,
+    },
+    /// List tokens (never the tokens themselves) with their last use.
+    List,
+    /// Revoke a token by its id.
+    Revoke {
+        /// The token's id (from `list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventToken {
+    /// Create a token and print it once.
+    Create {
+        /// The reporting system (e.g. "intranet portal").
+        #[arg(long, default_value = "login events")]
         label: String,
     },
     /// List tokens (never the tokens themselves) with their last use.
@@ -157,6 +178,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => return sync(config, directory, dry_run, approve_run).await,
         Command::LocalUser(cmd) => local_user(config, cmd).await,
         Command::ScimToken(cmd) => scim_token(config, cmd).await,
+        Command::EventToken(cmd) => event_token(config, cmd).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -394,6 +416,34 @@ async fn scim_token(config: Config, cmd: ScimToken) -> anyhow::Result<()> {
         ScimToken::Revoke { id } => {
             crate::scim::revoke_token(&app, &id).await?;
             println!("SCIM token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn event_token(config: Config, cmd: EventToken) -> anyhow::Result<()> {
+    let app = App::new(config, Arc::new(SystemClock)).await?;
+    match cmd {
+        EventToken::Create { label } => {
+            let (id, token) = crate::events::create_token(&app, &label).await?;
+            println!(
+                "ingestion token {id} (shown only this once):\n\n    {}\n",
+                token.expose()
+            );
+        }
+        EventToken::List => {
+            for (id, label, created, used) in crate::events::list_tokens(&app).await? {
+                println!(
+                    "{id}  {label}  created {}  last used {}",
+                    crate::store::models::from_ms(created).to_rfc3339(),
+                    used.map_or("never".to_string(), |u| crate::store::models::from_ms(u)
+                        .to_rfc3339())
+                );
+            }
+        }
+        EventToken::Revoke { id } => {
+            crate::events::revoke_token(&app, &id).await?;
+            println!("ingestion token {id} revoked");
         }
     }
     Ok(())

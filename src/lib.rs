@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod keys;

@@ -159,7 +159,7 @@ async fn start(
     State(state): State<AppState>,
     Admin(p): Admin,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    super::extract::RawBody(body): super::extract::RawBody,
 ) -> Result<Json<RunOutput>, ApiError> {
     // The body is optional (`curl -X POST .../sync` starts a real run).
     let input: SyncInput = if body.iter().all(u8::is_ascii_whitespace) {

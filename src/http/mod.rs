@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod directories;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod keys;
@@ -42,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(system::router())
         .merge(audit::router())
         .merge(directories::router())
+        .merge(events::router())
         .merge(scim::router())
         .merge(health::router())
         .fallback(not_found)

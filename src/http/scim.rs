@@ -75,7 +75,14 @@ async fn directory(state: &AppState, headers: &HeaderMap) -> Result<String, Scim
     scim::authenticate(&state.0, bearer(headers)).await
 }
 
-fn json_body(body: &Bytes) -> Result<Value, ScimError> {
+fn json_body(
+    body: &Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, ScimError> {
+    let body = body.as_ref().map_err(|r| ScimError {
+        status: r.status().as_u16(),
+        scim_type: None,
+        detail: r.body_text(),
+    })?;
     serde_json::from_slice(body)
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
 }
@@ -208,7 +215,11 @@ async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Lis
 }
 
 /// POST /Users/.search: the query in a SearchRequest body (RFC 7644 §3.4.3).
-async fn search(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn search(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer {
     let v = json_body(&body)?;
     let text = |k: &str| -> Option<String> {
         match v.get(k)? {
@@ -255,7 +266,11 @@ async fn show(
     ))
 }
 
-async fn create(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn create(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer {
     let dir = directory(&s, &headers).await?;
     let u = protocol::user_from_json(&json_body(&body)?)?;
     let created = scim::create(&s.0, &dir, u).await?;
@@ -269,7 +284,7 @@ async fn replace(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
     let u = protocol::user_from_json(&json_body(&body)?)?;
@@ -283,7 +298,7 @@ async fn patch(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
     Ok(

@@ -131,6 +131,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        label -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -144,5 +154,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_runs,
     sync_runs,
     oidc_logins,
-    scim_tokens
+    scim_tokens,
+    event_tokens
 );

@@ -6,6 +6,7 @@ mod access_keys;
 mod ad;
 mod admin;
 mod cli;
+mod events;
 mod input;
 mod jobs;
 mod ldap_directory;
