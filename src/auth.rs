@@ -391,6 +391,55 @@ async fn open_interactive_session(
     })
 }
 
+/// The name a proxy reports (`user@REALM`, `DOMAIN\user` or `user`) as a directory username.
+pub fn proxy_username(reported: &str) -> &str {
+    let name = reported.rsplit('\\').next().unwrap_or(reported);
+    name.split('@').next().unwrap_or(name).trim()
+}
+
+/// A sign-in a trusted reverse proxy vouches for (it did the Negotiate handshake): only from
+/// its addresses and with its shared secret; the name is looked up in the directory (same
+/// record and stable id as a password login there). `Ok(None)`: the request is not the
+/// proxy's, so its headers mean nothing.
+pub async fn proxy_login(
+    app: &App,
+    peer: Option<std::net::IpAddr>,
+    user: Option<&str>,
+    secret: Option<&str>,
+) -> Result<Option<LoggedIn>> {
+    let Some(cfg) = &app.config.proxy_auth else {
+        return Ok(None);
+    };
+    let trusted = peer.is_some_and(|p| cfg.trusted_addresses.contains(&p));
+    let vouched = secret.is_some_and(|s| cfg.secret.ct_eq(s));
+    let (true, true, Some(user)) = (trusted, vouched, user) else {
+        if user.is_some() {
+            tracing::warn!(peer = ?peer, trusted, vouched, "ignored a proxy user header: not from the trusted proxy");
+        }
+        return Ok(None);
+    };
+    let Some(Directory::Ldap(dir)) = app.directory(&cfg.directory) else {
+        return Err(Error::Internal(
+            "proxy_auth.directory is not an LDAP directory".into(),
+        ));
+    };
+    let du = dir
+        .lookup(proxy_username(user))
+        .await
+        .map_err(|e| match e {
+            crate::directory::DirectoryError::InvalidCredentials => Error::Unauthenticated(
+                format!("`{user}` is not a user of directory `{}`", cfg.directory),
+            ),
+            other => other.into(),
+        })?;
+    let id = dir.config().id.clone();
+    let info = users::upsert_login(app, &id, du).await?;
+    let addr = peer.map(|p| p.to_string());
+    open_interactive_session(app, info, &id, addr)
+        .await
+        .map(Some)
+}
+
 /// How long a started OpenID Connect login may take before its callback.
 const OIDC_LOGIN_TTL_MINUTES: i64 = 10;
 
@@ -572,4 +621,14 @@ pub async fn logout(app: &App, caller: &Principal) -> Result<()> {
         &Event::new("logout", &actor).target("user", &caller.user.id, &caller.user.username),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_names_lose_realm_and_domain() {
+        assert_eq!(super::proxy_username("bob@EXAMPLE.ORG"), "bob");
+        assert_eq!(super::proxy_username("EXAMPLE\\bob"), "bob");
+        assert_eq!(super::proxy_username("bob"), "bob");
+    }
 }

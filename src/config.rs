@@ -49,6 +49,7 @@ pub struct Config {
     pub access_keys: AccessKeysConfig,
     pub sessions: SessionsConfig,
     pub login_throttle: LoginThrottleConfig,
+    pub proxy_auth: Option<ProxyAuthConfig>,
     pub password_hashing: PasswordHashingConfig,
     pub log: LogConfig,
     pub directories: Vec<DirectoryConfig>,
@@ -158,6 +159,30 @@ impl Default for AccessKeysConfig {
             last_used_write_interval_seconds: 60,
         }
     }
+}
+
+/// Sign-in through a trusted reverse proxy that did the Kerberos (Negotiate) handshake itself
+/// and passes the user in a header, with a shared secret proving the request came through it.
+#[derive(Debug, Clone)]
+pub struct ProxyAuthConfig {
+    /// The LDAP / AD directory the names belong to (looked up there, no password).
+    pub directory: String,
+    pub user_header: String,
+    pub secret_header: String,
+    pub secret: Secret,
+    /// Peer addresses the proxy connects from; requests from anywhere else are ignored.
+    pub trusted_addresses: Vec<std::net::IpAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyAuth {
+    directory: String,
+    user_header: Option<String>,
+    secret_header: Option<String>,
+    secret: Option<Secret>,
+    secret_file: Option<PathBuf>,
+    trusted_addresses: Vec<String>,
 }
 
 /// Limits on failed logins, against password guessing (and directory account lockouts that
@@ -449,6 +474,8 @@ struct RawConfig {
     #[serde(default)]
     login_throttle: LoginThrottleConfig,
     #[serde(default)]
+    proxy_auth: Option<RawProxyAuth>,
+    #[serde(default)]
     password_hashing: PasswordHashingConfig,
     #[serde(default)]
     log: LogConfig,
@@ -464,6 +491,7 @@ impl Default for Config {
             access_keys: AccessKeysConfig::default(),
             sessions: SessionsConfig::default(),
             login_throttle: LoginThrottleConfig::default(),
+            proxy_auth: None,
             password_hashing: PasswordHashingConfig::default(),
             log: LogConfig::default(),
             directories: vec![DirectoryConfig::Builtin(BuiltinDirectoryConfig::default())],
@@ -747,7 +775,12 @@ impl RawConfig {
             ));
         }
 
+        let proxy_auth = match self.proxy_auth {
+            None => None,
+            Some(p) => Some(validate_proxy_auth(p, &directories)?),
+        };
         Ok(Config {
+            proxy_auth,
             server: self.server,
             database: self.database,
             access_keys: self.access_keys,
@@ -758,6 +791,66 @@ impl RawConfig {
             directories,
         })
     }
+}
+
+fn validate_proxy_auth(
+    p: RawProxyAuth,
+    directories: &[DirectoryConfig],
+) -> Result<ProxyAuthConfig, ConfigError> {
+    if !directories
+        .iter()
+        .any(|d| matches!(d, DirectoryConfig::Ldap(l) if l.id.eq_ignore_ascii_case(&p.directory)))
+    {
+        return Err(invalid(
+            "proxy_auth.directory",
+            format!(
+                "`{}` is not an LDAP directory of this configuration",
+                p.directory
+            ),
+        ));
+    }
+    let secret = match (p.secret, p.secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "proxy_auth.secret_file",
+                "set either secret or secret_file, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => read_secret_file("proxy_auth.secret_file", &path)?,
+        (None, None) => return Err(invalid("proxy_auth.secret", "is required")),
+    };
+    if secret.expose().len() < 16 {
+        return Err(invalid(
+            "proxy_auth.secret",
+            "must be at least 16 characters",
+        ));
+    }
+    if p.trusted_addresses.is_empty() {
+        return Err(invalid(
+            "proxy_auth.trusted_addresses",
+            "name at least one address",
+        ));
+    }
+    let trusted_addresses = p
+        .trusted_addresses
+        .iter()
+        .map(|a| {
+            a.parse().map_err(|_| {
+                invalid(
+                    "proxy_auth.trusted_addresses",
+                    format!("`{a}` is not an IP address"),
+                )
+            })
+        })
+        .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
+    Ok(ProxyAuthConfig {
+        directory: p.directory,
+        user_header: p.user_header.unwrap_or_else(|| "X-Remote-User".into()),
+        secret_header: p.secret_header.unwrap_or_else(|| "X-Proxy-Secret".into()),
+        secret,
+        trusted_addresses,
+    })
 }
 
 impl RawDirectory {

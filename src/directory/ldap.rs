@@ -609,14 +609,39 @@ impl LdapDirectory {
         Ok(())
     }
 
+    /// Describes a user someone else has authenticated (a trusted proxy that did the
+    /// Kerberos handshake): the same search and mapping as a login, without a bind. Unknown
+    /// or ambiguous names are InvalidCredentials.
+    pub async fn lookup(&self, username: &str) -> Result<DirectoryUser, DirectoryError> {
+        if username.trim().is_empty() {
+            return Err(DirectoryError::InvalidCredentials);
+        }
+        let mut svc = self.service_connection().await?;
+        let result = self.describe_on(&mut svc, username, None).await;
+        self.close(&mut svc).await;
+        result
+    }
+
     async fn authenticate_on(
         &self,
         svc: &mut Ldap,
         username: &str,
         password: &Secret,
     ) -> Result<DirectoryUser, DirectoryError> {
+        self.describe_on(svc, username, Some(password)).await
+    }
+
+    /// Finds the user, binds as them when a password is given, and maps the entry.
+    async fn describe_on(
+        &self,
+        svc: &mut Ldap,
+        username: &str,
+        password: Option<&Secret>,
+    ) -> Result<DirectoryUser, DirectoryError> {
         let entry = self.find_user(svc, username).await?;
-        self.user_bind(&entry.dn, password).await?;
+        if let Some(password) = password {
+            self.user_bind(&entry.dn, password).await?;
+        }
 
         let external_id = self.external_id(&entry)?;
         let is_admin = self.is_admin(svc, &entry.dn).await?;

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/logout", delete(logout))
         .route("/api/auth/verify", get(verify).post(verify))
+        .route("/api/auth/windows", get(windows))
         .route("/api/auth/oidc/{id}/start", get(oidc_start))
         .route("/api/auth/oidc/{id}/callback", get(oidc_callback))
 }
@@ -144,6 +145,33 @@ fn logged_in(state: &AppState, done: auth::LoggedIn, cookie: bool) -> Result<Res
         );
     }
     Ok(response)
+}
+
+/// Windows sign-in. Through a trusted reverse proxy (`[proxy_auth]`) that did the Negotiate
+/// handshake; Kerberos in accesskeyd itself needs a build with the `kerberos` feature.
+async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let header = |name: Option<&str>| {
+        name.and_then(|n| parts.headers.get(n))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let proxy = state.0.config.proxy_auth.as_ref();
+    let user = header(proxy.map(|p| p.user_header.as_str()));
+    let secret = header(proxy.map(|p| p.secret_header.as_str()));
+    if let Some(done) =
+        auth::proxy_login(&state.0, peer, user.as_deref(), secret.as_deref()).await?
+    {
+        return logged_in(&state, done, true);
+    }
+    Ok(super::error::status_message(
+        StatusCode::NOT_IMPLEMENTED,
+        "Windows sign-in with Kerberos (SPNEGO) needs accesskeyd built with the cargo feature \
+         `kerberos`; or configure [proxy_auth] for a reverse proxy that does the handshake",
+    ))
 }
 
 /// Sends the person to the OpenID provider (303).

@@ -12,6 +12,7 @@ mod jobs;
 mod ldap_directory;
 mod ldap_login;
 mod oidc;
+mod proxy;
 mod scim;
 mod sync;
 mod validity;
