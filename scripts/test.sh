@@ -8,10 +8,11 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # OpenLDAP for the LDAP tests; Samba (an AD domain controller on loopback) for the Active
-# Directory tests. --no-install-recommends keeps libnss-winbind/libpam-winbind from editing
+# Directory tests; an MIT Kerberos KDC for the Windows sign-in tests. --no-install-recommends keeps libnss-winbind/libpam-winbind from editing
 # nsswitch.conf and PAM and krb5-config from writing /etc/krb5.conf.
 need_apt=()
-for p in slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user; do
+for p in slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user \
+         krb5-kdc krb5-admin-server libkrb5-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -20,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 # Services the packages may have started hold the ports the tests' own servers need.
-for s in slapd samba-ad-dc smbd nmbd winbind; do
+for s in slapd samba-ad-dc smbd nmbd winbind krb5-kdc krb5-admin-server; do
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
   else

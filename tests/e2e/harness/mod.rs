@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod db;
+pub mod kdc;
 pub mod oidc;
 pub mod process;
 pub mod samba;
