@@ -410,6 +410,8 @@ pub async fn proxy_login(
     let Some(cfg) = &app.config.proxy_auth else {
         return Ok(None);
     };
+    // An IPv4 proxy reaching a dual-stack listener shows as ::ffff:a.b.c.d.
+    let peer = peer.map(|p| p.to_canonical());
     let trusted = peer.is_some_and(|p| cfg.trusted_addresses.contains(&p));
     let vouched = secret.is_some_and(|s| cfg.secret.ct_eq(s));
     let (true, true, Some(user)) = (trusted, vouched, user) else {

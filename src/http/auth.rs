@@ -169,8 +169,9 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
     }
     Ok(super::error::status_message(
         StatusCode::NOT_IMPLEMENTED,
-        "Windows sign-in with Kerberos (SPNEGO) needs accesskeyd built with the cargo feature \
-         `kerberos`; or configure [proxy_auth] for a reverse proxy that does the handshake",
+        "Windows sign-in with Kerberos (SPNEGO) needs the cargo feature `kerberos`, which this \
+         release does not have yet; configure [proxy_auth] for a reverse proxy that does the \
+         Negotiate handshake",
     ))
 }
 
