@@ -9,10 +9,8 @@ use crate::secret::Secret;
 use crate::sessions::token_hash;
 use crate::store::models::to_ms;
 use crate::store::schema::{event_tokens, users};
-use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of ingestion tokens, recognisable to secret scanners.
@@ -49,12 +47,7 @@ pub struct EventResult {
 
 /// A new ingestion token, shown once; only its hash is stored.
 pub async fn create_token(app: &App, label: &str) -> Result<(String, Secret)> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = crate::sessions::random_token(TOKEN_PREFIX);
     let id = uuid::Uuid::new_v4().to_string();
     let now = app.clock.now();
     let (hash, label, tid) = (token_hash(&token), label.to_string(), id.clone());

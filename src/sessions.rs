@@ -20,6 +20,17 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A new bearer secret: `prefix` + 256 random bits, base64url. Stored only through
+/// [`token_hash`]; the prefix lets secret scanners recognise leaked ones.
+pub fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
 /// Creates a session (inside the caller's transaction) and returns its token.
 pub fn issue(
     conn: &mut DbConn,
@@ -28,12 +39,7 @@ pub fn issue(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Secret> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = random_token(TOKEN_PREFIX);
     let row = SessionRow {
         token_hash: token_hash(&token),
         user_id: user_id.to_string(),

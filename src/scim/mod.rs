@@ -14,10 +14,8 @@ use crate::sessions::token_hash;
 use crate::store::models::{from_ms, to_ms, UserRow};
 use crate::store::schema::{scim_tokens, users};
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
-use base64::Engine;
 use diesel::prelude::*;
 use protocol::{Filter, ScimError, ScimUser};
-use rand::RngCore;
 
 /// Prefix of SCIM bearer tokens, recognisable to secret scanners.
 pub const TOKEN_PREFIX: &str = "akscim_";
@@ -61,12 +59,7 @@ pub async fn create_token(app: &App, directory: &str, label: &str) -> Result<(St
         }
         None => return Err(Error::not_found(format!("no directory with id `{directory}`"))),
     }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = crate::sessions::random_token(TOKEN_PREFIX);
     let id = uuid::Uuid::new_v4().to_string();
     let now = app.clock.now();
     let (dir, hash, label, tid) = (
