@@ -182,6 +182,7 @@ struct RawProxyAuth {
     secret_header: Option<String>,
     secret: Option<Secret>,
     secret_file: Option<PathBuf>,
+    #[serde(deserialize_with = "string_list")]
     trusted_addresses: Vec<String>,
 }
 
@@ -454,9 +455,11 @@ struct RawDirectory {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     client_secret_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "string_list_opt")]
     scopes: Option<Vec<String>>,
     username_claim: Option<String>,
     groups_claim: Option<String>,
+    #[serde(default, deserialize_with = "string_list_opt")]
     allowed_groups: Option<Vec<String>>,
 }
 
@@ -623,6 +626,34 @@ where
         Either::Value(v) => Ok(v),
         Either::Text(s) => s.trim().parse().map_err(D::Error::custom),
     }
+}
+
+/// A list, or (from an environment variable) one comma-separated string.
+fn string_list<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(l) => l,
+        Either::Text(s) => s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
+    })
+}
+
+fn string_list_opt<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    string_list(d).map(Some)
 }
 
 fn lenient_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -1271,6 +1302,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sync_schedule"), "{err}");
+    }
+
+    #[test]
+    fn lists_come_from_the_environment_as_comma_separated_text() {
+        let f = file("[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\n\n[proxy_auth]\ndirectory = \"corp\"\nsecret = \"0123456789abcdef\"\ntrusted_addresses = [\"10.0.0.1\"]\n");
+        let c = Config::load_from(
+            Some(f.path()),
+            &env(&[(
+                "ACCESSKEYD_PROXY_AUTH__TRUSTED_ADDRESSES",
+                "10.0.0.2, 10.0.0.3",
+            )]),
+        )
+        .unwrap();
+        let p = c.proxy_auth.unwrap();
+        assert_eq!(p.trusted_addresses.len(), 2);
+        assert_eq!(p.user_header, "X-Remote-User");
+        let f = file("[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\n\n[proxy_auth]\ndirectory = \"corp\"\nsecret = \"short\"\ntrusted_addresses = [\"10.0.0.1\"]\n");
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("proxy_auth.secret"), "{err}");
     }
 
     #[test]
