@@ -67,7 +67,7 @@ async fn daemon(dirs: &[(&str, &OidcProvider)]) -> Daemon {
 }
 
 /// GET start without following; the provider URL it redirects to.
-async fn start(d: &Daemon, dir: &str) -> String {
+pub(crate) async fn start(d: &Daemon, dir: &str) -> String {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -82,7 +82,7 @@ async fn start(d: &Daemon, dir: &str) -> String {
 }
 
 /// The provider sent the browser to our callback: the same request against the real daemon.
-async fn callback(d: &Daemon, callback_url: &str) -> reqwest::Response {
+pub(crate) async fn callback(d: &Daemon, callback_url: &str) -> reqwest::Response {
     let u = url::Url::parse(callback_url).unwrap();
     assert!(callback_url.starts_with(PUBLIC), "{callback_url}");
     reqwest::Client::new()
@@ -106,7 +106,7 @@ fn query(url: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn browser_login(
+pub(crate) async fn browser_login(
     d: &Daemon,
     p: &OidcProvider,
     dir: &str,

@@ -4,6 +4,7 @@
 
 use crate::harness::daemon::Daemon;
 use crate::harness::oidc::{Account, OidcProvider};
+use crate::oidc::browser_login;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -152,23 +153,7 @@ async fn provisioning_linking_and_deprovisioning() {
     assert_scim_error(s, &b, StatusCode::BAD_REQUEST, Some("invalidSyntax"));
 
     // Ben's first OIDC login links to the provisioned record; he makes a key.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let start = http
-        .get(format!("{}/api/auth/oidc/idp/start", d.url))
-        .send()
-        .await
-        .unwrap();
-    let auth = start.headers()["location"].to_str().unwrap().to_string();
-    let back = p.authorize(&auth, BEN.sub).await;
-    let q = url::Url::parse(&back).unwrap();
-    let r = http
-        .get(format!("{}{}?{}", d.url, q.path(), q.query().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
     assert_eq!(r.status(), StatusCode::OK);
     let token = r.headers()["x-sq-auth"].to_str().unwrap().to_string();
     let me: Value = r.json().await.unwrap();
@@ -259,24 +244,7 @@ async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed(
     let (_, created) = scim.send(Method::POST, "/Users", Some(body)).await;
     let id = created["id"].as_str().unwrap().to_string();
     // Ben logs in and makes a key.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let start = http
-        .get(format!("{}/api/auth/oidc/idp/start", d.url))
-        .send()
-        .await
-        .unwrap();
-    let back = p
-        .authorize(start.headers()["location"].to_str().unwrap(), BEN.sub)
-        .await;
-    let q = url::Url::parse(&back).unwrap();
-    let r = http
-        .get(format!("{}{}?{}", d.url, q.path(), q.query().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
     let session = d
         .client()
         .with_token(r.headers()["x-sq-auth"].to_str().unwrap());
@@ -294,20 +262,7 @@ async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed(
     assert_eq!(basic.me().await.status, StatusCode::UNAUTHORIZED);
 
     // Signing in at the provider does not undo a deprovisioning.
-    let start = http
-        .get(format!("{}/api/auth/oidc/idp/start", d.url))
-        .send()
-        .await
-        .unwrap();
-    let back = p
-        .authorize(start.headers()["location"].to_str().unwrap(), BEN.sub)
-        .await;
-    let q = url::Url::parse(&back).unwrap();
-    let r = http
-        .get(format!("{}{}?{}", d.url, q.path(), q.query().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(basic.me().await.status, StatusCode::UNAUTHORIZED);
 
