@@ -8,11 +8,13 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # OpenLDAP for the LDAP tests; Samba (an AD domain controller on loopback) for the Active
-# Directory tests; an MIT Kerberos KDC for the Windows sign-in tests. --no-install-recommends keeps libnss-winbind/libpam-winbind from editing
-# nsswitch.conf and PAM and krb5-config from writing /etc/krb5.conf.
+# Directory tests; an MIT Kerberos KDC, GSSAPI headers (libkrb5-dev) and libclang-dev (bindgen)
+# for the Windows sign-in tests; Chromium for the web UI tests. --no-install-recommends keeps
+# libnss-winbind/libpam-winbind from editing nsswitch.conf and PAM and krb5-config from writing
+# /etc/krb5.conf.
 need_apt=()
 for p in slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user \
-         krb5-kdc krb5-admin-server libkrb5-dev; do
+         krb5-kdc krb5-admin-server libkrb5-dev libclang-dev chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -32,13 +34,15 @@ done
 grep -qE '^127\.0\.0\.1([[:space:]]+[^[:space:]]+)*[[:space:]]+dc1\.corp\.test([[:space:]]|$)' /etc/hosts \
   || echo '127.0.0.1 dc1.corp.test dc1 corp.test' | $SUDO tee -a /etc/hosts >/dev/null
 
-# Node.js deps of the OIDC provider (the npm package oidc-provider) for the OIDC tests;
-# reinstalled when the lockfile changes.
-command -v node >/dev/null || { echo "node (>= 20) is required for the OIDC tests" >&2; exit 1; }
-if ! cmp -s tests/oidc-provider/package-lock.json tests/oidc-provider/node_modules/.installed-lock.json; then
-  npm ci --prefix tests/oidc-provider --no-audit --no-fund || { echo "npm ci for tests/oidc-provider failed" >&2; exit 1; }
-  cp tests/oidc-provider/package-lock.json tests/oidc-provider/node_modules/.installed-lock.json
-fi
+# Node.js deps, reinstalled when a lockfile changes: the OIDC provider (npm oidc-provider) for
+# the OIDC tests, playwright-core (driving Debian's /usr/bin/chromium) for the web UI tests.
+command -v node >/dev/null || { echo "node (>= 20) is required for the OIDC and UI tests" >&2; exit 1; }
+for d in tests/oidc-provider tests/ui; do
+  if ! cmp -s "$d/package-lock.json" "$d/node_modules/.installed-lock.json"; then
+    npm ci --prefix "$d" --no-audit --no-fund || { echo "npm ci for $d failed" >&2; exit 1; }
+    cp "$d/package-lock.json" "$d/node_modules/.installed-lock.json"
+  fi
+done
 
 # Reuse one build directory across clones (CI builds in a fresh clone each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"
@@ -46,15 +50,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"
 cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings
 # Unit and end-to-end tests on SQLite (benches are run with `cargo bench`, see
-# docs/performance.md).
-ACCESSKEYD_TEST_BACKEND=sqlite cargo test --lib --bins --tests
+# docs/performance.md), with the optional Kerberos sign-in built in so it is tested too.
+ACCESSKEYD_TEST_BACKEND=sqlite cargo test --features kerberos --lib --bins --tests
 
 # The end-to-end suite again on PostgreSQL, each test in a fresh database of its own, when a
 # server is named: ACCESSKEYD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
 if [ -n "${ACCESSKEYD_TEST_POSTGRES_URL:-}" ]; then
-  ACCESSKEYD_TEST_BACKEND=postgres cargo test --test e2e
+  ACCESSKEYD_TEST_BACKEND=postgres cargo test --features kerberos --test e2e
   # Several replicas as processes on one PostgreSQL database.
-  cargo test --features postgres-tests --test replicas
+  cargo test --features kerberos,postgres-tests --test replicas
 else
   echo "ACCESSKEYD_TEST_POSTGRES_URL is not set: PostgreSQL tests not run"
 fi

@@ -28,6 +28,8 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Whether this replica runs the scheduled jobs.
     pub leadership: Leadership,
+    /// Accepts Kerberos tickets when `[windows]` is configured (needs the `kerberos` feature).
+    pub kerberos: Option<Arc<crate::kerberos::Acceptor>>,
     builtin_id: String,
 }
 
@@ -47,7 +49,14 @@ impl App {
             .builtin()
             .map(|b| b.id.clone())
             .ok_or_else(|| Error::invalid("directories: a `builtin` directory is required"))?;
+        let kerberos = match &config.windows {
+            Some(w) => Some(Arc::new(
+                crate::kerberos::Acceptor::new(w).map_err(Error::Invalid)?,
+            )),
+            None => None,
+        };
         Ok(Arc::new(App {
+            kerberos,
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
             throttle: LoginThrottle::new(&config.login_throttle),
             builtin_id,

@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, Event};
 use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::kerberos;
 use crate::keys::{self, format};
 use crate::metrics::inc;
 use crate::options;
@@ -440,6 +441,60 @@ pub async fn proxy_login(
     open_interactive_session(app, info, &id, addr)
         .await
         .map(Some)
+}
+
+/// A Windows sign-in: the Negotiate token is checked against the keytab, the client principal
+/// `user@REALM` is looked up in the realm's directory (same record and stable id as a
+/// password login there), and an interactive session starts. Returns the session and the
+/// mutual-authentication token for the client.
+pub async fn kerberos_login(
+    app: &App,
+    token: Vec<u8>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(LoggedIn, Option<Vec<u8>>)> {
+    let (Some(acceptor), Some(cfg)) = (app.kerberos.clone(), app.config.windows.as_ref()) else {
+        return Err(Error::Internal("Kerberos sign-in is not configured".into()));
+    };
+    let accepted = tokio::task::spawn_blocking(move || acceptor.accept(&token))
+        .await
+        .map_err(|e| Error::Internal(format!("Kerberos acceptor: {e}")))?
+        .map_err(|r| match r {
+            kerberos::Rejected::Malformed(m) => Error::Invalid(m),
+            kerberos::Rejected::Refused(m) => {
+                tracing::info!(reason = %m, "Kerberos sign-in refused");
+                Error::Unauthenticated(m)
+            }
+        })?;
+    let principal = accepted.principal;
+    let (name, realm) = kerberos::split_principal(&principal)
+        .ok_or_else(|| Error::Unauthenticated(format!("`{principal}` is not a user principal")))?;
+    let mapping = kerberos::mapping(cfg, realm).ok_or_else(|| {
+        tracing::warn!(%principal, "Kerberos sign-in from a realm no directory is mapped to");
+        Error::forbidden(format!(
+            "the Kerberos realm `{realm}` is not mapped to a directory here ([[windows.realms]])"
+        ))
+    })?;
+    let Some(Directory::Ldap(dir)) = app.directory(&mapping.directory) else {
+        return Err(Error::Internal(format!(
+            "windows.realms: `{}` is not an LDAP directory",
+            mapping.directory
+        )));
+    };
+    let (attribute, value) = match &mapping.match_attribute {
+        Some(a) => (Some(a.as_str()), principal.as_str()),
+        None => (None, name),
+    };
+    let du = dir.lookup_by(attribute, value).await.map_err(|e| match e {
+        crate::directory::DirectoryError::InvalidCredentials => Error::forbidden(format!(
+            "`{principal}` signed in with Kerberos but is not a user of directory `{}`",
+            mapping.directory
+        )),
+        other => other.into(),
+    })?;
+    let id = dir.config().id.clone();
+    let info = users::upsert_login(app, &id, du).await?;
+    let logged_in = open_interactive_session(app, info, &id, peer.map(|p| p.to_string())).await?;
+    Ok((logged_in, accepted.mutual_token))
 }
 
 /// How long a started OpenID Connect login may take before its callback.

@@ -165,6 +165,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         eprintln!("accesskeyd: configuration error: {e}");
         return ExitCode::from(2);
     }
+    // So is a keytab that cannot be read or lacks the service principal, or [windows] in a
+    // build without Kerberos: checked here for every command, `check-config` included.
+    if let Some(w) = &config.windows {
+        if let Err(e) = crate::kerberos::Acceptor::new(w) {
+            eprintln!("accesskeyd: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     init_tracing(&config);
     let result = match cli.command {
         Command::Serve => serve(config).await,

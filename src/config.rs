@@ -50,6 +50,7 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub login_throttle: LoginThrottleConfig,
     pub proxy_auth: Option<ProxyAuthConfig>,
+    pub windows: Option<WindowsConfig>,
     pub password_hashing: PasswordHashingConfig,
     pub log: LogConfig,
     pub directories: Vec<DirectoryConfig>,
@@ -172,6 +173,42 @@ pub struct ProxyAuthConfig {
     pub secret: Secret,
     /// Peer addresses the proxy connects from; requests from anywhere else are ignored.
     pub trusted_addresses: Vec<std::net::IpAddr>,
+}
+
+/// Kerberos (SPNEGO) sign-in done by accesskeyd itself (`kerberos` cargo feature).
+#[derive(Debug, Clone)]
+pub struct WindowsConfig {
+    /// Keytab holding the service principal's keys (read at every sign-in, so a rotated
+    /// keytab takes effect without a restart).
+    pub keytab: PathBuf,
+    /// `HTTP/host.example.com` (any realm in the keytab) or `HTTP/host.example.com@REALM`;
+    /// unset: any principal in the keytab.
+    pub service_principal: Option<String>,
+    /// Which directory the people of each Kerberos realm belong to.
+    pub realms: Vec<RealmMapping>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmMapping {
+    /// Kerberos realm, matched without regard to case (`CORP.EXAMPLE.COM`).
+    pub realm: String,
+    /// Id of an LDAP / AD directory.
+    pub directory: String,
+    /// Unset: the principal's name part (`alice` of `alice@CORP`) is looked up like a login
+    /// name (the directory's `username_attribute`, e.g. `sAMAccountName`). Set (e.g.
+    /// `userPrincipalName`): the whole principal is looked up in this attribute.
+    #[serde(default)]
+    pub match_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindows {
+    keytab: Option<PathBuf>,
+    service_principal: Option<String>,
+    #[serde(default)]
+    realms: Vec<RealmMapping>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,6 +412,9 @@ pub struct LdapDirectoryConfig {
     /// Entries per page of the paged (RFC 2696) sync search.
     pub page_size: i32,
     pub sync: SyncPolicy,
+    /// A reported login event for a username with no record yet creates the user after
+    /// looking the name up here (same record as their first login would make).
+    pub create_users_from_events: bool,
 }
 
 /// How directory reconciliation runs and how careful it is.
@@ -451,6 +491,8 @@ struct RawDirectory {
     deletion_threshold_percent: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt")]
     removal_grace_hours: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    create_users_from_events: Option<bool>,
     issuer: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
@@ -479,6 +521,8 @@ struct RawConfig {
     #[serde(default)]
     proxy_auth: Option<RawProxyAuth>,
     #[serde(default)]
+    windows: Option<RawWindows>,
+    #[serde(default)]
     password_hashing: PasswordHashingConfig,
     #[serde(default)]
     log: LogConfig,
@@ -495,6 +539,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             login_throttle: LoginThrottleConfig::default(),
             proxy_auth: None,
+            windows: None,
             password_hashing: PasswordHashingConfig::default(),
             log: LogConfig::default(),
             directories: vec![DirectoryConfig::Builtin(BuiltinDirectoryConfig::default())],
@@ -810,8 +855,13 @@ impl RawConfig {
             None => None,
             Some(p) => Some(validate_proxy_auth(p, &directories)?),
         };
+        let windows = match self.windows {
+            None => None,
+            Some(w) => Some(validate_windows(w, &directories)?),
+        };
         Ok(Config {
             proxy_auth,
+            windows,
             server: self.server,
             database: self.database,
             access_keys: self.access_keys,
@@ -824,14 +874,81 @@ impl RawConfig {
     }
 }
 
+fn is_ldap_directory(directories: &[DirectoryConfig], id: &str) -> bool {
+    directories
+        .iter()
+        .any(|d| matches!(d, DirectoryConfig::Ldap(l) if l.id.eq_ignore_ascii_case(id)))
+}
+
+fn validate_windows(
+    w: RawWindows,
+    directories: &[DirectoryConfig],
+) -> Result<WindowsConfig, ConfigError> {
+    let keytab = w
+        .keytab
+        .ok_or_else(|| invalid("windows.keytab", "is required"))?;
+    if let Some(sp) = &w.service_principal {
+        let (service, host) = sp.split_once('/').unwrap_or((sp, ""));
+        if service.is_empty() || host.is_empty() || host.starts_with('@') {
+            return Err(invalid(
+                "windows.service_principal",
+                format!("`{sp}` is not of the form HTTP/host.example.com[@REALM]"),
+            ));
+        }
+    }
+    if w.realms.is_empty() {
+        return Err(invalid(
+            "windows.realms",
+            "map at least one Kerberos realm to a directory",
+        ));
+    }
+    for (i, r) in w.realms.iter().enumerate() {
+        let key = |k: &str| format!("windows.realms[{i}].{k}");
+        if r.realm.trim().is_empty() || r.realm.contains('@') {
+            return Err(invalid(
+                key("realm"),
+                format!("`{}` is not a realm", r.realm),
+            ));
+        }
+        if w.realms[..i]
+            .iter()
+            .any(|o| o.realm.eq_ignore_ascii_case(&r.realm))
+        {
+            return Err(invalid(
+                key("realm"),
+                format!("`{}` is mapped twice", r.realm),
+            ));
+        }
+        if !is_ldap_directory(directories, &r.directory) {
+            return Err(invalid(
+                key("directory"),
+                format!(
+                    "`{}` is not an LDAP directory of this configuration",
+                    r.directory
+                ),
+            ));
+        }
+        if let Some(a) = &r.match_attribute {
+            if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(invalid(
+                    key("match_attribute"),
+                    format!("`{a}` is not an LDAP attribute name"),
+                ));
+            }
+        }
+    }
+    Ok(WindowsConfig {
+        keytab,
+        service_principal: w.service_principal,
+        realms: w.realms,
+    })
+}
+
 fn validate_proxy_auth(
     p: RawProxyAuth,
     directories: &[DirectoryConfig],
 ) -> Result<ProxyAuthConfig, ConfigError> {
-    if !directories
-        .iter()
-        .any(|d| matches!(d, DirectoryConfig::Ldap(l) if l.id.eq_ignore_ascii_case(&p.directory)))
-    {
+    if !is_ldap_directory(directories, &p.directory) {
         return Err(invalid(
             "proxy_auth.directory",
             format!(
@@ -898,7 +1015,11 @@ impl RawDirectory {
                 "must be non-empty and use only letters, digits, `-` and `_`",
             ));
         }
-        let ldap_only: [(&str, bool); 25] = [
+        let ldap_only: [(&str, bool); 26] = [
+            (
+                "create_users_from_events",
+                self.create_users_from_events.is_some(),
+            ),
             ("url", self.url.is_some()),
             ("starttls", self.starttls.is_some()),
             ("ca_file", self.ca_file.is_some()),
@@ -1185,6 +1306,7 @@ impl RawDirectory {
                     last_login_attribute: self.last_login_attribute,
                     page_size,
                     sync,
+                    create_users_from_events: self.create_users_from_events.unwrap_or(false),
                 })))
             }
             other => Err(invalid(
@@ -1302,6 +1424,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sync_schedule"), "{err}");
+    }
+
+    #[test]
+    fn windows_realms_must_name_ldap_directories() {
+        let base = "[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\n\n[windows]\nkeytab = \"/etc/http.keytab\"\nservice_principal = \"HTTP/web.corp.test\"\n";
+        let f = file(&format!(
+            "{base}[[windows.realms]]\nrealm = \"CORP.TEST\"\ndirectory = \"corp\"\nmatch_attribute = \"userPrincipalName\"\n"
+        ));
+        let w = Config::load_from(Some(f.path()), &[])
+            .unwrap()
+            .windows
+            .unwrap();
+        assert_eq!(
+            w.realms[0].match_attribute.as_deref(),
+            Some("userPrincipalName")
+        );
+        for (bad, key) in [
+            ("[[windows.realms]]\nrealm = \"CORP.TEST\"\ndirectory = \"builtin\"\n", "windows.realms[0].directory"),
+            ("[[windows.realms]]\nrealm = \"a\"\ndirectory = \"corp\"\n[[windows.realms]]\nrealm = \"A\"\ndirectory = \"corp\"\n", "windows.realms[1].realm"),
+            ("", "windows.realms"),
+            ("[[windows.realms]]\nrealm = \"CORP.TEST\"\ndirectory = \"corp\"\nmatch_attribute = \"a)(b\"\n", "match_attribute"),
+        ] {
+            let f = file(&format!("{base}{bad}"));
+            let err = Config::load_from(Some(f.path()), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let f = file("[windows]\nservice_principal = \"HTTP\"\n");
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("windows.keytab"), "{err}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
+use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sessions::token_hash;
 use crate::store::models::to_ms;
-use crate::store::schema::{event_tokens, users};
+use crate::store::schema::{event_tokens, users as users_t};
+use crate::users;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -37,7 +39,8 @@ pub struct LoginEvent {
 #[serde(rename_all = "camelCase")]
 pub struct EventResult {
     pub index: usize,
-    /// `updated`, `unchanged` (an equal or later login is known), `unknown_user`, `rejected`.
+    /// `updated`, `created` (the user was created from the directory, then updated),
+    /// `unchanged` (an equal or later login is known), `unknown_user`, `rejected`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
@@ -141,8 +144,58 @@ pub async fn authenticate(app: &App, bearer: Option<&str>) -> Result<String> {
     label.ok_or_else(|| Error::Unauthenticated("unknown or revoked ingestion token".into()))
 }
 
-/// Applies a batch in one transaction. Replaying a batch changes nothing more (forward only).
+/// Applies a batch: known users in one transaction, forward only (replaying a batch changes
+/// nothing more). Then, for LDAP directories with `create_users_from_events`, unknown
+/// usernames are looked up upstream; those found are created and their events applied
+/// (status `created`). A directory that cannot be asked leaves its events `unknown_user`.
 pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<EventResult>> {
+    let mut results = apply(app, source, events.clone()).await?;
+    let actor = Actor::system(&format!("events:{source}"));
+    let mut created = Vec::new();
+    for r in results.iter_mut().filter(|r| r.status == "unknown_user") {
+        let e = &events[r.index];
+        let Some(Directory::Ldap(dir)) = app.directory(&e.directory_id) else {
+            continue;
+        };
+        if !dir.config().create_users_from_events {
+            continue;
+        }
+        let Some(username) = &e.username else {
+            r.message = Some("creating users from events needs a username".into());
+            continue;
+        };
+        match dir.lookup(username).await {
+            Ok(du) => {
+                let external_id = du.external_id.clone();
+                users::create_from_event(app, &actor, &dir.config().id, du).await?;
+                // Applied by the stable id: the directory may spell the name differently.
+                let mut e = e.clone();
+                e.external_id = Some(external_id);
+                created.push((r.index, e));
+            }
+            Err(DirectoryError::InvalidCredentials) => {
+                r.message = Some("not found in the directory".into());
+            }
+            Err(other) => {
+                tracing::warn!(directory = %dir.config().id, error = %other, "login event: directory lookup failed");
+                r.message = Some(format!("the directory could not be asked: {other}"));
+            }
+        }
+    }
+    if !created.is_empty() {
+        let (indices, batch): (Vec<usize>, Vec<LoginEvent>) = created.into_iter().unzip();
+        for (index, mut r) in indices.into_iter().zip(apply(app, source, batch).await?) {
+            r.index = index;
+            if r.status == "updated" {
+                r.status = "created";
+            }
+            results[index] = r;
+        }
+    }
+    Ok(results)
+}
+
+async fn apply(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<EventResult>> {
     if events.is_empty() {
         return Err(Error::invalid("events: at least one event is required"));
     }
@@ -186,12 +239,12 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
                     ));
                     continue;
                 }
-                let mut q = users::table
-                    .filter(users::directory_id.eq(dir))
+                let mut q = users_t::table
+                    .filter(users_t::directory_id.eq(dir))
                     .into_boxed();
                 q = match (&e.external_id, &e.username) {
-                    (Some(x), _) => q.filter(users::external_id.eq(x.clone())),
-                    (None, Some(u)) => q.filter(users::username.eq(u.clone())),
+                    (Some(x), _) => q.filter(users_t::external_id.eq(x.clone())),
+                    (None, Some(u)) => q.filter(users_t::username.eq(u.clone())),
                     (None, None) => {
                         results.push(result(
                             "rejected",
@@ -202,7 +255,7 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
                     }
                 };
                 let found: Option<(String, Option<i64>)> = q
-                    .select((users::id, users::last_login_at))
+                    .select((users_t::id, users_t::last_login_at))
                     .first(conn)
                     .optional()?;
                 let Some((id, last)) = found else {
@@ -214,8 +267,8 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
                     results.push(result("unchanged", Some(id), None));
                     continue;
                 }
-                diesel::update(users::table.find(&id))
-                    .set(users::last_login_at.eq(Some(at)))
+                diesel::update(users_t::table.find(&id))
+                    .set(users_t::last_login_at.eq(Some(at)))
                     .execute(conn)?;
                 updated += 1;
                 results.push(result(

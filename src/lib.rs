@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod jobs;
+pub mod kerberos;
 pub mod keys;
 pub mod metrics;
 pub mod options;

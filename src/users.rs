@@ -320,24 +320,7 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                     row.id
                 }
                 None => {
-                    let row = UserRow {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        directory_id: dir.clone(),
-                        external_id: du.external_id.clone(),
-                        username: du.username.clone(),
-                        display_name: du.display_name.clone(),
-                        first_name: du.first_name.clone(),
-                        last_name: du.last_name.clone(),
-                        email: du.email.clone(),
-                        is_admin: du.is_admin,
-                        is_enabled: true,
-                        password_hash: None,
-                        created_at: to_ms(now),
-                        last_login_at: Some(to_ms(now)),
-                        access_key_validity_minutes: None,
-                        suspended_at: None,
-                        scim_external_id: None,
-                    };
+                    let row = directory_user_row(&dir, du.clone(), now, Some(now));
                     diesel::insert_into(users::table).values(&row).execute(conn)?;
                     row.id
                 }
@@ -350,6 +333,73 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
         revocation::changed(app, Revoked::User(old));
     }
     Ok(info)
+}
+
+/// A new record for a user a directory describes (no password: the directory checks it).
+fn directory_user_row(
+    directory_id: &str,
+    du: DirectoryUser,
+    now: DateTime<Utc>,
+    last_login: Option<DateTime<Utc>>,
+) -> UserRow {
+    UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        directory_id: directory_id.to_string(),
+        external_id: du.external_id,
+        username: du.username,
+        display_name: du.display_name,
+        first_name: du.first_name,
+        last_name: du.last_name,
+        email: du.email,
+        is_admin: du.is_admin,
+        is_enabled: true,
+        password_hash: None,
+        created_at: to_ms(now),
+        last_login_at: last_login.map(to_ms),
+        access_key_validity_minutes: None,
+        suspended_at: None,
+        scim_external_id: None,
+    }
+}
+
+/// Creates the record of a directory user whom a trusted system reported signing in before
+/// their first login here (`create_users_from_events`). No `lastLoginAt` yet: the event that
+/// caused it sets that, forward-only like any other. Returns the user id; an existing record
+/// with the same stable id is returned as is.
+pub async fn create_from_event(
+    app: &App,
+    actor: &Actor,
+    directory_id: &str,
+    du: DirectoryUser,
+) -> Result<String> {
+    let now = app.clock.now();
+    let dir = directory_id.to_string();
+    let actor = actor.clone();
+    app.store
+        .write(move |conn| {
+            let existing: Option<String> = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::external_id.eq(&du.external_id))
+                .select(users::id)
+                .first(conn)
+                .optional()?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
+            let row = directory_user_row(&dir, du, now, None);
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)?;
+            audit::record(
+                conn,
+                now,
+                &Event::new("user.create", &actor)
+                    .target("user", &row.id, &row.username)
+                    .detail(format!("directory {dir}: from a reported login event")),
+            )?;
+            Ok(row.id)
+        })
+        .await
 }
 
 /// Creates a user in the built-in directory.

@@ -613,11 +613,21 @@ impl LdapDirectory {
     /// Kerberos handshake): the same search and mapping as a login, without a bind. Unknown
     /// or ambiguous names are InvalidCredentials.
     pub async fn lookup(&self, username: &str) -> Result<DirectoryUser, DirectoryError> {
-        if username.trim().is_empty() {
+        self.lookup_by(None, username).await
+    }
+
+    /// [`Self::lookup`] by another attribute than the login name (a Kerberos principal in
+    /// `userPrincipalName`); `None` is the login name's attribute.
+    pub async fn lookup_by(
+        &self,
+        attribute: Option<&str>,
+        value: &str,
+    ) -> Result<DirectoryUser, DirectoryError> {
+        if value.trim().is_empty() {
             return Err(DirectoryError::InvalidCredentials);
         }
         let mut svc = self.service_connection().await?;
-        let result = self.describe_on(&mut svc, username, None).await;
+        let result = self.describe_on(&mut svc, attribute, value, None).await;
         self.close(&mut svc).await;
         result
     }
@@ -628,17 +638,18 @@ impl LdapDirectory {
         username: &str,
         password: &Secret,
     ) -> Result<DirectoryUser, DirectoryError> {
-        self.describe_on(svc, username, Some(password)).await
+        self.describe_on(svc, None, username, Some(password)).await
     }
 
     /// Finds the user, binds as them when a password is given, and maps the entry.
     async fn describe_on(
         &self,
         svc: &mut Ldap,
+        attribute: Option<&str>,
         username: &str,
         password: Option<&Secret>,
     ) -> Result<DirectoryUser, DirectoryError> {
-        let entry = self.find_user(svc, username).await?;
+        let entry = self.find_user(svc, attribute, username).await?;
         if let Some(password) = password {
             self.user_bind(&entry.dn, password).await?;
         }
@@ -660,7 +671,12 @@ impl LdapDirectory {
     }
 
     /// The one entry under user_base matching the username, or InvalidCredentials.
-    async fn find_user(&self, svc: &mut Ldap, username: &str) -> Result<Entry, DirectoryError> {
+    async fn find_user(
+        &self,
+        svc: &mut Ldap,
+        attribute: Option<&str>,
+        username: &str,
+    ) -> Result<Entry, DirectoryError> {
         // The same scope as directory sync: someone outside required_group cannot log in,
         // rather than logging in only to be removed at the next run.
         let scope = scope_filter(
@@ -670,7 +686,8 @@ impl LdapDirectory {
                 .as_deref()
                 .map(|g| member_of_clause(g, self.cfg.active_directory)),
         );
-        let filter = user_filter(&scope, &self.cfg.username_attribute, username);
+        let attribute = attribute.unwrap_or(&self.cfg.username_attribute);
+        let filter = user_filter(&scope, attribute, username);
         let attrs = [
             self.cfg.username_attribute.as_str(),
             &self.cfg.id_attribute,
@@ -1280,6 +1297,7 @@ mod tests {
             last_login_attribute: None,
             page_size: 500,
             sync: crate::config::SyncPolicy::default(),
+            create_users_from_events: false,
         }
     }
 

@@ -6,6 +6,7 @@ use super::users::{user_output, UserOutput};
 use super::AppState;
 use crate::auth::{self, LoginInput};
 use crate::error::Error;
+use crate::kerberos;
 use crate::secret::Secret;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -13,6 +14,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -129,27 +131,64 @@ fn logged_in(state: &AppState, done: auth::LoggedIn, cookie: bool) -> Result<Res
         .map_err(|e| Error::Internal(format!("token header: {e}")))?;
     response.headers_mut().insert("x-sq-auth", token);
     if cookie {
-        let secure = if state.0.config.server.public_url().starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
-        let max_age = state.0.config.sessions.interactive_ttl_minutes * 60;
-        let value = format!(
-            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-            done.token.expose()
-        );
-        response.headers_mut().insert(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("cookie: {e}")))?,
-        );
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, session_cookie(state, &done.token)?);
     }
     Ok(response)
 }
 
-/// Windows sign-in. Through a trusted reverse proxy (`[proxy_auth]`) that did the Negotiate
-/// handshake; Kerberos in accesskeyd itself needs a build with the `kerberos` feature.
-async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+/// `Secure` when people reach accesskeyd over HTTPS (`server.public_url`).
+fn secure_attribute(state: &AppState) -> &'static str {
+    if state.0.config.server.public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+/// The browser session cookie of an interactive login.
+pub(super) fn session_cookie(state: &AppState, token: &Secret) -> Result<HeaderValue, Error> {
+    let max_age = state.0.config.sessions.interactive_ttl_minutes * 60;
+    let value = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        token.expose(),
+        secure_attribute(state)
+    );
+    HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("cookie: {e}")))
+}
+
+/// Removes a cookie set with `Path=path`.
+pub(super) fn clear_cookie(state: &AppState, name: &str, path: &str) -> HeaderValue {
+    let value = format!(
+        "{name}=; Path={path}; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        secure_attribute(state)
+    );
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("x=; Max-Age=0"))
+}
+
+/// Set by the web pages' OpenID Connect button: the callback then returns to the pages.
+pub(super) const UI_RETURN_COOKIE: &str = "accesskeyd_ui_return";
+pub(super) const OIDC_CALLBACK_PATH: &str = "/api/auth/oidc";
+
+/// What a Windows sign-in attempt came to.
+pub(super) enum WindowsOutcome {
+    /// Signed in; the mutual-authentication token for the client, if any.
+    SignedIn(Box<auth::LoggedIn>, Option<Vec<u8>>),
+    /// Neither a trusted proxy nor Kerberos is configured (501).
+    NotConfigured(&'static str),
+    /// No, NTLM, malformed or refused credentials; a 401 among them carries the Negotiate
+    /// challenge.
+    Refused(Error),
+}
+
+/// Windows sign-in: through a trusted reverse proxy (`[proxy_auth]`) that did the Negotiate
+/// handshake, or with Kerberos here (`[windows]`, a build with the `kerberos` feature). The
+/// API and the web pages share it. `Err`: the proxy sign-in itself failed.
+pub(super) async fn windows_sign_in(
+    state: &AppState,
+    parts: &Parts,
+) -> Result<WindowsOutcome, Error> {
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -165,14 +204,82 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
     if let Some(done) =
         auth::proxy_login(&state.0, peer, user.as_deref(), secret.as_deref()).await?
     {
-        return logged_in(&state, done, true);
+        return Ok(WindowsOutcome::SignedIn(Box::new(done), None));
     }
-    Ok(super::error::status_message(
-        StatusCode::NOT_IMPLEMENTED,
-        "Windows sign-in with Kerberos (SPNEGO) needs the cargo feature `kerberos`, which this \
-         release does not have yet; configure [proxy_auth] for a reverse proxy that does the \
-         Negotiate handshake",
-    ))
+    if state.0.kerberos.is_none() {
+        return Ok(WindowsOutcome::NotConfigured(
+            if cfg!(feature = "kerberos") {
+                "Windows sign-in is not configured: set [windows] (keytab and realms) for Kerberos, \
+             or [proxy_auth] for a reverse proxy that does the Negotiate handshake"
+            } else {
+                "Windows sign-in with Kerberos (SPNEGO) needs a build with the cargo feature \
+             `kerberos`; or configure [proxy_auth] for a reverse proxy that does the Negotiate \
+             handshake"
+            },
+        ));
+    }
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let refused = |e: Error| Ok(WindowsOutcome::Refused(e));
+    match kerberos::offer(authorization) {
+        kerberos::Offer::None => refused(Error::Unauthenticated(
+            "sign in with Windows: send a Kerberos ticket (HTTP Negotiate)".into(),
+        )),
+        kerberos::Offer::Ntlm => refused(Error::Unauthenticated(
+            "NTLM is not accepted, only Kerberos: sign in from a domain-joined machine and \
+             reach accesskeyd by the name its service principal is registered for"
+                .into(),
+        )),
+        kerberos::Offer::Malformed => {
+            refused(Error::invalid("the Negotiate credentials are not base64"))
+        }
+        kerberos::Offer::Token(token) => match auth::kerberos_login(&state.0, token, peer).await {
+            Ok((done, mutual)) => Ok(WindowsOutcome::SignedIn(Box::new(done), mutual)),
+            Err(e) => refused(e),
+        },
+    }
+}
+
+/// `WWW-Authenticate: Negotiate [token]`: the challenge of a 401, or the mutual token.
+pub(super) fn negotiate_header(token: Option<&[u8]>) -> Result<HeaderValue, Error> {
+    let value = match token {
+        Some(t) => format!(
+            "Negotiate {}",
+            base64::engine::general_purpose::STANDARD.encode(t)
+        ),
+        None => "Negotiate".to_string(),
+    };
+    HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("negotiate header: {e}")))
+}
+
+async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    match windows_sign_in(&state, &parts).await? {
+        WindowsOutcome::SignedIn(done, mutual) => {
+            let mut response = logged_in(&state, *done, true)?;
+            if let Some(mutual) = mutual {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, negotiate_header(Some(&mutual))?);
+            }
+            Ok(response)
+        }
+        WindowsOutcome::NotConfigured(message) => Ok(super::error::status_message(
+            StatusCode::NOT_IMPLEMENTED,
+            message,
+        )),
+        WindowsOutcome::Refused(e) => {
+            let mut response = ApiError::from(e).into_response();
+            if response.status() == StatusCode::UNAUTHORIZED {
+                // Only Negotiate: a Basic challenge here would make browsers ask for a password.
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, negotiate_header(None)?);
+            }
+            Ok(response)
+        }
+    }
 }
 
 /// Sends the person to the OpenID provider (303).
@@ -195,26 +302,53 @@ struct CallbackQuery {
 }
 
 /// Where the provider sends the browser back: completes the login, sets the session cookie.
+/// A login started from the web pages returns there (303 to the key list, or an error page).
 async fn oidc_callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RemoteAddr(addr): RemoteAddr,
+    headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
+    let from_ui = super::extract::cookie(&headers, UI_RETURN_COOKIE).is_some();
+    let result = oidc_complete(&state, &id, addr, q).await;
+    if !from_ui {
+        return logged_in(&state, result?, true);
+    }
+    let mut response = match result {
+        Ok(done) => {
+            let mut r = super::ui::see_other("/ui/keys");
+            r.headers_mut()
+                .append(header::SET_COOKIE, session_cookie(&state, &done.token)?);
+            r
+        }
+        Err(e) => super::ui::error_page(e),
+    };
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        clear_cookie(&state, UI_RETURN_COOKIE, OIDC_CALLBACK_PATH),
+    );
+    Ok(response)
+}
+
+async fn oidc_complete(
+    state: &AppState,
+    id: &str,
+    addr: Option<String>,
+    q: CallbackQuery,
+) -> Result<auth::LoggedIn, Error> {
     if let Some(error) = q.error {
         return Err(Error::Unauthenticated(format!(
             "login refused by the provider: {error}{}",
             q.error_description
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default()
-        ))
-        .into());
+        )));
     }
     let (Some(code), Some(st)) = (q.code, q.state) else {
-        return Err(Error::invalid("code and state: the provider sent neither").into());
+        return Err(Error::invalid("code and state: the provider sent neither"));
     };
-    let done = auth::oidc_finish(&state.0, Some(&id), &code, &st, addr).await?;
-    logged_in(&state, done, true)
+    auth::oidc_finish(&state.0, Some(id), &code, &st, addr).await
 }
 
 async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<StatusCode, ApiError> {

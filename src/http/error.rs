@@ -72,33 +72,36 @@ pub fn status_message(status: StatusCode, message: impl Into<String>) -> Respons
     (status, Json(json!({ "statusMessage": message.into() }))).into_response()
 }
 
+/// The one mapping of domain errors to HTTP: status, the message for the client, and the
+/// Retry-After seconds of a 429. The API and the web pages both answer with it.
+pub fn domain_status(e: Error) -> (StatusCode, String, Option<u64>) {
+    match e {
+        Error::Invalid(m) => (StatusCode::BAD_REQUEST, m, None),
+        Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m, None),
+        Error::Forbidden(m) => (StatusCode::FORBIDDEN, m, None),
+        Error::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
+        Error::Conflict(m) => (StatusCode::CONFLICT, m, None),
+        Error::Unavailable(m) => {
+            tracing::warn!(reason = %m, "dependency unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, m, None)
+        }
+        Error::RateLimited(m, after) => (StatusCode::TOO_MANY_REQUESTS, m, Some(after)),
+        Error::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the server log has the details".to_string(),
+                None,
+            )
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut retry_after = None;
-        let (status, message) = match self {
-            ApiError::Domain(e) => match e {
-                Error::Invalid(m) => (StatusCode::BAD_REQUEST, m),
-                Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
-                Error::Forbidden(m) => (StatusCode::FORBIDDEN, m),
-                Error::NotFound(m) => (StatusCode::NOT_FOUND, m),
-                Error::Conflict(m) => (StatusCode::CONFLICT, m),
-                Error::Unavailable(m) => {
-                    tracing::warn!(reason = %m, "dependency unavailable");
-                    (StatusCode::SERVICE_UNAVAILABLE, m)
-                }
-                Error::RateLimited(m, after) => {
-                    retry_after = Some(after);
-                    (StatusCode::TOO_MANY_REQUESTS, m)
-                }
-                Error::Internal(m) => {
-                    tracing::error!(error = %m, "internal error");
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal error; the server log has the details".to_string(),
-                    )
-                }
-            },
-            ApiError::Rejected { status, message } => (status, message),
+        let (status, message, retry_after) = match self {
+            ApiError::Domain(e) => domain_status(e),
+            ApiError::Rejected { status, message } => (status, message, None),
         };
         let mut response = status_message(status, message);
         if let Some(after) = retry_after {

@@ -46,6 +46,7 @@ async fn logins(
     let count = |st: &str| results.iter().filter(|r| r.status == st).count();
     Ok(Json(json!({
         "updated": count("updated"),
+        "created": count("created"),
         "unchanged": count("unchanged"),
         "unknownUsers": count("unknown_user"),
         "rejected": count("rejected"),

@@ -80,18 +80,23 @@ pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
     )))
 }
 
-/// The browser session cookie. It authenticates only requests that change nothing: a
-/// cross-site form could otherwise act with it (CSRF). Changes need `x-sq-auth`.
-fn cookie_session(parts: &Parts) -> Result<Option<Credentials>, Error> {
-    let token = parts
-        .headers
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == super::auth::SESSION_COOKIE)
-        .map(|(_, value)| value.to_string());
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The browser session cookie. On the API it authenticates only requests that change
+/// nothing: a cross-site form could otherwise act with it (CSRF). Changes need `x-sq-auth`
+/// (the web pages under `/ui` check their own CSRF token instead).
+fn cookie_session(parts: &Parts) -> Result<Option<Credentials>, Error> {
+    let token = cookie(&parts.headers, super::auth::SESSION_COOKIE);
     let Some(token) = token else {
         return Ok(None);
     };

@@ -118,7 +118,7 @@ async fn list(
         }
         (false, None) => Scope::Mine,
     };
-    let (rows, total) = keys::list(&state.0, &p, scope, page.offset, page.limit).await?;
+    let (rows, total) = keys::list(&state.0, &p, scope, None, page.offset, page.limit).await?;
     let keys: Vec<KeyOutput> = rows.into_iter().map(|v| output(v, None)).collect();
     Ok(Json(json!({
         "keys": keys,

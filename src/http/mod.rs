@@ -12,6 +12,7 @@ pub mod keys;
 pub mod paging;
 pub mod scim;
 pub mod system;
+pub mod ui;
 pub mod users;
 
 use crate::app::App;
@@ -46,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(events::router())
         .merge(scim::router())
         .merge(health::router())
+        .merge(ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -155,14 +155,35 @@ pub enum Scope {
     All,
 }
 
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// A `LIKE` pattern matching `text` anywhere, case-insensitive when both sides are lowered.
+fn contains_pattern(text: &str) -> String {
+    let escaped: String = text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
 /// A page of keys (newest first) and the total count. Non-admins see only their own.
+/// `search`: only keys whose label, key id or owner's username contains it (any case).
 pub async fn list(
     app: &App,
     caller: &Principal,
     scope: Scope,
+    search: Option<&str>,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<KeyView>, i64)> {
+    let pattern = search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(contains_pattern);
     let scope = match scope {
         Scope::User(id) if id.eq_ignore_ascii_case(&caller.user.id) => Scope::Mine,
         Scope::User(_) | Scope::All if !caller.user.is_admin => {
@@ -177,10 +198,20 @@ pub async fn list(
         .read(move |conn| {
             let filtered = || {
                 let q = access_keys::table.inner_join(users::table).into_boxed();
-                match &scope {
+                let q = match &scope {
                     Scope::Mine => q.filter(access_keys::user_id.eq(me.clone())),
                     Scope::User(id) => q.filter(access_keys::user_id.eq(id.to_ascii_lowercase())),
                     Scope::All => q,
+                };
+                match &pattern {
+                    Some(p) => q.filter(
+                        lower(access_keys::name)
+                            .like(p.clone())
+                            .escape('\\')
+                            .or(lower(users::username).like(p.clone()).escape('\\'))
+                            .or(lower(access_keys::key_id).like(p.clone()).escape('\\')),
+                    ),
+                    None => q,
                 }
             };
             let total: i64 = filtered().count().get_result(conn)?;

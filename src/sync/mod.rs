@@ -34,6 +34,8 @@ pub enum Trigger {
     Schedule,
     Api,
     Cli,
+    /// An admin in the web pages.
+    Ui,
 }
 
 impl Trigger {
@@ -42,6 +44,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Api => "api",
             Trigger::Cli => "cli",
+            Trigger::Ui => "ui",
         }
     }
 }
@@ -664,6 +667,22 @@ pub async fn runs(app: &App, dir: &str, offset: i64, limit: i64) -> Result<(Vec<
                 .select(SyncRunRow::as_select())
                 .load(conn)?;
             Ok((rows, total))
+        })
+        .await
+}
+
+/// One run of a directory.
+pub async fn run_of(app: &App, dir: &str, run_id: i64) -> Result<SyncRunRow> {
+    let dir = dir.to_string();
+    app.store
+        .read(move |conn| {
+            sync_runs::table
+                .filter(sync_runs::directory_id.eq(&dir))
+                .filter(sync_runs::id.eq(run_id))
+                .select(SyncRunRow::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| Error::not_found(format!("no run {run_id} of directory `{dir}`")))
         })
         .await
 }

@@ -152,3 +152,87 @@ async fn reported_logins_move_last_login_forward_and_revive_keys() {
     };
     assert_error(&a, StatusCode::UNAUTHORIZED, "revoked");
 }
+
+#[tokio::test]
+async fn a_directory_that_allows_it_gets_users_created_from_events() {
+    let slapd = Slapd::start().await;
+    let d = Daemon::start_with(
+        Some(&slapd),
+        "",
+        &[(
+            "ACCESSKEYD_DIRECTORIES__1__CREATE_USERS_FROM_EVENTS",
+            "true",
+        )],
+    )
+    .await;
+    let (_, token) = accesskeyd::events::create_token(&d.app, "portal")
+        .await
+        .unwrap();
+    let token = token.expose().to_string();
+    let at = Utc::now() - Duration::hours(2);
+    let (s, b) = post(
+        &d,
+        &token,
+        json!([
+            {"directoryId": LDAP_DIR, "username": "carol", "at": at},
+            {"directoryId": LDAP_DIR, "username": "nobody", "at": at},
+            {"directoryId": LDAP_DIR, "externalId": "0000-unknown", "at": at}
+        ]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["created"], 1, "{b}");
+    assert_eq!(b["results"][0]["status"], "created", "{b}");
+    assert_eq!(b["results"][1]["status"], "unknown_user");
+    assert_eq!(b["results"][1]["message"], "not found in the directory");
+    assert_eq!(b["results"][2]["status"], "unknown_user");
+    assert!(
+        b["results"][2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("username"),
+        "{b}"
+    );
+    let carol_id = b["results"][0]["userId"].as_str().unwrap().to_string();
+
+    // The record is the one her first password login finds (same stable id), and it
+    // carries the reported time, not the time of creation.
+    let admin = d.admin().await;
+    let user = admin.get(&format!("/api/users/{carol_id}")).await.body;
+    assert_eq!(user["username"], "carol");
+    let last = chrono::DateTime::parse_from_rfc3339(user["lastLoginAt"].as_str().unwrap()).unwrap();
+    assert!(
+        (last.with_timezone(&Utc) - at).num_seconds().abs() <= 1,
+        "{last} vs {at}"
+    );
+    let carol = d.login("carol", "carol-pw", Some(LDAP_DIR)).await;
+    assert_eq!(carol.me().await.body["id"], carol_id.as_str());
+
+    // Replaying the batch creates nobody new.
+    let (_, b) = post(
+        &d,
+        &token,
+        json!([{"directoryId": LDAP_DIR, "username": "carol", "at": at}]),
+    )
+    .await;
+    assert_eq!(b["results"][0]["status"], "unchanged", "{b}");
+
+    // The directory down: nothing created, the event reported unknown with the reason.
+    let mut slapd = slapd;
+    slapd.stop();
+    let (s, b) = post(
+        &d,
+        &token,
+        json!([{"directoryId": LDAP_DIR, "username": "alice", "at": at}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["results"][0]["status"], "unknown_user", "{b}");
+    assert!(
+        b["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be asked"),
+        "{b}"
+    );
+}

@@ -33,6 +33,7 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
         last_login_attribute: None,
         page_size: 500,
         sync: SyncPolicy::default(),
+        create_users_from_events: false,
     }
 }
 

@@ -9,10 +9,13 @@ mod cli;
 mod events;
 mod input;
 mod jobs;
+#[cfg(feature = "kerberos")]
+mod kerberos;
 mod ldap_directory;
 mod ldap_login;
 mod oidc;
 mod proxy;
 mod scim;
 mod sync;
+mod ui;
 mod validity;

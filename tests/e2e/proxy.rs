@@ -85,7 +85,10 @@ async fn the_proxy_vouches_for_a_user_and_nobody_else_can() {
         let (s, body, token) = windows(&d, &headers).await;
         assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{body}");
         assert!(token.is_none());
-        assert!(body["statusMessage"].as_str().unwrap().contains("kerberos"));
+        assert!(body["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("[proxy_auth]"));
     }
     // A name the directory does not know.
     let (s, _, token) = windows(
@@ -104,4 +107,23 @@ async fn from_an_address_that_is_not_the_proxy_the_header_is_ignored() {
     let (s, _, token) = windows(&d, &[("X-Remote-User", "bob"), ("X-Proxy-Secret", SECRET)]).await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
     assert!(token.is_none());
+}
+
+#[tokio::test]
+async fn without_proxy_or_kerberos_configured_windows_sign_in_says_what_is_missing() {
+    let d = Daemon::start_with(None, "", &[]).await;
+    let (s, body, token) = windows(&d, &[("Authorization", "Negotiate YWJj")]).await;
+    assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
+    assert!(token.is_none());
+    let message = body["statusMessage"].as_str().unwrap();
+    // A build with the feature names the setting; one without names the feature.
+    let needle = if cfg!(feature = "kerberos") {
+        "[windows]"
+    } else {
+        "`kerberos`"
+    };
+    assert!(
+        message.contains(needle) && message.contains("[proxy_auth]"),
+        "{message}"
+    );
 }

@@ -194,6 +194,23 @@ impl Slapd {
                 .status()
                 .expect("run kill");
             assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+            // kill(2) only queues the signal; a slapd thread busy on the other core may
+            // answer one more request first. Wait until the kernel reports it stopped.
+            if signal == "STOP" {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while std::time::Instant::now() < deadline {
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    // Field 3, after the parenthesised command name.
+                    if stat
+                        .rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+                    {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
         }
     }
 

@@ -1,0 +1,472 @@
+//! Sign-in (password, OpenID Connect, Windows), sign-out, and a person's own access keys.
+
+use super::{
+    error_page, notice_text, render, see_other, when, window_text, Form, Page, UiError, UiResult,
+    UiUser,
+};
+use crate::auth::{self, LoginInput};
+use crate::directory::Directory;
+use crate::error::Error;
+use crate::http::auth::{
+    clear_cookie, negotiate_header, session_cookie, windows_sign_in, WindowsOutcome,
+    OIDC_CALLBACK_PATH, UI_RETURN_COOKIE,
+};
+use crate::http::extract::{cookie, Path, Query, RemoteAddr};
+use crate::http::AppState;
+use crate::keys::{self, format, NewKey, Scope};
+use crate::secret::Secret;
+use crate::store::models::from_ms;
+use crate::users;
+use askama::Template;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/login/oidc/{id}", get(oidc))
+        .route("/ui/login/windows", get(windows))
+        .route("/ui/logout", post(logout))
+        .route("/ui/keys", get(keys_page).post(create_key))
+        .route(
+            "/ui/keys/{key_id}/delete",
+            get(confirm_delete).post(delete_key),
+        )
+}
+
+/// Double-submit token of the sign-in form (there is no session to derive one from yet).
+const LOGIN_CSRF_COOKIE: &str = "accesskeyd_login_csrf";
+
+struct DirectoryChoice {
+    id: String,
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html", config = "src/http/ui/askama.toml")]
+struct LoginPage {
+    page: Page,
+    login_csrf: String,
+    password_directories: Vec<DirectoryChoice>,
+    oidc_directories: Vec<DirectoryChoice>,
+    windows: bool,
+    selected: String,
+    username: String,
+}
+
+#[derive(Deserialize)]
+struct NoticeQuery {
+    notice: Option<String>,
+}
+
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    csrf: Option<String>,
+    error: Option<String>,
+    notice: Option<String>,
+    selected: &str,
+    username: &str,
+) -> Response {
+    let app = &state.0;
+    let choice = |d: &Directory| DirectoryChoice {
+        id: d.id().to_string(),
+        name: d.name().to_string(),
+    };
+    // Keep the browser's token while it is there, so two open tabs both work.
+    let (csrf, fresh) = match csrf {
+        Some(c) => (c, false),
+        None => (crate::sessions::random_token(""), true),
+    };
+    let mut page = Page::anonymous("Sign in");
+    page.error = error;
+    page.notice = notice;
+    let mut response = render(
+        status,
+        &LoginPage {
+            page,
+            login_csrf: csrf.clone(),
+            password_directories: app
+                .directories
+                .iter()
+                .filter(|d| matches!(d, Directory::Builtin(_) | Directory::Ldap(_)))
+                .map(choice)
+                .collect(),
+            oidc_directories: app
+                .directories
+                .iter()
+                .filter(|d| matches!(d, Directory::Oidc(_)))
+                .map(choice)
+                .collect(),
+            windows: app.kerberos.is_some() || app.config.proxy_auth.is_some(),
+            selected: selected.to_string(),
+            username: username.to_string(),
+        },
+    );
+    if fresh {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{LOGIN_CSRF_COOKIE}={csrf}; Path=/ui/login; HttpOnly; SameSite=Strict"
+        )) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
+    let selected = state
+        .0
+        .directories
+        .iter()
+        .find(|d| matches!(d, Directory::Ldap(_)))
+        .map(|d| d.id().to_string())
+        .unwrap_or_default();
+    login_form(
+        &state,
+        StatusCode::OK,
+        cookie(&headers, LOGIN_CSRF_COOKIE),
+        None,
+        notice_text(q.notice.as_deref()),
+        &selected,
+        "",
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: Option<String>,
+    directory: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    RemoteAddr(addr): RemoteAddr,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
+    let directory = f.directory.unwrap_or_default();
+    let again = |status, error: String| {
+        login_form(
+            &state,
+            status,
+            expected.clone(),
+            Some(error),
+            None,
+            &directory,
+            &f.username,
+        )
+    };
+    if !super::tokens_match(expected.as_deref().unwrap_or(""), f.csrf.as_deref()) {
+        return again(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired or did not come from this page; please try again.".into(),
+        );
+    }
+    // Keys never open a browser session, whichever field they were typed into.
+    if format::is_key_id(f.username.trim()) || format::is_password(f.password.trim()) {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "That is an access key. Access keys are for scripts, notebooks and OData clients \
+             (Excel, Power BI), not for signing in here: use your own username and password."
+                .into(),
+        );
+    }
+    let input = LoginInput {
+        username: f.username.trim().to_string(),
+        password: Secret::new(f.password),
+        directory_id: Some(directory.clone()),
+    };
+    match auth::login(&state.0, input, addr).await {
+        Ok(done) => signed_in(&state, &done.token),
+        Err(e) => {
+            let (status, message, _) = crate::http::error::domain_status(e);
+            again(status, message)
+        }
+    }
+}
+
+/// After a successful sign-in: the session cookie, and on to the key list.
+fn signed_in(state: &AppState, token: &Secret) -> Response {
+    let mut r = see_other("/ui/keys");
+    match session_cookie(state, token) {
+        Ok(c) => {
+            r.headers_mut().append(header::SET_COOKIE, c);
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                clear_cookie(state, LOGIN_CSRF_COOKIE, "/ui/login"),
+            );
+            r
+        }
+        Err(e) => error_page(e),
+    }
+}
+
+/// Starts an OpenID Connect login whose callback comes back to the pages.
+async fn oidc(State(state): State<AppState>, Path(id): Path<String>) -> UiResult {
+    let url = auth::oidc_start(&state.0, &id).await?;
+    let mut r = see_other(&url);
+    let mark = format!(
+        "{UI_RETURN_COOKIE}=1; Path={OIDC_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=600"
+    );
+    let mark = HeaderValue::from_str(&mark).map_err(|e| Error::Internal(e.to_string()))?;
+    r.headers_mut().append(header::SET_COOKIE, mark);
+    Ok(r)
+}
+
+/// Windows sign-in from the page: the browser answers the Negotiate challenge by itself.
+async fn windows(State(state): State<AppState>, parts: Parts) -> UiResult {
+    Ok(match windows_sign_in(&state, &parts).await? {
+        WindowsOutcome::SignedIn(done, mutual) => {
+            let mut r = signed_in(&state, &done.token);
+            if let Some(m) = mutual {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, negotiate_header(Some(&m))?);
+            }
+            r
+        }
+        WindowsOutcome::NotConfigured(m) => {
+            let mut r = error_page(Error::invalid(m));
+            *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+            r
+        }
+        WindowsOutcome::Refused(e) => {
+            let mut r = error_page(e);
+            if r.status() == StatusCode::UNAUTHORIZED {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, negotiate_header(None)?);
+            }
+            r
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+async fn logout(State(state): State<AppState>, u: UiUser, Form(f): Form<CsrfOnly>) -> UiResult {
+    u.check(f.csrf.as_deref())?;
+    auth::logout(&state.0, &u.p).await?;
+    let mut r = see_other("/ui/login?notice=signed-out");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        clear_cookie(&state, crate::http::auth::SESSION_COOKIE, "/"),
+    );
+    Ok(r)
+}
+
+struct KeyRow {
+    label: String,
+    description: Option<String>,
+    key_id: String,
+    created: String,
+    last_used: String,
+}
+
+struct Created {
+    label: String,
+    key_id: String,
+    password: String,
+}
+
+/// Whether the person's keys work, and until when: prominent when under 3 days away.
+struct Validity {
+    level: &'static str,
+    text: String,
+}
+
+fn validity(info: &users::UserInfo, now: DateTime<Utc>) -> Validity {
+    use crate::validity::Window;
+    match (info.window, info.keys_valid_until()) {
+        (Window::Disabled, _) => Validity {
+            level: "stopped",
+            text: "Your access keys are disabled by an administrator: they do not work, \
+                   whenever you sign in."
+                .into(),
+        },
+        (_, None) => Validity {
+            level: "stopped",
+            text: "Your access keys do not work yet: sign in interactively once.".into(),
+        },
+        (w, Some(until)) if until <= now => Validity {
+            level: "stopped",
+            text: format!(
+                "Your access keys stopped working on {} because you had not signed in for {}. \
+                 Signing in again makes them work again.",
+                when(Some(until), ""),
+                window_text(w)
+            ),
+        },
+        (w, Some(until)) => Validity {
+            level: if until - now < chrono::Duration::days(3) {
+                "soon"
+            } else {
+                "ok"
+            },
+            text: format!(
+                "Your access keys work until {} unless you sign in again before then \
+                 (each interactive sign-in extends them by {}).",
+                when(Some(until), ""),
+                window_text(w)
+            ),
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "keys.html", config = "src/http/ui/askama.toml")]
+struct KeysPage {
+    page: Page,
+    validity: Validity,
+    created: Option<Created>,
+    keys: Vec<KeyRow>,
+    max_label: usize,
+}
+
+async fn keys_view(
+    state: &AppState,
+    u: &UiUser,
+    created: Option<Created>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<KeysPage, Error> {
+    let app = &state.0;
+    let info = users::get(app, &u.p.user.id).await?;
+    // Everyone's own keys fit on one page: the per-user maximum is small.
+    let (rows, _) = keys::list(app, &u.p, Scope::Mine, None, 0, 1000).await?;
+    let mut page = u.page("My access keys", "keys");
+    page.notice = notice;
+    page.error = error;
+    Ok(KeysPage {
+        page,
+        validity: validity(&info, app.clock.now()),
+        created,
+        keys: rows
+            .into_iter()
+            .map(|k| KeyRow {
+                label: k.row.name,
+                description: k.row.description,
+                key_id: k.row.key_id,
+                created: when(Some(from_ms(k.row.created_at)), ""),
+                last_used: when(k.row.last_used_at.map(from_ms), "never"),
+            })
+            .collect(),
+        max_label: app.config.access_keys.max_label_length,
+    })
+}
+
+async fn keys_page(
+    State(state): State<AppState>,
+    u: UiUser,
+    Query(q): Query<NoticeQuery>,
+) -> UiResult {
+    let view = keys_view(&state, &u, None, notice_text(q.notice.as_deref()), None).await?;
+    Ok(render(StatusCode::OK, &view))
+}
+
+#[derive(Deserialize)]
+struct NewKeyForm {
+    csrf: Option<String>,
+    label: Option<String>,
+    description: Option<String>,
+}
+
+/// Creates a key and shows its password once, in this answer only.
+async fn create_key(
+    State(state): State<AppState>,
+    u: UiUser,
+    Form(f): Form<NewKeyForm>,
+) -> UiResult {
+    u.check(f.csrf.as_deref())?;
+    let result = keys::create(
+        &state.0,
+        &u.p,
+        NewKey {
+            name: f.label,
+            description: f.description,
+            user_id: None,
+        },
+    )
+    .await;
+    match result {
+        Ok((view, password)) => {
+            let created = Created {
+                label: view.row.name.clone(),
+                key_id: view.row.key_id.clone(),
+                password: password.expose().to_string(),
+            };
+            let page = keys_view(&state, &u, Some(created), None, None).await?;
+            Ok(render(StatusCode::CREATED, &page))
+        }
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_) | Error::Forbidden(_))) => {
+            let (status, message, _) = crate::http::error::domain_status(e);
+            let page = keys_view(&state, &u, None, None, Some(message)).await?;
+            Ok(render(status, &page))
+        }
+        Err(e) => Err(UiError(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html", config = "src/http/ui/askama.toml")]
+pub(super) struct ConfirmPage {
+    pub page: Page,
+    pub heading: String,
+    pub message: String,
+    pub action: String,
+    pub button: String,
+    pub cancel: String,
+}
+
+async fn confirm_delete(
+    State(state): State<AppState>,
+    u: UiUser,
+    Path(key_id): Path<String>,
+) -> UiResult {
+    let (rows, _) = keys::list(&state.0, &u.p, Scope::Mine, None, 0, 1000).await?;
+    let key = rows
+        .into_iter()
+        .find(|k| k.row.key_id == key_id)
+        .ok_or_else(|| Error::not_found(format!("you have no access key `{key_id}`")))?;
+    Ok(render(
+        StatusCode::OK,
+        &ConfirmPage {
+            page: u.page("Delete access key", "keys"),
+            heading: format!("Delete the access key “{}”?", key.row.name),
+            message: format!(
+                "Key {} stops working at once for every script and report that uses it. This cannot be undone.",
+                key.row.key_id
+            ),
+            action: format!("/ui/keys/{}/delete", key.row.key_id),
+            button: "Delete key".into(),
+            cancel: "/ui/keys".into(),
+        },
+    ))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    u: UiUser,
+    Path(key_id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    u.check(f.csrf.as_deref())?;
+    keys::delete(&state.0, &u.p, &key_id).await?;
+    Ok(see_other("/ui/keys?notice=key-deleted"))
+}

@@ -1,0 +1,748 @@
+//! The Admin Panel: every access key, users and their validity overrides, the runtime
+//! configuration, directory sync, and the audit trail.
+
+use super::account::ConfirmPage;
+use super::{
+    notice_text, plural, render, see_other, when, window_text, Form, Page, Pager, UiAdmin,
+    UiResult, PAGE_SIZE,
+};
+use crate::audit::{self, Filter};
+use crate::directory::Directory;
+use crate::error::Error;
+use crate::http::extract::{Path, Query};
+use crate::http::AppState;
+use crate::keys::{self, Scope};
+use crate::options::{self, Change};
+use crate::store::models::{from_ms, SyncRunRow};
+use crate::sync::{self, plan::Reason, Request, Trigger};
+use crate::users::{self, UserInfo};
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/admin", get(|| async { see_other("/ui/admin/keys") }))
+        .route("/ui/admin/keys", get(keys_tab))
+        .route(
+            "/ui/admin/keys/{key_id}/delete",
+            get(confirm_key_delete).post(delete_key),
+        )
+        .route("/ui/admin/users", get(users_tab))
+        .route("/ui/admin/users/{id}", get(user_page))
+        .route("/ui/admin/users/{id}/validity", post(set_validity))
+        .route(
+            "/ui/admin/users/{id}/delete",
+            get(confirm_user_delete).post(delete_user),
+        )
+        .route("/ui/admin/config", get(config_tab).post(set_option))
+        .route("/ui/admin/directories", get(directories_tab))
+        .route("/ui/admin/directories/{id}/sync", post(start_sync))
+        .route("/ui/admin/directories/{id}/runs/{run}", get(run_page))
+        .route(
+            "/ui/admin/directories/{id}/runs/{run}/approve",
+            post(approve_run),
+        )
+        .route("/ui/admin/audit", get(audit_tab))
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// `?q=` / `?offset=` / `?notice=` of the lists.
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    q: Option<String>,
+    offset: Option<i64>,
+    notice: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+}
+
+impl ListQuery {
+    fn offset(&self) -> i64 {
+        self.offset.unwrap_or(0).max(0)
+    }
+}
+
+/// The admin page layout with the notice of a redirect.
+fn admin_page(a: &UiAdmin, title: &str, notice: Option<&str>) -> Page {
+    let mut page = a.0.page(title, "admin");
+    page.notice = notice_text(notice);
+    page
+}
+
+/// Form values go into URLs of links; percent-encode them.
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+struct KeyLine {
+    owner: String,
+    owner_is_admin: bool,
+    label: String,
+    key_id: String,
+    created: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_keys.html", config = "src/http/ui/askama.toml")]
+struct KeysTab {
+    page: Page,
+    q: String,
+    keys: Vec<KeyLine>,
+    total: i64,
+    pager: Pager,
+}
+
+async fn keys_tab(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let search = q.q.clone().unwrap_or_default();
+    let (rows, total) = keys::list(
+        &state.0,
+        &a.0.p,
+        Scope::All,
+        Some(&search),
+        q.offset(),
+        PAGE_SIZE,
+    )
+    .await?;
+    let pager = Pager::new(
+        &format!("/ui/admin/keys?q={}&", encode(&search)),
+        q.offset(),
+        rows.len(),
+        total,
+    );
+    let keys = rows
+        .into_iter()
+        .map(|k| KeyLine {
+            owner: k.owner_username,
+            owner_is_admin: k.owner_is_admin,
+            label: k.row.name,
+            key_id: k.row.key_id,
+            created: when(Some(from_ms(k.row.created_at)), ""),
+            last_used: when(k.row.last_used_at.map(from_ms), "never"),
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &KeysTab {
+            page: admin_page(&a, "Access Keys", q.notice.as_deref()),
+            q: search,
+            keys,
+            total,
+            pager,
+        },
+    ))
+}
+
+async fn confirm_key_delete(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(key_id): Path<String>,
+) -> UiResult {
+    let (rows, _) = keys::list(&state.0, &a.0.p, Scope::All, Some(&key_id), 0, 10).await?;
+    let key = rows
+        .into_iter()
+        .find(|k| k.row.key_id == key_id)
+        .ok_or_else(|| Error::not_found(format!("no access key `{key_id}`")))?;
+    Ok(render(
+        StatusCode::OK,
+        &ConfirmPage {
+            page: a.0.page("Delete access key", "admin"),
+            heading: format!("Delete {}'s access key “{}”?", key.owner_username, key.row.name),
+            message: format!(
+                "Key {} stops working at once for every script and report that uses it. The owner is not asked. This cannot be undone.",
+                key.row.key_id
+            ),
+            action: format!("/ui/admin/keys/{}/delete", key.row.key_id),
+            button: "Delete key".into(),
+            cancel: "/ui/admin/keys".into(),
+        },
+    ))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(key_id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    keys::delete(&state.0, &a.0.p, &key_id).await?;
+    Ok(see_other("/ui/admin/keys?notice=key-deleted"))
+}
+
+struct UserLine {
+    id: String,
+    username: String,
+    display_name: String,
+    is_admin: bool,
+    status: String,
+    directory: String,
+    last_login: String,
+    validity: String,
+    valid_until: String,
+}
+
+fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>) -> UserLine {
+    let r = &u.row;
+    let until = u.keys_valid_until();
+    UserLine {
+        id: r.id.clone(),
+        username: r.username.clone(),
+        display_name: r.display_name.clone().unwrap_or_default(),
+        is_admin: r.is_admin,
+        status: if r.suspended_at.is_some() {
+            "suspended".into()
+        } else if !r.is_enabled {
+            "disabled".into()
+        } else {
+            String::new()
+        },
+        directory: state
+            .0
+            .directory(&r.directory_id)
+            .map_or_else(|| r.directory_id.clone(), |d| d.name().to_string()),
+        last_login: when(r.last_login(), "never"),
+        validity: match r.access_key_validity_minutes {
+            Some(_) => format!("{} (override)", window_text(u.window)),
+            None => window_text(u.window),
+        },
+        valid_until: match until {
+            None => "keys do not work".into(),
+            Some(t) if t <= now => format!("stopped {}", when(Some(t), "")),
+            Some(t) => when(Some(t), ""),
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html", config = "src/http/ui/askama.toml")]
+struct UsersTab {
+    page: Page,
+    users: Vec<UserLine>,
+    total: i64,
+    pager: Pager,
+}
+
+async fn users_tab(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let (rows, total) = users::list(&state.0, q.offset(), PAGE_SIZE).await?;
+    let now = state.0.clock.now();
+    Ok(render(
+        StatusCode::OK,
+        &UsersTab {
+            page: admin_page(&a, "Users", q.notice.as_deref()),
+            pager: Pager::new("/ui/admin/users?", q.offset(), rows.len(), total),
+            users: rows.iter().map(|u| user_line(&state, u, now)).collect(),
+            total,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin_user.html", config = "src/http/ui/askama.toml")]
+struct UserPage {
+    page: Page,
+    u: UserLine,
+    override_text: String,
+    override_value: String,
+    key_count: i64,
+    system_days: i64,
+}
+
+async fn key_count(state: &AppState, a: &UiAdmin, user_id: &str) -> Result<i64, Error> {
+    let (_, total) = keys::list(
+        &state.0,
+        &a.0.p,
+        Scope::User(user_id.to_string()),
+        None,
+        0,
+        1,
+    )
+    .await?;
+    Ok(total)
+}
+
+async fn user_page(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let info = users::get(&state.0, &id).await?;
+    let system_days = options::list(&state.0.store, &state.0.config)
+        .await?
+        .into_iter()
+        .find(|o| o.path == options::VALIDITY_WITHOUT_USER_LOGIN)
+        .and_then(|o| o.value.as_i64())
+        .unwrap_or(state.0.config.access_keys.validity_without_user_login_days);
+    let minutes = info.row.access_key_validity_minutes;
+    Ok(render(
+        StatusCode::OK,
+        &UserPage {
+            page: admin_page(&a, &info.row.username, q.notice.as_deref()),
+            override_text: match minutes {
+                None => "none (the system value applies)".into(),
+                Some(0) => "0: this user's keys are disabled".into(),
+                Some(m) => plural(m, "minute"),
+            },
+            override_value: minutes.map(|m| m.to_string()).unwrap_or_default(),
+            key_count: key_count(&state, &a, &info.row.id).await?,
+            u: user_line(&state, &info, state.0.clock.now()),
+            system_days,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct ValidityForm {
+    csrf: Option<String>,
+    action: Option<String>,
+    minutes: Option<String>,
+}
+
+async fn set_validity(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(id): Path<String>,
+    Form(f): Form<ValidityForm>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    let minutes = match f.action.as_deref() {
+        Some("reset") => -1,
+        Some("disable") => 0,
+        Some("set") => {
+            let text = f.minutes.unwrap_or_default();
+            let m: i64 = text.trim().parse().map_err(|_| {
+                Error::invalid(format!(
+                    "override: `{text}` is not a whole number of minutes"
+                ))
+            })?;
+            if m < 0 {
+                return Err(
+                    Error::invalid("override: minutes cannot be negative; use Reset").into(),
+                );
+            }
+            m
+        }
+        _ => return Err(Error::invalid("override: unknown action").into()),
+    };
+    let info = users::set_validity_override(&state.0, &a.0.p.actor(), &id, minutes).await?;
+    Ok(see_other(&format!(
+        "/ui/admin/users/{}?notice=saved",
+        info.row.id
+    )))
+}
+
+async fn confirm_user_delete(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(id): Path<String>,
+) -> UiResult {
+    let info = users::get(&state.0, &id).await?;
+    let keys = key_count(&state, &a, &info.row.id).await?;
+    Ok(render(
+        StatusCode::OK,
+        &ConfirmPage {
+            page: a.0.page("Delete user", "admin"),
+            heading: format!("Delete the user {}?", info.row.username),
+            message: format!(
+                "This deletes {} and signs the user out everywhere. If they sign in again later they start with no keys.",
+                plural(keys, "access key")
+            ),
+            action: format!("/ui/admin/users/{}/delete", info.row.id),
+            button: "Delete user and keys".into(),
+            cancel: format!("/ui/admin/users/{}", info.row.id),
+        },
+    ))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    users::delete(&state.0, &a.0.p.actor(), &id).await?;
+    crate::metrics::inc(&state.0.metrics.users_deleted);
+    Ok(see_other("/ui/admin/users?notice=user-deleted"))
+}
+
+struct OptionLine {
+    path: String,
+    description: String,
+    value: String,
+    default_value: String,
+    units: String,
+    modifiable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_config.html", config = "src/http/ui/askama.toml")]
+struct ConfigTab {
+    page: Page,
+    options: Vec<OptionLine>,
+}
+
+async fn config_view(
+    state: &AppState,
+    a: &UiAdmin,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Result<ConfigTab, Error> {
+    let list = options::list(&state.0.store, &state.0.config).await?;
+    let mut page = admin_page(a, "Configuration", notice);
+    page.error = error;
+    Ok(ConfigTab {
+        page,
+        options: list
+            .into_iter()
+            .map(|o| OptionLine {
+                path: o.path,
+                description: o.description,
+                value: o.value.to_string(),
+                default_value: o.default_value.to_string(),
+                units: o.units,
+                modifiable: o.modifiable,
+            })
+            .collect(),
+    })
+}
+
+async fn config_tab(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    Ok(render(
+        StatusCode::OK,
+        &config_view(&state, &a, q.notice.as_deref(), None).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct OptionForm {
+    csrf: Option<String>,
+    path: Option<String>,
+    value: Option<String>,
+}
+
+async fn set_option(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Form(f): Form<OptionForm>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    let path = f.path.unwrap_or_default();
+    let text = f.value.unwrap_or_default();
+    let value = match text.trim().parse::<i64>() {
+        Ok(n) => serde_json::Value::from(n),
+        Err(_) => serde_json::Value::from(text.trim()),
+    };
+    let change = Change {
+        path,
+        value,
+        note: Some("web Admin Panel".into()),
+    };
+    match options::set(&state.0, &a.0.p.actor(), vec![change], false).await {
+        Ok(_) => Ok(see_other("/ui/admin/config?notice=saved")),
+        Err(e @ Error::Invalid(_)) => {
+            let (status, message, _) = crate::http::error::domain_status(e);
+            Ok(render(
+                status,
+                &config_view(&state, &a, None, Some(message)).await?,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct RunLine {
+    id: i64,
+    started: String,
+    status: String,
+    status_class: &'static str,
+    trigger: String,
+    read: i64,
+    removed: i64,
+    note: String,
+}
+
+fn run_line(r: &SyncRunRow) -> RunLine {
+    RunLine {
+        id: r.id,
+        started: when(Some(from_ms(r.started_at)), ""),
+        status: match r.status.as_str() {
+            "dry-run" => "dry run: nothing changed".into(),
+            other => other.to_string(),
+        },
+        status_class: match r.status.as_str() {
+            "ok" | "dry-run" => "good",
+            "failed" => "bad",
+            "blocked" => "warn",
+            _ => "",
+        },
+        trigger: r.actor.clone().map_or_else(
+            || r.run_trigger.clone(),
+            |a| format!("{} ({a})", r.run_trigger),
+        ),
+        read: r.read_count,
+        removed: r.removed,
+        note: r.error.clone().unwrap_or_default(),
+    }
+}
+
+struct DirectoryLine {
+    id: String,
+    name: String,
+    kind: &'static str,
+    syncs: bool,
+    kind_note: &'static str,
+    schedule: String,
+    next_run: String,
+    runs: Vec<RunLine>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_directories.html", config = "src/http/ui/askama.toml")]
+struct DirectoriesTab {
+    page: Page,
+    directories: Vec<DirectoryLine>,
+}
+
+async fn directories_tab(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let app = &state.0;
+    let mut directories = Vec::new();
+    for d in &app.directories {
+        let mut line = DirectoryLine {
+            id: d.id().to_string(),
+            name: d.name().to_string(),
+            kind: match d {
+                Directory::Builtin(_) => "built-in",
+                Directory::Ldap(_) => "LDAP",
+                Directory::Oidc(_) => "OpenID Connect",
+            },
+            syncs: false,
+            kind_note: match d {
+                Directory::Builtin(_) => "Users of the built-in directory are managed here; nothing to synchronise.",
+                Directory::Oidc(_) => "OpenID Connect providers are kept in step by SCIM provisioning, not by a scheduled read.",
+                Directory::Ldap(_) => "",
+            },
+            schedule: String::new(),
+            next_run: String::new(),
+            runs: Vec::new(),
+        };
+        if let Directory::Ldap(l) = d {
+            let cfg = l.config();
+            let (runs, _) = sync::runs(app, &cfg.id, 0, 10).await?;
+            line.syncs = true;
+            line.schedule = cfg
+                .sync
+                .schedule
+                .clone()
+                .unwrap_or_else(|| "none (runs only when started)".into());
+            line.next_run = when(sync::next_run(cfg, app.clock.now()), "—");
+            line.runs = runs.iter().map(run_line).collect();
+        }
+        directories.push(line);
+    }
+    Ok(render(
+        StatusCode::OK,
+        &DirectoriesTab {
+            page: admin_page(&a, "Directories", q.notice.as_deref()),
+            directories,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct SyncForm {
+    csrf: Option<String>,
+    dry_run: Option<String>,
+}
+
+async fn start_sync(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(id): Path<String>,
+    Form(f): Form<SyncForm>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    let row = sync::run_detached(
+        state.0.clone(),
+        Request {
+            directory_id: id,
+            dry_run: f.dry_run.as_deref() == Some("true"),
+            trigger: Trigger::Ui,
+            actor: a.0.p.actor(),
+            approve_run: None,
+        },
+    )
+    .await?;
+    Ok(see_other(&format!(
+        "/ui/admin/directories/{}/runs/{}",
+        row.directory_id, row.id
+    )))
+}
+
+#[derive(Template)]
+#[template(path = "admin_run.html", config = "src/http/ui/askama.toml")]
+struct RunPage {
+    page: Page,
+    directory: String,
+    directory_id: String,
+    r: RunLine,
+    dry_run: bool,
+    applied: bool,
+    blocked: bool,
+    removals: Vec<(String, String)>,
+}
+
+async fn run_page(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path((id, run)): Path<(String, i64)>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let dir = state
+        .0
+        .directory(&id)
+        .ok_or_else(|| Error::not_found(format!("no directory with id `{id}`")))?;
+    let row = sync::run_of(&state.0, dir.id(), run).await?;
+    let plan = sync::plan_of(&row);
+    let removals = plan
+        .removals
+        .iter()
+        .chain(plan.expired.iter())
+        .map(|x| {
+            let why = match x.reason {
+                Reason::Absent => "no longer in the directory",
+                Reason::Disabled => "disabled in the directory",
+            };
+            (
+                x.username.clone(),
+                format!("{why}; {}", plural(x.keys, "access key")),
+            )
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &RunPage {
+            page: admin_page(&a, &format!("Run {run}"), q.notice.as_deref()),
+            directory: dir.name().to_string(),
+            directory_id: dir.id().to_string(),
+            dry_run: row.dry_run,
+            applied: row.status == "ok" && !row.dry_run,
+            blocked: row.status == "blocked",
+            r: run_line(&row),
+            removals,
+        },
+    ))
+}
+
+async fn approve_run(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path((id, run)): Path<(String, i64)>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    let row = sync::run_detached(
+        state.0.clone(),
+        Request {
+            directory_id: id,
+            dry_run: false,
+            trigger: Trigger::Ui,
+            actor: a.0.p.actor(),
+            approve_run: Some(run),
+        },
+    )
+    .await?;
+    Ok(see_other(&format!(
+        "/ui/admin/directories/{}/runs/{}?notice=approved",
+        row.directory_id, row.id
+    )))
+}
+
+struct AuditLine {
+    at: String,
+    action: String,
+    outcome: String,
+    failed: bool,
+    actor: String,
+    target: String,
+    detail: String,
+    remote: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html", config = "src/http/ui/askama.toml")]
+struct AuditTab {
+    page: Page,
+    action: String,
+    actor: String,
+    entries: Vec<AuditLine>,
+    total: i64,
+    pager: Pager,
+}
+
+async fn audit_tab(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let action = q.action.clone().unwrap_or_default().trim().to_string();
+    let actor = q.actor.clone().unwrap_or_default().trim().to_string();
+    let filter = Filter {
+        action: (!action.is_empty()).then(|| action.clone()),
+        actor: (!actor.is_empty()).then(|| actor.clone()),
+    };
+    let (rows, total) = audit::list(&state.0.store, filter, q.offset(), PAGE_SIZE).await?;
+    let base = format!(
+        "/ui/admin/audit?action={}&actor={}&",
+        encode(&action),
+        encode(&actor)
+    );
+    Ok(render(
+        StatusCode::OK,
+        &AuditTab {
+            page: admin_page(&a, "Audit", None),
+            pager: Pager::new(&base, q.offset(), rows.len(), total),
+            entries: rows
+                .into_iter()
+                .map(|e| AuditLine {
+                    at: when(Some(e.at), ""),
+                    failed: e.outcome != "success",
+                    action: e.action,
+                    outcome: e.outcome,
+                    actor: e.actor.unwrap_or_default(),
+                    target: e.target.unwrap_or_default(),
+                    detail: e.detail.unwrap_or_default(),
+                    remote: e.remote_addr.unwrap_or_default(),
+                })
+                .collect(),
+            action,
+            actor,
+            total,
+        },
+    ))
+}

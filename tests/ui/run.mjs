@@ -1,0 +1,275 @@
+// Drives Debian's Chromium (playwright-core) through accesskeyd's web pages like a person
+// would. Started by tests/e2e/ui.rs with the daemon and slapd already running:
+//   node run.mjs <scenario>   with ACCESSKEYD_URL, ACCESSKEYD_ADMIN, ACCESSKEYD_ADMIN_PASSWORD,
+//   ACCESSKEYD_LDAP_DIR, ACCESSKEYD_SCREENSHOTS (a directory for the page screenshots).
+// Exits 0 when every step held; otherwise prints the failed step and exits 1.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const BASE = process.env.ACCESSKEYD_URL;
+const ADMIN = process.env.ACCESSKEYD_ADMIN;
+const ADMIN_PASSWORD = process.env.ACCESSKEYD_ADMIN_PASSWORD;
+const LDAP_DIR = process.env.ACCESSKEYD_LDAP_DIR;
+const SHOTS = process.env.ACCESSKEYD_SCREENSHOTS;
+mkdirSync(SHOTS, { recursive: true });
+
+// Without the networking flags Chromium's own connection attempts are refused here.
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+async function person() {
+  const context = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  return { context, page };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page, username, password, directory) {
+  await page.goto("/ui/keys");
+  assert.match(page.url(), /\/ui\/login/, "not signed in: the key page sends people to sign-in");
+  const select = page.getByLabel("Directory");
+  if (directory && (await select.count()) > 0) await select.selectOption(directory);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/ui\/keys/);
+}
+
+async function createKey(page, label) {
+  await page.getByLabel("Label").fill(label);
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.getByTestId("new-key-password").waitFor();
+  const key = await page.getByTestId("new-key-id").inputValue();
+  const password = await page.getByTestId("new-key-password").inputValue();
+  assert.match(key, /^akd_/);
+  assert.match(password, /^akp_/);
+  return { key, password };
+}
+
+function basic(key, password) {
+  return { Authorization: "Basic " + Buffer.from(`${key}:${password}`).toString("base64") };
+}
+
+async function meWithKey(k) {
+  const r = await fetch(`${BASE}/api/users/me`, { headers: basic(k.key, k.password) });
+  return { status: r.status, body: r.status === 200 ? await r.json() : null };
+}
+
+const scenarios = {
+  // A person: signs in through LDAP, creates a key, uses it, deletes it.
+  async keys() {
+    const { page } = await person();
+    await page.goto("/ui/login");
+    await shot(page, "sign-in");
+    await signIn(page, "alice", "alice-pw", LDAP_DIR);
+    await assert.doesNotReject(page.getByRole("heading", { name: "My access keys" }).waitFor());
+    assert.match(await page.getByTestId("validity").innerText(), /work until/);
+
+    const k = await createKey(page, "Power BI sales report");
+    await shot(page, "key-created");
+    const copy = page.getByRole("button", { name: "Copy the password" });
+    assert.equal(await copy.count(), 1, "a copy button beside the password");
+    assert.match(await page.locator(".warning").innerText(), /only this once/);
+
+    // The key and password work from a script: Basic and login.
+    const me = await meWithKey(k);
+    assert.equal(me.status, 200);
+    assert.equal(me.body.username, "alice");
+    const login = await fetch(`${BASE}/api/auth/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: k.key, password: k.password }),
+    });
+    assert.equal(login.status, 200, "login with the key");
+    assert.ok(login.headers.get("x-sq-auth"));
+
+    // A reload shows the list, never the password again.
+    await page.reload();
+    assert.match(page.url(), /\/ui\/keys$/);
+    assert.equal(await page.getByTestId("new-key-password").count(), 0);
+    assert.ok(!(await page.content()).includes(k.password), "the password is gone after reload");
+    assert.ok((await page.content()).includes(k.key), "the key is listed");
+    await shot(page, "my-access-keys");
+
+    // A form without the CSRF token changes nothing.
+    const forged = await page.request.post("/ui/keys", { form: { label: "forged" }, maxRedirects: 0 });
+    assert.equal(forged.status(), 403, "no CSRF token: refused");
+    const wrong = await page.request.post("/ui/keys", { form: { label: "forged", csrf: "guess" }, maxRedirects: 0 });
+    assert.equal(wrong.status(), 403, "wrong CSRF token: refused");
+    const list = await page.request.get("/api/accesskeys");
+    assert.equal((await list.json()).keys.length, 1, "no key was created by the forged forms");
+
+    // Deleting asks first, then the key stops working.
+    await page.getByRole("link", { name: "Delete key Power BI sales report" }).click();
+    await shot(page, "delete-confirmation");
+    await page.getByRole("button", { name: "Delete key" }).click();
+    await page.waitForURL(/notice=key-deleted/);
+    assert.match(await page.getByRole("status").innerText(), /deleted/);
+    assert.equal((await meWithKey(k)).status, 401, "a deleted key no longer works");
+
+    // Signing out ends the session; the pages send the person to sign-in again.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/notice=signed-out/);
+    await page.goto("/ui/keys");
+    assert.match(page.url(), /\/ui\/login/);
+
+    // A key typed into the sign-in form is refused with a message.
+    const k2 = await (async () => {
+      await signIn(page, "alice", "alice-pw", LDAP_DIR);
+      const made = await createKey(page, "notebook");
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.waitForURL(/\/ui\/login/);
+      return made;
+    })();
+    await page.getByLabel("Directory").selectOption({ index: 0 });
+    await page.getByLabel("Username").fill(k2.key);
+    await page.getByLabel("Password").fill(k2.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    const alert = await page.getByRole("alert").innerText();
+    assert.match(alert, /access key/i);
+    assert.match(alert, /scripts, notebooks and OData/);
+    assert.match(page.url(), /\/ui\/login/);
+    await shot(page, "key-refused-at-sign-in");
+
+    // A session opened with an access key never reaches a page.
+    const keyLogin = await fetch(`${BASE}/api/auth/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: k2.key, password: k2.password }),
+    });
+    const keySession = keyLogin.headers.get("x-sq-auth");
+    const other = await browser.newContext({ baseURL: BASE });
+    await other.addCookies([{ name: "accesskeyd_session", value: keySession, url: BASE }]);
+    const p2 = await other.newPage();
+    const r = await p2.goto("/ui/keys");
+    assert.equal(r.status(), 403);
+    assert.match(await p2.content(), /access key cannot use these pages/);
+
+    // An ended session goes back to sign-in with a notice.
+    const stale = await browser.newContext({ baseURL: BASE });
+    await stale.addCookies([{ name: "accesskeyd_session", value: "aks_expired-or-revoked", url: BASE }]);
+    const p3 = await stale.newPage();
+    await p3.goto("/ui/keys");
+    assert.match(p3.url(), /\/ui\/login\?notice=expired/);
+    assert.match(await p3.getByRole("status").innerText(), /session has ended/);
+
+    // On a phone.
+    const phone = await browser.newContext({ baseURL: BASE, viewport: { width: 390, height: 844 }, isMobile: true });
+    const mp = await phone.newPage();
+    await signIn(mp, "alice", "alice-pw", LDAP_DIR);
+    await shot(mp, "my-access-keys-phone");
+  },
+
+  // An admin: sees and deletes everyone's keys, overrides validity, changes the
+  // configuration, runs a directory sync, reads the audit trail. A non-admin cannot.
+  async admin() {
+    const bob = await person();
+    await signIn(bob.page, "bob", "bob-pw", LDAP_DIR);
+    const bobKey = await createKey(bob.page, "bob nightly export");
+    const r = await bob.page.goto("/ui/admin/keys");
+    assert.equal(r.status(), 403, "non-admins get the 403 page");
+    assert.match(await bob.page.content(), /administrators only/);
+    await shot(bob.page, "admin-forbidden");
+
+    const admin = await person();
+    await signIn(admin.page, ADMIN, ADMIN_PASSWORD, "builtin");
+    await admin.page.getByRole("link", { name: "Admin Panel" }).click();
+    await admin.page.waitForURL(/\/ui\/admin\/keys/);
+    assert.ok((await admin.page.content()).includes(bobKey.key), "the admin sees bob's key");
+    await shot(admin.page, "admin-access-keys");
+
+    // Filter by user, then delete bob's key.
+    await admin.page.getByLabel("Filter by user or label").fill("bob");
+    await admin.page.getByRole("button", { name: "Filter" }).click();
+    await admin.page.waitForURL(/q=bob/);
+    const rows = admin.page.locator("tbody tr");
+    assert.equal(await rows.count(), 1);
+    await admin.page.getByRole("link", { name: "Delete key bob nightly export of bob" }).click();
+    await admin.page.getByRole("button", { name: "Delete key" }).click();
+    await admin.page.waitForURL(/notice=key-deleted/);
+    assert.equal((await meWithKey(bobKey)).status, 401, "bob's deleted key stops working");
+
+    // Override bob's validity to 0: his key stops; reset: it works again.
+    await bob.page.goto("/ui/keys");
+    const bobKey2 = await createKey(bob.page, "bob second key");
+    assert.equal((await meWithKey(bobKey2)).status, 200);
+    await admin.page.getByRole("link", { name: "Users" }).click();
+    await shot(admin.page, "admin-users");
+    await admin.page.getByRole("link", { name: "Manage bob" }).click();
+    await admin.page.getByLabel("Override (minutes)").fill("0");
+    await admin.page.getByRole("button", { name: "Save override" }).click();
+    await admin.page.waitForURL(/notice=saved/);
+    assert.match(await admin.page.getByTestId("effective-validity").innerText(), /disabled/);
+    await shot(admin.page, "admin-user");
+    assert.equal((await meWithKey(bobKey2)).status, 401, "override 0 stops bob's key");
+    await bob.page.goto("/ui/keys");
+    assert.match(await bob.page.getByTestId("validity").innerText(), /disabled by an administrator/);
+    await shot(bob.page, "my-access-keys-disabled");
+    await admin.page.getByRole("button", { name: "Reset to the system value" }).click();
+    await admin.page.waitForURL(/notice=saved/);
+    assert.equal((await meWithKey(bobKey2)).status, 200, "reset: the key works again");
+
+    // The delete-user confirmation counts the keys that go with the user.
+    await admin.page.getByRole("link", { name: "Delete user…" }).click();
+    assert.match(await admin.page.locator("main").innerText(), /1 access key/);
+    await admin.page.getByRole("link", { name: "Cancel" }).click();
+
+    // Configuration: ValidityWithoutUserLogin.
+    await admin.page.getByRole("link", { name: "Configuration" }).click();
+    await shot(admin.page, "admin-configuration");
+    await admin.page.getByLabel("New value (days)").fill("30");
+    await admin.page.getByRole("button", { name: "Save" }).click();
+    await admin.page.waitForURL(/notice=saved/);
+    const path = "Authentication/AccessKey/ValidityWithoutUserLogin";
+    assert.match(await admin.page.getByTestId(`value-${path}`).innerText(), /^30 days/);
+    const opts = await admin.page.request.get("/api/system/configuration/options");
+    const opt = (await opts.json()).configurationOptions.find((o) => o.path === path);
+    assert.equal(opt.value, 30, "the API sees the new value");
+    await admin.page.getByLabel("New value (days)").fill("-3");
+    await admin.page.getByRole("button", { name: "Save" }).click();
+    assert.match(await admin.page.getByRole("alert").innerText(), /.+/, "an invalid value is explained");
+
+    // Directories: a dry run lists who would be removed and removes nobody.
+    await admin.page.getByRole("link", { name: "Directories" }).click();
+    await shot(admin.page, "admin-directories");
+    await admin.page.locator(`#dir-${LDAP_DIR}`).getByRole("button", { name: "Dry run" }).click();
+    await admin.page.waitForURL(/\/runs\/\d+/);
+    assert.match(await admin.page.getByTestId("run-status").innerText(), /dry run: nothing changed/);
+    await shot(admin.page, "admin-dry-run");
+
+    // Audit: filtered by action.
+    await admin.page.getByRole("link", { name: "Audit" }).click();
+    await admin.page.getByLabel("Action").fill("access_key.delete");
+    await admin.page.getByRole("button", { name: "Filter" }).click();
+    await admin.page.waitForURL(/action=access_key.delete/);
+    const actions = await admin.page.locator("tbody tr td:nth-child(2)").allInnerTexts();
+    assert.ok(actions.length >= 1 && actions.every((a) => a === "access_key.delete"), actions.join(","));
+    await admin.page.goto("/ui/admin/audit");
+    await shot(admin.page, "admin-audit");
+  },
+};
+
+const name = process.argv[2];
+let code = 0;
+try {
+  if (!scenarios[name]) throw new Error(`no scenario ${name}`);
+  await scenarios[name]();
+  console.log(`scenario ${name}: ok`);
+} catch (e) {
+  console.error(`scenario ${name} failed: ${e.stack || e}`);
+  code = 1;
+} finally {
+  await browser.close();
+}
+process.exit(code);
