@@ -44,6 +44,15 @@ for d in tests/oidc-provider tests/ui; do
   fi
 done
 
+# A real SMTP server (PyPI aiosmtpd) receives the key-lapse warnings in the tests.
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
+  || { echo "pip install aiosmtpd failed" >&2; exit 1; }
+# The vendor's generated Python SDK, to check our JSON against its models.
+SEEQ_SDK=66.216.0.20261023
+python3 -c "import importlib.metadata as m, seeq.sdk, deprecated; assert m.version('seeq') == '$SEEQ_SDK'" 2>/dev/null \
+  || python3 -m pip install --quiet "seeq==$SEEQ_SDK" deprecated \
+  || { echo "pip install seeq==$SEEQ_SDK failed" >&2; exit 1; }
+
 # Reuse one build directory across clones (CI builds in a fresh clone each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"
 

@@ -190,6 +190,8 @@ pub struct LoggedIn {
     pub user: users::UserInfo,
     pub token: Secret,
     pub method: Method,
+    /// How long the session lasts, in seconds (the browser cookie's Max-Age).
+    pub ttl_seconds: i64,
 }
 
 /// Logs in with a directory password or an access key and opens a session. Interactive logins
@@ -278,15 +280,14 @@ async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<Logge
                     .target("access_key", &key.key_id, &key.name)
                     .detail("access-key"),
             )?;
-            let days = options::validity_days(conn, &config)?;
-            let window = validity::window(user.access_key_validity_minutes, days);
-            Ok((token, users::UserInfo { row: user, window }))
+            Ok((token, users::with_window(conn, &config, user)?))
         })
         .await?;
     Ok(LoggedIn {
         user: info,
         token,
         method: Method::AccessKey,
+        ttl_seconds: ttl.num_seconds(),
     })
 }
 
@@ -358,8 +359,8 @@ async fn open_interactive_session(
     remote_addr: Option<String>,
 ) -> Result<LoggedIn> {
     let now = app.clock.now();
-    let ttl = Duration::minutes(app.config.sessions.interactive_ttl_minutes);
     let row = info.row.clone();
+    let config = app.config.clone();
     let actor = Actor {
         user_id: Some(row.id.clone()),
         name: Some(row.username.clone()),
@@ -367,10 +368,12 @@ async fn open_interactive_session(
         key_id: None,
     };
     let dir_id = directory_id.to_string();
-    let token = app
+    let (token, ttl) = app
         .store
         .write(move |conn| {
             users::touch_login(conn, &row.id, now)?;
+            // Ends at login + the effective duration, however active the session is.
+            let ttl = Duration::minutes(users::session_minutes(conn, &config, &row)?);
             let token = sessions::issue(conn, &row.id, None, now, ttl)?;
             audit::record(
                 conn,
@@ -379,7 +382,7 @@ async fn open_interactive_session(
                     .target("user", &row.id, &row.username)
                     .detail(format!("interactive via directory {dir_id}")),
             )?;
-            Ok(token)
+            Ok((token, ttl))
         })
         .await?;
     inc(&app.metrics.logins_interactive_ok);
@@ -389,6 +392,7 @@ async fn open_interactive_session(
         user: info,
         token,
         method: Method::Interactive,
+        ttl_seconds: ttl.num_seconds(),
     })
 }
 

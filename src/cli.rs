@@ -77,6 +77,9 @@ pub enum Command {
     /// shown once at creation, stored hashed.
     #[command(subcommand)]
     EventToken(EventToken),
+    /// Manage service accounts (non-human users whose keys carry an expiry).
+    #[command(subcommand)]
+    ServiceAccount(ServiceAccount),
     /// Manage users of the built-in directory (passwords are read from standard input).
     #[command(subcommand)]
     LocalUser(LocalUser),
@@ -114,6 +117,37 @@ pub enum EventToken {
     /// Revoke a token by its id.
     Revoke {
         /// The token's id (from `list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccount {
+    /// Create a service account (no password; its keys carry an expiry).
+    Create {
+        /// Display name, e.g. "Nightly ETL".
+        #[arg(long)]
+        name: String,
+        /// Username in the built-in directory (default: derived from the name).
+        #[arg(long)]
+        username: Option<String>,
+        /// The responsible person: a user id, or DIRECTORY:USERNAME (e.g. corp:alice).
+        #[arg(long)]
+        manager: String,
+    },
+    /// List service accounts with their managers and state.
+    List,
+    /// Assign a new manager; a suspended account becomes active again.
+    Reassign {
+        /// The service account's user id.
+        id: String,
+        /// A user id, or DIRECTORY:USERNAME.
+        #[arg(long)]
+        manager: String,
+    },
+    /// Delete a service account with its keys.
+    Delete {
+        /// The service account's user id.
         id: String,
     },
 }
@@ -187,6 +221,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::LocalUser(cmd) => local_user(config, cmd).await,
         Command::ScimToken(cmd) => scim_token(config, cmd).await,
         Command::EventToken(cmd) => event_token(config, cmd).await,
+        Command::ServiceAccount(cmd) => service_account(config, cmd).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -219,6 +254,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("accesskeyd listening on http://{listen}");
     let mut jobs = vec![crate::jobs::spawn_session_cleanup(app.clone())];
     jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
+    jobs.extend(crate::notify::spawn_scheduler(app.clone()));
     crate::http::serve(app, listener, shutdown_signal()).await?;
     for job in jobs {
         job.abort();
@@ -452,6 +488,67 @@ async fn event_token(config: Config, cmd: EventToken) -> anyhow::Result<()> {
         EventToken::Revoke { id } => {
             crate::events::revoke_token(&app, &id).await?;
             println!("ingestion token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn service_account(config: Config, cmd: ServiceAccount) -> anyhow::Result<()> {
+    use crate::service_accounts as sa;
+    let app = App::new(config, Arc::new(SystemClock)).await?;
+    let actor = Actor::system("cli");
+    let show = |u: &users::UserInfo| {
+        let state = match (&u.row.suspended_at, &u.manager_name) {
+            (Some(_), _) => "SUSPENDED (no manager)".to_string(),
+            (None, Some(m)) => format!("manager {m}"),
+            (None, None) => "no manager".to_string(),
+        };
+        println!(
+            "{}  {}  {}  {state}",
+            u.row.id,
+            u.row.username,
+            u.row.display_name.as_deref().unwrap_or("")
+        );
+    };
+    match cmd {
+        ServiceAccount::Create {
+            name,
+            username,
+            manager,
+        } => {
+            let info = sa::create(
+                &app,
+                &actor,
+                sa::NewServiceAccount {
+                    name,
+                    username,
+                    manager,
+                },
+            )
+            .await?;
+            print!("created service account ");
+            show(&info);
+        }
+        ServiceAccount::List => {
+            let (list, _) = users::list(&app, Some(true), 0, i64::MAX).await?;
+            for u in &list {
+                show(u);
+            }
+        }
+        ServiceAccount::Reassign { id, manager } => {
+            let info = sa::set_manager(&app, &actor, &id, &manager).await?;
+            show(&info);
+        }
+        ServiceAccount::Delete { id } => {
+            let target = users::get(&app, &id).await?;
+            if !target.row.is_service_account {
+                anyhow::bail!("`{id}` is not a service account");
+            }
+            let (row, deleted) = users::delete(&app, &actor, &id).await?;
+            println!(
+                "service account {} deleted with {} access key(s)",
+                row.username, deleted.keys
+            );
         }
     }
     Ok(())

@@ -51,6 +51,7 @@ pub struct Config {
     pub login_throttle: LoginThrottleConfig,
     pub proxy_auth: Option<ProxyAuthConfig>,
     pub windows: Option<WindowsConfig>,
+    pub notifications: Option<NotificationsConfig>,
     pub password_hashing: PasswordHashingConfig,
     pub log: LogConfig,
     pub directories: Vec<DirectoryConfig>,
@@ -148,6 +149,16 @@ pub struct AccessKeysConfig {
     /// one database write per request.
     #[serde(deserialize_with = "lenient")]
     pub last_used_write_interval_seconds: u64,
+    /// Initial value of `Authentication/AccessKey/Creation/Enabled`: people create their own
+    /// keys (false: only admins create keys).
+    #[serde(deserialize_with = "lenient")]
+    pub creation_enabled: bool,
+    /// Initial value of `Authentication/AccessKey/ServicePrincipal/MaxLifetime` (days).
+    #[serde(deserialize_with = "lenient")]
+    pub service_account_max_lifetime_days: i64,
+    /// Initial value of `Authentication/AccessKey/WarningDays`.
+    #[serde(deserialize_with = "lenient")]
+    pub warning_days: i64,
 }
 
 impl Default for AccessKeysConfig {
@@ -158,6 +169,9 @@ impl Default for AccessKeysConfig {
             max_label_length: 200,
             allow_key_sessions_to_create_keys: false,
             last_used_write_interval_seconds: 60,
+            creation_enabled: true,
+            service_account_max_lifetime_days: 365,
+            warning_days: 3,
         }
     }
 }
@@ -173,6 +187,89 @@ pub struct ProxyAuthConfig {
     pub secret: Secret,
     /// Peer addresses the proxy connects from; requests from anywhere else are ignored.
     pub trusted_addresses: Vec<std::net::IpAddr>,
+}
+
+/// Warnings before access keys stop working: by e-mail and/or a signed webhook.
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// Cron expression (seconds first) of the daily check; runs on the leader replica.
+    pub schedule: String,
+    pub smtp: Option<SmtpConfig>,
+    pub webhook: Option<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587); refuses servers without it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test server.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// PEM CA certificate(s) for a relay with a private CA; default: the public web roots.
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender address, e.g. `accesskeyd <noreply@example.com>`.
+    pub from: String,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// HMAC-SHA256 key of the `X-Accesskeyd-Signature` header.
+    pub secret: Secret,
+    /// Attempts per warning (the first included); waits double from `retry_base_ms`.
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    schedule: Option<String>,
+    smtp: Option<RawSmtp>,
+    webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    port: Option<u16>,
+    security: Option<SmtpSecurity>,
+    ca_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<Secret>,
+    password_file: Option<PathBuf>,
+    from: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Option<String>,
+    secret: Option<Secret>,
+    secret_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    retry_base_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    timeout_seconds: Option<u64>,
 }
 
 /// Kerberos (SPNEGO) sign-in done by accesskeyd itself (`kerberos` cargo feature).
@@ -523,6 +620,8 @@ struct RawConfig {
     #[serde(default)]
     windows: Option<RawWindows>,
     #[serde(default)]
+    notifications: Option<RawNotifications>,
+    #[serde(default)]
     password_hashing: PasswordHashingConfig,
     #[serde(default)]
     log: LogConfig,
@@ -540,6 +639,7 @@ impl Default for Config {
             login_throttle: LoginThrottleConfig::default(),
             proxy_auth: None,
             windows: None,
+            notifications: None,
             password_hashing: PasswordHashingConfig::default(),
             log: LogConfig::default(),
             directories: vec![DirectoryConfig::Builtin(BuiltinDirectoryConfig::default())],
@@ -859,9 +959,14 @@ impl RawConfig {
             None => None,
             Some(w) => Some(validate_windows(w, &directories)?),
         };
+        let notifications = match self.notifications {
+            None => None,
+            Some(n) => Some(validate_notifications(n)?),
+        };
         Ok(Config {
             proxy_auth,
             windows,
+            notifications,
             server: self.server,
             database: self.database,
             access_keys: self.access_keys,
@@ -872,6 +977,128 @@ impl RawConfig {
             directories,
         })
     }
+}
+
+/// `secret` or `secret_file`, not both; `required` names the key when neither is set.
+fn secret_or_file(
+    key: &str,
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    required: bool,
+) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            format!("{key}_file"),
+            format!("set either {key} or {key}_file, not both"),
+        )),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(path)) => Ok(Some(read_secret_file(&format!("{key}_file"), &path)?)),
+        (None, None) if required => Err(invalid(key, "is required")),
+        (None, None) => Ok(None),
+    }
+}
+
+fn validate_notifications(n: RawNotifications) -> Result<NotificationsConfig, ConfigError> {
+    let schedule = n.schedule.unwrap_or_else(|| "0 0 7 * * *".into());
+    if cron::Schedule::from_str(&schedule).is_err() {
+        return Err(invalid(
+            "notifications.schedule",
+            format!("`{schedule}` is not a cron expression (seconds first, e.g. `0 0 7 * * *`)"),
+        ));
+    }
+    let smtp = match n.smtp {
+        None => None,
+        Some(s) => {
+            let host = s
+                .host
+                .filter(|h| !h.trim().is_empty())
+                .ok_or_else(|| invalid("notifications.smtp.host", "is required"))?;
+            let from = s
+                .from
+                .filter(|f| !f.trim().is_empty())
+                .ok_or_else(|| invalid("notifications.smtp.from", "is required"))?;
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(invalid(
+                    "notifications.smtp.from",
+                    format!("`{from}` is not an e-mail address"),
+                ));
+            }
+            let security = s.security.unwrap_or(SmtpSecurity::Starttls);
+            let password = secret_or_file(
+                "notifications.smtp.password",
+                s.password,
+                s.password_file,
+                false,
+            )?;
+            if password.is_some() != s.username.is_some() {
+                return Err(invalid(
+                    "notifications.smtp.username",
+                    "username and password go together",
+                ));
+            }
+            Some(SmtpConfig {
+                host,
+                port: s.port.unwrap_or(match security {
+                    SmtpSecurity::Tls => 465,
+                    SmtpSecurity::Starttls => 587,
+                    SmtpSecurity::None => 25,
+                }),
+                security,
+                ca_file: s.ca_file,
+                username: s.username,
+                password,
+                from,
+                timeout_seconds: s.timeout_seconds.unwrap_or(30),
+            })
+        }
+    };
+    let webhook = match n.webhook {
+        None => None,
+        Some(w) => {
+            let url = w
+                .url
+                .ok_or_else(|| invalid("notifications.webhook.url", "is required"))?;
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url::Url::parse(&url).is_err()
+            {
+                return Err(invalid(
+                    "notifications.webhook.url",
+                    format!("`{url}` is not an http(s) URL"),
+                ));
+            }
+            let secret = secret_or_file(
+                "notifications.webhook.secret",
+                w.secret,
+                w.secret_file,
+                true,
+            )?
+            .ok_or_else(|| invalid("notifications.webhook.secret", "is required"))?;
+            if secret.expose().len() < 16 {
+                return Err(invalid(
+                    "notifications.webhook.secret",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(WebhookConfig {
+                url,
+                secret,
+                max_attempts: w.max_attempts.unwrap_or(5).clamp(1, 20),
+                retry_base_ms: w.retry_base_ms.unwrap_or(1000),
+                timeout_seconds: w.timeout_seconds.unwrap_or(10),
+            })
+        }
+    };
+    if smtp.is_none() && webhook.is_none() {
+        return Err(invalid(
+            "notifications",
+            "configure [notifications.smtp], [notifications.webhook], or both",
+        ));
+    }
+    Ok(NotificationsConfig {
+        schedule,
+        smtp,
+        webhook,
+    })
 }
 
 fn is_ldap_directory(directories: &[DirectoryConfig], id: &str) -> bool {
@@ -1424,6 +1651,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sync_schedule"), "{err}");
+    }
+
+    #[test]
+    fn notifications_need_a_channel_and_valid_settings() {
+        let ok = file("[notifications]\n[notifications.smtp]\nhost = \"mail\"\nfrom = \"a <a@example.com>\"\n[notifications.webhook]\nurl = \"https://hooks.example.com/x\"\nsecret = \"0123456789abcdef\"\n");
+        let n = Config::load_from(Some(ok.path()), &[])
+            .unwrap()
+            .notifications
+            .unwrap();
+        let smtp = n.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.security), (587, SmtpSecurity::Starttls));
+        assert_eq!(n.webhook.unwrap().max_attempts, 5);
+        assert_eq!(n.schedule, "0 0 7 * * *");
+        for (bad, key) in [
+            ("[notifications]\n", "notifications"),
+            ("[notifications]\nschedule = \"daily\"\n[notifications.webhook]\nurl = \"https://x\"\nsecret = \"0123456789abcdef\"\n", "notifications.schedule"),
+            ("[notifications.smtp]\nhost = \"m\"\nfrom = \"not an address\"\n", "notifications.smtp.from"),
+            ("[notifications.smtp]\nhost = \"m\"\nfrom = \"a@b.c\"\nusername = \"u\"\n", "notifications.smtp.username"),
+            ("[notifications.smtp]\nhost = \"m\"\nfrom = \"a@b.c\"\nsecurity = \"ssl\"\n", "security"),
+            ("[notifications.webhook]\nurl = \"ftp://x\"\nsecret = \"0123456789abcdef\"\n", "notifications.webhook.url"),
+            ("[notifications.webhook]\nurl = \"https://x\"\nsecret = \"short\"\n", "notifications.webhook.secret"),
+        ] {
+            let f = file(bad);
+            let err = Config::load_from(Some(f.path()), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

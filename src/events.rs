@@ -167,11 +167,18 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
         match dir.lookup(username).await {
             Ok(du) => {
                 let external_id = du.external_id.clone();
-                users::create_from_event(app, &actor, &dir.config().id, du).await?;
+                let outcome = users::create_from_event(app, &actor, &dir.config().id, du).await?;
+                if outcome == users::FromEvent::NameTaken {
+                    r.message = Some(
+                        "another record holds this name; it is sorted out at the next login or sync"
+                            .into(),
+                    );
+                    continue;
+                }
                 // Applied by the stable id: the directory may spell the name differently.
                 let mut e = e.clone();
                 e.external_id = Some(external_id);
-                created.push((r.index, e));
+                created.push((r.index, matches!(outcome, users::FromEvent::Created(_)), e));
             }
             Err(DirectoryError::InvalidCredentials) => {
                 r.message = Some("not found in the directory".into());
@@ -183,10 +190,11 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
         }
     }
     if !created.is_empty() {
-        let (indices, batch): (Vec<usize>, Vec<LoginEvent>) = created.into_iter().unzip();
-        for (index, mut r) in indices.into_iter().zip(apply(app, source, batch).await?) {
+        let marks: Vec<(usize, bool)> = created.iter().map(|(i, new, _)| (*i, *new)).collect();
+        let batch: Vec<LoginEvent> = created.into_iter().map(|(_, _, e)| e).collect();
+        for ((index, new), mut r) in marks.into_iter().zip(apply(app, source, batch).await?) {
             r.index = index;
-            if r.status == "updated" {
+            if new && r.status == "updated" {
                 r.status = "created";
             }
             results[index] = r;

@@ -14,10 +14,17 @@ use serde_json::Value;
 
 pub const VALIDITY_WITHOUT_USER_LOGIN: &str = "Authentication/AccessKey/ValidityWithoutUserLogin";
 
+pub const DEFAULT_SESSION_DURATION: &str = "Authentication/DefaultSessionDuration";
+pub const KEY_CREATION_ENABLED: &str = "Authentication/AccessKey/Creation/Enabled";
+pub const SERVICE_ACCOUNT_MAX_LIFETIME: &str =
+    "Authentication/AccessKey/ServicePrincipal/MaxLifetime";
+pub const WARNING_DAYS: &str = "Authentication/AccessKey/WarningDays";
+
 /// The type and range of an option's value.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Integer { min: i64, max: i64 },
+    Boolean,
 }
 
 /// The definition of one option.
@@ -32,18 +39,56 @@ pub struct Definition {
 }
 
 /// Every option this build knows. Adding one is adding a line here.
-pub const DEFINITIONS: &[Definition] = &[Definition {
-    path: VALIDITY_WITHOUT_USER_LOGIN,
-    description: "Days an access key keeps working after its owner's last interactive login. \
+pub const DEFINITIONS: &[Definition] = &[
+    Definition {
+        path: VALIDITY_WITHOUT_USER_LOGIN,
+        description: "Days an access key keeps working after its owner's last interactive login. \
                   0 disables every access key. A user's accessKeyValidityDuration (minutes) \
                   overrides it.",
-    units: "days",
-    kind: Kind::Integer {
-        min: 0,
-        max: 36_500,
+        units: "days",
+        kind: Kind::Integer {
+            min: 0,
+            max: 36_500,
+        },
+        default: |c| Value::from(c.access_keys.validity_without_user_login_days),
     },
-    default: |c| Value::from(c.access_keys.validity_without_user_login_days),
-}];
+    Definition {
+        path: DEFAULT_SESSION_DURATION,
+        description: "Minutes an interactive session lasts from its login, whatever the activity. \
+                  A user's sessionDuration overrides it. Applies to sessions opened after a \
+                  change.",
+        units: "min",
+        kind: Kind::Integer {
+            min: 1,
+            max: 525_600,
+        },
+        default: |c| Value::from(c.sessions.interactive_ttl_minutes),
+    },
+    Definition {
+        path: KEY_CREATION_ENABLED,
+        description: "Whether people create their own access keys. When false only admins create \
+                  keys (for themselves or on behalf of a user); existing keys keep working.",
+        units: "",
+        kind: Kind::Boolean,
+        default: |c| Value::from(c.access_keys.creation_enabled),
+    },
+    Definition {
+        path: SERVICE_ACCOUNT_MAX_LIFETIME,
+        description: "Longest lifetime of a service account's access key, in days from its \
+                  creation; every such key needs an expiry within it.",
+        units: "days",
+        kind: Kind::Integer { min: 1, max: 3_650 },
+        default: |c| Value::from(c.access_keys.service_account_max_lifetime_days),
+    },
+    Definition {
+        path: WARNING_DAYS,
+        description: "Days before access keys stop working that their owner (or a service \
+                  account's manager) is warned; 0 sends no warnings.",
+        units: "days",
+        kind: Kind::Integer { min: 0, max: 365 },
+        default: |c| Value::from(c.access_keys.warning_days),
+    },
+];
 
 fn definition(path: &str) -> Option<&'static Definition> {
     DEFINITIONS
@@ -96,7 +141,32 @@ fn validate(def: &Definition, value: &Value) -> Result<Value> {
             }
             Ok(Value::from(n))
         }
+        Kind::Boolean => value.as_bool().map(Value::from).ok_or_else(|| {
+            Error::invalid(format!(
+                "configurationOptions: `{}` takes true or false, not {value}",
+                def.path
+            ))
+        }),
     }
+}
+
+/// The current value of an option (stored, or its default), inside a caller's connection.
+pub fn current(conn: &mut DbConn, config: &Config, path: &str) -> Result<Value> {
+    let def = definition(path)
+        .ok_or_else(|| Error::Internal(format!("no option definition for {path}")))?;
+    Ok(stored(conn, def.path)?.unwrap_or_else(|| (def.default)(config)))
+}
+
+pub fn current_i64(conn: &mut DbConn, config: &Config, path: &str) -> Result<i64> {
+    current(conn, config, path)?
+        .as_i64()
+        .ok_or_else(|| Error::Internal(format!("option {path} is not an integer")))
+}
+
+pub fn current_bool(conn: &mut DbConn, config: &Config, path: &str) -> Result<bool> {
+    current(conn, config, path)?
+        .as_bool()
+        .ok_or_else(|| Error::Internal(format!("option {path} is not a boolean")))
 }
 
 fn stored(conn: &mut DbConn, path: &str) -> Result<Option<Value>> {

@@ -29,6 +29,10 @@ pub const MAX_OVERRIDE_MINUTES: i64 = 100 * 366 * 24 * 60;
 pub struct UserInfo {
     pub row: UserRow,
     pub window: Window,
+    /// The session duration in force for this user, in minutes.
+    pub session_minutes: i64,
+    /// A service account's manager's username.
+    pub manager_name: Option<String>,
 }
 
 impl UserInfo {
@@ -47,12 +51,36 @@ pub(crate) fn find(conn: &mut DbConn, id: &str) -> Result<UserRow> {
         .ok_or_else(|| Error::not_found(format!("user `{id}` not found")))
 }
 
-fn with_window(conn: &mut DbConn, config: &Config, row: UserRow) -> Result<UserInfo> {
+pub(crate) fn with_window(conn: &mut DbConn, config: &Config, row: UserRow) -> Result<UserInfo> {
     let days = options::validity_days(conn, config)?;
-    Ok(UserInfo {
+    let default_session = options::current_i64(conn, config, options::DEFAULT_SESSION_DURATION)?;
+    let mut info = info_of(row, days, default_session);
+    info.manager_name = manager_name(conn, &info.row)?;
+    Ok(info)
+}
+
+fn manager_name(conn: &mut DbConn, row: &UserRow) -> Result<Option<String>> {
+    match &row.manager_id {
+        Some(id) => Ok(users::table
+            .find(id)
+            .select(users::username)
+            .first(conn)
+            .optional()?),
+        None => Ok(None),
+    }
+}
+
+/// A user with the windows in force, given the system values.
+fn info_of(row: UserRow, days: i64, default_session_minutes: i64) -> UserInfo {
+    UserInfo {
         window: validity::window(row.access_key_validity_minutes, days),
+        session_minutes: row
+            .session_duration_minutes
+            .filter(|m| *m > 0)
+            .unwrap_or(default_session_minutes),
+        manager_name: None,
         row,
-    })
+    }
 }
 
 pub async fn get(app: &App, id: &str) -> Result<UserInfo> {
@@ -66,29 +94,54 @@ pub async fn get(app: &App, id: &str) -> Result<UserInfo> {
         .await
 }
 
-/// A page of users ordered by username, with the total count.
-pub async fn list(app: &App, offset: i64, limit: i64) -> Result<(Vec<UserInfo>, i64)> {
+/// A page of users ordered by username, with the total count; `service_accounts`: only those
+/// (true) or only people (false).
+pub async fn list(
+    app: &App,
+    service_accounts: Option<bool>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<UserInfo>, i64)> {
     let config = app.config.clone();
     app.store
         .read(move |conn| {
-            let total: i64 = users::table.count().get_result(conn)?;
-            let rows: Vec<UserRow> = users::table
+            let filtered = || {
+                let q = users::table.into_boxed();
+                match service_accounts {
+                    Some(sa) => q.filter(users::is_service_account.eq(sa)),
+                    None => q,
+                }
+            };
+            let total: i64 = filtered().count().get_result(conn)?;
+            let rows: Vec<UserRow> = filtered()
                 .order((users::username.asc(), users::id.asc()))
                 .offset(offset)
                 .limit(limit)
                 .select(UserRow::as_select())
                 .load(conn)?;
             let days = options::validity_days(conn, &config)?;
-            let infos = rows
-                .into_iter()
-                .map(|row| UserInfo {
-                    window: validity::window(row.access_key_validity_minutes, days),
-                    row,
-                })
-                .collect();
+            let session = options::current_i64(conn, &config, options::DEFAULT_SESSION_DURATION)?;
+            let mut infos = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut info = info_of(row, days, session);
+                info.manager_name = manager_name(conn, &info.row)?;
+                infos.push(info);
+            }
             Ok((infos, total))
         })
         .await
+}
+
+/// Longest session duration override, in minutes (a year).
+pub const MAX_SESSION_MINUTES: i64 = 525_600;
+
+/// What an admin changes of a user (`POST /api/users/{id}/update`); None leaves it as is.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    /// Minutes ≥ 0 (0 disables the user's keys); negative removes the override.
+    pub access_key_validity_minutes: Option<i64>,
+    /// Minutes > 0; negative removes the override; 0 is refused.
+    pub session_duration_minutes: Option<i64>,
 }
 
 /// Sets (minutes ≥ 0) or removes (negative) a user's validity override.
@@ -98,12 +151,45 @@ pub async fn set_validity_override(
     id: &str,
     minutes: i64,
 ) -> Result<UserInfo> {
-    if minutes > MAX_OVERRIDE_MINUTES {
+    update(
+        app,
+        actor,
+        id,
+        Update {
+            access_key_validity_minutes: Some(minutes),
+            ..Update::default()
+        },
+    )
+    .await
+}
+
+/// Applies an admin's changes to a user in one transaction, an audit event each.
+pub async fn update(app: &App, actor: &Actor, id: &str, u: Update) -> Result<UserInfo> {
+    if u.access_key_validity_minutes.is_none() && u.session_duration_minutes.is_none() {
+        return Err(Error::invalid(
+            "accessKeyValidityDuration or sessionDuration: give at least one (minutes; negative resets to the system value)",
+        ));
+    }
+    if u.access_key_validity_minutes
+        .is_some_and(|m| m > MAX_OVERRIDE_MINUTES)
+    {
         return Err(Error::invalid(format!(
             "accessKeyValidityDuration: at most {MAX_OVERRIDE_MINUTES} minutes"
         )));
     }
-    let stored = (minutes >= 0).then_some(minutes);
+    match u.session_duration_minutes {
+        Some(0) => {
+            return Err(Error::invalid(
+                "sessionDuration: 0 would end sessions at once; give minutes, or a negative value to reset",
+            ))
+        }
+        Some(m) if m > MAX_SESSION_MINUTES => {
+            return Err(Error::invalid(format!(
+                "sessionDuration: at most {MAX_SESSION_MINUTES} minutes"
+            )))
+        }
+        _ => {}
+    }
     let now = app.clock.now();
     let id = id.to_string();
     let actor = actor.clone();
@@ -112,20 +198,39 @@ pub async fn set_validity_override(
         .store
         .write(move |conn| {
             let row = find(conn, &id)?;
-            diesel::update(users::table.find(&row.id))
-                .set(users::access_key_validity_minutes.eq(stored))
-                .execute(conn)?;
-            let detail = match stored {
-                Some(m) => format!("accessKeyValidityDuration = {m} min"),
-                None => "accessKeyValidityDuration reset to the system value".to_string(),
+            let event = |conn: &mut DbConn, action: &str, detail: String| {
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new(action, &actor)
+                        .target("user", &row.id, &row.username)
+                        .detail(detail),
+                )
             };
-            audit::record(
-                conn,
-                now,
-                &Event::new("user.validity_override", &actor)
-                    .target("user", &row.id, &row.username)
-                    .detail(detail),
-            )?;
+            if let Some(minutes) = u.access_key_validity_minutes {
+                let stored = (minutes >= 0).then_some(minutes);
+                diesel::update(users::table.find(&row.id))
+                    .set(users::access_key_validity_minutes.eq(stored))
+                    .execute(conn)?;
+                let detail = match stored {
+                    Some(m) => format!("accessKeyValidityDuration = {m} min"),
+                    None => "accessKeyValidityDuration reset to the system value".to_string(),
+                };
+                event(conn, "user.validity_override", detail)?;
+            }
+            if let Some(minutes) = u.session_duration_minutes {
+                let stored = (minutes > 0).then_some(minutes);
+                diesel::update(users::table.find(&row.id))
+                    .set(users::session_duration_minutes.eq(stored))
+                    .execute(conn)?;
+                let detail = match stored {
+                    Some(m) => {
+                        format!("sessionDuration = {m} min (for sessions opened from now on)")
+                    }
+                    None => "sessionDuration reset to the system value".to_string(),
+                };
+                event(conn, "user.session_duration", detail)?;
+            }
             let row = find(conn, &row.id)?;
             with_window(conn, &config, row)
         })
@@ -153,6 +258,8 @@ pub(crate) fn remove_in(
     why: &str,
 ) -> Result<(UserRow, Deleted)> {
     let row = find(conn, user_id)?;
+    // The service accounts this person answered for stop working until someone else does.
+    crate::service_accounts::suspend_managed_by(conn, &row, actor, now, why)?;
     // Explicit deletes (rather than relying on the cascade alone) give the counts for the
     // audit trail and keep the behaviour independent of the backend.
     let sessions =
@@ -335,6 +442,12 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
     Ok(info)
 }
 
+/// The session duration in force for a user, in minutes: their override, else the system
+/// option `Authentication/DefaultSessionDuration`.
+pub fn session_minutes(conn: &mut DbConn, config: &Config, row: &UserRow) -> Result<i64> {
+    Ok(with_window(conn, config, row.clone())?.session_minutes)
+}
+
 /// A new record for a user a directory describes (no password: the directory checks it).
 fn directory_user_row(
     directory_id: &str,
@@ -359,19 +472,31 @@ fn directory_user_row(
         access_key_validity_minutes: None,
         suspended_at: None,
         scim_external_id: None,
+        session_duration_minutes: None,
+        is_service_account: false,
+        manager_id: None,
     }
+}
+
+/// What [`create_from_event`] found or did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromEvent {
+    Created(String),
+    /// A record with this stable id exists already (the event spelled the name differently).
+    Exists(String),
+    /// Another record holds the name: left for that person's next login or sync to sort out.
+    NameTaken,
 }
 
 /// Creates the record of a directory user whom a trusted system reported signing in before
 /// their first login here (`create_users_from_events`). No `lastLoginAt` yet: the event that
-/// caused it sets that, forward-only like any other. Returns the user id; an existing record
-/// with the same stable id is returned as is.
+/// caused it sets that, forward-only like any other.
 pub async fn create_from_event(
     app: &App,
     actor: &Actor,
     directory_id: &str,
     du: DirectoryUser,
-) -> Result<String> {
+) -> Result<FromEvent> {
     let now = app.clock.now();
     let dir = directory_id.to_string();
     let actor = actor.clone();
@@ -384,7 +509,15 @@ pub async fn create_from_event(
                 .first(conn)
                 .optional()?;
             if let Some(id) = existing {
-                return Ok(id);
+                return Ok(FromEvent::Exists(id));
+            }
+            let taken: i64 = users::table
+                .filter(users::directory_id.eq(&dir))
+                .filter(users::username.eq(&du.username))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Ok(FromEvent::NameTaken);
             }
             let row = directory_user_row(&dir, du, now, None);
             diesel::insert_into(users::table)
@@ -397,7 +530,7 @@ pub async fn create_from_event(
                     .target("user", &row.id, &row.username)
                     .detail(format!("directory {dir}: from a reported login event")),
             )?;
-            Ok(row.id)
+            Ok(FromEvent::Created(row.id))
         })
         .await
 }
@@ -448,6 +581,9 @@ pub async fn create_local(
                 access_key_validity_minutes: None,
                 suspended_at: None,
                 scim_external_id: None,
+                session_duration_minutes: None,
+                is_service_account: false,
+                manager_id: None,
             };
             diesel::insert_into(users::table)
                 .values(&row)
@@ -490,6 +626,11 @@ pub async fn set_local_password(
                 .first(conn)
                 .optional()?
                 .ok_or_else(|| Error::not_found(format!("no built-in user named `{username}`")))?;
+            if row.is_service_account {
+                return Err(Error::invalid(format!(
+                    "`{username}` is a service account: it has no password and never logs in; give it access keys with an expiry"
+                )));
+            }
             diesel::update(users::table.find(&row.id))
                 .set(users::password_hash.eq(Some(hash)))
                 .execute(conn)?;

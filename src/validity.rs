@@ -48,6 +48,49 @@ pub enum Invalid {
         last_login: DateTime<Utc>,
         until: DateTime<Utc>,
     },
+    #[error("the service account's key expired at {until}")]
+    KeyExpired { until: DateTime<Utc> },
+    #[error("the service account's key has no expiry")]
+    NoExpiry,
+}
+
+/// Whose key it is, as far as the rule is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// A person: keys work until last interactive login + window.
+    Person { last_login: Option<DateTime<Utc>> },
+    /// A service account, which never logs in: its keys work until their own expiry.
+    ServiceAccount {
+        key_expires_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// When a key stops working (unless a person signs in again first); None: it does not work.
+/// A disabled window (override 0, or the system option 0 without override) stops every key,
+/// service accounts' too.
+pub fn key_valid_until(holder: Holder, window: Window) -> Option<DateTime<Utc>> {
+    match (holder, window) {
+        (_, Window::Disabled) => None,
+        (Holder::Person { last_login }, w) => valid_until(last_login, w),
+        (Holder::ServiceAccount { key_expires_at }, _) => key_expires_at,
+    }
+}
+
+/// May this key act at `now`? The one decision for people's and service accounts' keys.
+pub fn check_key(holder: Holder, window: Window, now: DateTime<Utc>) -> Result<(), Invalid> {
+    match holder {
+        Holder::Person { last_login } => check(last_login, window, now),
+        Holder::ServiceAccount { key_expires_at } => {
+            if window == Window::Disabled {
+                return Err(Invalid::Disabled);
+            }
+            match key_expires_at {
+                None => Err(Invalid::NoExpiry),
+                Some(until) if now >= until => Err(Invalid::KeyExpired { until }),
+                Some(_) => Ok(()),
+            }
+        }
+    }
 }
 
 /// The instant the owner's keys stop working, if they work at all.
@@ -82,6 +125,39 @@ mod tests {
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn service_account_keys_follow_their_expiry_not_logins() {
+        let until = t0() + Duration::days(30);
+        let sa = Holder::ServiceAccount {
+            key_expires_at: Some(until),
+        };
+        let w = window(None, 14);
+        assert_eq!(check_key(sa, w, t0()), Ok(()));
+        assert_eq!(
+            check_key(sa, w, until),
+            Err(Invalid::KeyExpired { until }),
+            "expires at the instant"
+        );
+        assert_eq!(
+            check_key(sa, Window::Disabled, t0()),
+            Err(Invalid::Disabled)
+        );
+        let none = Holder::ServiceAccount {
+            key_expires_at: None,
+        };
+        assert_eq!(check_key(none, w, t0()), Err(Invalid::NoExpiry));
+        assert_eq!(key_valid_until(sa, w), Some(until));
+        assert_eq!(key_valid_until(sa, Window::Disabled), None);
+        let person = Holder::Person {
+            last_login: Some(t0()),
+        };
+        assert_eq!(key_valid_until(person, w), Some(t0() + Duration::days(14)));
+        assert_eq!(
+            check_key(person, w, t0() + Duration::days(14)),
+            check(Some(t0()), w, t0() + Duration::days(14))
+        );
     }
 
     #[test]

@@ -658,7 +658,11 @@ impl LdapDirectory {
         let is_admin = self.is_admin(svc, &entry.dn).await?;
         let canonical = canonical_username(&entry, &self.cfg.username_attribute, username);
         tracing::debug!(directory = %self.cfg.id, dn = %entry.dn, member_of = entry.values("memberOf").len(), "LDAP user entry");
-        tracing::info!(directory = %self.cfg.id, username = %canonical, is_admin, "LDAP login");
+        if password.is_some() {
+            tracing::info!(directory = %self.cfg.id, username = %canonical, is_admin, "LDAP login");
+        } else {
+            tracing::info!(directory = %self.cfg.id, username = %canonical, is_admin, "LDAP user looked up");
+        }
         Ok(DirectoryUser {
             external_id,
             username: canonical,

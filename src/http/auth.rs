@@ -133,7 +133,7 @@ fn logged_in(state: &AppState, done: auth::LoggedIn, cookie: bool) -> Result<Res
     if cookie {
         response
             .headers_mut()
-            .insert(header::SET_COOKIE, session_cookie(state, &done.token)?);
+            .insert(header::SET_COOKIE, session_cookie(state, &done)?);
     }
     Ok(response)
 }
@@ -148,11 +148,14 @@ fn secure_attribute(state: &AppState) -> &'static str {
 }
 
 /// The browser session cookie of an interactive login.
-pub(super) fn session_cookie(state: &AppState, token: &Secret) -> Result<HeaderValue, Error> {
-    let max_age = state.0.config.sessions.interactive_ttl_minutes * 60;
+pub(super) fn session_cookie(
+    state: &AppState,
+    done: &auth::LoggedIn,
+) -> Result<HeaderValue, Error> {
     let value = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        token.expose(),
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        done.token.expose(),
+        done.ttl_seconds,
         secure_attribute(state)
     );
     HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("cookie: {e}")))
@@ -319,7 +322,7 @@ async fn oidc_callback(
         Ok(done) => {
             let mut r = super::ui::see_other("/ui/keys");
             r.headers_mut()
-                .append(header::SET_COOKIE, session_cookie(&state, &done.token)?);
+                .append(header::SET_COOKIE, session_cookie(&state, &done)?);
             r
         }
         Err(e) => super::ui::error_page(e),
@@ -328,7 +331,7 @@ async fn oidc_callback(
         header::SET_COOKIE,
         clear_cookie(&state, UI_RETURN_COOKIE, OIDC_CALLBACK_PATH),
     );
-    Ok(response)
+    Ok(super::ui::with_security_headers(response))
 }
 
 async fn oidc_complete(

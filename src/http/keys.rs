@@ -37,6 +37,11 @@ pub struct KeyOutput {
     pub user_id: String,
     /// accesskeyd's own: the owner's username, for the admin list.
     pub username: String,
+    /// A service account's key: when it stops working; null for people's keys.
+    pub expiry: Option<DateTime<Utc>>,
+    /// accesskeyd's own: when the key stops working unless its owner signs in again (or its
+    /// expiry); null when it does not work now.
+    pub valid_until: Option<DateTime<Utc>>,
     #[serde(rename = "type")]
     pub kind: &'static str,
 }
@@ -53,6 +58,8 @@ fn output(v: KeyView, password: Option<String>) -> KeyOutput {
         is_admin: v.owner_is_admin,
         user_id: v.row.user_id,
         username: v.owner_username,
+        expiry: v.row.expires_at.map(from_ms),
+        valid_until: v.valid_until,
         kind: "AccessKey",
     }
 }
@@ -64,6 +71,8 @@ struct KeyInput {
     name: Option<String>,
     description: Option<String>,
     user_id: Option<String>,
+    /// ISO-8601; required for a service account's key.
+    expiry: Option<DateTime<Utc>>,
 }
 
 async fn create(
@@ -78,6 +87,7 @@ async fn create(
             name: input.name,
             description: input.description,
             user_id: input.user_id,
+            expiry: input.expiry,
         },
     )
     .await?;

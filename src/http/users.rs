@@ -9,6 +9,7 @@ use crate::metrics::inc;
 use crate::store::models::from_ms;
 use crate::users::{self, UserInfo};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/users/me", get(me))
-        .route("/api/users", get(list))
+        .route("/api/users", get(list).post(create))
         .route("/api/users/{id}", get(show).delete(delete))
         .route("/api/users/{id}/update", post(update))
 }
@@ -54,8 +55,26 @@ pub struct UserOutput {
     /// accesskeyd's own: when this user's keys stop working unless they log in again.
     pub access_keys_valid_until: Option<DateTime<Utc>>,
     /// accesskeyd's own: since when the user is suspended (gone from the directory, within
-    /// `removal_grace_hours`); keys and sessions are refused meanwhile.
+    /// `removal_grace_hours`; or a service account whose manager was removed); keys and
+    /// sessions are refused meanwhile.
     pub suspended_at: Option<DateTime<Utc>>,
+    /// The user's session duration override in minutes, null when none.
+    pub session_duration: Option<i64>,
+    /// The session duration in force for this user.
+    pub effective_session_duration: ScalarValue,
+    /// A service account (never logs in; its keys carry an expiry).
+    pub is_application_service_principal: bool,
+    /// A service account's responsible person; null for people, and for a suspended account.
+    pub manager: Option<IdentityOutput>,
+}
+
+/// `{"id","name","type"}`, as the SDK's identity previews.
+#[derive(Debug, Serialize)]
+pub struct IdentityOutput {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
 }
 
 pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
@@ -81,8 +100,23 @@ pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
             value: u.window.minutes(),
             uom: "min",
         },
-        access_keys_valid_until: u.keys_valid_until(),
+        access_keys_valid_until: if r.is_service_account {
+            None
+        } else {
+            u.keys_valid_until()
+        },
         suspended_at: r.suspended_at.map(from_ms),
+        session_duration: r.session_duration_minutes,
+        effective_session_duration: ScalarValue {
+            value: u.session_minutes,
+            uom: "min",
+        },
+        is_application_service_principal: r.is_service_account,
+        manager: r.manager_id.as_ref().map(|id| IdentityOutput {
+            id: id.clone(),
+            name: u.manager_name.clone().unwrap_or_default(),
+            kind: "User",
+        }),
     }
 }
 
@@ -94,22 +128,77 @@ async fn me(
     Ok(Json(user_output(&state, &info)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    offset: Option<i64>,
+    limit: Option<i64>,
+    /// true: only service accounts; false: only people.
+    is_application_service_principal: Option<bool>,
+}
+
 async fn list(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Query(params): Query<PageParams>,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = params.page()?;
-    let (rows, total) = users::list(&state.0, page.offset, page.limit).await?;
+    let page = PageParams {
+        offset: params.offset,
+        limit: params.limit,
+    }
+    .page()?;
+    let filter = params.is_application_service_principal;
+    let (rows, total) = users::list(&state.0, filter, page.offset, page.limit).await?;
     let users: Vec<UserOutput> = rows.iter().map(|u| user_output(&state, u)).collect();
+    let extra: Vec<(&str, String)> = filter
+        .map(|f| vec![("isApplicationServicePrincipal", f.to_string())])
+        .unwrap_or_default();
     Ok(Json(json!({
         "users": users,
         "offset": page.offset,
         "limit": page.limit,
         "totalResults": total,
-        "next": page.next("/api/users", &[], total),
-        "prev": page.prev("/api/users", &[]),
+        "next": page.next("/api/users", &extra, total),
+        "prev": page.prev("/api/users", &extra),
     })))
+}
+
+/// The subset of UserInputV1 for creating a service account.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewUserInput {
+    name: Option<String>,
+    username: Option<String>,
+    #[serde(default)]
+    is_application_service_principal: bool,
+    /// A user id, or `DIRECTORY:USERNAME`.
+    manager: Option<String>,
+}
+
+/// Creates a service account. People are not created here: they come from their directory
+/// (or `accesskeyd local-user add` for the built-in one).
+async fn create(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    JsonBody(input): JsonBody<NewUserInput>,
+) -> Result<(StatusCode, Json<UserOutput>), ApiError> {
+    if !input.is_application_service_principal {
+        return Err(Error::invalid(
+            "isApplicationServicePrincipal: only service accounts are created here; people come from their directory",
+        )
+        .into());
+    }
+    let info = crate::service_accounts::create(
+        &state.0,
+        &p.actor(),
+        crate::service_accounts::NewServiceAccount {
+            name: input.name.unwrap_or_default(),
+            username: input.username,
+            manager: input.manager.unwrap_or_default(),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user_output(&state, &info))))
 }
 
 async fn show(
@@ -129,6 +218,9 @@ async fn show(
 #[serde(rename_all = "camelCase")]
 struct UserUpdate {
     access_key_validity_duration: Option<i64>,
+    session_duration: Option<i64>,
+    /// A service account's new manager (user id or `DIRECTORY:USERNAME`).
+    manager: Option<String>,
 }
 
 async fn update(
@@ -137,12 +229,22 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> Result<Json<UserOutput>, ApiError> {
-    let minutes = body.access_key_validity_duration.ok_or_else(|| {
-        Error::invalid(
-            "accessKeyValidityDuration: required (minutes; negative resets to the system value)",
-        )
-    })?;
-    let info = users::set_validity_override(&state.0, &p.actor(), &id, minutes).await?;
+    let actor = p.actor();
+    let mut info = None;
+    if let Some(manager) = &body.manager {
+        info = Some(crate::service_accounts::set_manager(&state.0, &actor, &id, manager).await?);
+    }
+    if body.access_key_validity_duration.is_some()
+        || body.session_duration.is_some()
+        || info.is_none()
+    {
+        let update = users::Update {
+            access_key_validity_minutes: body.access_key_validity_duration,
+            session_duration_minutes: body.session_duration,
+        };
+        info = Some(users::update(&state.0, &actor, &id, update).await?);
+    }
+    let info = info.ok_or_else(|| Error::Internal("no update applied".into()))?;
     Ok(Json(user_output(&state, &info)))
 }
 

@@ -33,6 +33,25 @@ pub struct KeyView {
     pub row: AccessKeyRow,
     pub owner_username: String,
     pub owner_is_admin: bool,
+    /// When the key stops working unless its owner signs in again, or its expiry; None when
+    /// it does not work (disabled, owner inactive, never logged in).
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// The `validUntil` of a key of `owner` with the system window `days`.
+fn key_view(row: AccessKeyRow, owner: &UserRow, days: i64) -> KeyView {
+    let window = validity::window(owner.access_key_validity_minutes, days);
+    let valid_until = if owner.is_active() {
+        validity::key_valid_until(owner.key_holder(&row), window)
+    } else {
+        None
+    };
+    KeyView {
+        row,
+        owner_username: owner.username.clone(),
+        owner_is_admin: owner.is_admin,
+        valid_until,
+    }
 }
 
 /// What a caller asks to create.
@@ -42,6 +61,8 @@ pub struct NewKey {
     pub description: Option<String>,
     /// Admin only: create for this user instead of oneself.
     pub user_id: Option<String>,
+    /// Required for a service account's key, refused for a person's.
+    pub expiry: Option<DateTime<Utc>>,
 }
 
 fn validate_label(name: Option<&str>, max: usize) -> Result<String> {
@@ -64,6 +85,33 @@ fn validate_description(d: Option<&str>) -> Result<Option<String>> {
             "description: at most {MAX_DESCRIPTION_LEN} characters"
         ))),
         other => Ok(other.map(str::to_string)),
+    }
+}
+
+/// A service account's key must end within the maximum lifetime; a person's has no expiry.
+fn service_account_expiry(
+    owner: &UserRow,
+    expiry: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    max_days: i64,
+) -> Result<Option<DateTime<Utc>>> {
+    match (owner.is_service_account, expiry) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(Error::invalid(
+            "expiry: only service accounts' keys have an expiry; a person's keys follow their logins",
+        )),
+        (true, None) => Err(Error::invalid(format!(
+            "expiry: required for a service account's key (at most {max_days} days from now)"
+        ))),
+        (true, Some(e)) if e <= now => Err(Error::invalid("expiry: must be in the future")),
+        (true, Some(e)) if e > now + chrono::Duration::days(max_days) => Err(Error::invalid(format!(
+            "expiry: at most {max_days} days from now (Authentication/AccessKey/ServicePrincipal/MaxLifetime)"
+        ))),
+        (true, Some(_)) if owner.suspended_at.is_some() => Err(Error::Conflict(format!(
+            "service account `{}` is suspended until an admin assigns it a manager",
+            owner.username
+        ))),
+        (true, Some(e)) => Ok(Some(e)),
     }
 }
 
@@ -92,15 +140,35 @@ pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(Key
         app.config.access_keys.max_label_length,
     )?;
     let description = validate_description(input.description.as_deref())?;
+    // Before any hashing: refused requests cost no argon2 work.
+    let config = app.config.clone();
+    let (enabled, max_days) = app
+        .store
+        .read(move |conn| {
+            Ok((
+                options::current_bool(conn, &config, options::KEY_CREATION_ENABLED)?,
+                options::current_i64(conn, &config, options::SERVICE_ACCOUNT_MAX_LIFETIME)?,
+            ))
+        })
+        .await?;
+    if !enabled && !caller.user.is_admin {
+        return Err(Error::forbidden(
+            "access key creation is turned off here (Authentication/AccessKey/Creation/Enabled); \
+             an admin can create a key for you",
+        ));
+    }
+    let expiry = input.expiry;
     let password = format::new_password();
     let hash = app.hasher.hash(Secret::new(password.clone())).await?;
     let now = app.clock.now();
     let max = app.config.access_keys.max_per_user;
     let actor = caller.actor();
+    let config = app.config.clone();
     let view = app
         .store
         .write(move |conn| {
             let owner = users_domain::find(conn, &owner_id)?;
+            let expires_at = service_account_expiry(&owner, expiry, now, max_days)?;
             // Lock the owner's row (a no-op update) so that concurrent creations for one user
             // on PostgreSQL count one after the other; SQLite's IMMEDIATE already serialises.
             diesel::update(users::table.find(&owner.id))
@@ -125,6 +193,7 @@ pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(Key
                 password_hash: hash,
                 created_at: to_ms(now),
                 last_used_at: None,
+                expires_at: expires_at.map(to_ms),
             };
             diesel::insert_into(access_keys::table)
                 .values(&row)
@@ -136,11 +205,8 @@ pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(Key
                     .target("access_key", &row.key_id, &row.name)
                     .detail(format!("owner {} ({})", owner.username, owner.id)),
             )?;
-            Ok(KeyView {
-                row,
-                owner_username: owner.username,
-                owner_is_admin: owner.is_admin,
-            })
+            let days = options::validity_days(conn, &config)?;
+            Ok(key_view(row, &owner, days))
         })
         .await?;
     inc(&app.metrics.keys_created);
@@ -194,6 +260,7 @@ pub async fn list(
         other => other,
     };
     let me = caller.user.id.clone();
+    let config = app.config.clone();
     app.store
         .read(move |conn| {
             let filtered = || {
@@ -215,19 +282,16 @@ pub async fn list(
                 }
             };
             let total: i64 = filtered().count().get_result(conn)?;
-            let rows: Vec<(AccessKeyRow, String, bool)> = filtered()
+            let rows: Vec<(AccessKeyRow, UserRow)> = filtered()
                 .order((access_keys::created_at.desc(), access_keys::id.asc()))
                 .offset(offset)
                 .limit(limit)
-                .select((AccessKeyRow::as_select(), users::username, users::is_admin))
+                .select((AccessKeyRow::as_select(), UserRow::as_select()))
                 .load(conn)?;
+            let days = options::validity_days(conn, &config)?;
             Ok((
                 rows.into_iter()
-                    .map(|(row, owner_username, owner_is_admin)| KeyView {
-                        row,
-                        owner_username,
-                        owner_is_admin,
-                    })
+                    .map(|(row, owner)| key_view(row, &owner, days))
                     .collect(),
                 total,
             ))
@@ -298,14 +362,16 @@ pub async fn verify(
     }
     let (key, user, days) = checked?;
     let checked = if user.is_active() {
-        validity::check(
-            user.last_login(),
+        validity::check_key(
+            user.key_holder(&key),
             validity::window(user.access_key_validity_minutes, days),
             now,
         )
         .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
     } else {
-        let why = if user.suspended_at.is_some() {
+        let why = if user.is_service_account && user.suspended_at.is_some() {
+            "its service account is suspended: its manager was removed; an admin must assign a new manager"
+        } else if user.suspended_at.is_some() {
             "its owner is no longer in the directory and is suspended pending removal"
         } else {
             "its owner is disabled"

@@ -346,6 +346,9 @@ pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
                 access_key_validity_minutes: None,
                 suspended_at: None,
                 scim_external_id: u.external_id.clone(),
+                session_duration_minutes: None,
+                is_service_account: false,
+                manager_id: None,
             };
             diesel::insert_into(users::table)
                 .values(&row)

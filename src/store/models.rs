@@ -33,6 +33,12 @@ pub struct UserRow {
     pub access_key_validity_minutes: Option<i64>,
     pub suspended_at: Option<i64>,
     pub scim_external_id: Option<String>,
+    /// The user's session duration override in minutes (None: the system option).
+    pub session_duration_minutes: Option<i64>,
+    /// A non-human built-in user (the vendor's application service principal).
+    pub is_service_account: bool,
+    /// The person responsible for a service account; None once that person was removed.
+    pub manager_id: Option<String>,
 }
 
 impl UserRow {
@@ -43,6 +49,19 @@ impl UserRow {
     /// May this user act at all (not disabled, not suspended pending removal)?
     pub fn is_active(&self) -> bool {
         self.is_enabled && self.suspended_at.is_none()
+    }
+
+    /// How the validity rule sees this user's key.
+    pub fn key_holder(&self, key: &AccessKeyRow) -> crate::validity::Holder {
+        if self.is_service_account {
+            crate::validity::Holder::ServiceAccount {
+                key_expires_at: key.expires_at.map(from_ms),
+            }
+        } else {
+            crate::validity::Holder::Person {
+                last_login: self.last_login(),
+            }
+        }
     }
 }
 
@@ -57,6 +76,8 @@ pub struct AccessKeyRow {
     pub password_hash: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Service-account keys stop working at this time (epoch ms); None for people's keys.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone)]

@@ -19,6 +19,9 @@ diesel::table! {
         access_key_validity_minutes -> Nullable<BigInt>,
         suspended_at -> Nullable<BigInt>,
         scim_external_id -> Nullable<Text>,
+        session_duration_minutes -> Nullable<BigInt>,
+        is_service_account -> Bool,
+        manager_id -> Nullable<Text>,
     }
 }
 
@@ -32,6 +35,7 @@ diesel::table! {
         password_hash -> Text,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
     }
 }
 
@@ -141,6 +145,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    key_warnings (subject, lapse_at, channel) {
+        subject -> Text,
+        lapse_at -> BigInt,
+        channel -> Text,
+        sent_at -> BigInt,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -155,5 +168,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_runs,
     oidc_logins,
     scim_tokens,
+    key_warnings,
     event_tokens
 );

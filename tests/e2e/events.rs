@@ -216,6 +216,17 @@ async fn a_directory_that_allows_it_gets_users_created_from_events() {
     )
     .await;
     assert_eq!(b["results"][0]["status"], "unchanged", "{b}");
+    // Another spelling of her name finds the same person upstream: updated, not created.
+    let later = Utc::now();
+    let (_, b) = post(
+        &d,
+        &token,
+        json!([{"directoryId": LDAP_DIR, "username": "Carol", "at": later}]),
+    )
+    .await;
+    assert_eq!(b["results"][0]["status"], "updated", "{b}");
+    assert_eq!(b["results"][0]["userId"], carol_id.as_str());
+    assert_eq!(b["created"], 0);
 
     // The directory down: nothing created, the event reported unknown with the reason.
     let mut slapd = slapd;

@@ -49,9 +49,13 @@ impl CurlAnswer {
 }
 
 async fn curl_negotiate(d: &Daemon, kdc: &Kdc, cache: &Path) -> CurlAnswer {
+    curl_negotiate_at(d, kdc, cache, "/api/auth/windows").await
+}
+
+async fn curl_negotiate_at(d: &Daemon, kdc: &Kdc, cache: &Path, path: &str) -> CurlAnswer {
     // The service principal is derived from the host name in the URL: HTTP/localhost.
     let port = d.url.rsplit(':').next().unwrap().to_string();
-    let url = format!("http://localhost:{port}/api/auth/windows");
+    let url = format!("http://localhost:{port}{path}");
     let krb5_config = kdc.krb5_config();
     let ccache = format!("FILE:{}", cache.display());
     let out = tokio::task::spawn_blocking(move || {
@@ -186,6 +190,16 @@ async fn a_windows_user_signs_in_with_a_kerberos_ticket_and_their_keys_revive() 
         d.client().with_basic(&key, &pw).me().await.status,
         StatusCode::OK
     );
+
+    // The same from the sign-in page's "Sign in with Windows": on to the key list.
+    let cache = kdc.kinit("bob", "bob-kerberos-pw").await;
+    let page = curl_negotiate_at(&d, &kdc, &cache, "/ui/login/windows").await;
+    assert_eq!(page.status, 303, "{:?}", page.headers);
+    assert_eq!(page.header("Location"), Some("/ui/keys"));
+    assert!(page
+        .header("Set-Cookie")
+        .unwrap()
+        .starts_with("accesskeyd_session=aks_"));
 
     // The captured ticket cannot be replayed by someone who saw the request.
     let replayed = a.sent_token.expect("curl trace shows the token");

@@ -405,3 +405,88 @@ impl Client {
         (a.status, a.body, token)
     }
 }
+
+#[tokio::test]
+async fn the_sign_in_page_button_comes_back_to_the_key_list() {
+    let p = provider("idp").await;
+    let d = daemon(&[("idp", &p)]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/ui/login", d.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("href=\"/ui/login/oidc/idp\""), "{page}");
+    assert!(page.contains("Sign in with IdP idp"));
+
+    let r = http
+        .get(format!("{}/ui/login/oidc/idp", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mark = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        mark.starts_with("accesskeyd_ui_return=1; Path=/api/auth/oidc"),
+        "{mark}"
+    );
+    let auth = r.headers()["location"].to_str().unwrap().to_string();
+    let back = p.authorize(&auth, BEN.sub).await;
+    let u = url::Url::parse(&back).unwrap();
+    let callback = format!("{}{}?{}", d.url, u.path(), u.query().unwrap());
+    let r = http
+        .get(&callback)
+        .header("cookie", "accesskeyd_ui_return=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/ui/keys");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("accesskeyd_session=aks_"))
+        .expect("session cookie");
+    assert!(cookies
+        .iter()
+        .any(|c| c.starts_with("accesskeyd_ui_return=;") && c.contains("Max-Age=0")));
+    let jar = session.split(';').next().unwrap();
+    let keys = http
+        .get(format!("{}/ui/keys", d.url))
+        .header("cookie", jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys.status(), StatusCode::OK);
+    assert!(keys.text().await.unwrap().contains("My access keys"));
+
+    // A refusal at the provider comes back as a page, not JSON.
+    let r = http
+        .get(format!(
+            "{}/api/auth/oidc/idp/callback?error=access_denied",
+            d.url
+        ))
+        .header("cookie", "accesskeyd_ui_return=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(r.text().await.unwrap().contains("access_denied"));
+}

@@ -70,7 +70,11 @@ const scenarios = {
   // A person: signs in through LDAP, creates a key, uses it, deletes it.
   async keys() {
     const { page } = await person();
-    await page.goto("/ui/login");
+    const first = await page.goto("/ui/login");
+    const csp = first.headers()["content-security-policy"] || "";
+    assert.match(csp, /default-src 'none'/, "a strict Content-Security-Policy");
+    assert.match(csp, /script-src 'self'/);
+    assert.equal(first.headers()["x-frame-options"], "DENY");
     await shot(page, "sign-in");
     await signIn(page, "alice", "alice-pw", LDAP_DIR);
     await assert.doesNotReject(page.getByRole("heading", { name: "My access keys" }).waitFor());
@@ -228,16 +232,17 @@ const scenarios = {
     // Configuration: ValidityWithoutUserLogin.
     await admin.page.getByRole("link", { name: "Configuration" }).click();
     await shot(admin.page, "admin-configuration");
-    await admin.page.getByLabel("New value (days)").fill("30");
-    await admin.page.getByRole("button", { name: "Save" }).click();
-    await admin.page.waitForURL(/notice=saved/);
     const path = "Authentication/AccessKey/ValidityWithoutUserLogin";
+    const card = admin.page.locator(`section[data-option="${path}"]`);
+    await card.getByLabel(`New value of ${path}`).fill("30");
+    await card.getByRole("button", { name: "Save" }).click();
+    await admin.page.waitForURL(/notice=saved/);
     assert.match(await admin.page.getByTestId(`value-${path}`).innerText(), /^30 days/);
     const opts = await admin.page.request.get("/api/system/configuration/options");
     const opt = (await opts.json()).configurationOptions.find((o) => o.path === path);
     assert.equal(opt.value, 30, "the API sees the new value");
-    await admin.page.getByLabel("New value (days)").fill("-3");
-    await admin.page.getByRole("button", { name: "Save" }).click();
+    await card.getByLabel(`New value of ${path}`).fill("-3");
+    await card.getByRole("button", { name: "Save" }).click();
     assert.match(await admin.page.getByRole("alert").innerText(), /.+/, "an invalid value is explained");
 
     // Directories: a dry run lists who would be removed and removes nobody.
@@ -257,6 +262,20 @@ const scenarios = {
     assert.ok(actions.length >= 1 && actions.every((a) => a === "access_key.delete"), actions.join(","));
     await admin.page.goto("/ui/admin/audit");
     await shot(admin.page, "admin-audit");
+
+    // Deleting a user takes their keys and sessions with them.
+    const carol = await person();
+    await signIn(carol.page, "carol", "carol-pw", LDAP_DIR);
+    const carolKey = await createKey(carol.page, "carol report");
+    await admin.page.goto("/ui/admin/users");
+    await admin.page.getByRole("link", { name: "Manage carol" }).click();
+    await admin.page.getByRole("link", { name: "Delete user…" }).click();
+    assert.match(await admin.page.locator("main").innerText(), /1 access key/);
+    await admin.page.getByRole("button", { name: "Delete user and keys" }).click();
+    await admin.page.waitForURL(/notice=user-deleted/);
+    assert.equal((await meWithKey(carolKey)).status, 401, "the deleted user's key stops");
+    await carol.page.goto("/ui/keys");
+    assert.match(carol.page.url(), /\/ui\/login\?notice=expired/, "the deleted user's session ended");
   },
 };
 

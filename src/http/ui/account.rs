@@ -192,7 +192,7 @@ async fn login(
         directory_id: Some(directory.clone()),
     };
     match auth::login(&state.0, input, addr).await {
-        Ok(done) => signed_in(&state, &done.token),
+        Ok(done) => signed_in(&state, &done),
         Err(e) => {
             let (status, message, _) = crate::http::error::domain_status(e);
             again(status, message)
@@ -201,9 +201,9 @@ async fn login(
 }
 
 /// After a successful sign-in: the session cookie, and on to the key list.
-fn signed_in(state: &AppState, token: &Secret) -> Response {
+fn signed_in(state: &AppState, done: &auth::LoggedIn) -> Response {
     let mut r = see_other("/ui/keys");
-    match session_cookie(state, token) {
+    match session_cookie(state, done) {
         Ok(c) => {
             r.headers_mut().append(header::SET_COOKIE, c);
             r.headers_mut().append(
@@ -232,7 +232,7 @@ async fn oidc(State(state): State<AppState>, Path(id): Path<String>) -> UiResult
 async fn windows(State(state): State<AppState>, parts: Parts) -> UiResult {
     Ok(match windows_sign_in(&state, &parts).await? {
         WindowsOutcome::SignedIn(done, mutual) => {
-            let mut r = signed_in(&state, &done.token);
+            let mut r = signed_in(&state, &done);
             if let Some(m) = mutual {
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, negotiate_header(Some(&m))?);
@@ -401,6 +401,7 @@ async fn create_key(
             name: f.label,
             description: f.description,
             user_id: None,
+            expiry: None,
         },
     )
     .await;
@@ -469,4 +470,64 @@ async fn delete_key(
     u.check(f.csrf.as_deref())?;
     keys::delete(&state.0, &u.p, &key_id).await?;
     Ok(see_other("/ui/keys?notice=key-deleted"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::models::{to_ms, UserRow};
+    use crate::validity::Window;
+
+    fn info(last_login: Option<DateTime<Utc>>, window: Window) -> users::UserInfo {
+        users::UserInfo {
+            row: UserRow {
+                id: "u".into(),
+                directory_id: "corp".into(),
+                external_id: "x".into(),
+                username: "alice".into(),
+                display_name: None,
+                first_name: None,
+                last_name: None,
+                email: None,
+                is_admin: false,
+                is_enabled: true,
+                password_hash: None,
+                created_at: 0,
+                last_login_at: last_login.map(to_ms),
+                access_key_validity_minutes: None,
+                suspended_at: None,
+                scim_external_id: None,
+                session_duration_minutes: None,
+                is_service_account: false,
+                manager_id: None,
+            },
+            window,
+            session_minutes: 720,
+            manager_name: None,
+        }
+    }
+
+    #[test]
+    fn the_banner_is_prominent_under_three_days_and_when_stopped() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let days = |d: i64| Window::Minutes(d * 1440);
+        let v = validity(&info(Some(now), days(14)), now);
+        assert_eq!(v.level, "ok");
+        assert!(v.text.contains("2026-12-12 12:00 UTC"), "{}", v.text);
+        let v = validity(&info(Some(now - chrono::Duration::days(12)), days(14)), now);
+        assert_eq!(v.level, "soon", "{}", v.text);
+        let v = validity(&info(Some(now - chrono::Duration::days(15)), days(14)), now);
+        assert_eq!(v.level, "stopped");
+        assert!(
+            v.text.contains("stopped working on 2026-11-27"),
+            "{}",
+            v.text
+        );
+        assert_eq!(validity(&info(None, days(14)), now).level, "stopped");
+        let v = validity(&info(Some(now), Window::Disabled), now);
+        assert_eq!(v.level, "stopped");
+        assert!(v.text.contains("disabled by an administrator"));
+    }
 }

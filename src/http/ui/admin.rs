@@ -240,7 +240,7 @@ async fn users_tab(
     a: UiAdmin,
     Query(q): Query<ListQuery>,
 ) -> UiResult {
-    let (rows, total) = users::list(&state.0, q.offset(), PAGE_SIZE).await?;
+    let (rows, total) = users::list(&state.0, None, q.offset(), PAGE_SIZE).await?;
     let now = state.0.clock.now();
     Ok(render(
         StatusCode::OK,
@@ -390,6 +390,7 @@ struct OptionLine {
     default_value: String,
     units: String,
     modifiable: bool,
+    is_bool: bool,
 }
 
 #[derive(Template)]
@@ -419,6 +420,7 @@ async fn config_view(
                 default_value: o.default_value.to_string(),
                 units: o.units,
                 modifiable: o.modifiable,
+                is_bool: o.value.is_boolean(),
             })
             .collect(),
     })
@@ -450,9 +452,11 @@ async fn set_option(
     a.0.check(f.csrf.as_deref())?;
     let path = f.path.unwrap_or_default();
     let text = f.value.unwrap_or_default();
-    let value = match text.trim().parse::<i64>() {
-        Ok(n) => serde_json::Value::from(n),
-        Err(_) => serde_json::Value::from(text.trim()),
+    let value = match (text.trim().parse::<i64>(), text.trim()) {
+        (Ok(n), _) => serde_json::Value::from(n),
+        (_, "true") => serde_json::Value::from(true),
+        (_, "false") => serde_json::Value::from(false),
+        (_, other) => serde_json::Value::from(other),
     };
     let change = Change {
         path,

@@ -39,7 +39,12 @@ pub fn router() -> Router<AppState> {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async fn security_headers(mut response: Response) -> Response {
+async fn security_headers(response: Response) -> Response {
+    with_security_headers(response)
+}
+
+/// The headers every page is sent with (also the pages the OIDC callback answers with).
+pub(super) fn with_security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -8,3 +8,5 @@ pub mod oidc;
 pub mod process;
 pub mod samba;
 pub mod slapd;
+pub mod smtp;
+pub mod webhook;

@@ -1,0 +1,592 @@
+//! Warnings before access keys stop working, so that no script dies silently because its
+//! owner forgot to sign in: a daily job (leader only) finds people whose keys stop within
+//! `Authentication/AccessKey/WarningDays` and service-account keys near their expiry, and
+//! tells them once per lapse — by e-mail (SMTP) and/or a webhook signed with HMAC-SHA256.
+
+use crate::app::App;
+use crate::config::{SmtpConfig, SmtpSecurity, WebhookConfig};
+use crate::error::{Error, Result};
+use crate::options;
+use crate::store::models::{to_ms, AccessKeyRow, UserRow};
+use crate::store::schema::{access_keys, key_warnings, users};
+use crate::validity;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-Accesskeyd-Signature";
+
+/// One warning: a person whose keys stop together, or one service-account key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Warning {
+    /// `person` or `service_account`.
+    pub kind: &'static str,
+    /// Dedup subject: the person's user id, or `key:<key row id>`.
+    #[serde(skip)]
+    pub subject: String,
+    pub user_id: String,
+    pub username: String,
+    /// Who is told by e-mail: the person, or the service account's manager.
+    pub recipient: Option<String>,
+    pub recipient_username: String,
+    pub keys: Vec<KeyRef>,
+    /// When the keys stop working (unless the person signs in first).
+    pub valid_until: DateTime<Utc>,
+    pub sign_in_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRef {
+    pub key_id: String,
+    pub label: String,
+}
+
+/// What one run did, for the log, the CLI and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub due: usize,
+    pub emails: usize,
+    pub webhooks: usize,
+    pub already_sent: usize,
+    pub failed: usize,
+    pub no_email: usize,
+}
+
+/// Who must be warned at `now`: keys stopping within `days` (people: last login + window;
+/// service accounts: each key's expiry). Keys already stopped, disabled or of inactive users
+/// are not warned about.
+pub fn due(
+    keys: &[(AccessKeyRow, UserRow)],
+    managers: &BTreeMap<String, UserRow>,
+    system_days: i64,
+    warning_days: i64,
+    now: DateTime<Utc>,
+    sign_in_url: &str,
+) -> Vec<Warning> {
+    if warning_days <= 0 {
+        return Vec::new();
+    }
+    let horizon = now + Duration::days(warning_days);
+    let mut people: BTreeMap<String, Warning> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (key, owner) in keys {
+        if !owner.is_active() {
+            continue;
+        }
+        let window = validity::window(owner.access_key_validity_minutes, system_days);
+        let Some(until) = validity::key_valid_until(owner.key_holder(key), window) else {
+            continue;
+        };
+        if until <= now || until > horizon {
+            continue;
+        }
+        let key_ref = KeyRef {
+            key_id: key.key_id.clone(),
+            label: key.name.clone(),
+        };
+        if owner.is_service_account {
+            let manager = owner.manager_id.as_ref().and_then(|m| managers.get(m));
+            out.push(Warning {
+                kind: "service_account",
+                subject: format!("key:{}", key.id),
+                user_id: owner.id.clone(),
+                username: owner.username.clone(),
+                recipient: manager.and_then(|m| m.email.clone()),
+                recipient_username: manager.map(|m| m.username.clone()).unwrap_or_default(),
+                keys: vec![key_ref],
+                valid_until: until,
+                sign_in_url: sign_in_url.to_string(),
+            });
+        } else {
+            people
+                .entry(owner.id.clone())
+                .or_insert_with(|| Warning {
+                    kind: "person",
+                    subject: owner.id.clone(),
+                    user_id: owner.id.clone(),
+                    username: owner.username.clone(),
+                    recipient: owner.email.clone(),
+                    recipient_username: owner.username.clone(),
+                    keys: Vec::new(),
+                    valid_until: until,
+                    sign_in_url: sign_in_url.to_string(),
+                })
+                .keys
+                .push(key_ref);
+        }
+    }
+    out.extend(people.into_values());
+    out
+}
+
+/// Finds what is due and sends each warning on every configured channel that has not sent
+/// it for this lapse yet. A failed send is retried at the next run.
+pub async fn run(app: &Arc<App>) -> Result<Report> {
+    let Some(cfg) = app.config.notifications.clone() else {
+        return Ok(Report::default());
+    };
+    let now = app.clock.now();
+    let config = app.config.clone();
+    let sign_in_url = format!("{}/ui/login", app.config.server.public_url());
+    let warnings = app
+        .store
+        .read(move |conn| {
+            let keys: Vec<(AccessKeyRow, UserRow)> = access_keys::table
+                .inner_join(users::table)
+                .select((AccessKeyRow::as_select(), UserRow::as_select()))
+                .load(conn)?;
+            let manager_ids: Vec<String> = keys
+                .iter()
+                .filter_map(|(_, u)| u.manager_id.clone())
+                .collect();
+            let managers: BTreeMap<String, UserRow> = users::table
+                .filter(users::id.eq_any(manager_ids))
+                .select(UserRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(|u| (u.id.clone(), u))
+                .collect();
+            let system_days = options::validity_days(conn, &config)?;
+            let warning_days = options::current_i64(conn, &config, options::WARNING_DAYS)?;
+            Ok(due(
+                &keys,
+                &managers,
+                system_days,
+                warning_days,
+                now,
+                &sign_in_url,
+            ))
+        })
+        .await?;
+    let mut report = Report {
+        due: warnings.len(),
+        ..Report::default()
+    };
+    for w in &warnings {
+        if let Some(smtp) = &cfg.smtp {
+            match &w.recipient {
+                None => {
+                    report.no_email += 1;
+                    tracing::warn!(user = %w.recipient_username, "key lapse warning: no e-mail address to send it to");
+                }
+                Some(to) => {
+                    let to = to.clone();
+                    let outcome = once(app, w, "email", now, || send_email(smtp, w, &to)).await?;
+                    tally(&mut report, outcome, |r| r.emails += 1);
+                }
+            }
+        }
+        if let Some(hook) = &cfg.webhook {
+            let outcome = once(app, w, "webhook", now, || send_webhook(hook, w)).await?;
+            tally(&mut report, outcome, |r| r.webhooks += 1);
+        }
+    }
+    tracing::info!(
+        due = report.due,
+        emails = report.emails,
+        webhooks = report.webhooks,
+        already_sent = report.already_sent,
+        failed = report.failed,
+        "key lapse warnings"
+    );
+    Ok(report)
+}
+
+enum Outcome {
+    Sent,
+    AlreadySent,
+    Failed,
+}
+
+fn tally(report: &mut Report, o: Outcome, sent: impl FnOnce(&mut Report)) {
+    match o {
+        Outcome::Sent => sent(report),
+        Outcome::AlreadySent => report.already_sent += 1,
+        Outcome::Failed => report.failed += 1,
+    }
+}
+
+/// Claims (subject, lapse, channel) before sending, so that replicas or overlapping runs
+/// never send twice; a failed send gives the claim back for the next run.
+async fn once<F, Fut>(
+    app: &App,
+    w: &Warning,
+    channel: &'static str,
+    now: DateTime<Utc>,
+    send: F,
+) -> Result<Outcome>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), String>>,
+{
+    let (subject, lapse) = (w.subject.clone(), to_ms(w.valid_until));
+    let claim = app
+        .store
+        .write(move |conn| {
+            let sent: i64 = key_warnings::table
+                .filter(key_warnings::subject.eq(&subject))
+                .filter(key_warnings::lapse_at.eq(lapse))
+                .filter(key_warnings::channel.eq(channel))
+                .count()
+                .get_result(conn)?;
+            if sent > 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(key_warnings::table)
+                .values((
+                    key_warnings::subject.eq(&subject),
+                    key_warnings::lapse_at.eq(lapse),
+                    key_warnings::channel.eq(channel),
+                    key_warnings::sent_at.eq(to_ms(now)),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })
+        .await;
+    let claimed = match claim {
+        Ok(c) => c,
+        // Another replica claimed it between our check and insert.
+        Err(Error::Conflict(_)) => false,
+        Err(e) => return Err(e),
+    };
+    if !claimed {
+        return Ok(Outcome::AlreadySent);
+    }
+    match send().await {
+        Ok(()) => Ok(Outcome::Sent),
+        Err(e) => {
+            tracing::warn!(user = %w.username, channel, error = %e, "key lapse warning not sent; retried at the next run");
+            let (subject, lapse) = (w.subject.clone(), to_ms(w.valid_until));
+            app.store
+                .write(move |conn| {
+                    diesel::delete(
+                        key_warnings::table
+                            .filter(key_warnings::subject.eq(&subject))
+                            .filter(key_warnings::lapse_at.eq(lapse))
+                            .filter(key_warnings::channel.eq(channel)),
+                    )
+                    .execute(conn)?;
+                    Ok(())
+                })
+                .await?;
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+fn day(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Subject, text and HTML of the e-mail.
+pub fn email_content(w: &Warning) -> (String, String, String) {
+    let when = day(w.valid_until);
+    let labels: Vec<String> = w
+        .keys
+        .iter()
+        .map(|k| format!("\"{}\" ({})", k.label, k.key_id))
+        .collect();
+    let items: String = w
+        .keys
+        .iter()
+        .map(|k| {
+            format!(
+                "<li><strong>{}</strong> <code>{}</code></li>",
+                escape(&k.label),
+                escape(&k.key_id)
+            )
+        })
+        .collect();
+    if w.kind == "service_account" {
+        let subject = format!(
+            "Service account {}: access key \"{}\" expires on {when}",
+            w.username, w.keys[0].label
+        );
+        let text = format!(
+            "Hello {},\n\nyou are responsible for the service account {}. Its access key {} \
+             expires on {when} and then stops working for every script that uses it.\n\n\
+             Create a new key for it before then (an admin can, with an expiry), and switch the \
+             scripts over.\n\n{}\n",
+            w.recipient_username,
+            w.username,
+            labels.join(", "),
+            w.sign_in_url
+        );
+        let html = format!(
+            "<p>Hello {},</p><p>you are responsible for the service account <strong>{}</strong>. \
+             Its access key expires on <strong>{when}</strong> and then stops working for every \
+             script that uses it:</p><ul>{items}</ul><p>Create a new key for it before then \
+             (an admin can, with an expiry), and switch the scripts over.</p>\
+             <p><a href=\"{url}\">{url}</a></p>",
+            escape(&w.recipient_username),
+            escape(&w.username),
+            url = escape(&w.sign_in_url)
+        );
+        return (subject, text, html);
+    }
+    let subject = format!("Your access keys stop working on {when}");
+    let text = format!(
+        "Hello {},\n\nyour access keys stop working on {when} unless you sign in before then:\n\n{}\n\n\
+         Sign in once to keep them working (each sign-in extends them):\n{}\n",
+        w.username,
+        labels.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"),
+        w.sign_in_url
+    );
+    let html = format!(
+        "<p>Hello {},</p><p>your access keys stop working on <strong>{when}</strong> unless you \
+         sign in before then:</p><ul>{items}</ul><p>Sign in once to keep them working (each \
+         sign-in extends them): <a href=\"{url}\">{url}</a></p>",
+        escape(&w.username),
+        url = escape(&w.sign_in_url)
+    );
+    (subject, text, html)
+}
+
+async fn send_email(cfg: &SmtpConfig, w: &Warning, to: &str) -> std::result::Result<(), String> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let (subject, text, html) = email_content(w);
+    let from: Mailbox = cfg.from.parse().map_err(|e| format!("from: {e}"))?;
+    let to: Mailbox = to.parse().map_err(|e| format!("recipient `{to}`: {e}"))?;
+    let message = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| format!("message: {e}"))?;
+    let tls = || -> std::result::Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(cfg.host.clone());
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+            b = b.add_root_certificate(
+                Certificate::from_pem(&pem).map_err(|e| format!("ca_file: {e}"))?,
+            );
+        }
+        b.build_rustls().map_err(|e| format!("tls: {e}"))
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+        .port(cfg.port)
+        .timeout(Some(std::time::Duration::from_secs(cfg.timeout_seconds)));
+    builder = match cfg.security {
+        SmtpSecurity::None => builder.tls(Tls::None),
+        SmtpSecurity::Starttls => builder.tls(Tls::Required(tls()?)),
+        SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
+    };
+    if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    builder
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("smtp {}:{}: {e}", cfg.host, cfg.port))
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(m) => m,
+        // HMAC takes keys of any length; this branch cannot happen.
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// POSTs the warning as JSON, retrying 5xx answers and connection errors with doubling waits.
+async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(), String> {
+    let delivery = uuid::Uuid::new_v4().to_string();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": "access_keys.lapse_warning",
+        "deliveryId": delivery,
+        "warning": w,
+    }))
+    .map_err(|e| e.to_string())?;
+    let sig = signature(cfg.secret.expose().as_bytes(), &body);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(cfg.timeout_seconds))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut wait = std::time::Duration::from_millis(cfg.retry_base_ms);
+    let mut last = String::new();
+    for attempt in 1..=cfg.max_attempts {
+        let result = client
+            .post(&cfg.url)
+            .header("Content-Type", "application/json")
+            .header(SIGNATURE_HEADER, &sig)
+            .header("X-Accesskeyd-Event", "access_keys.lapse_warning")
+            .header("X-Accesskeyd-Delivery", &delivery)
+            .body(body.clone())
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            // A 4xx will not get better by asking again.
+            Ok(r) if r.status().is_client_error() => {
+                return Err(format!("webhook answered {}", r.status()))
+            }
+            Ok(r) => last = format!("webhook answered {}", r.status()),
+            Err(e) => last = format!("webhook: {e}"),
+        }
+        if attempt < cfg.max_attempts {
+            tracing::debug!(attempt, error = %last, "webhook delivery failed; retrying");
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+    }
+    Err(format!("{last} (after {} attempts)", cfg.max_attempts))
+}
+
+/// Runs the check on the configured schedule, on the leader replica only.
+pub fn spawn_scheduler(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    use std::str::FromStr;
+    let cfg = app.config.notifications.clone()?;
+    let schedule = cron::Schedule::from_str(&cfg.schedule).ok()?;
+    Some(tokio::spawn(async move {
+        loop {
+            let now = app.clock.now();
+            let Some(next) = schedule.after(&now).next() else {
+                return;
+            };
+            tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
+            let a = app.clone();
+            let leads = tokio::task::spawn_blocking(move || a.leadership.claim_blocking()).await;
+            if !matches!(leads, Ok(Ok(true))) {
+                continue;
+            }
+            if let Err(e) = run(&app).await {
+                tracing::warn!(error = %e, "key lapse warnings could not run");
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::models::from_ms;
+
+    fn user(id: &str, last_login: Option<DateTime<Utc>>) -> UserRow {
+        UserRow {
+            id: id.into(),
+            directory_id: "corp".into(),
+            external_id: id.into(),
+            username: id.into(),
+            display_name: None,
+            first_name: None,
+            last_name: None,
+            email: Some(format!("{id}@example.org")),
+            is_admin: false,
+            is_enabled: true,
+            password_hash: None,
+            created_at: 0,
+            last_login_at: last_login.map(to_ms),
+            access_key_validity_minutes: None,
+            suspended_at: None,
+            scim_external_id: None,
+            session_duration_minutes: None,
+            is_service_account: false,
+            manager_id: None,
+        }
+    }
+
+    fn key(id: &str, owner: &str, expires: Option<DateTime<Utc>>) -> AccessKeyRow {
+        AccessKeyRow {
+            id: id.into(),
+            key_id: format!("akd_{id}"),
+            user_id: owner.into(),
+            name: format!("label {id}"),
+            description: None,
+            password_hash: String::new(),
+            created_at: 0,
+            last_used_at: None,
+            expires_at: expires.map(to_ms),
+        }
+    }
+
+    #[test]
+    fn warnings_are_due_inside_the_warning_window_only() {
+        let now = from_ms(1_800_000_000_000);
+        let soon = user("soon", Some(now - Duration::days(12)));
+        let fine = user("fine", Some(now - Duration::days(1)));
+        let gone = user("gone", Some(now - Duration::days(20)));
+        let mut sa = user("etl", None);
+        sa.is_service_account = true;
+        sa.manager_id = Some("fine".into());
+        let keys = vec![
+            (key("a", "soon", None), soon.clone()),
+            (key("b", "soon", None), soon.clone()),
+            (key("c", "fine", None), fine.clone()),
+            (key("d", "gone", None), gone),
+            (key("e", "etl", Some(now + Duration::days(2))), sa.clone()),
+            (key("f", "etl", Some(now + Duration::days(200))), sa),
+        ];
+        let managers = BTreeMap::from([("fine".to_string(), fine)]);
+        let due = due(&keys, &managers, 14, 3, now, "https://x/ui/login");
+        assert_eq!(due.len(), 2, "{due:?}");
+        let sa_w = due.iter().find(|w| w.kind == "service_account").unwrap();
+        assert_eq!(sa_w.recipient.as_deref(), Some("fine@example.org"));
+        assert_eq!(sa_w.subject, "key:e");
+        let p = due.iter().find(|w| w.kind == "person").unwrap();
+        assert_eq!(p.keys.len(), 2, "one warning names all of a person's keys");
+        assert_eq!(p.valid_until, now + Duration::days(2));
+        assert!(
+            super::due(&keys, &managers, 14, 0, now, "").is_empty(),
+            "0 days: none"
+        );
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn email_names_keys_date_and_link() {
+        let w = Warning {
+            kind: "person",
+            subject: "u".into(),
+            user_id: "u".into(),
+            username: "bob".into(),
+            recipient: Some("bob@example.org".into()),
+            recipient_username: "bob".into(),
+            keys: vec![KeyRef {
+                key_id: "akd_X".into(),
+                label: "etl <nightly>".into(),
+            }],
+            valid_until: from_ms(1_800_000_000_000),
+            sign_in_url: "https://akd.example.com/ui/login".into(),
+        };
+        let (subject, text, html) = email_content(&w);
+        assert!(subject.contains("2027-01-15"), "{subject}");
+        assert!(
+            text.contains("etl <nightly>") && text.contains("https://akd.example.com/ui/login")
+        );
+        assert!(html.contains("etl &lt;nightly&gt;"), "{html}");
+    }
+}

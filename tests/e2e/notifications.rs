@@ -1,0 +1,196 @@
+//! Warnings before keys lapse: a real SMTP server (aiosmtpd) and a webhook receiver on
+//! loopback get each warning once, signed, retried after a 500; a sign-in re-arms it.
+
+use crate::harness::daemon::{Daemon, LDAP_DIR};
+use crate::harness::slapd::Slapd;
+use crate::harness::smtp::SmtpSink;
+use crate::harness::webhook::WebhookReceiver;
+use chrono::Duration;
+use serde_json::json;
+use std::time::Duration as StdDuration;
+
+const HOOK_SECRET: &str = "webhook-signing-secret-0123456789";
+
+fn notifications_toml(
+    smtp: &SmtpSink,
+    hook: &WebhookReceiver,
+    password_file: &std::path::Path,
+) -> String {
+    format!(
+        r#"
+[server]
+public_url = "https://akd.example.com"
+
+[notifications]
+schedule = "0 0 7 * * *"
+
+[notifications.smtp]
+host = "127.0.0.1"
+port = {}
+security = "none"
+username = "{}"
+password_file = "{}"
+from = "accesskeyd <noreply@example.com>"
+
+[notifications.webhook]
+url = "{}"
+secret = "{HOOK_SECRET}"
+retry_base_ms = 50
+"#,
+        smtp.port(),
+        smtp.username(),
+        password_file.display(),
+        hook.url()
+    )
+}
+
+#[tokio::test]
+async fn owners_are_warned_once_per_lapse_by_mail_and_signed_webhook() {
+    let slapd = Slapd::start().await;
+    let smtp = SmtpSink::start_with_auth().await;
+    let hook = WebhookReceiver::start(HOOK_SECRET, 1).await;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let password_file = secret_dir.path().join("smtp-password");
+    std::fs::write(&password_file, format!("{}\n", smtp.password())).unwrap();
+    let d = Daemon::start_with(
+        Some(&slapd),
+        &notifications_toml(&smtp, &hook, &password_file),
+        &[],
+    )
+    .await;
+
+    // Bob's keys stop in 2 days (last sign-in 12 of 14 days ago); alice's in 14.
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let bob_id = bob.me().await.body["id"].as_str().unwrap().to_string();
+    bob.create_key("etl nightly").await;
+    bob.create_key("power bi sales").await;
+    let alice = d.login("alice", "alice-pw", Some(LDAP_DIR)).await;
+    alice.create_key("alice notebook").await;
+    d.set_last_login(&bob_id, d.app.clock.now() - Duration::days(12))
+        .await;
+    // Key lists already say so.
+    let keys = bob.get("/api/accesskeys").await.body;
+    let until = keys["keys"][0]["validUntil"].as_str().unwrap().to_string();
+
+    let report = accesskeyd::notify::run(&d.app).await.unwrap();
+    assert_eq!(
+        (report.due, report.emails, report.webhooks, report.failed),
+        (1, 1, 1, 0),
+        "{report:?}"
+    );
+
+    let mails = smtp.wait_for(1, StdDuration::from_secs(10)).await;
+    let m = &mails[0];
+    assert_eq!(m.rcpt_tos, ["bob@example.org"]);
+    assert_eq!(
+        m.auth_user.as_deref(),
+        Some("notifier"),
+        "sent with the configured credentials"
+    );
+    assert!(m.mail_from.contains("noreply@example.com"));
+    let day = &until[..10];
+    assert!(m.subject.contains(day), "{} vs {until}", m.subject);
+    for part in [&m.text, &m.html] {
+        assert!(
+            part.contains("etl nightly") && part.contains("power bi sales"),
+            "{part}"
+        );
+        assert!(part.contains("https://akd.example.com/ui/login"), "{part}");
+    }
+
+    // The webhook: first answered 500, retried, then 200; every delivery signed.
+    let deliveries = hook.wait_for(2, StdDuration::from_secs(10)).await;
+    assert_eq!(
+        deliveries.iter().map(|x| x.answered).collect::<Vec<_>>(),
+        [500, 200]
+    );
+    assert!(deliveries.iter().all(|x| x.signature_valid));
+    assert_eq!(
+        deliveries[0].body, deliveries[1].body,
+        "a retry sends the same delivery"
+    );
+    let payload = deliveries[1].json();
+    assert_eq!(payload["type"], "access_keys.lapse_warning");
+    assert_eq!(payload["warning"]["username"], "bob");
+    assert_eq!(payload["warning"]["validUntil"], json!(until));
+    assert_eq!(payload["warning"]["keys"].as_array().unwrap().len(), 2);
+
+    // The next day's run sends nothing again for the same lapse.
+    d.advance(Duration::days(1));
+    let again = accesskeyd::notify::run(&d.app).await.unwrap();
+    assert_eq!(
+        (again.emails, again.webhooks, again.already_sent),
+        (0, 0, 2),
+        "{again:?}"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(hook.deliveries().len(), 2);
+
+    // Bob signs in: nothing is due; 12 days later the new lapse is warned about again.
+    d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    assert_eq!(accesskeyd::notify::run(&d.app).await.unwrap().due, 0);
+    d.advance(Duration::days(12));
+    // (By now alice's keys are 13 days into their 14 as well: she is warned too.)
+    let rearmed = accesskeyd::notify::run(&d.app).await.unwrap();
+    assert_eq!((rearmed.emails, rearmed.webhooks), (2, 2), "{rearmed:?}");
+    let mails = smtp.wait_for(3, StdDuration::from_secs(10)).await;
+    let mut to: Vec<&str> = mails[1..].iter().map(|m| m.rcpt_tos[0].as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["alice@example.org", "bob@example.org"]);
+    let _ = alice;
+}
+
+#[tokio::test]
+async fn managers_are_warned_before_a_service_account_key_expires() {
+    let slapd = Slapd::start().await;
+    let smtp = SmtpSink::start_with_auth().await;
+    let hook = WebhookReceiver::start(HOOK_SECRET, 0).await;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let password_file = secret_dir.path().join("smtp-password");
+    std::fs::write(&password_file, smtp.password()).unwrap();
+    let d = Daemon::start_with(
+        Some(&slapd),
+        &notifications_toml(&smtp, &hook, &password_file),
+        &[],
+    )
+    .await;
+    d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let admin = d.admin().await;
+    let sa = admin
+        .post(
+            "/api/users",
+            json!({"name": "Nightly ETL", "isApplicationServicePrincipal": true, "manager": "corp:bob"}),
+        )
+        .await;
+    let sa_id = sa.body["id"].as_str().unwrap().to_string();
+    let soon = admin
+        .post(
+            "/api/accesskeys",
+            json!({"name": "etl feed", "userId": sa_id, "expiry": d.app.clock.now() + Duration::days(2)}),
+        )
+        .await;
+    assert_eq!(soon.status, reqwest::StatusCode::CREATED, "{}", soon.body);
+    admin
+        .post(
+            "/api/accesskeys",
+            json!({"name": "far away", "userId": sa_id, "expiry": d.app.clock.now() + Duration::days(90)}),
+        )
+        .await;
+
+    let report = accesskeyd::notify::run(&d.app).await.unwrap();
+    assert_eq!(
+        (report.due, report.emails, report.webhooks),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let m = &smtp.wait_for(1, StdDuration::from_secs(10)).await[0];
+    assert_eq!(m.rcpt_tos, ["bob@example.org"], "the manager is told");
+    assert!(
+        m.subject.contains("nightly-etl") && m.subject.contains("etl feed"),
+        "{}",
+        m.subject
+    );
+    let payload = hook.wait_for(1, StdDuration::from_secs(10)).await[0].json();
+    assert_eq!(payload["warning"]["kind"], "service_account");
+    assert_eq!(payload["warning"]["keys"][0]["label"], "etl feed");
+}
