@@ -327,3 +327,79 @@ async fn scim_tokens_are_created_listed_and_revoked_from_the_command_line() {
         text(&o)
     );
 }
+
+#[tokio::test]
+async fn service_accounts_are_managed_from_the_command_line() {
+    let slapd = Slapd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("accesskeyd.toml");
+    let db = TestDatabase::new(dir.path());
+    std::fs::write(&cfg, config_toml(db.url(), Some(&slapd), "")).unwrap();
+    let run = |args: &[&str]| {
+        accesskeyd(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut cmd = accesskeyd(dir.path());
+        cmd.arg("--config").arg(&cfg).args(args);
+        run_with_stdin(cmd, input)
+    };
+    // Managers are people with a record: a built-in user here.
+    let o = with_stdin(&["local-user", "add", "carl"], "carl-password-123\n");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&[
+        "service-account",
+        "create",
+        "--name",
+        "Nightly ETL",
+        "--manager",
+        "builtin:nobody",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("manager: no user"), "{}", text(&o));
+    let o = run(&[
+        "service-account",
+        "create",
+        "--name",
+        "Nightly ETL",
+        "--manager",
+        "builtin:carl",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("nightly-etl") && text(&o).contains("manager carl"),
+        "{}",
+        text(&o)
+    );
+    let listed = text(&run(&["service-account", "list"]));
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    assert!(listed.contains("nightly-etl"), "{listed}");
+
+    // No password can be set for it.
+    let o = with_stdin(
+        &["local-user", "passwd", "nightly-etl"],
+        "some-password-123\n",
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("service account"), "{}", text(&o));
+
+    let o = run(&[
+        "service-account",
+        "reassign",
+        &id,
+        "--manager",
+        "builtin:admin",
+    ]);
+    assert!(
+        !o.status.success(),
+        "there is no user admin yet: {}",
+        text(&o)
+    );
+    let o = run(&["service-account", "delete", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&run(&["service-account", "list"])).contains("nightly-etl"));
+}

@@ -224,6 +224,15 @@ const scenarios = {
     await admin.page.waitForURL(/notice=saved/);
     assert.equal((await meWithKey(bobKey2)).status, 200, "reset: the key works again");
 
+    // Bob's session duration: an override of 45 minutes.
+    await admin.page.getByLabel("Session duration (minutes)").fill("45");
+    await admin.page.getByRole("button", { name: "Save session duration" }).click();
+    await admin.page.waitForURL(/notice=saved/);
+    assert.match(await admin.page.getByTestId("session-duration").innerText(), /45 minutes \(override\)/);
+    await admin.page.getByRole("button", { name: "Reset session duration to the system value" }).click();
+    await admin.page.waitForURL(/notice=saved/);
+    assert.match(await admin.page.getByTestId("session-duration").innerText(), /^720 minutes$/);
+
     // The delete-user confirmation counts the keys that go with the user.
     await admin.page.getByRole("link", { name: "Delete user…" }).click();
     assert.match(await admin.page.locator("main").innerText(), /1 access key/);

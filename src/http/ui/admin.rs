@@ -187,6 +187,9 @@ struct UserLine {
     username: String,
     display_name: String,
     is_admin: bool,
+    is_service_account: bool,
+    manager: String,
+    session: String,
     status: String,
     directory: String,
     last_login: String,
@@ -202,7 +205,18 @@ fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>)
         username: r.username.clone(),
         display_name: r.display_name.clone().unwrap_or_default(),
         is_admin: r.is_admin,
-        status: if r.suspended_at.is_some() {
+        is_service_account: r.is_service_account,
+        manager: u
+            .manager_name
+            .clone()
+            .unwrap_or_else(|| "none: suspended until one is assigned".into()),
+        session: match r.session_duration_minutes {
+            Some(_) => format!("{} (override)", plural(u.session_minutes, "minute")),
+            None => plural(u.session_minutes, "minute"),
+        },
+        status: if r.is_service_account && r.suspended_at.is_some() {
+            "suspended: no manager".into()
+        } else if r.suspended_at.is_some() {
             "suspended".into()
         } else if !r.is_enabled {
             "disabled".into()
@@ -322,6 +336,28 @@ async fn set_validity(
     Form(f): Form<ValidityForm>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
+    if let Some(kind) = f.action.as_deref().and_then(|a| a.strip_prefix("session-")) {
+        let minutes = match kind {
+            "reset" => -1,
+            _ => {
+                let text = f.minutes.unwrap_or_default();
+                text.trim().parse().map_err(|_| {
+                    Error::invalid(format!(
+                        "session duration: `{text}` is not a whole number of minutes"
+                    ))
+                })?
+            }
+        };
+        let update = users::Update {
+            session_duration_minutes: Some(minutes),
+            ..users::Update::default()
+        };
+        let info = users::update(&state.0, &a.0.p.actor(), &id, update).await?;
+        return Ok(see_other(&format!(
+            "/ui/admin/users/{}?notice=saved",
+            info.row.id
+        )));
+    }
     let minutes = match f.action.as_deref() {
         Some("reset") => -1,
         Some("disable") => 0,
