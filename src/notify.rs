@@ -489,25 +489,8 @@ mod tests {
 
     fn user(id: &str, last_login: Option<DateTime<Utc>>) -> UserRow {
         UserRow {
-            id: id.into(),
-            directory_id: "corp".into(),
-            external_id: id.into(),
-            username: id.into(),
-            display_name: None,
-            first_name: None,
-            last_name: None,
-            email: Some(format!("{id}@example.org")),
-            is_admin: false,
-            is_enabled: true,
-            password_hash: None,
-            created_at: 0,
             last_login_at: last_login.map(to_ms),
-            access_key_validity_minutes: None,
-            suspended_at: None,
-            scim_external_id: None,
-            session_duration_minutes: None,
-            is_service_account: false,
-            manager_id: None,
+            ..UserRow::fixture(id)
         }
     }
 

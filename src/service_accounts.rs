@@ -114,28 +114,24 @@ pub async fn create(app: &App, actor: &Actor, input: NewServiceAccount) -> Resul
                     "a built-in user named `{username}` already exists"
                 )));
             }
-            let id = uuid::Uuid::new_v4().to_string();
-            let row = UserRow {
-                id: id.clone(),
-                directory_id: dir.clone(),
-                external_id: id,
-                username,
-                display_name: Some(name),
-                first_name: None,
-                last_name: None,
-                email: None,
-                is_admin: false,
-                is_enabled: true,
-                password_hash: None,
-                created_at: to_ms(now),
-                last_login_at: None,
-                access_key_validity_minutes: None,
-                suspended_at: None,
-                scim_external_id: None,
-                session_duration_minutes: None,
-                is_service_account: true,
-                manager_id: Some(manager.id.clone()),
-            };
+            let mut row = users_domain::directory_user_row(
+                &dir,
+                crate::directory::DirectoryUser {
+                    external_id: String::new(),
+                    username,
+                    display_name: Some(name),
+                    first_name: None,
+                    last_name: None,
+                    email: None,
+                    is_admin: false,
+                },
+                now,
+                None,
+            );
+            // Built-in users are their own stable id.
+            row.external_id = row.id.clone();
+            row.is_service_account = true;
+            row.manager_id = Some(manager.id.clone());
             diesel::insert_into(users::table)
                 .values(&row)
                 .execute(conn)?;

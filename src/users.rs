@@ -449,7 +449,7 @@ pub fn session_minutes(conn: &mut DbConn, config: &Config, row: &UserRow) -> Res
 }
 
 /// A new record for a user a directory describes (no password: the directory checks it).
-fn directory_user_row(
+pub(crate) fn directory_user_row(
     directory_id: &str,
     du: DirectoryUser,
     now: DateTime<Utc>,

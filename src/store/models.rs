@@ -51,6 +51,33 @@ impl UserRow {
         self.is_enabled && self.suspended_at.is_none()
     }
 
+    /// An active directory user `id` (username and stable id alike, e-mail id@example.org)
+    /// for unit tests of rules over users.
+    #[cfg(test)]
+    pub fn fixture(id: &str) -> UserRow {
+        UserRow {
+            id: id.into(),
+            directory_id: "corp".into(),
+            external_id: id.into(),
+            username: id.into(),
+            display_name: None,
+            first_name: None,
+            last_name: None,
+            email: Some(format!("{id}@example.org")),
+            is_admin: false,
+            is_enabled: true,
+            password_hash: None,
+            created_at: 0,
+            last_login_at: None,
+            access_key_validity_minutes: None,
+            suspended_at: None,
+            scim_external_id: None,
+            session_duration_minutes: None,
+            is_service_account: false,
+            manager_id: None,
+        }
+    }
+
     /// How the validity rule sees this user's key.
     pub fn key_holder(&self, key: &AccessKeyRow) -> crate::validity::Holder {
         if self.is_service_account {

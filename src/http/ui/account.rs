@@ -481,25 +481,8 @@ mod tests {
     fn info(last_login: Option<DateTime<Utc>>, window: Window) -> users::UserInfo {
         users::UserInfo {
             row: UserRow {
-                id: "u".into(),
-                directory_id: "corp".into(),
-                external_id: "x".into(),
-                username: "alice".into(),
-                display_name: None,
-                first_name: None,
-                last_name: None,
-                email: None,
-                is_admin: false,
-                is_enabled: true,
-                password_hash: None,
-                created_at: 0,
                 last_login_at: last_login.map(to_ms),
-                access_key_validity_minutes: None,
-                suspended_at: None,
-                scim_external_id: None,
-                session_duration_minutes: None,
-                is_service_account: false,
-                manager_id: None,
+                ..UserRow::fixture("alice")
             },
             window,
             session_minutes: 720,
