@@ -154,7 +154,7 @@ pub async fn authenticate(
                 (Some(_), None) => return Err(Error::Unauthenticated(BAD_SESSION.into())),
                 (Some(_), Some(k)) => {
                     let window = validity::window(user.access_key_validity_minutes, days);
-                    validity::check(user.last_login(), window, now).map_err(|reason| {
+                    validity::check_key(user.key_holder(&k), window, now).map_err(|reason| {
                         inc(&app.metrics.key_auth_not_valid_now);
                         Error::Unauthenticated(format!(
                             "access key `{}` is not valid now: {reason}",

@@ -77,6 +77,9 @@ pub enum Command {
     /// shown once at creation, stored hashed.
     #[command(subcommand)]
     EventToken(EventToken),
+    /// Send the warnings before keys lapse now (what the daily job does), and print what was
+    /// sent. Needs [notifications].
+    Notify,
     /// Manage service accounts (non-human users whose keys carry an expiry).
     #[command(subcommand)]
     ServiceAccount(ServiceAccount),
@@ -222,6 +225,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::ScimToken(cmd) => scim_token(config, cmd).await,
         Command::EventToken(cmd) => event_token(config, cmd).await,
         Command::ServiceAccount(cmd) => service_account(config, cmd).await,
+        Command::Notify => notify(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -489,6 +493,25 @@ async fn event_token(config: Config, cmd: EventToken) -> anyhow::Result<()> {
             crate::events::revoke_token(&app, &id).await?;
             println!("ingestion token {id} revoked");
         }
+    }
+    Ok(())
+}
+
+async fn notify(config: Config) -> anyhow::Result<()> {
+    if config.notifications.is_none() {
+        anyhow::bail!("no [notifications] section: configure SMTP and/or a webhook first");
+    }
+    let app = App::new(config, Arc::new(SystemClock)).await?;
+    let r = crate::notify::run(&app).await?;
+    println!(
+        "warnings due: {}; sent: {} e-mail(s), {} webhook(s); already sent before: {}; failed: {}; without an e-mail address: {}",
+        r.due, r.emails, r.webhooks, r.already_sent, r.failed, r.no_email
+    );
+    if r.failed > 0 {
+        anyhow::bail!(
+            "{} warning(s) could not be sent; the log says why",
+            r.failed
+        );
     }
     Ok(())
 }

@@ -199,8 +199,8 @@ pub async fn set_manager(app: &App, actor: &Actor, id: &str, manager: &str) -> R
 }
 
 /// Suspends the service accounts `removed` was responsible for, inside the removal's own
-/// transaction (the one removal path calls this). Returns their ids for the caller to tell
-/// `revocation::changed` after the commit.
+/// transaction (the one removal path calls this). Returns their ids. Every request reads the
+/// account's state from the database, so the suspension needs no revocation signal.
 pub(crate) fn suspend_managed_by(
     conn: &mut DbConn,
     removed: &UserRow,

@@ -259,6 +259,7 @@ pub(crate) fn remove_in(
 ) -> Result<(UserRow, Deleted)> {
     let row = find(conn, user_id)?;
     // The service accounts this person answered for stop working until someone else does.
+    // (Nothing caches a user's state across requests, so no revocation call is needed.)
     crate::service_accounts::suspend_managed_by(conn, &row, actor, now, why)?;
     // Explicit deletes (rather than relying on the cascade alone) give the counts for the
     // audit trail and keep the behaviour independent of the backend.

@@ -194,3 +194,43 @@ async fn managers_are_warned_before_a_service_account_key_expires() {
     assert_eq!(payload["warning"]["kind"], "service_account");
     assert_eq!(payload["warning"]["keys"][0]["label"], "etl feed");
 }
+
+#[tokio::test]
+async fn an_operator_sends_the_warnings_now_from_the_command_line() {
+    use crate::harness::db::TestDatabase;
+    use crate::harness::process::{accesskeyd, text};
+    let slapd = Slapd::start().await;
+    let smtp = SmtpSink::start_with_auth().await;
+    let hook = WebhookReceiver::start(HOOK_SECRET, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("smtp-password");
+    std::fs::write(&password_file, smtp.password()).unwrap();
+    let db = TestDatabase::new(dir.path());
+    let cfg = dir.path().join("accesskeyd.toml");
+    let toml = crate::harness::daemon::config_toml(
+        db.url(),
+        Some(&slapd),
+        &notifications_toml(&smtp, &hook, &password_file),
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let run = || {
+        accesskeyd(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("notify")
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("warnings due: 0"), "{}", text(&o));
+    // Without the section the command says what is missing.
+    std::fs::write(
+        &cfg,
+        crate::harness::daemon::config_toml(db.url(), None, ""),
+    )
+    .unwrap();
+    let o = run();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("[notifications]"), "{}", text(&o));
+}

@@ -242,10 +242,20 @@ async fn service_accounts_use_expiring_keys_and_stop_when_their_manager_goes() {
         me.body
     );
     assert_eq!(me.body["username"], "nightly-etl");
+    // Logging in with the key (what the SDK does) gives a session that works the same way.
+    let (s, body, token) = d.client().login(&k, &p, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let session = d.client().with_token(&token.unwrap());
+    assert_eq!(
+        session.me().await.status,
+        StatusCode::OK,
+        "key session of a service account"
+    );
 
-    // Past the expiry: refused.
+    // Past the expiry: refused, with Basic and on the key's session.
     d.advance(Duration::days(10) + Duration::seconds(1));
     assert_error(&script.me().await, StatusCode::UNAUTHORIZED, "expired");
+    assert_error(&session.me().await, StatusCode::UNAUTHORIZED, "expired");
     let admin = d.admin().await;
     let fresh = admin
         .post(
