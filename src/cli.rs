@@ -205,7 +205,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     // So is a keytab that cannot be read or lacks the service principal, or [windows] in a
     // build without Kerberos: checked here for every command, `check-config` included.
     if let Some(w) = &config.windows {
-        if let Err(e) = crate::kerberos::Acceptor::new(w) {
+        if let Some(e) = crate::kerberos::Acceptor::new(w).err() {
             eprintln!("accesskeyd: configuration error: {e}");
             return ExitCode::from(2);
         }
