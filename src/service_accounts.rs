@@ -7,7 +7,6 @@ use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::directory::builtin::validate_username;
 use crate::error::{Error, Result};
-use crate::revocation::{self, Revoked};
 use crate::store::models::{to_ms, UserRow};
 use crate::store::schema::users;
 use crate::store::DbConn;
@@ -160,42 +159,45 @@ fn find_service_account(conn: &mut DbConn, id: &str) -> Result<UserRow> {
 
 /// Assigns a (new) manager; a suspended account becomes active again.
 pub async fn set_manager(app: &App, actor: &Actor, id: &str, manager: &str) -> Result<UserInfo> {
-    let now = app.clock.now();
-    let (id, manager) = (id.to_string(), manager.to_string());
-    let actor = actor.clone();
-    let config = app.config.clone();
-    let info = app
-        .store
-        .write(move |conn| {
-            let sa = find_service_account(conn, &id)?;
-            let manager = resolve_manager(conn, &manager)?;
-            diesel::update(users::table.find(&sa.id))
-                .set((
-                    users::manager_id.eq(Some(&manager.id)),
-                    users::suspended_at.eq(None::<i64>),
-                ))
-                .execute(conn)?;
-            let resumed = if sa.suspended_at.is_some() {
-                "; the account was suspended and is active again"
-            } else {
-                ""
-            };
-            audit::record(
-                conn,
-                now,
-                &Event::new("service_account.manager", &actor)
-                    .target("user", &sa.id, &sa.username)
-                    .detail(format!(
-                        "manager {} ({}){resumed}",
-                        manager.username, manager.id
-                    )),
-            )?;
-            let row = users_domain::find(conn, &sa.id)?;
-            users_domain::with_window(conn, &config, row)
-        })
-        .await?;
-    revocation::changed(app, Revoked::User(info.row.id.clone()));
-    Ok(info)
+    let update = users_domain::Update {
+        manager: Some(manager.to_string()),
+        ..users_domain::Update::default()
+    };
+    users_domain::update(app, actor, id, update).await
+}
+
+/// The manager part of an admin's update, inside its transaction: `id` must be a service
+/// account; the new manager an active person.
+pub(crate) fn assign_manager_in(
+    conn: &mut DbConn,
+    id: &str,
+    manager: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let sa = find_service_account(conn, id)?;
+    let manager = resolve_manager(conn, manager)?;
+    diesel::update(users::table.find(&sa.id))
+        .set((
+            users::manager_id.eq(Some(&manager.id)),
+            users::suspended_at.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    let resumed = if sa.suspended_at.is_some() {
+        "; the account was suspended and is active again"
+    } else {
+        ""
+    };
+    audit::record(
+        conn,
+        now,
+        &Event::new("service_account.manager", actor)
+            .target("user", &sa.id, &sa.username)
+            .detail(format!(
+                "manager {} ({}){resumed}",
+                manager.username, manager.id
+            )),
+    )
 }
 
 /// Suspends the service accounts `removed` was responsible for, inside the removal's own

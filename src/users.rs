@@ -142,6 +142,8 @@ pub struct Update {
     pub access_key_validity_minutes: Option<i64>,
     /// Minutes > 0; negative removes the override; 0 is refused.
     pub session_duration_minutes: Option<i64>,
+    /// A service account's new manager: a user id or `DIRECTORY:USERNAME`.
+    pub manager: Option<String>,
 }
 
 /// Sets (minutes ≥ 0) or removes (negative) a user's validity override.
@@ -165,9 +167,12 @@ pub async fn set_validity_override(
 
 /// Applies an admin's changes to a user in one transaction, an audit event each.
 pub async fn update(app: &App, actor: &Actor, id: &str, u: Update) -> Result<UserInfo> {
-    if u.access_key_validity_minutes.is_none() && u.session_duration_minutes.is_none() {
+    if u.access_key_validity_minutes.is_none()
+        && u.session_duration_minutes.is_none()
+        && u.manager.is_none()
+    {
         return Err(Error::invalid(
-            "accessKeyValidityDuration or sessionDuration: give at least one (minutes; negative resets to the system value)",
+            "accessKeyValidityDuration, sessionDuration or manager: give at least one (minutes; negative resets to the system value)",
         ));
     }
     if u.access_key_validity_minutes
@@ -198,6 +203,9 @@ pub async fn update(app: &App, actor: &Actor, id: &str, u: Update) -> Result<Use
         .store
         .write(move |conn| {
             let row = find(conn, &id)?;
+            if let Some(manager) = &u.manager {
+                crate::service_accounts::assign_manager_in(conn, &row.id, manager, &actor, now)?;
+            }
             let event = |conn: &mut DbConn, action: &str, detail: String| {
                 audit::record(
                     conn,

@@ -229,22 +229,13 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> Result<Json<UserOutput>, ApiError> {
-    let actor = p.actor();
-    let mut info = None;
-    if let Some(manager) = &body.manager {
-        info = Some(crate::service_accounts::set_manager(&state.0, &actor, &id, manager).await?);
-    }
-    if body.access_key_validity_duration.is_some()
-        || body.session_duration.is_some()
-        || info.is_none()
-    {
-        let update = users::Update {
-            access_key_validity_minutes: body.access_key_validity_duration,
-            session_duration_minutes: body.session_duration,
-        };
-        info = Some(users::update(&state.0, &actor, &id, update).await?);
-    }
-    let info = info.ok_or_else(|| Error::Internal("no update applied".into()))?;
+    // One transaction: a refused field leaves the others unapplied too.
+    let update = users::Update {
+        access_key_validity_minutes: body.access_key_validity_duration,
+        session_duration_minutes: body.session_duration,
+        manager: body.manager,
+    };
+    let info = users::update(&state.0, &p.actor(), &id, update).await?;
     Ok(Json(user_output(&state, &info)))
 }
 

@@ -305,6 +305,20 @@ async fn service_accounts_use_expiring_keys_and_stop_when_their_manager_goes() {
         "{audit}"
     );
 
+    // An update refused in part changes nothing at all (one transaction).
+    let refused = admin
+        .post(
+            &format!("/api/users/{sa_id}/update"),
+            json!({"manager": alice_id, "sessionDuration": 0}),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "sessionDuration");
+    let shown = admin.get(&format!("/api/users/{sa_id}")).await.body;
+    assert!(
+        shown["suspendedAt"].is_string() && shown["manager"].is_null(),
+        "{shown}"
+    );
+
     // A new manager: the keys work again.
     let a = admin
         .post(
