@@ -61,6 +61,7 @@ cargo clippy --all-targets --all-features -- -D warnings
 # The default build (no `kerberos` feature, what the README's run command builds) must
 # compile and be lint-clean too: it has its own code path for Windows sign-in.
 cargo clippy --lib --bins -- -D warnings
+cargo test --lib kerberos::
 # Unit and end-to-end tests on SQLite (benches are run with `cargo bench`, see
 # docs/performance.md), with the optional Kerberos sign-in built in so it is tested too.
 ACCESSKEYD_TEST_BACKEND=sqlite cargo test --features kerberos --lib --bins --tests

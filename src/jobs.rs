@@ -152,7 +152,8 @@ impl Leadership {
 
 /// Expired sessions and old job records go (expired sessions are refused at lookup anyway;
 /// this keeps the tables small), and so do users deprovisioned through SCIM whose grace in
-/// `scim_graces` (directory, grace) has ended.
+/// `scim_graces` (directory, grace) has ended, and the records of warnings whose lapse has
+/// passed (a lapse in the past can never be due again).
 pub fn cleanup(
     conn: &mut DbConn,
     now: chrono::DateTime<chrono::Utc>,
@@ -166,6 +167,11 @@ pub fn cleanup(
     for (dir, grace) in scim_graces {
         users += crate::scim::remove_expired_in(conn, dir, *grace, now)?.len();
     }
+    diesel::delete(
+        crate::store::schema::key_warnings::table
+            .filter(crate::store::schema::key_warnings::lapse_at.lt(to_ms(now - Span::days(1)))),
+    )
+    .execute(conn)?;
     Ok(format!(
         "removed {sessions} expired session(s), {runs} old job record(s) and {users} deprovisioned user(s)"
     ))

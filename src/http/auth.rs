@@ -210,16 +210,7 @@ pub(super) async fn windows_sign_in(
         return Ok(WindowsOutcome::SignedIn(Box::new(done), None));
     }
     if state.0.kerberos.is_none() {
-        return Ok(WindowsOutcome::NotConfigured(
-            if cfg!(feature = "kerberos") {
-                "Windows sign-in is not configured: set [windows] (keytab and realms) for Kerberos, \
-             or [proxy_auth] for a reverse proxy that does the Negotiate handshake"
-            } else {
-                "Windows sign-in with Kerberos (SPNEGO) needs a build with the cargo feature \
-             `kerberos`; or configure [proxy_auth] for a reverse proxy that does the Negotiate \
-             handshake"
-            },
-        ));
+        return Ok(WindowsOutcome::NotConfigured(kerberos::NOT_AVAILABLE));
     }
     let authorization = parts
         .headers

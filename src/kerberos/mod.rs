@@ -11,6 +11,17 @@ pub use gss::Acceptor;
 use crate::config::{RealmMapping, WindowsConfig};
 use base64::Engine;
 
+/// The 501 answer of Windows sign-in when neither Kerberos nor a trusted proxy is set up:
+/// what to configure, or, in a build without the feature, which feature to build with.
+pub const NOT_AVAILABLE: &str = if cfg!(feature = "kerberos") {
+    "Windows sign-in is not configured: set [windows] (keytab and realms) for Kerberos, \
+     or [proxy_auth] for a reverse proxy that does the Negotiate handshake"
+} else {
+    "Windows sign-in with Kerberos (SPNEGO) needs a build with the cargo feature \
+     `kerberos`; or configure [proxy_auth] for a reverse proxy that does the Negotiate \
+     handshake"
+};
+
 /// What a client sent in `Authorization` to the Windows sign-in endpoint.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Offer {
@@ -154,6 +165,24 @@ mod tests {
             offer(Some(&format!("Negotiate {}", b64(&both)))),
             Offer::Token(both)
         );
+    }
+
+    /// The default build has no acceptor: a `[windows]` section is refused at start, and the
+    /// endpoint's 501 names the feature (scripts/test.sh runs this without features).
+    #[cfg(not(feature = "kerberos"))]
+    #[test]
+    fn without_the_feature_windows_is_refused_naming_it() {
+        let cfg = WindowsConfig {
+            keytab: "/etc/http.keytab".into(),
+            service_principal: None,
+            realms: vec![],
+        };
+        let err = Acceptor::new(&cfg).unwrap_err();
+        assert!(
+            err.contains("`kerberos`") && err.contains("--features kerberos"),
+            "{err}"
+        );
+        assert!(NOT_AVAILABLE.contains("`kerberos`") && NOT_AVAILABLE.contains("[proxy_auth]"));
     }
 
     #[test]

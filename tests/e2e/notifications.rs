@@ -234,3 +234,45 @@ async fn an_operator_sends_the_warnings_now_from_the_command_line() {
     assert!(!o.status.success());
     assert!(text(&o).contains("[notifications]"), "{}", text(&o));
 }
+
+#[tokio::test]
+async fn records_of_past_lapses_are_pruned_by_the_cleanup_job() {
+    use accesskeyd::store::schema::key_warnings;
+    use diesel::prelude::*;
+    let slapd = Slapd::start().await;
+    let smtp = SmtpSink::start_with_auth().await;
+    let hook = WebhookReceiver::start(HOOK_SECRET, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("smtp-password");
+    std::fs::write(&password_file, smtp.password()).unwrap();
+    let d = Daemon::start_with(
+        Some(&slapd),
+        &notifications_toml(&smtp, &hook, &password_file),
+        &[],
+    )
+    .await;
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let bob_id = bob.me().await.body["id"].as_str().unwrap().to_string();
+    bob.create_key("etl").await;
+    d.set_last_login(&bob_id, d.app.clock.now() - Duration::days(12))
+        .await;
+    assert_eq!(accesskeyd::notify::run(&d.app).await.unwrap().emails, 1);
+    let count = || async {
+        d.app
+            .store
+            .read(|c| Ok(key_warnings::table.count().get_result::<i64>(c)?))
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 2, "one record per channel");
+    let cleanup = |now| {
+        d.app
+            .store
+            .write(move |c| accesskeyd::jobs::cleanup(c, now, &[]))
+    };
+    cleanup(d.app.clock.now()).await.unwrap();
+    assert_eq!(count().await, 2, "the lapse has not passed: kept");
+    d.advance(Duration::days(4));
+    cleanup(d.app.clock.now()).await.unwrap();
+    assert_eq!(count().await, 0, "a day after the lapse: pruned");
+}
