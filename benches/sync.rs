@@ -3,6 +3,8 @@
 //! records the peak RSS of the `accesskeyd sync` process. Run: `cargo bench --bench sync`.
 //! Method and results: docs/performance.md.
 
+#[path = "../tests/e2e/harness/process.rs"]
+mod process;
 #[path = "../tests/e2e/harness/slapd.rs"]
 mod slapd;
 

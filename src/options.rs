@@ -150,6 +150,35 @@ fn validate(def: &Definition, value: &Value) -> Result<Value> {
     }
 }
 
+/// The system values every user's windows derive from.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemWindows {
+    /// `ValidityWithoutUserLogin`, days.
+    pub validity_days: i64,
+    /// `DefaultSessionDuration`, minutes.
+    pub session_minutes: i64,
+}
+
+/// Both values in one read (every user shown needs both).
+pub fn system_windows(conn: &mut DbConn, config: &Config) -> Result<SystemWindows> {
+    let rows: Vec<(String, String)> = options::table
+        .filter(options::path.eq_any([VALIDITY_WITHOUT_USER_LOGIN, DEFAULT_SESSION_DURATION]))
+        .select((options::path, options::value))
+        .load(conn)?;
+    let stored = |path: &str| {
+        rows.iter()
+            .find(|(p, _)| p == path)
+            .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
+            .and_then(|v| v.as_i64())
+    };
+    Ok(SystemWindows {
+        validity_days: stored(VALIDITY_WITHOUT_USER_LOGIN)
+            .unwrap_or(config.access_keys.validity_without_user_login_days),
+        session_minutes: stored(DEFAULT_SESSION_DURATION)
+            .unwrap_or(config.sessions.interactive_ttl_minutes),
+    })
+}
+
 /// The current value of an option (stored, or its default), inside a caller's connection.
 pub fn current(conn: &mut DbConn, config: &Config, path: &str) -> Result<Value> {
     let def = definition(path)

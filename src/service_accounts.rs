@@ -201,15 +201,15 @@ pub(crate) fn assign_manager_in(
 }
 
 /// Suspends the service accounts `removed` was responsible for, inside the removal's own
-/// transaction (the one removal path calls this). Returns their ids. Every request reads the
-/// account's state from the database, so the suspension needs no revocation signal.
+/// transaction (the one removal path calls this). Every request reads the account's state
+/// from the database, so the suspension needs no revocation signal.
 pub(crate) fn suspend_managed_by(
     conn: &mut DbConn,
     removed: &UserRow,
     actor: &Actor,
     now: DateTime<Utc>,
     why: &str,
-) -> Result<Vec<String>> {
+) -> Result<()> {
     let managed: Vec<UserRow> = users::table
         .filter(users::is_service_account.eq(true))
         .filter(users::manager_id.eq(&removed.id))
@@ -233,7 +233,7 @@ pub(crate) fn suspend_managed_by(
                 )),
         )?;
     }
-    Ok(managed.into_iter().map(|u| u.id).collect())
+    Ok(())
 }
 
 #[cfg(test)]

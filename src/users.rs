@@ -52,9 +52,8 @@ pub(crate) fn find(conn: &mut DbConn, id: &str) -> Result<UserRow> {
 }
 
 pub(crate) fn with_window(conn: &mut DbConn, config: &Config, row: UserRow) -> Result<UserInfo> {
-    let days = options::validity_days(conn, config)?;
-    let default_session = options::current_i64(conn, config, options::DEFAULT_SESSION_DURATION)?;
-    let mut info = info_of(row, days, default_session);
+    let system = options::system_windows(conn, config)?;
+    let mut info = info_of(row, system);
     info.manager_name = manager_name(conn, &info.row)?;
     Ok(info)
 }
@@ -71,16 +70,18 @@ fn manager_name(conn: &mut DbConn, row: &UserRow) -> Result<Option<String>> {
 }
 
 /// A user with the windows in force, given the system values.
-fn info_of(row: UserRow, days: i64, default_session_minutes: i64) -> UserInfo {
+fn info_of(row: UserRow, system: options::SystemWindows) -> UserInfo {
     UserInfo {
-        window: validity::window(row.access_key_validity_minutes, days),
-        session_minutes: row
-            .session_duration_minutes
-            .filter(|m| *m > 0)
-            .unwrap_or(default_session_minutes),
+        window: validity::window(row.access_key_validity_minutes, system.validity_days),
+        session_minutes: session_override(&row).unwrap_or(system.session_minutes),
         manager_name: None,
         row,
     }
+}
+
+/// The user's own session duration, if they have one.
+fn session_override(row: &UserRow) -> Option<i64> {
+    row.session_duration_minutes.filter(|m| *m > 0)
 }
 
 pub async fn get(app: &App, id: &str) -> Result<UserInfo> {
@@ -119,11 +120,10 @@ pub async fn list(
                 .limit(limit)
                 .select(UserRow::as_select())
                 .load(conn)?;
-            let days = options::validity_days(conn, &config)?;
-            let session = options::current_i64(conn, &config, options::DEFAULT_SESSION_DURATION)?;
+            let system = options::system_windows(conn, &config)?;
             let mut infos = Vec::with_capacity(rows.len());
             for row in rows {
-                let mut info = info_of(row, days, session);
+                let mut info = info_of(row, system);
                 info.manager_name = manager_name(conn, &info.row)?;
                 infos.push(info);
             }
@@ -454,7 +454,10 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
 /// The session duration in force for a user, in minutes: their override, else the system
 /// option `Authentication/DefaultSessionDuration`.
 pub fn session_minutes(conn: &mut DbConn, config: &Config, row: &UserRow) -> Result<i64> {
-    Ok(with_window(conn, config, row.clone())?.session_minutes)
+    match session_override(row) {
+        Some(m) => Ok(m),
+        None => options::current_i64(conn, config, options::DEFAULT_SESSION_DURATION),
+    }
 }
 
 /// A new record for a user a directory describes (no password: the directory checks it).

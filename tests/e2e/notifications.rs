@@ -44,20 +44,44 @@ retry_base_ms = 50
     )
 }
 
-#[tokio::test]
-async fn owners_are_warned_once_per_lapse_by_mail_and_signed_webhook() {
+/// slapd, the SMTP sink (with AUTH), a webhook receiver answering 500 `fail_first` times, and
+/// the `[notifications]` TOML pointing at them (the SMTP password in a file, newline included).
+struct Peers {
+    slapd: Slapd,
+    smtp: SmtpSink,
+    hook: WebhookReceiver,
+    dir: tempfile::TempDir,
+    toml: String,
+}
+
+async fn peers(fail_first: usize) -> Peers {
     let slapd = Slapd::start().await;
     let smtp = SmtpSink::start_with_auth().await;
-    let hook = WebhookReceiver::start(HOOK_SECRET, 1).await;
-    let secret_dir = tempfile::tempdir().unwrap();
-    let password_file = secret_dir.path().join("smtp-password");
+    let hook = WebhookReceiver::start(HOOK_SECRET, fail_first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("smtp-password");
     std::fs::write(&password_file, format!("{}\n", smtp.password())).unwrap();
-    let d = Daemon::start_with(
-        Some(&slapd),
-        &notifications_toml(&smtp, &hook, &password_file),
-        &[],
-    )
-    .await;
+    let toml = notifications_toml(&smtp, &hook, &password_file);
+    Peers {
+        slapd,
+        smtp,
+        hook,
+        dir,
+        toml,
+    }
+}
+
+impl Peers {
+    async fn daemon(&self) -> Daemon {
+        Daemon::start_with(Some(&self.slapd), &self.toml, &[]).await
+    }
+}
+
+#[tokio::test]
+async fn owners_are_warned_once_per_lapse_by_mail_and_signed_webhook() {
+    let p = peers(1).await;
+    let (smtp, hook) = (&p.smtp, &p.hook);
+    let d = p.daemon().await;
 
     // Bob's keys stop in 2 days (last sign-in 12 of 14 days ago); alice's in 14.
     let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
@@ -142,18 +166,9 @@ async fn owners_are_warned_once_per_lapse_by_mail_and_signed_webhook() {
 
 #[tokio::test]
 async fn managers_are_warned_before_a_service_account_key_expires() {
-    let slapd = Slapd::start().await;
-    let smtp = SmtpSink::start_with_auth().await;
-    let hook = WebhookReceiver::start(HOOK_SECRET, 0).await;
-    let secret_dir = tempfile::tempdir().unwrap();
-    let password_file = secret_dir.path().join("smtp-password");
-    std::fs::write(&password_file, smtp.password()).unwrap();
-    let d = Daemon::start_with(
-        Some(&slapd),
-        &notifications_toml(&smtp, &hook, &password_file),
-        &[],
-    )
-    .await;
+    let p = peers(0).await;
+    let (smtp, hook) = (&p.smtp, &p.hook);
+    let d = p.daemon().await;
     d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
     let admin = d.admin().await;
     let sa = admin
@@ -199,22 +214,14 @@ async fn managers_are_warned_before_a_service_account_key_expires() {
 async fn an_operator_sends_the_warnings_now_from_the_command_line() {
     use crate::harness::db::TestDatabase;
     use crate::harness::process::{accesskeyd, text};
-    let slapd = Slapd::start().await;
-    let smtp = SmtpSink::start_with_auth().await;
-    let hook = WebhookReceiver::start(HOOK_SECRET, 0).await;
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("smtp-password");
-    std::fs::write(&password_file, smtp.password()).unwrap();
-    let db = TestDatabase::new(dir.path());
-    let cfg = dir.path().join("accesskeyd.toml");
-    let toml = crate::harness::daemon::config_toml(
-        db.url(),
-        Some(&slapd),
-        &notifications_toml(&smtp, &hook, &password_file),
-    );
+    let p = peers(0).await;
+    let dir = p.dir.path();
+    let db = TestDatabase::new(dir);
+    let cfg = dir.join("accesskeyd.toml");
+    let toml = crate::harness::daemon::config_toml(db.url(), Some(&p.slapd), &p.toml);
     std::fs::write(&cfg, toml).unwrap();
     let run = || {
-        accesskeyd(dir.path())
+        accesskeyd(dir)
             .arg("--config")
             .arg(&cfg)
             .arg("notify")
@@ -239,18 +246,8 @@ async fn an_operator_sends_the_warnings_now_from_the_command_line() {
 async fn records_of_past_lapses_are_pruned_by_the_cleanup_job() {
     use accesskeyd::store::schema::key_warnings;
     use diesel::prelude::*;
-    let slapd = Slapd::start().await;
-    let smtp = SmtpSink::start_with_auth().await;
-    let hook = WebhookReceiver::start(HOOK_SECRET, 0).await;
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("smtp-password");
-    std::fs::write(&password_file, smtp.password()).unwrap();
-    let d = Daemon::start_with(
-        Some(&slapd),
-        &notifications_toml(&smtp, &hook, &password_file),
-        &[],
-    )
-    .await;
+    let p = peers(0).await;
+    let d = p.daemon().await;
     let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
     let bob_id = bob.me().await.body["id"].as_str().unwrap().to_string();
     bob.create_key("etl").await;

@@ -44,6 +44,8 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// A port that was free a moment ago; a server started on it may still lose a race for it
+/// (the harnesses retry their start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -131,4 +133,37 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a fresh CA and a server
+/// certificate for 127.0.0.1 and localhost signed by it (slapd's LDAPS, the SMTP sink's
+/// STARTTLS).
+pub fn write_tls_files(dir: &std::path::Path) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "accesskeyd test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("sign server cert");
+
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
+    std::fs::write(dir.join("server.pem"), cert.pem()).expect("write server.pem");
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).expect("write server.key");
 }

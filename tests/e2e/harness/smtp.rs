@@ -26,12 +26,12 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::process::{free_port, write_tls_files};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -388,44 +388,4 @@ impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A port that was free a moment ago; the server may still lose a race for it (start
-/// retries).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
-
-/// A fresh CA and a server certificate for 127.0.0.1 and localhost signed by it.
-fn write_tls_files(dir: &Path) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "accesskeyd test SMTP CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
-
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let mut params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("server params");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("sign server cert");
-
-    fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
-    fs::write(dir.join("server.pem"), cert.pem()).expect("write server.pem");
-    fs::write(dir.join("server.key"), key.serialize_pem()).expect("write server.key");
 }
