@@ -53,6 +53,8 @@ pub struct Config {
     pub windows: Option<WindowsConfig>,
     pub notifications: Option<NotificationsConfig>,
     pub password_hashing: PasswordHashingConfig,
+    pub audit: AuditConfig,
+    pub credential_cache: CredentialCacheConfig,
     pub log: LogConfig,
     pub directories: Vec<DirectoryConfig>,
 }
@@ -68,6 +70,38 @@ pub struct ServerConfig {
     /// The base URL people reach accesskeyd at (OIDC redirect URIs are built from it).
     /// Default `http://{listen}`; required behind a reverse proxy.
     pub public_url: Option<String>,
+    /// Reverse proxies (CIDRs or addresses) whose client-address header is believed. Empty:
+    /// the TCP peer is the client, and forwarding headers are ignored.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Which header trusted proxies name the client in.
+    pub client_address_header: ClientAddressHeader,
+    /// A connection must deliver a whole request head within this many seconds of its
+    /// first byte (or of being opened).
+    #[serde(deserialize_with = "lenient")]
+    pub header_read_timeout_seconds: u64,
+    /// An idle keep-alive connection is closed after this many seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub keep_alive_timeout_seconds: u64,
+    /// A request (body read and handler) taking longer gets 503 and is abandoned.
+    #[serde(deserialize_with = "lenient")]
+    pub request_timeout_seconds: u64,
+    /// Open connections at most; further ones wait in the kernel's accept queue.
+    /// 0 = three quarters of the process's open-file limit.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: usize,
+}
+
+/// The header a trusted proxy puts the client's address in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx, Traefik, HAProxy, most balancers).
+    #[default]
+    #[serde(rename = "x-forwarded-for", alias = "X-Forwarded-For")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`.
+    #[serde(rename = "forwarded", alias = "Forwarded")]
+    Forwarded,
 }
 
 impl ServerConfig {
@@ -87,6 +121,12 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
             public_url: None,
+            trusted_proxies: Vec::new(),
+            client_address_header: ClientAddressHeader::XForwardedFor,
+            header_read_timeout_seconds: 10,
+            keep_alive_timeout_seconds: 60,
+            request_timeout_seconds: 60,
+            max_connections: 0,
         }
     }
 }
@@ -336,6 +376,9 @@ pub struct LoginThrottleConfig {
     /// The window, in seconds; a throttled caller waits until it has passed.
     #[serde(deserialize_with = "lenient")]
     pub window_seconds: u64,
+    /// Counters kept at most (each a fixed few dozen bytes); the oldest go first.
+    #[serde(deserialize_with = "lenient")]
+    pub max_entries: usize,
 }
 
 impl Default for LoginThrottleConfig {
@@ -344,6 +387,7 @@ impl Default for LoginThrottleConfig {
             max_failures: 10,
             max_failures_per_address: 100,
             window_seconds: 300,
+            max_entries: 100_000,
         }
     }
 }
@@ -387,6 +431,10 @@ pub struct PasswordHashingConfig {
     /// 0 = the number of CPUs.
     #[serde(deserialize_with = "lenient")]
     pub max_concurrent: usize,
+    /// Hashes that may wait for a free slot; past this, work is refused at once with 503
+    /// and Retry-After. Each client address gets a fair share. 0 = 4 × max_concurrent.
+    #[serde(deserialize_with = "lenient")]
+    pub max_queue: usize,
 }
 
 impl Default for PasswordHashingConfig {
@@ -396,6 +444,51 @@ impl Default for PasswordHashingConfig {
             iterations: 2,
             parallelism: 1,
             max_concurrent: 0,
+            max_queue: 0,
+        }
+    }
+}
+
+/// The audit trail's upkeep.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this many days are removed by the cleanup job. 0 keeps them forever.
+    #[serde(deserialize_with = "lenient")]
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 400,
+        }
+    }
+}
+
+/// What each process remembers of credentials it has verified, so that known keys and
+/// sessions are decided without a database read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialCacheConfig {
+    /// Off: every request reads the database (as before).
+    #[serde(deserialize_with = "lenient")]
+    pub enabled: bool,
+    /// A background re-check compares every remembered entry with the database this often,
+    /// in seconds: the most an entry can lag behind a change that was not announced.
+    #[serde(deserialize_with = "lenient")]
+    pub recheck_seconds: u64,
+    /// Keys, sessions and users remembered at most (each kind).
+    #[serde(deserialize_with = "lenient")]
+    pub max_entries: usize,
+}
+
+impl Default for CredentialCacheConfig {
+    fn default() -> Self {
+        CredentialCacheConfig {
+            enabled: true,
+            recheck_seconds: 30,
+            max_entries: 100_000,
         }
     }
 }
@@ -624,6 +717,10 @@ struct RawConfig {
     #[serde(default)]
     password_hashing: PasswordHashingConfig,
     #[serde(default)]
+    audit: AuditConfig,
+    #[serde(default)]
+    credential_cache: CredentialCacheConfig,
+    #[serde(default)]
     log: LogConfig,
     #[serde(default)]
     directories: Vec<RawDirectory>,
@@ -641,6 +738,8 @@ impl Default for Config {
             windows: None,
             notifications: None,
             password_hashing: PasswordHashingConfig::default(),
+            audit: AuditConfig::default(),
+            credential_cache: CredentialCacheConfig::default(),
             log: LogConfig::default(),
             directories: vec![DirectoryConfig::Builtin(BuiltinDirectoryConfig::default())],
         }
@@ -794,6 +893,22 @@ where
     })
 }
 
+/// CIDRs (`10.0.0.0/8`) or single addresses, as a list or one comma-separated string.
+fn cidr_list<'de, D>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    string_list(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| D::Error::custom(format!("`{s}` is not an address or CIDR")))
+        })
+        .collect()
+}
+
 fn string_list_opt<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
 where
     D: Deserializer<'de>,
@@ -885,6 +1000,31 @@ impl RawConfig {
                 "must be at least 1",
             ));
         }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_seconds",
+                self.server.header_read_timeout_seconds,
+            ),
+            (
+                "server.keep_alive_timeout_seconds",
+                self.server.keep_alive_timeout_seconds,
+            ),
+            (
+                "server.request_timeout_seconds",
+                self.server.request_timeout_seconds,
+            ),
+            (
+                "credential_cache.recheck_seconds",
+                self.credential_cache.recheck_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.login_throttle.max_entries < 100 {
+            return Err(invalid("login_throttle.max_entries", "must be at least 100"));
+        }
         if self.login_throttle.window_seconds == 0 {
             return Err(invalid(
                 "login_throttle.window_seconds",
@@ -973,6 +1113,8 @@ impl RawConfig {
             sessions: self.sessions,
             login_throttle: self.login_throttle,
             password_hashing: self.password_hashing,
+            audit: self.audit,
+            credential_cache: self.credential_cache,
             log: self.log,
             directories,
         })

@@ -28,6 +28,10 @@ pub enum Error {
     /// Too many failed attempts; try again after this many seconds.
     #[error("{0}")]
     RateLimited(String, u64),
+    /// Too much work is waiting (password hashing); refused at once, retry after this many
+    /// seconds.
+    #[error("{0}")]
+    Overloaded(String, u64),
     /// A bug or an unexpected failure; details go to the log, not to the client.
     #[error("internal error: {0}")]
     Internal(String),

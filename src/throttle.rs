@@ -111,6 +111,7 @@ mod tests {
             max_failures: 3,
             max_failures_per_address: 5,
             window_seconds: 60,
+            max_entries: 1000,
         });
         let a = Some("10.0.0.1");
         for i in 0..3 {
@@ -140,6 +141,7 @@ mod tests {
             max_failures: 0,
             max_failures_per_address: 0,
             window_seconds: 60,
+            max_entries: 1000,
         });
         for i in 0..50 {
             th.failed("bob", None, t(i));

@@ -73,7 +73,7 @@ pub fn status_message(status: StatusCode, message: impl Into<String>) -> Respons
 }
 
 /// The one mapping of domain errors to HTTP: status, the message for the client, and the
-/// Retry-After seconds of a 429. The API and the web pages both answer with it.
+/// Retry-After seconds of a 429 or a shed 503. The API and the web pages both answer with it.
 pub fn domain_status(e: Error) -> (StatusCode, String, Option<u64>) {
     match e {
         Error::Invalid(m) => (StatusCode::BAD_REQUEST, m, None),
@@ -86,6 +86,7 @@ pub fn domain_status(e: Error) -> (StatusCode, String, Option<u64>) {
             (StatusCode::SERVICE_UNAVAILABLE, m, None)
         }
         Error::RateLimited(m, after) => (StatusCode::TOO_MANY_REQUESTS, m, Some(after)),
+        Error::Overloaded(m, after) => (StatusCode::SERVICE_UNAVAILABLE, m, Some(after)),
         Error::Internal(m) => {
             tracing::error!(error = %m, "internal error");
             (

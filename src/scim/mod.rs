@@ -29,7 +29,7 @@ impl From<Error> for ScimError {
             Error::Unauthenticated(m) => ScimError::unauthorized(m),
             other => ScimError {
                 status: match other {
-                    Error::Unavailable(_) => 503,
+                    Error::Unavailable(_) | Error::Overloaded(..) => 503,
                     Error::Forbidden(_) => 403,
                     Error::RateLimited(..) => 429,
                     _ => 500,
