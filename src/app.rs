@@ -1,6 +1,7 @@
 //! The application: configuration, storage, clock, hasher and directories, built once and
 //! shared by every request (`AppState(Arc<App>)`).
 
+use crate::auth_cache::AuthCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
@@ -8,7 +9,7 @@ use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::jobs::Leadership;
-use crate::keys::{LastUsed, VerifiedCache};
+use crate::keys::LastUsed;
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
 use crate::store::Store;
@@ -22,7 +23,8 @@ pub struct App {
     pub hasher: Hasher,
     /// In configuration order; the built-in directory is always present.
     pub directories: Vec<Directory>,
-    pub verified: VerifiedCache,
+    /// Decisions on known keys and sessions, answered from memory (see `auth_cache`).
+    pub auth_cache: Arc<AuthCache>,
     pub last_used: LastUsed,
     pub metrics: Metrics,
     pub throttle: LoginThrottle,
@@ -35,10 +37,21 @@ pub struct App {
 
 impl App {
     /// Opens the database, applies migrations and prepares the directories.
+    /// Also starts hearing other processes' revocations and the cache's background re-check,
+    /// for as long as the application lives.
     pub async fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
         let store = Store::open(&config.database)?;
         store.migrate().await?;
-        Self::with_store(config, clock, store)
+        let app = Self::with_store(config, clock, store)?;
+        if app.config.credential_cache.enabled {
+            crate::revocation::spawn_listener(&app.auth_cache, &app.store)
+                .map_err(|e| Error::Internal(format!("revocation listener: {e}")))?;
+            crate::revocation::spawn_recheck(
+                &app,
+                std::time::Duration::from_secs(app.config.credential_cache.recheck_seconds),
+            );
+        }
+        Ok(app)
     }
 
     /// Builds the application on an opened (and migrated) store.
@@ -55,6 +68,7 @@ impl App {
             )),
             None => None,
         };
+        let auth_cache = Arc::new(AuthCache::new(&config.credential_cache));
         Ok(Arc::new(App {
             kerberos,
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
@@ -66,7 +80,7 @@ impl App {
             clock,
             hasher,
             directories,
-            verified: VerifiedCache::default(),
+            auth_cache,
             metrics: Metrics::default(),
         }))
     }

@@ -7,6 +7,7 @@ use crate::store::schema::audit_events;
 use crate::store::{DbConn, Store};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use std::borrow::Cow;
 
 /// Who did it (a user, or the system for start-up and CLI work).
 #[derive(Debug, Clone, Default)]
@@ -69,22 +70,50 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Records `event` on `conn` (inside the caller's transaction) and as a tracing event.
+/// Longest name (actor, target) kept in audit rows and log lines, in characters: whatever a
+/// caller sends as a username, a refusal costs a bounded row and line.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// Longest free-text detail kept, in characters (it may quote a name).
+pub const MAX_DETAIL_CHARS: usize = 1024;
+
+/// `text` cut to `max` characters, with a marker saying how much was cut.
+pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((at, _)) => Cow::Owned(format!(
+            "{}…[cut, {} more bytes]",
+            &text[..at],
+            text.len() - at
+        )),
+    }
+}
+
+fn cut_owned(text: Option<&str>, max: usize) -> Option<String> {
+    text.map(|t| cut(t, max).into_owned())
+}
+
+/// Records `event` on `conn` (inside the caller's transaction) and as a tracing event. Names
+/// and details are cut to a bounded length first.
 pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result<()> {
     let detail = match (&event.actor.key_id, &event.detail) {
         (Some(k), Some(d)) => Some(format!("{d} (with access key {k})")),
         (Some(k), None) => Some(format!("with access key {k}")),
         (None, d) => d.clone(),
     };
+    let detail = cut_owned(detail.as_deref(), MAX_DETAIL_CHARS);
+    let actor = cut_owned(event.actor.name.as_deref(), MAX_NAME_CHARS);
+    let target = cut_owned(event.target, MAX_NAME_CHARS);
+    let target_id = cut_owned(event.target_id, MAX_NAME_CHARS);
     tracing::info!(
         target: "accesskeyd::audit",
         action = event.action,
         outcome = event.outcome,
-        actor = event.actor.name.as_deref().unwrap_or("-"),
+        actor = actor.as_deref().unwrap_or("-"),
         actor_user_id = event.actor.user_id.as_deref().unwrap_or("-"),
         target_type = event.target_type.unwrap_or("-"),
-        target_id = event.target_id.unwrap_or("-"),
-        target = event.target.unwrap_or("-"),
+        target_id = target_id.as_deref().unwrap_or("-"),
+        target = target.as_deref().unwrap_or("-"),
         detail = detail.as_deref().unwrap_or(""),
         remote_addr = event.actor.remote_addr.as_deref().unwrap_or("-"),
         "audit"
@@ -94,10 +123,10 @@ pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result
         action: event.action.to_string(),
         outcome: event.outcome.to_string(),
         actor_user_id: event.actor.user_id.clone(),
-        actor: event.actor.name.clone(),
+        actor,
         target_type: event.target_type.map(str::to_string),
-        target_id: event.target_id.map(str::to_string),
-        target: event.target.map(str::to_string),
+        target_id,
+        target,
         detail,
         remote_addr: event.actor.remote_addr.clone(),
     };
@@ -130,6 +159,18 @@ pub async fn record_alone(store: &Store, at: DateTime<Utc>, event: &Event<'_>) -
             record(conn, at, &ev)
         })
         .await
+}
+
+/// Removes events older than `days` (inside the cleanup job's connection); 0 keeps all.
+pub fn prune(conn: &mut DbConn, now: DateTime<Utc>, days: u64) -> Result<usize> {
+    if days == 0 {
+        return Ok(0);
+    }
+    let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400_000);
+    let cutoff = now
+        .checked_sub_signed(chrono::Duration::days(days))
+        .map_or(i64::MIN, to_ms);
+    Ok(diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff))).execute(conn)?)
 }
 
 /// One stored event, for `GET /api/audit`.
@@ -202,4 +243,16 @@ pub async fn list(
             Ok((rows.into_iter().map(AuditEntry::from).collect(), total))
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_names_are_cut_with_a_marker() {
+        assert_eq!(super::cut("bob", 256), "bob");
+        let long = "é".repeat(300);
+        let cut = super::cut(&long, 256);
+        assert!(cut.starts_with(&"é".repeat(256)));
+        assert!(cut.ends_with("…[cut, 88 more bytes]"), "{cut}");
+    }
 }

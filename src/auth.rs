@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
+use crate::auth_cache::{token_digest, Hit};
 use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
@@ -10,6 +11,7 @@ use crate::kerberos;
 use crate::keys::{self, format};
 use crate::metrics::inc;
 use crate::options;
+use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::sessions;
 use crate::store::models::{to_ms, AccessKeyRow, SessionRow, UserRow};
@@ -18,6 +20,7 @@ use crate::users;
 use crate::validity;
 use chrono::Duration;
 use diesel::prelude::*;
+use std::sync::Arc;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +43,8 @@ impl Method {
 /// An authenticated caller.
 #[derive(Clone)]
 pub struct Principal {
-    pub user: UserRow,
+    /// Shared with the credential cache: a request decided from memory copies nothing.
+    pub user: Arc<UserRow>,
     pub method: Method,
     /// The key behind an access-key caller: (row id, key id).
     pub key: Option<(String, String)>,
@@ -79,29 +83,39 @@ pub enum Credentials {
 
 const BAD_SESSION: &str = "the session is invalid or has expired; log in again";
 
-/// Authenticates one request. Sessions opened with a key are re-checked against the validity
-/// rule every time, so they die the moment their key, its owner or the window does.
+/// Authenticates one request. Known keys and live sessions are decided from memory (the
+/// same rule, see `auth_cache`); everything else reads the database. Sessions opened with a
+/// key are re-checked against the validity rule every time, so they die the moment their
+/// key, its owner or the window does.
 pub async fn authenticate(
     app: &App,
     credentials: Credentials,
     remote_addr: Option<String>,
 ) -> Result<Principal> {
+    let now = app.clock.now();
     match credentials {
         Credentials::Basic { key_id, password } => {
+            if let Some(hit) = app.auth_cache.key(&key_id, &password, now) {
+                inc(&app.metrics.key_auth_ok);
+                return Ok(remembered(app, hit, None, remote_addr, now));
+            }
             let v = keys::verify(app, &key_id, password, remote_addr.as_deref())
                 .await
                 .inspect_err(|e| {
-                    // Not audited (a misconfigured poller would flood the trail); logged instead.
-                    // The key id is not secret; the password never appears.
-                    tracing::warn!(
-                        key_id = %key_id.chars().take(64).collect::<String>(),
-                        remote_addr = remote_addr.as_deref().unwrap_or("-"),
-                        reason = %e,
-                        "access-key authentication refused"
-                    );
+                    // Not audited (a misconfigured poller would flood the trail); logged
+                    // instead, except refusals the throttle or the hashing queue answered
+                    // (counted and summed, see `jobs`). The password never appears.
+                    if matches!(e, Error::Unauthenticated(_)) {
+                        tracing::warn!(
+                            key_id = %audit::cut(&key_id, 64),
+                            remote_addr = remote_addr.as_deref().unwrap_or("-"),
+                            reason = %e,
+                            "access-key authentication refused"
+                        );
+                    }
                 })?;
             Ok(Principal {
-                user: v.user,
+                user: Arc::new(v.user),
                 method: Method::AccessKey,
                 key: Some((v.key.id, v.key.key_id)),
                 session_hash: None,
@@ -112,68 +126,133 @@ pub async fn authenticate(
             if !token.expose().starts_with(sessions::TOKEN_PREFIX) {
                 return Err(Error::Unauthenticated(BAD_SESSION.into()));
             }
-            let hash = sessions::token_hash(token.expose());
-            let now = app.clock.now();
-            let config = app.config.clone();
-            let h = hash.clone();
-            type Found = (SessionRow, UserRow, Option<AccessKeyRow>, i64);
-            let found: Option<Found> = app
-                .store
-                .read(move |conn| {
-                    let row: Option<(SessionRow, UserRow)> = sessions_t::table
-                        .inner_join(users_t::table)
-                        .filter(sessions_t::token_hash.eq(&h))
-                        .filter(sessions_t::expires_at.gt(to_ms(now)))
-                        .select((SessionRow::as_select(), UserRow::as_select()))
-                        .first(conn)
-                        .optional()?;
-                    let Some((session, user)) = row else {
-                        return Ok(None);
-                    };
-                    let key = match &session.access_key_id {
-                        Some(id) => access_keys::table
-                            .find(id)
-                            .select(AccessKeyRow::as_select())
-                            .first(conn)
-                            .optional()?,
-                        None => None,
-                    };
-                    let days = options::validity_days(conn, &config)?;
-                    Ok(Some((session, user, key, days)))
-                })
-                .await?;
-            let Some((session, user, key, days)) = found else {
-                return Err(Error::Unauthenticated(BAD_SESSION.into()));
-            };
-            if !user.is_active() {
-                return Err(Error::Unauthenticated(BAD_SESSION.into()));
+            let digest = token_digest(token.expose());
+            if let Some(hit) = app.auth_cache.session(&digest, now) {
+                return Ok(remembered(app, hit, Some(&digest), remote_addr, now));
             }
-            let (method, key) = match (session.access_key_id, key) {
-                (None, _) => (Method::Interactive, None),
-                // The key is gone (the cascade normally removed the session already).
-                (Some(_), None) => return Err(Error::Unauthenticated(BAD_SESSION.into())),
-                (Some(_), Some(k)) => {
-                    let window = validity::window(user.access_key_validity_minutes, days);
-                    validity::check_key(user.key_holder(&k), window, now).map_err(|reason| {
-                        inc(&app.metrics.key_auth_not_valid_now);
-                        Error::Unauthenticated(format!(
-                            "access key `{}` is not valid now: {reason}",
-                            k.key_id
-                        ))
-                    })?;
-                    app.last_used.touch(&app.store, &k.id, now);
-                    (Method::AccessKey, Some((k.id, k.key_id)))
-                }
-            };
-            Ok(Principal {
-                user,
-                method,
-                key,
-                session_hash: Some(hash),
-                remote_addr,
-            })
+            session_from_database(app, digest, remote_addr, now).await
         }
     }
+}
+
+/// A principal decided from memory.
+fn remembered(
+    app: &App,
+    hit: Hit,
+    session: Option<&[u8; 32]>,
+    remote_addr: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Principal {
+    let key = hit.key.map(|(row, key_id)| {
+        app.last_used.touch(&app.store, &row, now);
+        (row.to_string(), key_id.to_string())
+    });
+    Principal {
+        user: hit.user,
+        method: if key.is_some() {
+            Method::AccessKey
+        } else {
+            Method::Interactive
+        },
+        key,
+        session_hash: session.map(hex::encode),
+        remote_addr,
+    }
+}
+
+/// A session token not decided from memory: read, decided, and remembered when valid.
+async fn session_from_database(
+    app: &App,
+    digest: [u8; 32],
+    remote_addr: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Principal> {
+    let hash = hex::encode(digest);
+    let config = app.config.clone();
+    let h = hash.clone();
+    let generation = app.auth_cache.generation();
+    type Found = (SessionRow, UserRow, Option<AccessKeyRow>, i64);
+    let found: Option<Found> = app
+        .store
+        .read(move |conn| {
+            let row: Option<(SessionRow, UserRow)> = sessions_t::table
+                .inner_join(users_t::table)
+                .filter(sessions_t::token_hash.eq(&h))
+                .filter(sessions_t::expires_at.gt(to_ms(now)))
+                .select((SessionRow::as_select(), UserRow::as_select()))
+                .first(conn)
+                .optional()?;
+            let Some((session, user)) = row else {
+                return Ok(None);
+            };
+            let key = match &session.access_key_id {
+                Some(id) => access_keys::table
+                    .find(id)
+                    .select(AccessKeyRow::as_select())
+                    .first(conn)
+                    .optional()?,
+                None => None,
+            };
+            let days = options::validity_days(conn, &config)?;
+            Ok(Some((session, user, key, days)))
+        })
+        .await?;
+    let Some((session, user, key, days)) = found else {
+        return Err(Error::Unauthenticated(BAD_SESSION.into()));
+    };
+    if !user.is_active() {
+        return Err(Error::Unauthenticated(BAD_SESSION.into()));
+    }
+    let principal_key = match (&session.access_key_id, &key) {
+        (None, _) => None,
+        // The key is gone (the cascade normally removed the session already).
+        (Some(_), None) => return Err(Error::Unauthenticated(BAD_SESSION.into())),
+        (Some(_), Some(k)) => {
+            let window = validity::window(user.access_key_validity_minutes, days);
+            validity::check_key(user.key_holder(k), window, now).map_err(|reason| {
+                inc(&app.metrics.key_auth_not_valid_now);
+                Error::Unauthenticated(format!(
+                    "access key `{}` is not valid now: {reason}",
+                    k.key_id
+                ))
+            })?;
+            app.last_used.touch(&app.store, &k.id, now);
+            Some((k.id.clone(), k.key_id.clone()))
+        }
+    };
+    app.auth_cache
+        .remember_session(generation, digest, &session, &user, key.as_ref(), days);
+    Ok(Principal {
+        user: Arc::new(user),
+        method: if principal_key.is_some() {
+            Method::AccessKey
+        } else {
+            Method::Interactive
+        },
+        key: principal_key,
+        session_hash: Some(hash),
+        remote_addr,
+    })
+}
+
+/// Longest username (or key id) accepted, in bytes.
+pub const MAX_USERNAME_BYTES: usize = 256;
+/// Longest password accepted, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Refuses oversized credentials with 400 before anything is looked up, hashed or stored.
+pub fn check_lengths(username: &str, password: &Secret) -> Result<()> {
+    if username.len() > MAX_USERNAME_BYTES {
+        return Err(Error::invalid(format!(
+            "username: at most {MAX_USERNAME_BYTES} bytes"
+        )));
+    }
+    if password.expose().len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid(format!(
+            "password: at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// A login request (`POST /api/auth/login`).
@@ -203,6 +282,7 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
     if input.password.is_empty() {
         return Err(Error::invalid("password: required"));
     }
+    check_lengths(&input.username, &input.password)?;
     let directory = match input.directory_id.as_deref() {
         Some(id) => Some(app.directory(id).ok_or_else(|| {
             Error::invalid(format!("authProviderId: no directory with id `{id}`"))
@@ -233,6 +313,11 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
         throttled_login(app, &input, directory, &actor).await
     };
     if let Err(e) = &result {
+        if matches!(e, Error::RateLimited(..) | Error::Overloaded(..)) {
+            // Counted in metrics and summed per address (`jobs::summarize_refusals`): a
+            // flood of refusals is not a flood of rows.
+            return result;
+        }
         let method = if as_key { "access-key" } else { "interactive" };
         if !as_key {
             inc(&app.metrics.logins_interactive_failed);
@@ -298,14 +383,14 @@ async fn throttled_login(
     directory: Option<&Directory>,
     actor: &Actor,
 ) -> Result<LoggedIn> {
-    let addr = actor.remote_addr.as_deref();
-    let now = app.clock.now();
-    app.throttle.check(&input.username, addr, now)?;
+    let addr = actor.remote_addr.as_deref().and_then(|a| a.parse().ok());
+    // Checked and reserved in one step: parallel attempts cannot all slip under the limit.
+    let attempt = app.throttle.admit(&input.username, addr, app.clock.now())?;
     let result = interactive_login(app, input, directory, actor).await;
     match &result {
-        Ok(_) => app.throttle.succeeded(&input.username, addr),
-        Err(Error::Unauthenticated(_)) => app.throttle.failed(&input.username, addr, now),
-        Err(_) => {}
+        Ok(_) => attempt.succeeded(),
+        Err(Error::Unauthenticated(_)) => attempt.failed(),
+        Err(_) => attempt.abandoned(),
     }
     result
 }
@@ -386,6 +471,7 @@ async fn open_interactive_session(
         })
         .await?;
     inc(&app.metrics.logins_interactive_ok);
+    revocation::changed(app, Revoked::User(info.row.id.clone()));
     let mut info = info;
     info.row.last_login_at = Some(to_ms(now));
     Ok(LoggedIn {
@@ -406,9 +492,12 @@ pub fn proxy_username(reported: &str) -> &str {
 /// its addresses and with its shared secret; the name is looked up in the directory (same
 /// record and stable id as a password login there). `Ok(None)`: the request is not the
 /// proxy's, so its headers mean nothing.
+/// The proxy is recognised as the TCP peer, or, behind balancers listed in
+/// `[server] trusted_proxies`, as the client address they name.
 pub async fn proxy_login(
     app: &App,
     peer: Option<std::net::IpAddr>,
+    client: Option<std::net::IpAddr>,
     user: Option<&str>,
     secret: Option<&str>,
 ) -> Result<Option<LoggedIn>> {
@@ -417,7 +506,10 @@ pub async fn proxy_login(
     };
     // An IPv4 proxy reaching a dual-stack listener shows as ::ffff:a.b.c.d.
     let peer = peer.map(|p| p.to_canonical());
-    let trusted = peer.is_some_and(|p| cfg.trusted_addresses.contains(&p));
+    let trusted = [peer, client]
+        .into_iter()
+        .flatten()
+        .any(|a| cfg.trusted_addresses.contains(&a.to_canonical()));
     let vouched = secret.is_some_and(|s| cfg.secret.ct_eq(s));
     let (true, true, Some(user)) = (trusted, vouched, user) else {
         if user.is_some() {
@@ -441,7 +533,7 @@ pub async fn proxy_login(
         })?;
     let id = dir.config().id.clone();
     let info = users::upsert_login(app, &id, du).await?;
-    let addr = peer.map(|p| p.to_string());
+    let addr = client.or(peer).map(|p| p.to_string());
     open_interactive_session(app, info, &id, addr)
         .await
         .map(Some)
@@ -674,7 +766,8 @@ pub async fn logout(app: &App, caller: &Principal) -> Result<()> {
             "there is no session to log out of: Basic credentials open none",
         ));
     };
-    sessions::revoke(&app.store, hash).await?;
+    sessions::revoke(&app.store, hash.clone()).await?;
+    revocation::changed(app, Revoked::Session(hash));
     let actor = caller.actor();
     audit::record_alone(
         &app.store,

@@ -256,7 +256,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "accesskeyd listening");
     println!("accesskeyd listening on http://{listen}");
-    let mut jobs = vec![crate::jobs::spawn_session_cleanup(app.clone())];
+    let mut jobs = vec![
+        crate::jobs::spawn_session_cleanup(app.clone()),
+        crate::jobs::spawn_refusal_summary(app.clone()),
+    ];
     jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
     jobs.extend(crate::notify::spawn_scheduler(app.clone()));
     crate::http::serve(app, listener, shutdown_signal()).await?;

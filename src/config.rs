@@ -1023,7 +1023,10 @@ impl RawConfig {
             }
         }
         if self.login_throttle.max_entries < 100 {
-            return Err(invalid("login_throttle.max_entries", "must be at least 100"));
+            return Err(invalid(
+                "login_throttle.max_entries",
+                "must be at least 100",
+            ));
         }
         if self.login_throttle.window_seconds == 0 {
             return Err(invalid(

@@ -104,7 +104,15 @@ impl From<diesel::r2d2::PoolError> for Error {
 
 impl From<HashError> for Error {
     fn from(e: HashError) -> Error {
-        Error::Internal(e.to_string())
+        match e {
+            HashError::Busy {
+                retry_after_seconds: n,
+            } => Error::Overloaded(
+                format!("too many password checks are waiting; try again in {n} seconds"),
+                n,
+            ),
+            HashError::Failed(_) => Error::Internal(e.to_string()),
+        }
     }
 }
 

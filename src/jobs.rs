@@ -177,6 +177,20 @@ pub fn cleanup(
     ))
 }
 
+/// Audit events past `[audit] retention_days` and announcements of revocations no process
+/// still needs go (inside the cleanup job's connection).
+pub fn prune_history(
+    conn: &mut DbConn,
+    now: chrono::DateTime<chrono::Utc>,
+    audit_days: u64,
+) -> Result<String> {
+    let events = crate::audit::prune(conn, now, audit_days)?;
+    let revocations = crate::revocation::prune(conn, now)?;
+    Ok(format!(
+        "removed {events} audit event(s) past retention and {revocations} old revocation notice(s)"
+    ))
+}
+
 /// Every OpenID Connect directory with its SCIM deprovisioning grace.
 pub fn scim_graces(app: &App) -> Vec<(String, Span)> {
     app.directories
@@ -201,17 +215,18 @@ pub fn spawn_session_cleanup(app: Arc<App>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let a = app.clone();
+            let audit_days = app.config.audit.retention_days;
             let outcome = tokio::task::spawn_blocking(move || {
                 let now = a.clock.now();
                 let graces = scim_graces(&a);
                 let result =
                     a.leadership
                         .run_blocking("session-cleanup", a.clock.as_ref(), |conn| {
-                            cleanup(conn, now, &graces)
+                            let done = cleanup(conn, now, &graces)?;
+                            let history = prune_history(conn, now, audit_days)?;
+                            Ok(format!("{done}; {history}"))
                         });
-                if matches!(&result, Ok(Some(d)) if !d.ends_with(" 0 deprovisioned user(s)")) {
-                    crate::revocation::changed(&a, crate::revocation::Revoked::All);
-                }
+                // Removals announced themselves; this process hears its own announcements.
                 result
             })
             .await;
@@ -220,6 +235,59 @@ pub fn spawn_session_cleanup(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "session cleanup failed"),
                 Err(e) => tracing::error!(error = %e, "session cleanup task failed"),
+            }
+        }
+    })
+}
+
+/// Writes what the throttle refused with 429 since the last call as one audit event per
+/// client address (a flood of refusals costs a bounded number of rows, none of them per
+/// request). Every process does this for its own throttle.
+pub async fn summarize_refusals(app: &App) -> Result<usize> {
+    let refusals = app.throttle.take_refusals();
+    if refusals.is_empty() {
+        return Ok(0);
+    }
+    let n = refusals.len();
+    let now = app.clock.now();
+    app.store
+        .write(move |conn| {
+            for r in &refusals {
+                let actor = crate::audit::Actor {
+                    remote_addr: r.addr.map(|a| a.to_string()),
+                    ..crate::audit::Actor::system("throttle")
+                };
+                crate::audit::record(
+                    conn,
+                    now,
+                    &crate::audit::Event::new("login.throttled", &actor)
+                        .failed()
+                        .detail(format!(
+                            "{} attempt(s) from {} refused with 429 between {} and {}",
+                            r.count,
+                            r.addr
+                                .map_or("other addresses".to_string(), |a| a.to_string()),
+                            r.first.to_rfc3339(),
+                            r.last.to_rfc3339()
+                        )),
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(n)
+}
+
+/// Summarises the throttle's refusals once per throttle window, on every replica.
+pub fn spawn_refusal_summary(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_secs(app.config.login_throttle.window_seconds.clamp(1, 3600));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = summarize_refusals(&app).await {
+                tracing::warn!(error = %e, "could not record the throttle's refusals");
             }
         }
     })

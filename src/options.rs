@@ -320,6 +320,9 @@ async fn set_once(
                 )?;
                 out.push(output(conn, &config, def)?);
             }
+            if !dry_run {
+                revocation::announce(conn, &Revoked::All)?;
+            }
             Ok(out)
         })
         .await?;

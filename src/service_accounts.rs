@@ -183,6 +183,7 @@ pub(crate) fn assign_manager_in(
             users::suspended_at.eq(None::<i64>),
         ))
         .execute(conn)?;
+    crate::revocation::announce(conn, &crate::revocation::Revoked::User(sa.id.clone()))?;
     let resumed = if sa.suspended_at.is_some() {
         "; the account was suspended and is active again"
     } else {
@@ -201,8 +202,8 @@ pub(crate) fn assign_manager_in(
 }
 
 /// Suspends the service accounts `removed` was responsible for, inside the removal's own
-/// transaction (the one removal path calls this). Every request reads the account's state
-/// from the database, so the suspension needs no revocation signal.
+/// transaction (the one removal path calls this). Each is announced; forgetting the removed
+/// manager also forgets, in this process, the accounts they managed (`auth_cache`).
 pub(crate) fn suspend_managed_by(
     conn: &mut DbConn,
     removed: &UserRow,
@@ -222,6 +223,7 @@ pub(crate) fn suspend_managed_by(
                 users::suspended_at.eq(Some(to_ms(now))),
             ))
             .execute(conn)?;
+        crate::revocation::announce(conn, &crate::revocation::Revoked::User(sa.id.clone()))?;
         audit::record(
             conn,
             now,

@@ -53,12 +53,14 @@ pub fn issue(
     Ok(Secret::new(token))
 }
 
-/// Ends one session. Returns whether it existed.
+/// Ends one session and announces it (the caller tells `revocation::changed` after).
+/// Returns whether it existed.
 pub async fn revoke(store: &Store, hash: String) -> Result<bool> {
     store
         .write(move |conn| {
-            let n = diesel::delete(sessions::table.filter(sessions::token_hash.eq(hash)))
+            let n = diesel::delete(sessions::table.filter(sessions::token_hash.eq(&hash)))
                 .execute(conn)?;
+            crate::revocation::announce(conn, &crate::revocation::Revoked::Session(hash))?;
             Ok(n > 0)
         })
         .await

@@ -239,6 +239,7 @@ pub async fn update(app: &App, actor: &Actor, id: &str, u: Update) -> Result<Use
                 };
                 event(conn, "user.session_duration", detail)?;
             }
+            revocation::announce(conn, &Revoked::User(row.id.clone()))?;
             let row = find(conn, &row.id)?;
             with_window(conn, &config, row)
         })
@@ -267,10 +268,11 @@ pub(crate) fn remove_in(
 ) -> Result<(UserRow, Deleted)> {
     let row = find(conn, user_id)?;
     // The service accounts this person answered for stop working until someone else does.
-    // (Nothing caches a user's state across requests, so no revocation call is needed.)
+    // (`suspend_managed_by` announces each of them.)
     crate::service_accounts::suspend_managed_by(conn, &row, actor, now, why)?;
     // Explicit deletes (rather than relying on the cascade alone) give the counts for the
     // audit trail and keep the behaviour independent of the backend.
+    revocation::announce(conn, &Revoked::User(row.id.clone()))?;
     let sessions =
         diesel::delete(sessions::table.filter(sessions::user_id.eq(&row.id))).execute(conn)?;
     let keys = diesel::delete(access_keys::table.filter(access_keys::user_id.eq(&row.id)))
@@ -312,12 +314,13 @@ pub async fn delete(app: &App, actor: &Actor, id: &str) -> Result<(UserRow, Dele
     Ok((row, deleted))
 }
 
-/// Sets `lastLoginAt` (inside the caller's transaction). Only interactive logins call this.
+/// Sets `lastLoginAt` (inside the caller's transaction) and announces the moved window; the
+/// caller tells `revocation::changed` after the commit. Only interactive logins call this.
 pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) -> Result<()> {
     diesel::update(users::table.find(user_id))
         .set(users::last_login_at.eq(Some(to_ms(now))))
         .execute(conn)?;
-    Ok(())
+    revocation::announce(conn, &Revoked::User(user_id.to_string()))
 }
 
 /// Creates or refreshes the local record of a directory user after a successful login,
@@ -396,6 +399,7 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                             du.external_id, du.username
                         )),
                 )?;
+                revocation::announce(conn, &Revoked::User(old.id.clone()))?;
                 superseded = Some(old.id);
             }
             let id = match existing {
@@ -422,6 +426,7 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
                             .set(users::suspended_at.eq(None::<i64>))
                             .execute(conn)?;
                     }
+                    revocation::announce(conn, &Revoked::User(row.id.clone()))?;
                     if (login_restores && row.suspended_at.is_some()) || !row.is_enabled {
                         audit::record(
                             conn,
@@ -448,6 +453,7 @@ async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> 
     if let Some(old) = superseded {
         revocation::changed(app, Revoked::User(old));
     }
+    revocation::changed(app, Revoked::User(info.row.id.clone()));
     Ok(info)
 }
 
@@ -629,7 +635,8 @@ pub async fn set_local_password(
     let dir = app.builtin_id().to_string();
     let username = username.to_string();
     let actor = actor.clone();
-    app.store
+    let id = app
+        .store
         .write(move |conn| {
             let row: UserRow = users::table
                 .filter(users::directory_id.eq(&dir))
@@ -647,6 +654,7 @@ pub async fn set_local_password(
                 .set(users::password_hash.eq(Some(hash)))
                 .execute(conn)?;
             // Interactive sessions end with the old password; key sessions are not tied to it.
+            revocation::announce(conn, &Revoked::User(row.id.clone()))?;
             diesel::delete(
                 sessions::table
                     .filter(sessions::user_id.eq(&row.id))
@@ -658,9 +666,11 @@ pub async fn set_local_password(
                 now,
                 &Event::new("user.password", &actor).target("user", &row.id, &row.username),
             )?;
-            Ok(())
+            Ok(row.id)
         })
-        .await
+        .await?;
+    revocation::changed(app, Revoked::User(id));
+    Ok(())
 }
 
 /// On the very first start (no admin at all) creates the built-in `admin` with a random

@@ -192,10 +192,8 @@ pub(super) async fn windows_sign_in(
     state: &AppState,
     parts: &Parts,
 ) -> Result<WindowsOutcome, Error> {
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+    let peer = super::extract::peer_ip(parts);
+    let client = super::extract::client_ip(parts, &state.0);
     let header = |name: Option<&str>| {
         name.and_then(|n| parts.headers.get(n))
             .and_then(|v| v.to_str().ok())
@@ -205,7 +203,7 @@ pub(super) async fn windows_sign_in(
     let user = header(proxy.map(|p| p.user_header.as_str()));
     let secret = header(proxy.map(|p| p.secret_header.as_str()));
     if let Some(done) =
-        auth::proxy_login(&state.0, peer, user.as_deref(), secret.as_deref()).await?
+        auth::proxy_login(&state.0, peer, client, user.as_deref(), secret.as_deref()).await?
     {
         return Ok(WindowsOutcome::SignedIn(Box::new(done), None));
     }
@@ -229,10 +227,12 @@ pub(super) async fn windows_sign_in(
         kerberos::Offer::Malformed => {
             refused(Error::invalid("the Negotiate credentials are not base64"))
         }
-        kerberos::Offer::Token(token) => match auth::kerberos_login(&state.0, token, peer).await {
-            Ok((done, mutual)) => Ok(WindowsOutcome::SignedIn(Box::new(done), mutual)),
-            Err(e) => refused(e),
-        },
+        kerberos::Offer::Token(token) => {
+            match auth::kerberos_login(&state.0, token, client).await {
+                Ok((done, mutual)) => Ok(WindowsOutcome::SignedIn(Box::new(done), mutual)),
+                Err(e) => refused(e),
+            }
+        }
     }
 }
 
@@ -355,7 +355,7 @@ async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<Stat
 async fn verify(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     let creds = credentials(&parts)?
         .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
-    let p = auth::authenticate(&state.0, creds, remote_addr(&parts)).await?;
+    let p = auth::authenticate(&state.0, creds, remote_addr(&parts, &state.0)).await?;
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: &str| -> Result<(), ApiError> {
         let v = HeaderValue::from_str(value)

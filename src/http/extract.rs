@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::app::App;
 use crate::auth::{self, Credentials, Principal};
 use crate::error::Error;
 use crate::secret::Secret;
@@ -10,7 +11,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
@@ -38,12 +39,31 @@ pub struct Query<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
 
-/// The peer address, for the audit trail.
-pub fn remote_addr(parts: &Parts) -> Option<String> {
+/// The TCP peer of a request.
+pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
+        .map(|ci| ci.0.ip())
+}
+
+/// The client: the TCP peer, or behind a trusted proxy the address it names
+/// (`[server] trusted_proxies`, see `client_addr`).
+pub fn client_ip(parts: &Parts, app: &App) -> Option<IpAddr> {
+    let server = &app.config.server;
+    peer_ip(parts).map(|peer| {
+        super::client_addr::resolve(
+            peer,
+            &parts.headers,
+            &server.trusted_proxies,
+            server.client_address_header,
+        )
+    })
+}
+
+/// The client's address as text, for the audit trail, the logs and the throttle.
+pub fn remote_addr(parts: &Parts, app: &App) -> Option<String> {
+    client_ip(parts, app).map(|ip| ip.to_string())
 }
 
 /// Reads the credentials of a request; `Ok(None)` when it carries none.
@@ -65,14 +85,24 @@ pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
         return Ok(Some(Credentials::Session(Secret::new(rest))));
     }
     if scheme.eq_ignore_ascii_case("basic") {
+        // Longer than the longest name and password allowed, encoded: 400 before decoding.
+        if rest.len() > (auth::MAX_USERNAME_BYTES + auth::MAX_PASSWORD_BYTES + 1).div_ceil(3) * 4 {
+            return Err(Error::invalid(format!(
+                "Authorization: Basic credentials over {} bytes (username) or {} bytes (password)",
+                auth::MAX_USERNAME_BYTES,
+                auth::MAX_PASSWORD_BYTES
+            )));
+        }
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .map_err(|_| malformed())?;
         let text = String::from_utf8(decoded).map_err(|_| malformed())?;
         let (key_id, password) = text.split_once(':').ok_or_else(malformed)?;
+        let password = Secret::new(password);
+        auth::check_lengths(key_id, &password)?;
         return Ok(Some(Credentials::Basic {
             key_id: key_id.to_string(),
-            password: Secret::new(password),
+            password,
         }));
     }
     Err(Error::Unauthenticated(format!(
@@ -117,7 +147,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let creds = credentials(parts)?
             .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
-        let principal = auth::authenticate(&state.0, creds, remote_addr(parts)).await?;
+        let principal = auth::authenticate(&state.0, creds, remote_addr(parts, &state.0)).await?;
         Ok(Caller(principal))
     }
 }
@@ -135,13 +165,16 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The peer address as an extractor.
+/// The client's address as an extractor.
 pub struct RemoteAddr(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for RemoteAddr {
+impl FromRequestParts<AppState> for RemoteAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(RemoteAddr(remote_addr(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RemoteAddr(remote_addr(parts, &state.0)))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_addr;
 pub mod directories;
 pub mod error;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod paging;
 pub mod scim;
+pub mod serve;
 pub mod system;
 pub mod ui;
 pub mod users;
@@ -20,7 +22,6 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
@@ -67,16 +68,12 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, with the connection deadlines
+/// and cap of `[server]` ([`serve::serve`]).
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve::serve(app, listener, shutdown).await
 }

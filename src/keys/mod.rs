@@ -18,11 +18,9 @@ use crate::users as users_domain;
 use crate::validity;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
-use subtle::ConstantTimeEq;
 
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_LEN: usize = 1000;
@@ -319,6 +317,7 @@ pub async fn delete(app: &App, caller: &Principal, key_id: &str) -> Result<Acces
                 .ok_or_else(|| Error::not_found(format!("access key `{key_id}` not found")))?;
             // Sessions opened with this key go with it (ON DELETE CASCADE).
             diesel::delete(access_keys::table.find(&row.id)).execute(conn)?;
+            revocation::announce(conn, &Revoked::Key(row.id.clone()))?;
             audit::record(
                 conn,
                 now,
@@ -342,10 +341,12 @@ pub struct Verified {
 
 const BAD_KEY: &str = "invalid access key or password";
 
-/// Checks an access key and its password, then the validity rule. Malformed input is refused
-/// before any hashing; unknown keys cost the same hashing time as known ones. Wrong
-/// credentials count towards the login throttle of `remote_addr` (a key that is merely not
-/// valid now does not).
+/// Checks an access key and its password, then the validity rule, reading the database.
+/// Malformed input is refused before any hashing; unknown keys cost the same hashing time as
+/// known ones. A password that already passed argon2 against the same stored hash is known
+/// and costs nothing; every other attempt goes through the failed-login throttle of
+/// `remote_addr` (checked and reserved in one step) and the fair argon2 queue. A key that is
+/// merely not valid now does not count as a failure.
 pub async fn verify(
     app: &App,
     key_id: &str,
@@ -353,14 +354,57 @@ pub async fn verify(
     remote_addr: Option<&str>,
 ) -> Result<Verified> {
     let now = app.clock.now();
-    app.throttle.check(key_id, remote_addr, now)?;
-    let checked = check_credentials(app, key_id, password).await;
-    match &checked {
-        Ok(_) => app.throttle.succeeded(key_id, remote_addr),
-        Err(Error::Unauthenticated(_)) => app.throttle.failed(key_id, remote_addr, now),
-        Err(_) => {}
+    if !format::is_key_id(key_id) || !format::is_password(password.expose()) {
+        inc(&app.metrics.key_auth_failed);
+        return Err(Error::Unauthenticated(BAD_KEY.into()));
     }
-    let (key, user, days) = checked?;
+    let addr: Option<IpAddr> = remote_addr.and_then(|a| a.parse().ok());
+    let generation = app.auth_cache.generation();
+    let kid = key_id.to_string();
+    let config = app.config.clone();
+    let found: Option<(AccessKeyRow, UserRow, i64)> = app
+        .store
+        .read(move |conn| {
+            let pair: Option<(AccessKeyRow, UserRow)> = access_keys::table
+                .inner_join(users::table)
+                .filter(access_keys::key_id.eq(kid))
+                .select((AccessKeyRow::as_select(), UserRow::as_select()))
+                .first(conn)
+                .optional()?;
+            match pair {
+                Some((k, u)) => Ok(Some((k, u, options::validity_days(conn, &config)?))),
+                None => Ok(None),
+            }
+        })
+        .await?;
+    let known = found.as_ref().is_some_and(|(key, _, _)| {
+        app.auth_cache
+            .password_known(key_id, &key.password_hash, &password)
+    });
+    if !known {
+        let attempt = app.throttle.admit(key_id, addr, now)?;
+        let stored = found.as_ref().map(|(key, _, _)| key.password_hash.clone());
+        let real = stored.is_some();
+        match app.hasher.verify_from(password.clone(), stored, addr).await {
+            Ok(true) if real => attempt.succeeded(),
+            Ok(_) => {
+                attempt.failed();
+                inc(&app.metrics.key_auth_failed);
+                return Err(Error::Unauthenticated(BAD_KEY.into()));
+            }
+            Err(e) => {
+                attempt.abandoned();
+                return Err(e.into());
+            }
+        }
+    }
+    let Some((key, user, days)) = found else {
+        inc(&app.metrics.key_auth_failed);
+        return Err(Error::Unauthenticated(BAD_KEY.into()));
+    };
+    // Remembered whatever the rule says now: memory answers only while the rule says yes.
+    app.auth_cache
+        .remember_key(generation, &key, &user, days, &password);
     let checked = if user.is_active() {
         validity::check_key(
             user.key_holder(&key),
@@ -390,140 +434,8 @@ pub async fn verify(
     Ok(Verified { key, user })
 }
 
-/// The key, its owner and the system validity days, when the password is right.
-async fn check_credentials(
-    app: &App,
-    key_id: &str,
-    password: Secret,
-) -> Result<(AccessKeyRow, UserRow, i64)> {
-    if !format::is_key_id(key_id) || !format::is_password(password.expose()) {
-        inc(&app.metrics.key_auth_failed);
-        return Err(Error::Unauthenticated(BAD_KEY.into()));
-    }
-    let kid = key_id.to_string();
-    let config = app.config.clone();
-    let found: Option<(AccessKeyRow, UserRow, i64)> = app
-        .store
-        .read(move |conn| {
-            let pair: Option<(AccessKeyRow, UserRow)> = access_keys::table
-                .inner_join(users::table)
-                .filter(access_keys::key_id.eq(kid))
-                .select((AccessKeyRow::as_select(), UserRow::as_select()))
-                .first(conn)
-                .optional()?;
-            match pair {
-                Some((k, u)) => Ok(Some((k, u, options::validity_days(conn, &config)?))),
-                None => Ok(None),
-            }
-        })
-        .await?;
-    let password_ok = match &found {
-        Some((key, _, _)) if app.verified.hit(&key.id, &key.password_hash, &password) => true,
-        Some((key, user, _)) => {
-            let ok = app
-                .hasher
-                .verify(password.clone(), Some(key.password_hash.clone()))
-                .await?;
-            if ok {
-                app.verified
-                    .insert(&key.id, &user.id, &key.password_hash, &password);
-            }
-            ok
-        }
-        None => app.hasher.verify(password, None).await?,
-    };
-    match found.filter(|_| password_ok) {
-        Some(found) => Ok(found),
-        None => {
-            inc(&app.metrics.key_auth_failed);
-            Err(Error::Unauthenticated(BAD_KEY.into()))
-        }
-    }
-}
-
-/// Remembers a keyed digest of passwords that recently passed argon2, so that OData and
-/// scripts sending Basic credentials on every request do not pay argon2 each time. An entry
-/// counts only while the stored hash is unchanged, and the key row is still read from the
-/// database on every request, so a deleted key is refused at once.
-pub struct VerifiedCache {
-    pepper: [u8; 32],
-    entries: Mutex<HashMap<String, CacheEntry>>,
-}
-
-struct CacheEntry {
-    user_id: String,
-    stored_hash: String,
-    digest: [u8; 32],
-}
-
-/// Entries kept at most; the cache starts over when full.
-const CACHE_CAPACITY: usize = 10_000;
-
-impl Default for VerifiedCache {
-    fn default() -> Self {
-        let mut pepper = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut pepper);
-        VerifiedCache {
-            pepper,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl VerifiedCache {
-    fn digest(&self, password: &Secret) -> [u8; 32] {
-        Sha256::new()
-            .chain_update(self.pepper)
-            .chain_update(password.expose().as_bytes())
-            .finalize()
-            .into()
-    }
-
-    fn hit(&self, key_row_id: &str, stored_hash: &str, password: &Secret) -> bool {
-        let digest = self.digest(password);
-        let Ok(entries) = self.entries.lock() else {
-            return false;
-        };
-        entries
-            .get(key_row_id)
-            .is_some_and(|e| e.stored_hash == stored_hash && bool::from(e.digest.ct_eq(&digest)))
-    }
-
-    fn insert(&self, key_row_id: &str, user_id: &str, stored_hash: &str, password: &Secret) {
-        let digest = self.digest(password);
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(
-                key_row_id.to_string(),
-                CacheEntry {
-                    user_id: user_id.to_string(),
-                    stored_hash: stored_hash.to_string(),
-                    digest,
-                },
-            );
-        }
-    }
-
-    pub fn forget_key(&self, key_row_id: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key_row_id);
-        }
-    }
-
-    pub fn forget_user(&self, user_id: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, e| e.user_id != user_id);
-        }
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
-    }
-}
+/// Keys whose last write time is remembered at most; the memory starts over when full.
+const LAST_USED_CAPACITY: usize = 100_000;
 
 /// Writes `lastUsed` at most once per interval per key, in the background, so key traffic
 /// neither waits for nor turns into a database write per request.
@@ -552,7 +464,7 @@ impl LastUsed {
             {
                 return;
             }
-            if written.len() >= CACHE_CAPACITY {
+            if written.len() >= LAST_USED_CAPACITY {
                 written.clear();
             }
             written.insert(key_row_id.to_string(), now_ms);
@@ -591,17 +503,5 @@ mod tests {
         assert!(validate_label(Some("a\nb"), 20).is_err());
         assert_eq!(validate_description(Some("  ")).unwrap(), None);
         assert!(validate_description(Some(&"d".repeat(1001))).is_err());
-    }
-
-    #[test]
-    fn cache_counts_only_for_the_same_stored_hash() {
-        let c = VerifiedCache::default();
-        let pw = Secret::new("akp_x");
-        c.insert("k1", "u1", "$hash1", &pw);
-        assert!(c.hit("k1", "$hash1", &pw));
-        assert!(!c.hit("k1", "$hash2", &pw));
-        assert!(!c.hit("k1", "$hash1", &Secret::new("akp_y")));
-        c.forget_user("u1");
-        assert!(!c.hit("k1", "$hash1", &pw));
     }
 }

@@ -215,6 +215,7 @@ fn deprovision_in(
         diesel::update(users::table.find(&row.id))
             .set(users::suspended_at.eq(Some(to_ms(now))))
             .execute(conn)?;
+        revocation::announce(conn, &Revoked::User(row.id.clone()))?;
         audit::record(
             conn,
             now,
@@ -379,6 +380,7 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
         .store
         .write(move |conn| {
             let row = find_in(conn, &dir, &id)?;
+            revocation::announce(conn, &Revoked::User(row.id.clone()))?;
             // Deprovisioning is the change from active to inactive; a user who is already
             // inactive (created so, or suspended) only has attributes updated.
             if !u.active && row.is_active() {

@@ -238,6 +238,12 @@ impl Store {
         .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
     }
 
+    /// Runs work on a pooled connection on the calling thread (background threads only).
+    pub fn blocking_read<T>(&self, f: impl FnOnce(&mut DbConn) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
     /// Runs read-only work on a pooled connection off the async threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where

@@ -14,7 +14,7 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-#[derive(Queryable, Selectable, Insertable, Identifiable, Clone)]
+#[derive(Queryable, Selectable, Insertable, Identifiable, Clone, PartialEq)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: String,

@@ -154,6 +154,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revocations (id) {
+        id -> BigInt,
+        at -> BigInt,
+        subject -> Text,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -169,5 +177,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_logins,
     scim_tokens,
     key_warnings,
+    revocations,
     event_tokens
 );

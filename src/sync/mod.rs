@@ -638,6 +638,12 @@ async fn apply(
                 .set(users::last_login_at.eq(Some(to_ms(*at))))
                 .execute(conn)?;
             }
+            // Later logins only move windows forward, which memory never needs to hear
+            // (it remembers only "yes"); renames change what `/api/auth/verify` reports.
+            affected.extend(p.renames.iter().map(|(id, _, _)| id.clone()));
+            for id in &affected {
+                revocation::announce(conn, &Revoked::User(id.clone()))?;
+            }
             Ok(affected)
         })
         .await

@@ -290,7 +290,7 @@ impl FromRequestParts<AppState> for UiUser {
             return Err(NoPage::SignIn { expired: false });
         };
         let creds = Credentials::Session(Secret::new(token.clone()));
-        let p = match auth::authenticate(&state.0, creds, remote_addr(parts)).await {
+        let p = match auth::authenticate(&state.0, creds, remote_addr(parts, &state.0)).await {
             Ok(p) => p,
             Err(Error::Unauthenticated(_)) => return Err(NoPage::SignIn { expired: true }),
             Err(e) => return Err(NoPage::Error(e)),

@@ -1,0 +1,650 @@
+//! The accept loop: HTTP/1.1 connections with a request-head deadline, a keep-alive idle
+//! deadline, a whole-request deadline and a cap on open connections (axum::serve has none
+//! of these, so a client that opens connections and sends nothing could exhaust the
+//! process's file descriptors).
+
+use super::error::status_message;
+use crate::app::App;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::{Instant, Sleep};
+
+/// How long open connections may take to finish after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The pause after an accept error such as EMFILE, so the loop does not spin (as axum::serve).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Serves the API on `listener` until `shutdown` completes, then lets open connections
+/// finish (for a bounded time).
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let server = &app.config.server;
+    let deadlines = Deadlines {
+        header_read: Duration::from_secs(server.header_read_timeout_seconds),
+        keep_alive: Duration::from_secs(server.keep_alive_timeout_seconds),
+    };
+    let request_timeout = Duration::from_secs(server.request_timeout_seconds);
+    let max_connections = connection_cap(server.max_connections);
+    tracing::info!(
+        max_connections,
+        header_read_timeout_seconds = server.header_read_timeout_seconds,
+        keep_alive_timeout_seconds = server.keep_alive_timeout_seconds,
+        request_timeout_seconds = server.request_timeout_seconds,
+        "connection limits"
+    );
+
+    let router = super::router(app.clone()).layer(axum::middleware::from_fn_with_state(
+        request_timeout,
+        request_deadline,
+    ));
+    let mut builder = http1::Builder::new();
+    // A backstop only: hyper's timer also runs while a keep-alive connection is idle, so it
+    // must exceed idle + head; the exact deadlines are kept by `TimedStream`.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(deadlines.header_read + deadlines.keep_alive);
+
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut at_cap = false;
+    tokio::pin!(shutdown);
+    loop {
+        // The permit is taken before accept(): at the cap, new connections wait in the
+        // kernel's backlog instead of being accepted and holding a descriptor.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = acquire(&slots, &mut at_cap, max_connections) => permit,
+        };
+        let Some(permit) = permit else { break };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        tracing::error!(error = %e, "cannot accept a connection; retrying in 1 s");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        // Responses go out in one write; no reason to let Nagle hold back the last segment.
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(TimedStream::new(stream, deadlines));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(router.clone(), req)
+        });
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                // Timeouts, resets and malformed requests: the client's problem, not ours, and
+                // a flood of them must not flood the log.
+                match std::error::Error::source(&e) {
+                    Some(cause) => tracing::debug!(
+                        peer = %peer, error = %e, cause = %cause, "connection closed with an error"
+                    ),
+                    None => {
+                        tracing::debug!(peer = %peer, error = %e, "connection closed with an error")
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!(
+                "connections still open {} s after shutdown began; not waiting for them",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A connection slot. Logs the start of an episode at the cap once, and its end once: when
+/// a slot is free without waiting again (not at every close while the cap holds).
+async fn acquire(
+    slots: &Arc<Semaphore>,
+    at_cap: &mut bool,
+    max_connections: usize,
+) -> Option<OwnedSemaphorePermit> {
+    match slots.clone().try_acquire_owned() {
+        Ok(permit) => {
+            if *at_cap {
+                *at_cap = false;
+                tracing::info!(max_connections, "open connections below the limit again");
+            }
+            Some(permit)
+        }
+        Err(TryAcquireError::NoPermits) => {
+            if !*at_cap {
+                *at_cap = true;
+                tracing::warn!(
+                    max_connections,
+                    "connection limit reached: new connections wait until open ones close \
+                     (server.max_connections)"
+                );
+            }
+            slots.clone().acquire_owned().await.ok()
+        }
+        // Never closed; treated as the end of serving.
+        Err(TryAcquireError::Closed) => None,
+    }
+}
+
+/// Errors of one connection that went away before accept(); nothing to wait for.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// `configured`, or with 0 three quarters of the open-file limit; the other quarter is left
+/// for the database, directories, logs and webhooks. The limit is raised to the hard limit
+/// either way, so that a configured cap is not cut short by EMFILE.
+fn connection_cap(configured: usize) -> usize {
+    let open_files = raise_open_file_limit();
+    if configured == 0 {
+        return (open_files.unwrap_or(1024) / 4 * 3).clamp(1, Semaphore::MAX_PERMITS);
+    }
+    if let Some(open_files) = open_files.filter(|&limit| configured >= limit) {
+        tracing::warn!(
+            max_connections = configured,
+            open_files,
+            "server.max_connections is not below the open-file limit: accepting will fail \
+             with `Too many open files` before the cap is reached"
+        );
+    }
+    configured.min(Semaphore::MAX_PERMITS)
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
+#[cfg(unix)]
+fn raise_open_file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %io::Error::last_os_error(), "cannot read the open-file limit");
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given, which lives for the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        } else {
+            // E.g. an unlimited hard limit above fs.nr_open: keep the soft one.
+            tracing::warn!(
+                error = %io::Error::last_os_error(),
+                soft = limit.rlim_cur,
+                hard = limit.rlim_max,
+                "cannot raise the open-file limit to the hard limit"
+            );
+        }
+    }
+    Some(usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> Option<usize> {
+    None
+}
+
+/// The whole-request deadline (body read and handler): a request still running after it
+/// gets 503 and its handler is dropped.
+async fn request_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    // Shared clones (no copy of the path) for the log line of an abandoned request.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::info!(
+                %method,
+                path = uri.path(),
+                "request abandoned after server.request_timeout_seconds"
+            );
+            status_message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request took too long (over {} s) and was abandoned; \
+                     send the body promptly, or retry later",
+                    limit.as_secs()
+                ),
+            )
+        }
+    }
+}
+
+/// The per-connection read deadlines.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    /// From the first byte of a request (or the accept) to the end of its head.
+    pub header_read: Duration,
+    /// From a response to the next request's first byte.
+    pub keep_alive: Duration,
+}
+
+/// Where a connection is between requests, as seen from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request head: `header_read` applies.
+    Head,
+    /// Head complete, response not yet written: the request deadline applies instead.
+    InRequest,
+    /// A response was written; waiting for the next request: `keep_alive` applies.
+    Idle,
+}
+
+/// A stream whose reads fail with `TimedOut` when a request head or the pause between
+/// requests takes too long; hyper then closes the connection. (hyper's own
+/// `header_read_timeout` also runs while idle, so it cannot keep both deadlines.)
+///
+/// Hot path: no allocation per read, no clock read when a head arrives in one read, and
+/// the timer is only re-armed when it would fire too late (it re-arms itself lazily when
+/// it fires early).
+pub(crate) struct TimedStream<T> {
+    inner: T,
+    deadlines: Deadlines,
+    phase: Phase,
+    scan: HeadScan,
+    /// When the current phase times out; set when a read first has to wait in it.
+    deadline: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<T> TimedStream<T> {
+    pub(crate) fn new(inner: T, deadlines: Deadlines) -> Self {
+        // The head deadline of the first request runs from the accept.
+        let deadline = Instant::now() + deadlines.header_read;
+        TimedStream {
+            inner,
+            deadlines,
+            phase: Phase::Head,
+            scan: HeadScan::Start,
+            deadline: Some(deadline),
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    fn bytes_read(&mut self, bytes: &[u8]) {
+        match self.phase {
+            // Body bytes (or a pipelined request, caught up with after the response).
+            Phase::InRequest => return,
+            Phase::Idle => {
+                self.phase = Phase::Head;
+                self.scan = HeadScan::Start;
+                self.deadline = None;
+            }
+            Phase::Head => {}
+        }
+        if head_complete(&mut self.scan, bytes) {
+            self.phase = Phase::InRequest;
+            self.deadline = None;
+        }
+    }
+
+    fn bytes_written(&mut self, first: &[u8]) {
+        // A `100 Continue` comes before the request body: the request is still running.
+        if self.phase == Phase::InRequest && first.starts_with(b"HTTP/1.1 1") {
+            return;
+        }
+        // Every write of a (streamed) response restarts the idle deadline.
+        self.phase = Phase::Idle;
+        self.deadline = None;
+    }
+
+    /// Pending until the current phase's deadline, then the error that ends the connection.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (limit, what) = match self.phase {
+            Phase::InRequest => return Poll::Pending,
+            Phase::Head => (
+                self.deadlines.header_read,
+                "no complete request head in time",
+            ),
+            Phase::Idle => (
+                self.deadlines.keep_alive,
+                "keep-alive connection idle too long",
+            ),
+        };
+        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + limit);
+        if self.sleep.deadline() > deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            if self.sleep.deadline() >= deadline {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
+            }
+            // Fired for an earlier phase's deadline: wait for this one.
+            self.sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimedStream<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let fresh = &buf.filled()[before..];
+                if !fresh.is_empty() {
+                    this.bytes_read(fresh);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.poll_deadline(cx),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedStream<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        if written > 0 {
+            this.bytes_written(buf);
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        if written > 0 {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            this.bytes_written(first);
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// How far the blank line that ends a request head has got, carried across reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadScan {
+    /// Nothing but empty lines yet (which servers skip before a request line).
+    Start,
+    /// Inside a line.
+    Text,
+    /// Just after a line feed.
+    Lf,
+    /// Just after a line feed and a carriage return.
+    LfCr,
+}
+
+/// Feeds the next bytes of a head; true once the blank line ending it (`\r\n\r\n`, or the
+/// bare `\n\n` that hyper also accepts) has been seen.
+fn head_complete(scan: &mut HeadScan, bytes: &[u8]) -> bool {
+    // The usual case: the whole head (without a body) in this read.
+    if bytes.ends_with(b"\r\n\r\n")
+        && (*scan != HeadScan::Start || !matches!(bytes[0], b'\r' | b'\n'))
+    {
+        *scan = HeadScan::Start;
+        return true;
+    }
+    let mut state = *scan;
+    let mut i = 0;
+    while i < bytes.len() {
+        if state == HeadScan::Text {
+            // Only a line feed changes anything inside a line.
+            match bytes[i..].iter().position(|&b| b == b'\n') {
+                Some(at) => {
+                    i += at + 1;
+                    state = HeadScan::Lf;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        state = match (state, bytes[i]) {
+            (HeadScan::Lf | HeadScan::LfCr, b'\n') => {
+                *scan = HeadScan::Start;
+                return true;
+            }
+            (HeadScan::Lf, b'\r') => HeadScan::LfCr,
+            (HeadScan::Start, b'\r' | b'\n') => HeadScan::Start,
+            (_, b'\n') => HeadScan::Lf,
+            _ => HeadScan::Text,
+        };
+        i += 1;
+    }
+    *scan = state;
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn complete_in(parts: &[&[u8]]) -> Option<usize> {
+        let mut scan = HeadScan::Start;
+        parts.iter().position(|p| head_complete(&mut scan, p))
+    }
+
+    #[test]
+    fn a_head_in_one_read_is_complete() {
+        assert_eq!(
+            complete_in(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]),
+            Some(0)
+        );
+        assert_eq!(
+            complete_in(&[b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"]),
+            Some(0)
+        );
+        assert_eq!(complete_in(&[b"GET / HTTP/1.1\nHost: x\n\n"]), Some(0));
+    }
+
+    #[test]
+    fn the_blank_line_is_found_across_reads() {
+        let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        // Every split point, including inside the final CRLFCRLF.
+        for at in 1..head.len() {
+            let (a, b) = head.split_at(at);
+            assert_eq!(complete_in(&[a, b]), Some(1), "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = head.chunks(1).collect();
+        assert_eq!(complete_in(&bytes), Some(head.len() - 1));
+    }
+
+    #[test]
+    fn half_a_head_is_not_complete() {
+        assert_eq!(
+            complete_in(&[b"GET /healthz HTTP/1.1\r\nHost: x\r\n"]),
+            None
+        );
+        assert_eq!(complete_in(&[b"GET / HTTP/1.1\r\n", b"\r"]), None);
+        // A CR LF CR without the last LF, then more header text.
+        assert_eq!(complete_in(&[b"GET / HTTP/1.1\r\n\r", b"X: y\r\n"]), None);
+    }
+
+    #[test]
+    fn leading_empty_lines_do_not_end_a_head() {
+        assert_eq!(complete_in(&[b"\r\n\r\n"]), None);
+        assert_eq!(complete_in(&[b"\r\n", b"\r\n"]), None);
+        assert_eq!(
+            complete_in(&[b"\r\n", b"GET / HTTP/1.1\r\n", b"\r\n"]),
+            Some(2)
+        );
+        assert_eq!(complete_in(&[b"\r\nGET / HTTP/1.1\r\n\r\n"]), Some(0));
+    }
+
+    const SHORT: Deadlines = Deadlines {
+        header_read: Duration::from_millis(200),
+        keep_alive: Duration::from_millis(600),
+    };
+
+    /// A timed server end and the client end of an in-memory connection.
+    fn pair() -> (
+        TimedStream<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+    ) {
+        let (server, client) = tokio::io::duplex(4096);
+        (TimedStream::new(server, SHORT), client)
+    }
+
+    async fn read_err(server: &mut TimedStream<tokio::io::DuplexStream>) -> io::ErrorKind {
+        let mut buf = [0u8; 256];
+        loop {
+            match server.read(&mut buf).await {
+                Ok(0) => panic!("unexpected end of stream"),
+                Ok(_) => continue,
+                Err(e) => return e.kind(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_after_accept_times_out() {
+        let (mut server, _client) = pair();
+        let started = std::time::Instant::now();
+        assert_eq!(read_err(&mut server).await, io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn a_half_head_times_out() {
+        let (mut server, mut client) = pair();
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert_eq!(read_err(&mut server).await, io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_request_in_progress_has_no_read_deadline() {
+        let (mut server, mut client) = pair();
+        client
+            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        assert!(server.read(&mut buf).await.unwrap() > 0);
+        // Longer than both deadlines: a slow body is the request deadline's business.
+        let waited = tokio::time::timeout(Duration::from_millis(900), server.read(&mut buf)).await;
+        assert!(waited.is_err(), "the read ended: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_100_continue_keeps_the_request_running() {
+        let (mut server, mut client) = pair();
+        client
+            .write_all(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        assert!(server.read(&mut buf).await.unwrap() > 0);
+        server
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .unwrap();
+        client.write_all(b"body").await.unwrap();
+        assert!(server.read(&mut buf).await.unwrap() > 0);
+        let waited = tokio::time::timeout(Duration::from_millis(900), server.read(&mut buf)).await;
+        assert!(waited.is_err(), "the read ended: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn idle_after_a_response_gets_the_keep_alive_deadline() {
+        let (mut server, mut client) = pair();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 256];
+        assert!(server.read(&mut buf).await.unwrap() > 0);
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(read_err(&mut server).await, io::ErrorKind::TimedOut);
+        // The keep-alive deadline (600 ms), not the head one (200 ms).
+        assert!(
+            started.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_next_request_restarts_the_head_deadline() {
+        let (mut server, mut client) = pair();
+        let mut buf = [0u8; 256];
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(server.read(&mut buf).await.unwrap() > 0);
+        server
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        // Idle longer than the head deadline, then half a head.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert!(server.read(&mut buf).await.unwrap() > 0);
+        let started = std::time::Instant::now();
+        assert_eq!(read_err(&mut server).await, io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_millis(450),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
