@@ -24,7 +24,8 @@
 #   CARGO_TARGET_DIR   default /var/tmp/accesskeyd-bench-target
 #   DURATION           seconds per case (default 10)
 #   WRK_ARGS           default "-t2 -c64 -d${DURATION}s" (--latency is always added)
-#   WARMUP             seconds of the warm-up run per case (default 2; 0 = curl checks only)
+#   WARMUP             seconds of the warm-up run per case, always -t2 -c64 (default 2;
+#                      0 = the curl checks only)
 #   BACKENDS           "sqlite postgres" (default; postgres only with the URL set)
 #   BUILD_TIMEOUT      seconds allowed for the release build (default 3600)
 set -euo pipefail
@@ -55,8 +56,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing Debian's wrk"
-  timeout 600 $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 600 $SUDO apt-get install -y -qq wrk
+  timeout --foreground 600 $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive timeout --foreground 600 $SUDO apt-get install -y -qq wrk
 fi
 command -v curl >/dev/null 2>&1 || die "curl is required"
 
@@ -77,11 +78,12 @@ cleanup() {
     kill -9 "$p" 2>/dev/null || true
   done
   if [ -n "$PG_DB" ]; then
-    timeout 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 \
+    timeout --foreground 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 \
       -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 \
       || echo "bench-load: could not drop database $PG_DB" >&2
   fi
   rm -rf "$WORK"
+  [ "$rc" -eq 0 ] || echo "bench-load: stopped (exit status $rc); servers stopped, temporary data removed" >&2
   exit "$rc"
 }
 trap cleanup EXIT
@@ -102,31 +104,31 @@ free_port() {
 # --- build -------------------------------------------------------------------------------
 BIN="$WORK/bin"
 mkdir -p "$BIN"
-# The daemon from ACCESSKEYD_SRC; the floor from there if it has it, else from this repository
+# The daemon from BENCH_SRC; the floor from there if it has it, else from this repository
 # (an older commit may predate the example). Binaries are copied out at once: two trees
 # share one target dir (and its dependency builds) but write the same output paths.
 bare_src="$SRC"
 [ -f "$SRC/examples/bare_axum.rs" ] || bare_src="$ROOT"
 echo "building (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 if [ "$bare_src" = "$SRC" ]; then
-  (cd "$SRC" && timeout "$BUILD_TIMEOUT" cargo build --release --quiet --bin accesskeyd --example bare_axum) \
+  (cd "$SRC" && timeout --foreground "$BUILD_TIMEOUT" cargo build --release --quiet --bin accesskeyd --example bare_axum) \
     || die "release build of $SRC failed"
   cp "$CARGO_TARGET_DIR/release/examples/bare_axum" "$BIN/"
 else
-  (cd "$bare_src" && timeout "$BUILD_TIMEOUT" cargo build --release --quiet --example bare_axum) \
+  (cd "$bare_src" && timeout --foreground "$BUILD_TIMEOUT" cargo build --release --quiet --example bare_axum) \
     || die "release build of the bare_axum example in $bare_src failed"
   cp "$CARGO_TARGET_DIR/release/examples/bare_axum" "$BIN/"
-  (cd "$SRC" && timeout "$BUILD_TIMEOUT" cargo build --release --quiet --bin accesskeyd) \
+  (cd "$SRC" && timeout --foreground "$BUILD_TIMEOUT" cargo build --release --quiet --bin accesskeyd) \
     || die "release build of $SRC failed"
 fi
 cp "$CARGO_TARGET_DIR/release/accesskeyd" "$BIN/"
 COMMIT="$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 DIRTY=""
-[ -z "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ] || DIRTY="+uncommitted changes"
+[ -z "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ] || DIRTY=" + uncommitted changes"
 
 # --- the floor ---------------------------------------------------------------------------
 : >"$WORK/bare.out"
-"$BIN/bare_axum" "127.0.0.1:$(free_port)" >"$WORK/bare.out" 2>&1 &
+"$BIN/bare_axum" 127.0.0.1:0 >"$WORK/bare.out" 2>&1 &
 BARE_PID=$!
 PIDS+=("$BARE_PID")
 BARE_URL=""
@@ -148,7 +150,7 @@ run_wrk() {
   cmd=(wrk $WRK_ARGS --latency)
   [ -z "$header" ] || cmd+=(-H "$header")
   cmd+=("$url")
-  timeout "$WRK_TIMEOUT" "${cmd[@]}" >"$WORK/$name.wrk" 2>&1 \
+  timeout --foreground "$WRK_TIMEOUT" "${cmd[@]}" >"$WORK/$name.wrk" 2>&1 \
     || { cat "$WORK/$name.wrk" >&2; die "wrk failed for $name"; }
   grep -q '^Requests/sec:' "$WORK/$name.wrk" \
     || { cat "$WORK/$name.wrk" >&2; die "no Requests/sec from wrk for $name"; }
@@ -167,7 +169,7 @@ warm() {
   local -a cmd=(wrk -t2 -c64 "-d${WARMUP}s")
   [ -z "$header" ] || cmd+=(-H "$header")
   cmd+=("$url")
-  timeout $((WARMUP + 30)) "${cmd[@]}" >"$WORK/warm-$name.wrk" 2>&1 \
+  timeout --foreground $((WARMUP + 30)) "${cmd[@]}" >"$WORK/warm-$name.wrk" 2>&1 \
     || { cat "$WORK/warm-$name.wrk" >&2; die "warm-up wrk failed for $name"; }
 }
 
@@ -192,7 +194,7 @@ bench_backend() {
     sqlite) db_url="sqlite://$dir/bench.db" ;;
     postgres)
       PG_DB="accesskeyd_bench_$$"
-      timeout 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null \
+      timeout --foreground 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null \
         || { PG_DB=""; die "cannot create database accesskeyd_bench_$$ at $PG_URL"; }
       # Same server and credentials, the new database, the query string kept.
       db_url="$(sed -E "s#^(postgres(ql)?://[^/?]*)(/[^?]*)?(\\?.*)?\$#\\1/$PG_DB\\4#" <<<"$PG_URL")"
@@ -215,7 +217,7 @@ level = "warn"
 EOF
   local pw
   pw="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
-  printf '%s\n' "$pw" | timeout 120 "$BIN/accesskeyd" --config "$cfg" local-user add benchadmin --admin \
+  printf '%s\n' "$pw" | timeout --foreground 120 "$BIN/accesskeyd" --config "$cfg" local-user add benchadmin --admin \
     >"$dir/local-user.out" 2>&1 || { cat "$dir/local-user.out" >&2; die "$backend: local-user add failed"; }
 
   "$BIN/accesskeyd" --config "$cfg" serve >"$dir/daemon.log" 2>&1 &
@@ -301,7 +303,7 @@ EOF
 
   stop_pid "$daemon_pid"
   if [ "$backend" = postgres ]; then
-    timeout 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null \
+    timeout --foreground 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null \
       && PG_DB=""
   fi
   if [ -n "$failed" ]; then

@@ -415,7 +415,8 @@ async fn interactive_login(
     let mut unavailable = None;
     let mut user = None;
     for dir in candidates {
-        match check_password(app, dir, &input.username, input.password.clone()).await {
+        let from = actor.remote_addr.as_deref().and_then(|a| a.parse().ok());
+        match check_password(app, dir, &input.username, input.password.clone(), from).await {
             Ok(info) => {
                 user = Some((dir, info));
                 break;
@@ -732,6 +733,7 @@ async fn check_password(
     dir: &Directory,
     username: &str,
     password: Secret,
+    from: Option<std::net::IpAddr>,
 ) -> Result<users::UserInfo> {
     match dir {
         Directory::Builtin(b) => {
@@ -741,6 +743,7 @@ async fn check_password(
                 &b.id,
                 username,
                 password,
+                from,
             )
             .await?;
             users::get(app, &row.id).await

@@ -1700,6 +1700,28 @@ mod tests {
         f
     }
 
+    #[test]
+    fn the_sample_configuration_loads_with_the_request_path_settings() {
+        let f = file(include_str!("../config/accesskeyd.toml"));
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        assert!(c.server.trusted_proxies.is_empty());
+        assert_eq!(c.server.header_read_timeout_seconds, 10);
+        assert_eq!(c.login_throttle.max_entries, 100_000);
+        assert!(c.credential_cache.enabled);
+        assert_eq!(c.audit.retention_days, 400);
+        let c = Config::load_from(
+            Some(f.path()),
+            &env(&[("ACCESSKEYD_SERVER__TRUSTED_PROXIES", "10.0.1.0/24, ::1")]),
+        )
+        .unwrap();
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        let bad = Config::load_from(
+            Some(f.path()),
+            &env(&[("ACCESSKEYD_SERVER__TRUSTED_PROXIES", "10.0.1.0/33")]),
+        );
+        assert!(bad.unwrap_err().to_string().contains("10.0.1.0/33"));
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()

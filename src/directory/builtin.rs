@@ -53,6 +53,7 @@ pub async fn authenticate(
     directory_id: &str,
     username: &str,
     password: Secret,
+    from: Option<std::net::IpAddr>,
 ) -> Result<UserRow> {
     let dir = directory_id.to_string();
     let name = username.to_string();
@@ -67,7 +68,8 @@ pub async fn authenticate(
         })
         .await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = hasher.verify(password, hash).await?;
+    // `from` gets its fair share of the hashing queue.
+    let ok = hasher.verify_from(password, hash, from).await?;
     match user {
         Some(u) if ok && u.is_active() => Ok(u),
         _ => Err(Error::Unauthenticated(

@@ -122,7 +122,12 @@ async fn refused_within_a_second(c: &Client) {
         if status == StatusCode::UNAUTHORIZED {
             return;
         }
-        assert_eq!(status, StatusCode::OK);
+        // Until the announcement arrives the replica may still accept the credentials (and
+        // then not find a user deleted meanwhile); nothing else.
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
         assert!(
             start.elapsed() < Duration::from_secs(1),
             "still accepted after {:?}",
