@@ -90,6 +90,9 @@ pub struct ServerConfig {
     /// 0 = three quarters of the process's open-file limit.
     #[serde(deserialize_with = "lenient")]
     pub max_connections: usize,
+    /// Address:port of the management listener (`/metrics`, `/healthz`, `/readyz`); empty =
+    /// none. `/metrics` is not served on `listen`.
+    pub management_listen: String,
 }
 
 /// The header a trusted proxy puts the client's address in.
@@ -127,6 +130,7 @@ impl Default for ServerConfig {
             keep_alive_timeout_seconds: 60,
             request_timeout_seconds: 60,
             max_connections: 0,
+            management_listen: "127.0.0.1:9464".into(),
         }
     }
 }
@@ -227,6 +231,8 @@ pub struct ProxyAuthConfig {
     pub secret: Secret,
     /// Peer addresses the proxy connects from; requests from anywhere else are ignored.
     pub trusted_addresses: Vec<std::net::IpAddr>,
+    /// Kerberos realms whose `user@REALM` names are accepted (upper-cased); empty = any.
+    pub allowed_realms: Vec<String>,
 }
 
 /// Warnings before access keys stop working: by e-mail and/or a signed webhook.
@@ -358,6 +364,8 @@ struct RawProxyAuth {
     secret_file: Option<PathBuf>,
     #[serde(deserialize_with = "string_list")]
     trusted_addresses: Vec<String>,
+    #[serde(default, deserialize_with = "string_list")]
+    allowed_realms: Vec<String>,
 }
 
 /// Limits on failed logins, against password guessing (and directory account lockouts that
@@ -946,6 +954,22 @@ impl RawConfig {
                 format!("`{}` is not an address:port", self.server.listen),
             ));
         }
+        if !self.server.management_listen.trim().is_empty()
+            && self
+                .server
+                .management_listen
+                .trim()
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(
+                "server.management_listen",
+                format!(
+                    "`{}` is not an address:port (empty turns the management listener off)",
+                    self.server.management_listen
+                ),
+            ));
+        }
         if let Some(u) = &self.server.public_url {
             match url::Url::parse(u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.query().is_none() => {}
@@ -1370,6 +1394,11 @@ fn validate_proxy_auth(
         secret_header: p.secret_header.unwrap_or_else(|| "X-Proxy-Secret".into()),
         secret,
         trusted_addresses,
+        allowed_realms: p
+            .allowed_realms
+            .iter()
+            .map(|r| r.trim().to_ascii_uppercase())
+            .collect(),
     })
 }
 
