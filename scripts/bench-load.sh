@@ -208,6 +208,8 @@ bench_backend() {
 # database and the log level.
 [server]
 listen = "127.0.0.1:$port"
+# No management listener: it would collide with a daemon running on 127.0.0.1:9464.
+management_listen = ""
 
 [database]
 url = "$db_url"

@@ -20,6 +20,7 @@ use crate::users;
 use crate::validity;
 use chrono::Duration;
 use diesel::prelude::*;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// How the caller proved who they are.
@@ -50,7 +51,8 @@ pub struct Principal {
     pub key: Option<(String, String)>,
     /// The session token's hash, when the caller came with a session.
     pub session_hash: Option<String>,
-    pub remote_addr: Option<String>,
+    /// The client's address (behind trusted proxies, the client they name).
+    pub remote_addr: Option<IpAddr>,
 }
 
 impl Principal {
@@ -58,7 +60,7 @@ impl Principal {
         Actor {
             user_id: Some(self.user.id.clone()),
             name: Some(self.user.username.clone()),
-            remote_addr: self.remote_addr.clone(),
+            remote_addr: self.remote_addr.map(|a| a.to_string()),
             key_id: self.key.as_ref().map(|(_, k)| k.clone()),
         }
     }
@@ -69,6 +71,58 @@ impl Principal {
         } else {
             Err(Error::forbidden("this needs an admin"))
         }
+    }
+}
+
+/// A change to the rules that bind access keys to their owners' interactive logins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding<'a> {
+    /// A runtime option under `Authentication/` (the path as given).
+    Option(&'a str),
+    /// A user's `accessKeyValidityDuration`.
+    ValidityOverride,
+    /// A user's `sessionDuration`.
+    SessionDuration,
+    /// A service account's manager (assigned at creation or reassigned).
+    ServiceAccountManager,
+    /// A service account's key with its `expiry`.
+    ServiceAccountKeyExpiry,
+}
+
+impl<'a> Binding<'a> {
+    /// The option at `path` (any case, as the API takes paths), if it binds keys: every
+    /// option under `Authentication/` does (validity, session length, who creates keys,
+    /// service-account lifetimes, warnings).
+    pub fn of_option(path: &'a str) -> Option<Binding<'a>> {
+        const PREFIX: &str = "authentication/";
+        path.get(..PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+            .then_some(Binding::Option(path))
+    }
+
+    fn what(self) -> String {
+        match self {
+            Binding::Option(path) => format!("the option `{path}`"),
+            Binding::ValidityOverride => "`accessKeyValidityDuration`".into(),
+            Binding::SessionDuration => "`sessionDuration`".into(),
+            Binding::ServiceAccountManager => "a service account's `manager`".into(),
+            Binding::ServiceAccountKeyExpiry => "a service account key's `expiry`".into(),
+        }
+    }
+}
+
+/// Whether a caller who proved themselves with `method` may change `what`. A key acts with
+/// its owner's rights everywhere else, but not here: these rules are what make a key stop
+/// when its owner stops signing in, so a key that could change them could keep itself (and
+/// every other key) alive without anyone signing in. Only an interactive session may.
+pub fn may_change_binding(method: Method, what: Binding<'_>) -> Result<()> {
+    match method {
+        Method::Interactive => Ok(()),
+        Method::AccessKey => Err(Error::forbidden(format!(
+            "{} cannot be changed with an access key: it is one of the rules that bind keys to \
+             their owners' sign-ins; sign in interactively to change it",
+            what.what()
+        ))),
     }
 }
 
@@ -90,7 +144,7 @@ const BAD_SESSION: &str = "the session is invalid or has expired; log in again";
 pub async fn authenticate(
     app: &App,
     credentials: Credentials,
-    remote_addr: Option<String>,
+    remote_addr: Option<IpAddr>,
 ) -> Result<Principal> {
     let now = app.clock.now();
     match credentials {
@@ -99,7 +153,7 @@ pub async fn authenticate(
                 inc(&app.metrics.key_auth_ok);
                 return Ok(remembered(app, hit, None, remote_addr, now));
             }
-            let v = keys::verify(app, &key_id, password, remote_addr.as_deref())
+            let v = keys::verify(app, &key_id, password, remote_addr)
                 .await
                 .inspect_err(|e| {
                     // Not audited (a misconfigured poller would flood the trail); logged
@@ -108,7 +162,7 @@ pub async fn authenticate(
                     if matches!(e, Error::Unauthenticated(_)) {
                         tracing::warn!(
                             key_id = %audit::cut(&key_id, 64),
-                            remote_addr = remote_addr.as_deref().unwrap_or("-"),
+                            remote_addr = ?remote_addr,
                             reason = %e,
                             "access-key authentication refused"
                         );
@@ -140,7 +194,7 @@ fn remembered(
     app: &App,
     hit: Hit,
     session: Option<&[u8; 32]>,
-    remote_addr: Option<String>,
+    remote_addr: Option<IpAddr>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Principal {
     let key = hit.key.map(|(row, key_id)| {
@@ -164,7 +218,7 @@ fn remembered(
 async fn session_from_database(
     app: &App,
     digest: [u8; 32],
-    remote_addr: Option<String>,
+    remote_addr: Option<IpAddr>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Principal> {
     let hash = hex::encode(digest);
@@ -340,7 +394,7 @@ async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<Logge
         app,
         &input.username,
         input.password.clone(),
-        actor.remote_addr.as_deref(),
+        actor.remote_addr.as_deref().and_then(|a| a.parse().ok()),
     )
     .await?;
     let now = app.clock.now();
@@ -489,6 +543,44 @@ pub fn proxy_username(reported: &str) -> &str {
     name.split('@').next().unwrap_or(name).trim()
 }
 
+/// The directory username of a name the proxy reports, if `proxy_auth.allowed_realms`
+/// (upper-cased; empty = any) lets it in. A `user@REALM` needs its realm in the list. A
+/// `DOMAIN\user` needs its domain in the list as written: a NetBIOS domain (`EXAMPLE`) is
+/// not its Kerberos realm (`EXAMPLE.COM`) and cannot be derived from it, so an operator whose
+/// proxy sends such names lists the domain too. With a list, a bare `user` is refused: there
+/// is nothing to check.
+pub fn proxy_name_allowed<'a>(reported: &'a str, allowed: &[String]) -> Result<&'a str> {
+    let username = proxy_username(reported);
+    if allowed.is_empty() {
+        return Ok(username);
+    }
+    let (domain, rest) = match reported.rsplit_once('\\') {
+        Some((d, r)) => (Some(d.trim()), r),
+        None => (None, reported),
+    };
+    let realm = rest.rsplit_once('@').map(|(_, r)| r.trim());
+    let is_allowed = |q: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(q));
+    if let Some(r) = realm.filter(|r| !is_allowed(r)) {
+        return Err(Error::forbidden(format!(
+            "`{reported}` signed in from the Kerberos realm `{r}`, which proxy_auth.allowed_realms does not allow"
+        )));
+    }
+    if let Some(d) = domain.filter(|d| !is_allowed(d)) {
+        return Err(Error::forbidden(format!(
+            "`{reported}` signed in from the Windows domain `{d}`, which proxy_auth.allowed_realms \
+             does not allow (a NetBIOS domain is not a Kerberos realm: list it as well to accept \
+             DOMAIN\\user names)"
+        )));
+    }
+    if realm.is_none() && domain.is_none() {
+        return Err(Error::forbidden(format!(
+            "`{reported}` carries no realm, and proxy_auth.allowed_realms accepts only names of \
+             its realms: have the proxy pass user@REALM"
+        )));
+    }
+    Ok(username)
+}
+
 /// A sign-in a trusted reverse proxy vouches for (it did the Negotiate handshake): only from
 /// its addresses and with its shared secret; the name is looked up in the directory (same
 /// record and stable id as a password login there). `Ok(None)`: the request is not the
@@ -523,15 +615,16 @@ pub async fn proxy_login(
             "proxy_auth.directory is not an LDAP directory".into(),
         ));
     };
-    let du = dir
-        .lookup(proxy_username(user))
-        .await
-        .map_err(|e| match e {
-            crate::directory::DirectoryError::InvalidCredentials => Error::Unauthenticated(
-                format!("`{user}` is not a user of directory `{}`", cfg.directory),
-            ),
-            other => other.into(),
-        })?;
+    let username = proxy_name_allowed(user, &cfg.allowed_realms).inspect_err(|e| {
+        tracing::warn!(reported = %user, reason = %e, "proxy sign-in refused: realm not allowed");
+    })?;
+    let du = dir.lookup(username).await.map_err(|e| match e {
+        crate::directory::DirectoryError::InvalidCredentials => Error::Unauthenticated(format!(
+            "`{user}` is not a user of directory `{}`",
+            cfg.directory
+        )),
+        other => other.into(),
+    })?;
     let id = dir.config().id.clone();
     let info = users::upsert_login(app, &id, du).await?;
     let addr = client.or(peer).map(|p| p.to_string());
@@ -597,8 +690,64 @@ pub async fn kerberos_login(
 /// How long a started OpenID Connect login may take before its callback.
 const OIDC_LOGIN_TTL_MINUTES: i64 = 10;
 
-/// Logins started but not finished that are kept at most (all directories together).
+/// Logins started but not finished that are kept at most (all directories together): the
+/// last resort; the per-address limit (`pending_logins_per_address`) normally comes first.
 const MAX_PENDING_OIDC_LOGINS: i64 = 10_000;
+
+/// Name of the cookie that binds a pending OpenID Connect login to the browser that started
+/// it. Only its SHA-256 is stored, with the pending login.
+pub const OIDC_BINDING_COOKIE: &str = "accesskeyd_oidc_binding";
+
+/// A started OpenID Connect login: where to send the person, and the browser binding to set
+/// as the [`OIDC_BINDING_COOKIE`] (for [`OIDC_LOGIN_TTL_MINUTES`]).
+pub struct OidcStarted {
+    pub authorization_url: String,
+    pub binding: Secret,
+    /// How long the binding is needed, in seconds (the cookie's Max-Age).
+    pub ttl_seconds: i64,
+}
+
+/// The binding to use for a new login: the browser's current one when it sent a well-formed
+/// one (so two sign-ins started in two tabs both finish), else a new random one. A value the
+/// browser holds is no weaker than a fresh one: whoever could set it there could set either.
+fn binding_for(presented: Option<&str>) -> Secret {
+    match presented {
+        Some(b)
+            if b.len() == 43
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') =>
+        {
+            Secret::new(b)
+        }
+        _ => Secret::new(sessions::random_token("")),
+    }
+}
+
+/// Whether the browser finishing a login is the one that started it: the cookie it sent
+/// hashes to the stored binding (compared in constant time). No stored binding (a login
+/// started before bindings existed) or no cookie: no.
+fn binding_matches(stored: Option<&str>, presented: Option<&str>) -> bool {
+    match (stored, presented) {
+        (Some(stored), Some(presented)) => {
+            Secret::new(sessions::token_hash(presented)).ct_eq(stored)
+        }
+        _ => false,
+    }
+}
+
+/// The client-address bucket pending logins are counted in: an IPv4 address, or the /64 of
+/// an IPv6 one (one host usually holds a whole /64, so single addresses would not limit it).
+fn address_bucket(client: Option<std::net::IpAddr>) -> String {
+    match client.map(|a| a.to_canonical()) {
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+        None => "unknown".to_string(),
+    }
+}
 
 fn oidc_directory<'a>(app: &'a App, id: &str) -> Result<&'a OidcDirectory> {
     match app.directory(id) {
@@ -618,29 +767,62 @@ fn redirect_uri(app: &App, directory_id: &str) -> String {
 }
 
 /// Starts an OpenID Connect login: remembers state, nonce and PKCE verifier (single use, a
-/// few minutes) and returns the provider URL to send the person to.
-pub async fn oidc_start(app: &App, directory_id: &str) -> Result<String> {
+/// few minutes) with the hash of the browser binding, and returns the provider URL to send
+/// the person to and the binding for the browser's cookie. `client`: the client's address
+/// (pending logins are limited per address); `presented`: the binding cookie the browser
+/// already holds, if any.
+pub async fn oidc_start(
+    app: &App,
+    directory_id: &str,
+    client: Option<std::net::IpAddr>,
+    presented: Option<&str>,
+) -> Result<OidcStarted> {
     let dir = oidc_directory(app, directory_id)?;
     let id = dir.config().id.clone();
+    let per_address = i64::try_from(dir.config().pending_logins_per_address).unwrap_or(i64::MAX);
     let pending = dir.start(&redirect_uri(app, &id)).await?;
+    let binding = binding_for(presented);
+    let bucket = address_bucket(client);
     let now = app.clock.now();
     let row = (
         oidc_logins::state_hash.eq(sessions::token_hash(&pending.state)),
-        oidc_logins::directory_id.eq(id),
+        oidc_logins::directory_id.eq(id.clone()),
         oidc_logins::nonce.eq(pending.nonce.clone()),
         oidc_logins::pkce_verifier.eq(pending.pkce_verifier.clone()),
         oidc_logins::created_at.eq(to_ms(now)),
         oidc_logins::expires_at.eq(to_ms(now + Duration::minutes(OIDC_LOGIN_TTL_MINUTES))),
+        oidc_logins::binding_hash.eq(Some(sessions::token_hash(binding.expose()))),
+        oidc_logins::client_addr.eq(Some(bucket.clone())),
     );
     app.store
         .write(move |conn| {
             diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.le(to_ms(now))))
                 .execute(conn)?;
-            // Starting a login needs no credentials: bound what anyone can make us store.
+            // Starting a login needs no credentials: bound what one address can make us
+            // store, so that nobody alone can fill the cap below and block everyone.
+            let mine = oidc_logins::table
+                .filter(oidc_logins::directory_id.eq(&id))
+                .filter(oidc_logins::client_addr.eq(&bucket));
+            let (count, oldest): (i64, Option<i64>) = mine
+                .select((
+                    diesel::dsl::count_star(),
+                    diesel::dsl::min(oidc_logins::expires_at),
+                ))
+                .first(conn)?;
+            if count >= per_address {
+                let wait_ms = oldest.unwrap_or(0) - to_ms(now);
+                let wait = u64::try_from(wait_ms.div_euclid(1000) + 1).unwrap_or(1);
+                return Err(Error::RateLimited(
+                    format!(
+                        "too many OpenID Connect sign-ins started from your address and not finished; finish one, or try again in {wait} seconds"
+                    ),
+                    wait,
+                ));
+            }
             let pending: i64 = oidc_logins::table.count().get_result(conn)?;
             if pending >= MAX_PENDING_OIDC_LOGINS {
-                return Err(Error::Unavailable(
-                    "too many OpenID Connect logins in progress; try again in a few minutes".into(),
+                return Err(Error::unavailable(
+                    "too many OpenID Connect logins in progress; try again in a few minutes",
                 ));
             }
             diesel::insert_into(oidc_logins::table)
@@ -649,21 +831,30 @@ pub async fn oidc_start(app: &App, directory_id: &str) -> Result<String> {
             Ok(())
         })
         .await?;
-    Ok(pending.authorization_url)
+    Ok(OidcStarted {
+        authorization_url: pending.authorization_url,
+        binding,
+        ttl_seconds: OIDC_LOGIN_TTL_MINUTES * 60,
+    })
 }
 
 /// Completes an OpenID Connect login with the code and state the provider sent back. The
 /// state is used up whatever happens next, so a code can never be tried twice through us.
+/// `binding`: the browser's binding cookie; it must be the one of the browser that started
+/// the login, so a code and state obtained elsewhere cannot sign this browser in (login
+/// CSRF).
 pub async fn oidc_finish(
     app: &App,
     directory_id: Option<&str>,
     code: &str,
     state: &str,
+    binding: Option<&str>,
     remote_addr: Option<String>,
 ) -> Result<LoggedIn> {
     let now = app.clock.now();
     let hash = sessions::token_hash(state);
-    let pending: Option<(String, String, String, i64)> = app
+    type Pending = (String, String, String, i64, Option<String>);
+    let pending: Option<Pending> = app
         .store
         .write(move |conn| {
             let row = oidc_logins::table
@@ -673,6 +864,7 @@ pub async fn oidc_finish(
                     oidc_logins::nonce,
                     oidc_logins::pkce_verifier,
                     oidc_logins::expires_at,
+                    oidc_logins::binding_hash,
                 ))
                 .first(conn)
                 .optional()?;
@@ -687,7 +879,7 @@ pub async fn oidc_finish(
         key_id: None,
     };
     let result = async {
-        let (dir_id, nonce, verifier, expires_at) = pending.ok_or_else(|| {
+        let (dir_id, nonce, verifier, expires_at, bound_to) = pending.ok_or_else(|| {
             Error::Unauthenticated(
                 "login refused: unknown or already used state; start the login again".into(),
             )
@@ -702,11 +894,22 @@ pub async fn oidc_finish(
                 "login refused: the state belongs to another directory".into(),
             ));
         }
+        // After the expiry check: a browser drops the cookie when the login is too old
+        // anyway, and "too long" is the better answer then.
+        if !binding_matches(bound_to.as_deref(), binding) {
+            return Err(Error::Unauthenticated(
+                "login refused: this sign-in was not started in this browser or client (its sign-in cookie accesskeyd_oidc_binding is missing or does not match); start it again here".into(),
+            ));
+        }
         let dir = oidc_directory(app, &dir_id)?;
         let du = dir
             .finish(code, &verifier, &nonce, &redirect_uri(app, &dir_id))
             .await?;
-        let info = users::upsert_login(app, &dir_id, du).await?;
+        let who = Actor {
+            name: Some("login".into()),
+            ..actor.clone()
+        };
+        let info = users::upsert_oidc_login(app, &dir_id, du, &who).await?;
         if info.row.suspended_at.is_some() {
             return Err(Error::Unauthenticated(
                 "login refused: the account was deprovisioned by the identity provider".into(),
@@ -783,9 +986,119 @@ pub async fn logout(app: &App, caller: &Principal) -> Result<()> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn pending_logins_are_counted_per_address_and_per_ipv6_64() {
+        let bucket = |a: &str| super::address_bucket(Some(a.parse().unwrap()));
+        assert_eq!(bucket("127.0.0.2"), "127.0.0.2");
+        assert_eq!(
+            bucket("::ffff:10.1.2.3"),
+            "10.1.2.3",
+            "IPv4 on a dual-stack listener"
+        );
+        assert_eq!(bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            bucket("2001:db8:1:2::1"),
+            "one host, one /64"
+        );
+        assert_ne!(bucket("2001:db8:1:3::1"), bucket("2001:db8:1:2::1"));
+        assert_eq!(super::address_bucket(None), "unknown");
+    }
+
+    #[test]
+    fn a_login_finishes_only_with_the_binding_of_the_browser_that_started_it() {
+        let mine = super::binding_for(None);
+        let stored = crate::sessions::token_hash(mine.expose());
+        assert!(super::binding_matches(Some(&stored), Some(mine.expose())));
+        let other = super::binding_for(None);
+        assert_ne!(mine.expose(), other.expose());
+        assert!(!super::binding_matches(Some(&stored), Some(other.expose())));
+        assert!(!super::binding_matches(Some(&stored), None), "no cookie");
+        assert!(
+            !super::binding_matches(None, Some(mine.expose())),
+            "nothing bound"
+        );
+        // A browser that starts again keeps its binding, so two tabs both finish; anything
+        // not shaped like a binding is replaced.
+        assert_eq!(
+            super::binding_for(Some(mine.expose())).expose(),
+            mine.expose()
+        );
+        assert_ne!(super::binding_for(Some("short")).expose(), "short");
+        let odd = "a".repeat(42) + ";";
+        assert_ne!(super::binding_for(Some(&odd)).expose(), odd);
+    }
+
+    #[test]
     fn proxy_names_lose_realm_and_domain() {
         assert_eq!(super::proxy_username("bob@EXAMPLE.ORG"), "bob");
         assert_eq!(super::proxy_username("EXAMPLE\\bob"), "bob");
         assert_eq!(super::proxy_username("bob"), "bob");
+    }
+
+    #[test]
+    fn without_an_allow_list_every_realm_and_domain_signs_in() {
+        for name in ["bob@OTHER.ORG", "OTHER\\bob", "bob"] {
+            assert_eq!(super::proxy_name_allowed(name, &[]).unwrap(), "bob");
+        }
+    }
+
+    #[test]
+    fn an_allow_list_admits_its_realms_and_the_domains_it_names() {
+        let allowed = vec!["EXAMPLE.ORG".to_string(), "EXAMPLE".to_string()];
+        let ok = |n: &'static str| super::proxy_name_allowed(n, &allowed);
+        assert_eq!(ok("bob@EXAMPLE.ORG").unwrap(), "bob");
+        assert_eq!(
+            ok("bob@example.org").unwrap(),
+            "bob",
+            "realms compare in any case"
+        );
+        assert_eq!(ok("EXAMPLE\\bob").unwrap(), "bob");
+        let refused = |n: &'static str, needle: &str| {
+            let e = ok(n).unwrap_err();
+            assert!(matches!(e, super::Error::Forbidden(_)), "{n}: {e}");
+            assert!(e.to_string().contains(needle), "{n}: {e}");
+        };
+        refused("bob@OTHER.ORG", "realm `OTHER.ORG`");
+        // The NetBIOS name of EXAMPLE.ORG's domain is not derived from the realm.
+        let only_realm = vec!["EXAMPLE.ORG".to_string()];
+        let e = super::proxy_name_allowed("EXAMPLE\\bob", &only_realm).unwrap_err();
+        assert!(e.to_string().contains("NetBIOS"), "{e}");
+        refused("OTHER\\bob", "domain `OTHER`");
+        refused("bob", "no realm");
+        refused("EXAMPLE\\bob@OTHER.ORG", "realm `OTHER.ORG`");
+    }
+
+    #[test]
+    fn only_an_interactive_session_changes_what_binds_keys() {
+        use super::{may_change_binding, Binding, Method};
+        let all = [
+            Binding::Option("Authentication/AccessKey/ValidityWithoutUserLogin"),
+            Binding::ValidityOverride,
+            Binding::SessionDuration,
+            Binding::ServiceAccountManager,
+            Binding::ServiceAccountKeyExpiry,
+        ];
+        for what in all {
+            assert!(may_change_binding(Method::Interactive, what).is_ok());
+            let e = may_change_binding(Method::AccessKey, what).unwrap_err();
+            assert!(matches!(e, super::Error::Forbidden(_)), "{what:?}");
+            assert!(e.to_string().contains("with an access key"), "{e}");
+        }
+        assert_eq!(
+            Binding::of_option("authentication/accesskey/warningdays"),
+            Some(Binding::Option("authentication/accesskey/warningdays"))
+        );
+        assert_eq!(Binding::of_option("Features/Something"), None);
+        assert_eq!(Binding::of_option("Auth"), None);
+        let e = may_change_binding(
+            Method::AccessKey,
+            Binding::Option("Authentication/AccessKey/ValidityWithoutUserLogin"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`Authentication/AccessKey/ValidityWithoutUserLogin`"),
+            "{e}"
+        );
     }
 }

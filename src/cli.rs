@@ -109,11 +109,15 @@ pub enum ScimToken {
 
 #[derive(Debug, Subcommand)]
 pub enum EventToken {
-    /// Create a token and print it once.
+    /// Create a token for one or more directories and print it once.
     Create {
         /// The reporting system (e.g. "intranet portal").
         #[arg(long, default_value = "login events")]
         label: String,
+        /// A directory whose users' logins the token reports (repeat for several). Built-in
+        /// admins are never moved by a token.
+        #[arg(long = "directory", value_name = "ID", required = true)]
+        directories: Vec<String>,
     },
     /// List tokens (never the tokens themselves) with their last use.
     List,
@@ -240,20 +244,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen.clone();
     let app = App::new(config, Arc::new(SystemClock)).await?;
     if let Some(password) = users::ensure_initial_admin(&app).await? {
-        // Printed once, on the console only (not through the log pipeline), like Jenkins'
-        // initial admin password. It is not stored anywhere in clear.
-        println!(
-            "\n*************************************************************\n\
-             accesskeyd created the built-in admin user `admin` with password:\n\n    {}\n\n\
-             It is shown only this once. Log in and create your own admin, or change it with\n\
-             `accesskeyd local-user passwd admin`.\n\
-             *************************************************************\n",
-            password.expose()
-        );
+        let show =
+            initial_password_destination(std::io::stdout().is_terminal(), &app.config.database.url);
+        show_initial_password(show, &password);
     }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let management_listen = app.config.server.management_listen.clone();
+    let management = crate::http::bind_management(&management_listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on {management_listen} (server.management_listen): {e}")
+        })?;
+    if let Some(m) = &management {
+        // The bound address, not the configured one: a port 0 becomes the one chosen.
+        let address = m.local_addr()?;
+        tracing::info!(address = %address, "accesskeyd management listening (/metrics, /healthz, /readyz)");
+        // Before the `listening on` line, which tells scripts and tests that serve is up.
+        println!("accesskeyd management on http://{address}");
+    }
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "accesskeyd listening");
     println!("accesskeyd listening on http://{listen}");
     let mut jobs = vec![
@@ -262,12 +272,98 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ];
     jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
     jobs.extend(crate::notify::spawn_scheduler(app.clone()));
-    crate::http::serve(app, listener, shutdown_signal()).await?;
+    crate::http::serve_with_management(app, listener, management, shutdown_signal()).await?;
     for job in jobs {
         job.abort();
     }
     tracing::info!("accesskeyd stopped");
     Ok(())
+}
+
+/// Name of the file the first start writes the built-in admin's password to, when nobody
+/// watches the console.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Where the first start shows the built-in admin's password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordDestination {
+    /// Someone watches the console: print it there, once.
+    Terminal,
+    /// stdout is a pipe or a file (systemd's journal, a log collector), where it would stay
+    /// readable for as long as the log is kept: write it to this file (0600) instead.
+    File(PathBuf),
+}
+
+/// Decides where the first admin password goes: the console when stdout is one, else a file
+/// in the state directory (the SQLite file's directory; the working directory with
+/// PostgreSQL, which under the systemd unit is /var/lib/accesskeyd).
+pub fn initial_password_destination(
+    stdout_is_terminal: bool,
+    database_url: &str,
+) -> PasswordDestination {
+    if stdout_is_terminal {
+        return PasswordDestination::Terminal;
+    }
+    let dir = match crate::store::Backend::parse(database_url) {
+        Ok(crate::store::Backend::Sqlite(path)) => std::path::Path::new(&path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(std::path::Path::to_path_buf),
+        _ => None,
+    };
+    PasswordDestination::File(
+        dir.unwrap_or_else(|| PathBuf::from("."))
+            .join(INITIAL_PASSWORD_FILE),
+    )
+}
+
+fn show_initial_password(destination: PasswordDestination, password: &Secret) {
+    match destination {
+        // Printed once, on the console only (not through the log pipeline), like Jenkins'
+        // initial admin password. It is not stored anywhere in clear.
+        PasswordDestination::Terminal => println!(
+            "\n*************************************************************\n\
+             accesskeyd created the built-in admin user `admin` with password:\n\n    {}\n\n\
+             It is shown only this once. Log in and create your own admin, or change it with\n\
+             `accesskeyd local-user passwd admin`.\n\
+             *************************************************************\n",
+            password.expose()
+        ),
+        PasswordDestination::File(path) => {
+            let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            match write_private_file(&path, password.expose()) {
+                Ok(()) => println!(
+                    "accesskeyd created the built-in admin user `admin`; its password is in {} \
+                     (readable by this user only). Log in, create your own admin, then delete \
+                     the file.",
+                    shown.display()
+                ),
+                // The admin exists, but nobody can know its password: say how to set one.
+                Err(e) => println!(
+                    "accesskeyd created the built-in admin user `admin` but could not write its \
+                     password to {}: {e}. Set one with `accesskeyd local-user passwd admin`.",
+                    shown.display()
+                ),
+            }
+        }
+    }
+}
+
+/// Writes `text` to a new file that only this user can read. A file left from an earlier
+/// first start is replaced; a symlink there is refused rather than followed.
+fn write_private_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_all()
 }
 
 async fn shutdown_signal() {
@@ -315,7 +411,7 @@ async fn check_config(config: Config) -> ExitCode {
         Ok(store) => match store.ready().await {
             Ok(()) => println!("database {}: ok", db_name),
             // `serve` applies them at start, so this is not a problem, just worth knowing.
-            Err(Error::Unavailable(m)) if m.contains("pending") => println!(
+            Err(Error::Unavailable(crate::error::Message::Public(m))) if m.contains("pending") => println!(
                 "database {}: ok (migrations pending: `accesskeyd migrate` or `serve` applies them)",
                 db_name
             ),
@@ -475,20 +571,25 @@ async fn scim_token(config: Config, cmd: ScimToken) -> anyhow::Result<()> {
 async fn event_token(config: Config, cmd: EventToken) -> anyhow::Result<()> {
     let app = App::new(config, Arc::new(SystemClock)).await?;
     match cmd {
-        EventToken::Create { label } => {
-            let (id, token) = crate::events::create_token(&app, &label).await?;
+        EventToken::Create { label, directories } => {
+            let (id, token) = crate::events::create_token(&app, &label, &directories).await?;
             println!(
-                "ingestion token {id} (shown only this once):\n\n    {}\n",
+                "ingestion token {id} for directories {} (shown only this once):\n\n    {}\n",
+                directories.join(", "),
                 token.expose()
             );
         }
         EventToken::List => {
-            for (id, label, created, used) in crate::events::list_tokens(&app).await? {
+            for t in crate::events::list_tokens(&app).await? {
                 println!(
-                    "{id}  {label}  created {}  last used {}",
-                    crate::store::models::from_ms(created).to_rfc3339(),
-                    used.map_or("never".to_string(), |u| crate::store::models::from_ms(u)
-                        .to_rfc3339())
+                    "{}  {}  directories {}  created {}  last used {}",
+                    t.id,
+                    t.label,
+                    t.scope.describe(),
+                    crate::store::models::from_ms(t.created_at).to_rfc3339(),
+                    t.last_used_at
+                        .map_or("never".to_string(), |u| crate::store::models::from_ms(u)
+                            .to_rfc3339())
                 );
             }
         }
@@ -629,4 +730,48 @@ async fn local_user(config: Config, cmd: LocalUser) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_a_terminal_the_password_is_printed() {
+        assert_eq!(
+            initial_password_destination(true, "sqlite:///var/lib/accesskeyd/accesskeyd.db"),
+            PasswordDestination::Terminal
+        );
+    }
+
+    #[test]
+    fn under_a_service_manager_it_goes_to_a_file_in_the_state_directory() {
+        assert_eq!(
+            initial_password_destination(false, "sqlite:///var/lib/accesskeyd/accesskeyd.db"),
+            PasswordDestination::File(PathBuf::from("/var/lib/accesskeyd/initial-admin-password"))
+        );
+        assert_eq!(
+            initial_password_destination(false, "sqlite://accesskeyd.db"),
+            PasswordDestination::File(PathBuf::from("./initial-admin-password"))
+        );
+        assert_eq!(
+            initial_password_destination(false, "postgres://akd@db/akd"),
+            PasswordDestination::File(PathBuf::from("./initial-admin-password"))
+        );
+    }
+
+    #[test]
+    fn the_file_is_readable_by_its_owner_only_and_replaces_an_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INITIAL_PASSWORD_FILE);
+        std::fs::write(&path, "old").unwrap();
+        write_private_file(&path, "s3cret").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "s3cret\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
 }

@@ -551,7 +551,19 @@ pub struct OidcDirectoryConfig {
     /// Hours a user deprovisioned through SCIM stays suspended (keys refused, restorable by
     /// the provider) before deletion; 0 deletes at once.
     pub removal_grace_hours: u64,
+    /// The admin vouches that only the provider (its admins) sets `username_claim`, never the
+    /// person: a SCIM-provisioned record may then be linked at a first login by its userName,
+    /// not only by `externalId` = `sub`. Off by default: many providers let people edit the
+    /// claim, and a name anyone can choose must never decide whose record a login gets.
+    pub username_claim_is_provider_controlled: bool,
+    /// Logins started and not finished that one client address (an IPv6 /64) may have
+    /// pending at once: starting one needs no credentials, so one address alone must not be
+    /// able to fill the global cap and block everyone's sign-in.
+    pub pending_logins_per_address: u64,
 }
+
+/// Default of `pending_logins_per_address`.
+pub const DEFAULT_PENDING_LOGINS_PER_ADDRESS: u64 = 20;
 
 impl DirectoryConfig {
     pub fn id(&self) -> &str {
@@ -701,6 +713,10 @@ struct RawDirectory {
     groups_claim: Option<String>,
     #[serde(default, deserialize_with = "string_list_opt")]
     allowed_groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    username_claim_is_provider_controlled: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    pending_logins_per_address: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -797,6 +813,9 @@ impl Config {
     }
 }
 
+/// Largest list index an environment variable may address, plus one.
+const MAX_ENV_INDEX: usize = 1000;
+
 /// Applies `ACCESSKEYD_A__B=v` as `a.b = "v"`; values stay strings and the typed fields
 /// parse them, so a password of digits stays a password.
 fn apply_env(tree: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
@@ -835,6 +854,17 @@ fn insert_path(
         .filter(|(i, _)| i.parse::<usize>().is_ok())
     {
         let index: usize = index.parse().unwrap_or_default();
+        // A list entry is padded up to its index: bound it, or one variable could make
+        // the process allocate without limit.
+        if index >= MAX_ENV_INDEX {
+            return Err(invalid(
+                var,
+                format!(
+                    "list index {index} is too large (at most {})",
+                    MAX_ENV_INDEX - 1
+                ),
+            ));
+        }
         let entry = table
             .entry(head.clone())
             .or_insert_with(|| toml::Value::Array(Vec::new()));
@@ -1453,7 +1483,7 @@ impl RawDirectory {
             ("removal_grace_hours", self.removal_grace_hours.is_some()),
             ("timeout_seconds", self.timeout_seconds.is_some()),
         ];
-        let oidc_only: [(&str, bool); 8] = [
+        let oidc_only: [(&str, bool); 10] = [
             ("issuer", self.issuer.is_some()),
             ("client_id", self.client_id.is_some()),
             ("client_secret", self.client_secret.is_some()),
@@ -1462,6 +1492,14 @@ impl RawDirectory {
             ("username_claim", self.username_claim.is_some()),
             ("groups_claim", self.groups_claim.is_some()),
             ("allowed_groups", self.allowed_groups.is_some()),
+            (
+                "username_claim_is_provider_controlled",
+                self.username_claim_is_provider_controlled.is_some(),
+            ),
+            (
+                "pending_logins_per_address",
+                self.pending_logins_per_address.is_some(),
+            ),
         ];
         let kind = self.kind.clone();
         let not_for = |list: &[(&str, bool)], except: &[&str]| -> Result<(), ConfigError> {
@@ -1538,6 +1576,15 @@ impl RawDirectory {
                         "needs groups_claim (the claim the groups are looked up in)",
                     ));
                 }
+                let pending_logins_per_address = self
+                    .pending_logins_per_address
+                    .unwrap_or(DEFAULT_PENDING_LOGINS_PER_ADDRESS);
+                if !(1..=10_000).contains(&pending_logins_per_address) {
+                    return Err(invalid(
+                        key("pending_logins_per_address"),
+                        "1 to 10000 (the cap of all pending logins together)",
+                    ));
+                }
                 Ok(DirectoryConfig::Oidc(Box::new(OidcDirectoryConfig {
                     name: self.name.unwrap_or_else(|| self.id.clone()),
                     id: self.id,
@@ -1553,6 +1600,10 @@ impl RawDirectory {
                     allowed_groups,
                     timeout_seconds,
                     removal_grace_hours,
+                    username_claim_is_provider_controlled: self
+                        .username_claim_is_provider_controlled
+                        .unwrap_or(false),
+                    pending_logins_per_address,
                 })))
             }
             "builtin" => {
@@ -1727,6 +1778,16 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn huge_list_indices_in_the_environment_are_refused_not_allocated() {
+        let e = Config::load_from(
+            None,
+            &env(&[("ACCESSKEYD_DIRECTORIES__18446744073709551615__ID", "x")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
     }
 
     #[test]
@@ -1959,6 +2020,44 @@ mod tests {
     }
 
     #[test]
+    fn oidc_directories_take_the_login_safety_keys_and_others_do_not() {
+        let base = "[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\n";
+        let load =
+            |extra: &str| Config::load_from(Some(file(&format!("{base}{extra}")).path()), &[]);
+        let oidc = |c: Config| match &c.directories[1] {
+            DirectoryConfig::Oidc(o) => (
+                o.username_claim_is_provider_controlled,
+                o.pending_logins_per_address,
+            ),
+            _ => panic!("expected oidc"),
+        };
+        assert_eq!(oidc(load("").unwrap()), (false, 20), "safe defaults");
+        assert_eq!(
+            oidc(load("username_claim_is_provider_controlled = true\npending_logins_per_address = 50\n").unwrap()),
+            (true, 50)
+        );
+        for bad in [
+            "pending_logins_per_address = 0\n",
+            "pending_logins_per_address = 10001\n",
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("directories[0].pending_logins_per_address"),
+                "{err}"
+            );
+        }
+        let ldap = file("[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\nusername_claim_is_provider_controlled = true\n");
+        let err = Config::load_from(Some(ldap.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("username_claim_is_provider_controlled")
+                && err.contains("is not a setting"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn invalid_values_are_named() {
         for (text, needle) in [
             ("[server]\nlisten = \"nope\"\n", "server.listen"),
@@ -1998,6 +2097,222 @@ mod tests {
             let f = file(text);
             let err = Config::load_from(Some(f.path()), &[]).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} -> {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// Keys whose values are checked, as `(section, key, what an error must name)`.
+    const KEYS: &[(&str, &str, &str)] = &[
+        ("server", "listen", "server.listen"),
+        ("server", "management_listen", "server.management_listen"),
+        ("server", "public_url", "server.public_url"),
+        ("server", "max_body_bytes", "server.max_body_bytes"),
+        ("server", "trusted_proxies", "server.trusted_proxies"),
+        (
+            "server",
+            "client_address_header",
+            "server.client_address_header",
+        ),
+        (
+            "server",
+            "request_timeout_seconds",
+            "server.request_timeout_seconds",
+        ),
+        ("server", "max_connections", "server.max_connections"),
+        ("database", "url", "database.url"),
+        ("database", "pool_size", "database.pool_size"),
+        (
+            "access_keys",
+            "validity_without_user_login_days",
+            "access_keys.validity_without_user_login_days",
+        ),
+        (
+            "access_keys",
+            "allow_key_sessions_to_create_keys",
+            "access_keys.allow_key_sessions_to_create_keys",
+        ),
+        (
+            "sessions",
+            "interactive_ttl_minutes",
+            "sessions.interactive_ttl_minutes",
+        ),
+        (
+            "login_throttle",
+            "max_entries",
+            "login_throttle.max_entries",
+        ),
+        ("password_hashing", "memory_kib", "password_hashing"),
+        ("log", "format", "log.format"),
+        ("notifications", "schedule", "notifications.schedule"),
+    ];
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn toml_leaf() -> impl Strategy<Value = toml::Value> {
+        prop_oneof![
+            any::<String>().prop_map(toml::Value::String),
+            "[ 0-9a-z.:/_,*?-]{0,24}".prop_map(toml::Value::String),
+            prop_oneof![
+                Just("127.0.0.1:0"),
+                Just("[::1]:8080"),
+                Just(""),
+                Just("10.0.0.0/8, ::1"),
+                Just("forwarded"),
+                Just("X-Forwarded-For"),
+                Just("json"),
+                Just("0 */5 * * * *"),
+                Just("sqlite://x.db"),
+                Just("postgres://u@h/db"),
+                Just("https://keys.example.com/"),
+                Just(" 4096 "),
+                Just("-1"),
+                Just("true"),
+                Just("0 0 0 31 2 *"),
+            ]
+            .prop_map(|s| toml::Value::String(s.to_string())),
+            any::<i64>().prop_map(toml::Value::Integer),
+            (-5i64..5000).prop_map(toml::Value::Integer),
+            any::<f64>().prop_map(toml::Value::Float),
+            any::<bool>().prop_map(toml::Value::Boolean),
+            prop_oneof![
+                Just("1979-05-27T07:32:00Z"),
+                Just("1979-05-27"),
+                Just("07:32:00")
+            ]
+            .prop_map(|d| toml::Value::Datetime(d.parse().unwrap())),
+        ]
+    }
+
+    fn toml_value() -> impl Strategy<Value = toml::Value> {
+        toml_leaf().prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(toml::Value::Array),
+                proptest::collection::vec(("[a-z_]{1,6}", inner), 0..3)
+                    .prop_map(|kv| toml::Value::Table(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A document with `value` at `section.key` (notifications get a webhook, so that a good
+    /// schedule loads).
+    fn document(section: &str, key: &str, value: toml::Value) -> Option<String> {
+        let mut inner = toml::Table::new();
+        inner.insert(key.to_string(), value);
+        if section == "notifications" {
+            let mut hook = toml::Table::new();
+            hook.insert("url".into(), "https://hooks.example.com/x".into());
+            hook.insert("secret".into(), "0123456789abcdef".into());
+            inner.insert("webhook".into(), toml::Value::Table(hook));
+        }
+        let mut root = toml::Table::new();
+        root.insert(section.to_string(), toml::Value::Table(inner));
+        toml::to_string(&root).ok()
+    }
+
+    fn check_named(r: Result<Config, ConfigError>, name: &str) -> Result<(), TestCaseError> {
+        if let Err(e) = r {
+            let text = e.to_string();
+            match &e {
+                ConfigError::Invalid { key, .. } => prop_assert_eq!(key.as_str(), name, "{}", text),
+                ConfigError::Parse { .. } => prop_assert!(text.contains(name), "{}", text),
+                ConfigError::Read { .. } => prop_assert!(false, "{}", text),
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        // Moderate counts; shrinking is bounded so that a failure reports in seconds.
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            max_shrink_iters: 4096,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any TOML value at a checked key: no panic; it loads, or the error names the key.
+        #[test]
+        fn any_value_loads_or_names_its_key(
+            at in 0..KEYS.len(),
+            value in toml_value(),
+        ) {
+            let (section, key, name) = KEYS[at];
+            let Some(text) = document(section, key, value) else {
+                return Ok(());
+            };
+            let f = file(&text);
+            check_named(Config::load_from(Some(f.path()), &[]), name)?;
+        }
+
+        /// Numbers load as themselves, from TOML integers and from strings (environment
+        /// variables) alike, and out-of-range ones name the key.
+        #[test]
+        fn numbers_load_as_written(
+            n in prop_oneof![any::<i64>(), -10i64..200_000],
+            as_text in any::<bool>(),
+        ) {
+            let value = if as_text {
+                toml::Value::String(format!(" {n} "))
+            } else {
+                toml::Value::Integer(n)
+            };
+            let f = file(&document("server", "max_body_bytes", value).unwrap());
+            let r = Config::load_from(Some(f.path()), &[]);
+            if n >= 1024 {
+                let got = r.map(|c| c.server.max_body_bytes as i64);
+                prop_assert_eq!(got.map_err(|e| e.to_string()), Ok(n));
+            } else {
+                check_named(r, "server.max_body_bytes")?;
+            }
+            let env = [(
+                "ACCESSKEYD_ACCESS_KEYS__VALIDITY_WITHOUT_USER_LOGIN_DAYS".to_string(),
+                n.to_string(),
+            )];
+            let r = Config::load_from(None, &env);
+            if n >= 0 {
+                let got = r.map(|c| c.access_keys.validity_without_user_login_days);
+                prop_assert_eq!(got.map_err(|e| e.to_string()), Ok(n));
+            } else {
+                check_named(r, "access_keys.validity_without_user_login_days")?;
+            }
+        }
+
+        /// `ACCESSKEYD_SERVER__...` overrides with any text, under known names or made-up
+        /// ones: no panic; a bad value of a known key names the key.
+        #[test]
+        fn server_environment_overrides_never_panic(
+            known in proptest::option::of(0..8usize),
+            // Made-up names; list indexes stay small (see the report on huge ones).
+            made_up in "[A-Z_]{0,12}(__[0-3])?(__[A-Z_]{0,6})?",
+            value in prop_oneof![any::<String>(), "[ 0-9a-z.:/,\\[\\]-]{0,24}"],
+        ) {
+            let (var, name) = match known {
+                Some(i) => (
+                    format!("ACCESSKEYD_SERVER__{}", KEYS[i].1.to_uppercase()),
+                    Some(KEYS[i].2),
+                ),
+                None => (format!("ACCESSKEYD_SERVER__{made_up}"), None),
+            };
+            let r = Config::load_from(None, &[(var.clone(), value.clone())]);
+            match name {
+                Some(name) => {
+                    check_named(r, name)?;
+                }
+                None => {
+                    if let Err(e) = r {
+                        prop_assert!(!matches!(e, ConfigError::Read { .. }), "{}: {}", var, e);
+                    }
+                }
+            }
         }
     }
 }

@@ -1,5 +1,8 @@
 //! The domain's one error type. The HTTP layer maps each variant to a status in one place
 //! (`http::error`); messages are for the person who sent the request and never hold secrets.
+//! What a failure below us says (a database's SQL text, a directory's address, bind DN or
+//! OS error) is a [`Message::Hidden`] detail: callers read a fixed text and an error id,
+//! the log line with the same id holds the detail.
 
 use crate::directory::DirectoryError;
 use crate::passwords::HashError;
@@ -21,10 +24,10 @@ pub enum Error {
     NotFound(String),
     /// The request conflicts with the current state (a limit reached, a name taken).
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Message),
     /// A dependency (database, directory) cannot be reached right now.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(Message),
     /// Too many failed attempts; try again after this many seconds.
     #[error("{0}")]
     RateLimited(String, u64),
@@ -37,6 +40,47 @@ pub enum Error {
     Internal(String),
 }
 
+/// What a `Conflict` or an `Unavailable` says, split at construction into what a caller may
+/// read and what only the log may: the type, not a look at the text, decides.
+#[derive(Debug)]
+pub enum Message {
+    /// Our own words (a rule, a limit, a name the caller gave): shown as they are.
+    Public(String),
+    /// A failure below us. Callers read `public` (fixed, written here) and an error id; the
+    /// log line with that id holds `detail`, which may name hosts, addresses, DNs, SQL or OS
+    /// errors. `Display` (the CLI, the log, the audit trail) shows the detail.
+    Hidden {
+        public: &'static str,
+        detail: String,
+    },
+}
+
+impl Message {
+    /// The text a caller may read.
+    pub fn public(&self) -> &str {
+        match self {
+            Message::Public(m) => m,
+            Message::Hidden { public, .. } => public,
+        }
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Public(m) => f.write_str(m),
+            Message::Hidden { detail, .. } => f.write_str(detail),
+        }
+    }
+}
+
+/// What callers read when the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again shortly";
+/// What callers read when a directory cannot be reached or is misconfigured.
+pub const DIRECTORY_UNAVAILABLE: &str = "the directory is unavailable; try again later";
+/// What callers read of a 500.
+pub const INTERNAL: &str = "internal error; the server log has the details";
+
 impl Error {
     pub fn invalid(msg: impl Into<String>) -> Error {
         Error::Invalid(msg.into())
@@ -47,34 +91,92 @@ impl Error {
     pub fn not_found(msg: impl Into<String>) -> Error {
         Error::NotFound(msg.into())
     }
+    /// A conflict with a rule of ours; the message is shown as is.
+    pub fn conflict(msg: impl Into<String>) -> Error {
+        Error::Conflict(Message::Public(msg.into()))
+    }
+    /// A 503 in our own words (too much pending, migrations pending); shown as is.
+    pub fn unavailable(msg: impl Into<String>) -> Error {
+        Error::Unavailable(Message::Public(msg.into()))
+    }
+    /// A dependency that failed: callers read `public`, the log gets `detail`.
+    pub fn outage(public: &'static str, detail: impl Into<String>) -> Error {
+        Error::Unavailable(Message::Hidden {
+            public,
+            detail: detail.into(),
+        })
+    }
+
+    /// The text a caller may read: our own words as they are, for a failure below us only
+    /// its fixed text (the detail stays in the process).
+    pub fn public_message(&self) -> &str {
+        match self {
+            Error::Invalid(m)
+            | Error::Unauthenticated(m)
+            | Error::Forbidden(m)
+            | Error::NotFound(m)
+            | Error::RateLimited(m, _)
+            | Error::Overloaded(m, _) => m,
+            Error::Conflict(m) | Error::Unavailable(m) => m.public(),
+            Error::Internal(_) => INTERNAL,
+        }
+    }
+
+    /// What only the log may read, if anything: it goes there with an error id.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::Conflict(Message::Hidden { detail, .. })
+            | Error::Unavailable(Message::Hidden { detail, .. })
+            | Error::Internal(detail) => Some(detail),
+            _ => None,
+        }
+    }
 }
 
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Error {
         use diesel::result::{DatabaseErrorKind, Error as D};
+        // The database's words (constraint names, SQL) are details for the log; callers
+        // read only the fixed texts below.
+        let hidden = |public: &'static str, info: &dyn diesel::result::DatabaseErrorInformation| {
+            Message::Hidden {
+                public,
+                detail: format!("{public}: {}", info.message()),
+            }
+        };
         match e {
             D::NotFound => Error::NotFound("not found".into()),
             D::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                Error::Conflict(format!("already exists: {}", info.message()))
+                Error::Conflict(Message::Hidden {
+                    public: "this conflicts with a record that already exists",
+                    detail: format!("already exists: {}", info.message()),
+                })
             }
             // SQLite reports a writer that waited out busy_timeout as "database is locked".
             D::DatabaseError(_, ref info)
                 if info.message().contains("locked") || info.message().contains("busy") =>
             {
-                Error::Unavailable("the database is busy; try again".into())
+                Error::Unavailable(hidden("the database is busy; try again", info.as_ref()))
             }
             D::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            ) => Error::Unavailable("the database connection was lost; try again".into()),
+                ref info,
+            ) => Error::Unavailable(hidden(
+                "the database connection was lost; try again",
+                info.as_ref(),
+            )),
             // Two PostgreSQL transactions collided; the client may simply retry.
-            D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Unavailable(
-                "the database was busy with a conflicting change; try again".into(),
-            ),
+            D::DatabaseError(DatabaseErrorKind::SerializationFailure, ref info) => {
+                Error::Unavailable(hidden(
+                    "the database was busy with a conflicting change; try again",
+                    info.as_ref(),
+                ))
+            }
             D::DatabaseError(_, ref info) if info.message().contains("deadlock detected") => {
-                Error::Unavailable(
-                    "the database was busy with a conflicting change; try again".into(),
-                )
+                Error::Unavailable(hidden(
+                    "the database was busy with a conflicting change; try again",
+                    info.as_ref(),
+                ))
             }
             // libpq reports a server that went away mid-query as an unclassified error.
             D::DatabaseError(_, ref info)
@@ -87,7 +189,10 @@ impl From<diesel::result::Error> for Error {
                 .iter()
                 .any(|m| info.message().contains(m)) =>
             {
-                Error::Unavailable("the database connection was lost; try again".into())
+                Error::Unavailable(hidden(
+                    "the database connection was lost; try again",
+                    info.as_ref(),
+                ))
             }
             other => Error::Internal(format!("database: {other}")),
         }
@@ -97,8 +202,10 @@ impl From<diesel::result::Error> for Error {
 impl From<diesel::r2d2::PoolError> for Error {
     fn from(e: diesel::r2d2::PoolError) -> Error {
         // The pool's reason names hosts and addresses: for the log, not for clients.
-        tracing::warn!(error = %e, "no database connection");
-        Error::Unavailable("the database is unavailable; try again shortly".into())
+        Error::outage(
+            DATABASE_UNAVAILABLE,
+            format!("the database is unavailable: {e}"),
+        )
     }
 }
 
@@ -123,9 +230,56 @@ impl From<DirectoryError> for Error {
                 Error::Unauthenticated("invalid username or password".into())
             }
             DirectoryError::Refused(m) => Error::Unauthenticated(format!("login refused: {m}")),
-            DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => {
-                Error::Unavailable(format!("the directory is unavailable: {m}"))
-            }
+            // The reason names the URL, the address, often the bind DN: for the log only.
+            DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => Error::outage(
+                DIRECTORY_UNAVAILABLE,
+                format!("the directory is unavailable: {m}"),
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_outage_keeps_its_reason_from_callers_but_not_from_the_log() {
+        let e = Error::from(DirectoryError::Unavailable(
+            "connect on ldap://10.0.0.5:389: I/O error: Connection refused (os error 111)".into(),
+        ));
+        assert_eq!(e.public_message(), DIRECTORY_UNAVAILABLE);
+        assert!(e
+            .detail()
+            .is_some_and(|d| d.contains("ldap://10.0.0.5:389")));
+        // The CLI and the log lines that print the error see the whole reason.
+        assert_eq!(
+            e.to_string(),
+            "the directory is unavailable: connect on ldap://10.0.0.5:389: I/O error: \
+             Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn our_own_words_are_shown_as_they_are() {
+        let e = Error::conflict("user `ann` already holds 20 access keys");
+        assert_eq!(
+            e.public_message(),
+            "user `ann` already holds 20 access keys"
+        );
+        assert_eq!(e.detail(), None);
+        let e = Error::unavailable("database migrations are pending");
+        assert_eq!(e.public_message(), "database migrations are pending");
+        assert_eq!(e.detail(), None);
+    }
+
+    #[test]
+    fn a_bug_shows_a_fixed_text() {
+        let e = Error::Internal("database: relation \"users\" does not exist".into());
+        assert_eq!(e.public_message(), INTERNAL);
+        assert_eq!(
+            e.detail(),
+            Some("database: relation \"users\" does not exist")
+        );
     }
 }

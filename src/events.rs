@@ -48,12 +48,91 @@ pub struct EventResult {
     pub message: Option<String>,
 }
 
-/// A new ingestion token, shown once; only its hash is stored.
-pub async fn create_token(app: &App, label: &str) -> Result<(String, Secret)> {
+/// The directories a token may report logins for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Made before tokens had scopes: every directory (built-in admins never).
+    Every,
+    /// These directory ids only.
+    Only(Vec<String>),
+}
+
+impl TokenScope {
+    /// From the stored column: NULL is a token made before scopes. A value that cannot be
+    /// read refuses the token rather than widening it.
+    fn from_column(column: Option<&str>) -> Result<TokenScope> {
+        match column {
+            None => Ok(TokenScope::Every),
+            Some(json) => serde_json::from_str(json)
+                .map(TokenScope::Only)
+                .map_err(|e| {
+                    Error::Internal(format!(
+                        "an ingestion token's directories are unreadable: {e}"
+                    ))
+                }),
+        }
+    }
+
+    /// Whether events of `directory_id` may be reported with this token.
+    pub fn covers(&self, directory_id: &str) -> bool {
+        match self {
+            TokenScope::Every => true,
+            TokenScope::Only(ids) => ids.iter().any(|d| d.eq_ignore_ascii_case(directory_id)),
+        }
+    }
+
+    /// For people: `corp, builtin` or `every directory (made before scopes)`.
+    pub fn describe(&self) -> String {
+        match self {
+            TokenScope::Every => "every directory (made before tokens had scopes)".into(),
+            TokenScope::Only(ids) => ids.join(", "),
+        }
+    }
+}
+
+/// Who reports: a token's label (the reporting system's name) and its scope.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    pub label: String,
+    pub scope: TokenScope,
+}
+
+/// Why a token may not move this user's `lastLoginAt`, if it may not. Built-in admins sign
+/// in themselves: a reported login would keep the admin's keys alive, and the keys of the
+/// one account that can change every rule. Nobody else is refused.
+pub fn refusal(is_builtin_admin: bool) -> Option<&'static str> {
+    is_builtin_admin.then_some(
+        "a built-in admin's lastLoginAt moves only when they sign in themselves, never by a reported login",
+    )
+}
+
+/// A new ingestion token for the directories `directories` (at least one; each must be
+/// configured), shown once; only its hash is stored.
+pub async fn create_token(
+    app: &App,
+    label: &str,
+    directories: &[String],
+) -> Result<(String, Secret)> {
+    if directories.is_empty() {
+        return Err(Error::invalid(
+            "directory: name at least one directory whose logins the token reports",
+        ));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for d in directories {
+        let dir = app
+            .directory(d)
+            .ok_or_else(|| Error::invalid(format!("directory: no directory `{d}`")))?;
+        if !ids.iter().any(|i| i == dir.id()) {
+            ids.push(dir.id().to_string());
+        }
+    }
+    let scope = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
     let token = crate::sessions::random_token(TOKEN_PREFIX);
     let id = uuid::Uuid::new_v4().to_string();
     let now = app.clock.now();
     let (hash, label, tid) = (token_hash(&token), label.to_string(), id.clone());
+    let detail = format!("directories {}", ids.join(", "));
     app.store
         .write(move |conn| {
             diesel::insert_into(event_tokens::table)
@@ -62,25 +141,36 @@ pub async fn create_token(app: &App, label: &str) -> Result<(String, Secret)> {
                     event_tokens::token_hash.eq(&hash),
                     event_tokens::label.eq(&label),
                     event_tokens::created_at.eq(to_ms(now)),
+                    event_tokens::directory_ids.eq(Some(&scope)),
                 ))
                 .execute(conn)?;
             audit::record(
                 conn,
                 now,
-                &Event::new("event_token.create", &Actor::system("cli")).target(
-                    "event_token",
-                    &tid,
-                    &label,
-                ),
+                &Event::new("event_token.create", &Actor::system("cli"))
+                    .target("event_token", &tid, &label)
+                    .detail(detail),
             )
         })
         .await?;
     Ok((id, Secret::new(token)))
 }
 
-/// (id, label, created, last used) of every ingestion token.
-pub async fn list_tokens(app: &App) -> Result<Vec<(String, String, i64, Option<i64>)>> {
-    app.store
+/// An ingestion token as `event-token list` shows it (never the token itself).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: String,
+    pub label: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub scope: TokenScope,
+}
+
+/// Every ingestion token.
+pub async fn list_tokens(app: &App) -> Result<Vec<TokenInfo>> {
+    type Row = (String, String, i64, Option<i64>, Option<String>);
+    let rows: Vec<Row> = app
+        .store
         .read(|conn| {
             Ok(event_tokens::table
                 .order(event_tokens::created_at)
@@ -89,10 +179,22 @@ pub async fn list_tokens(app: &App) -> Result<Vec<(String, String, i64, Option<i
                     event_tokens::label,
                     event_tokens::created_at,
                     event_tokens::last_used_at,
+                    event_tokens::directory_ids,
                 ))
                 .load(conn)?)
         })
-        .await
+        .await?;
+    rows.into_iter()
+        .map(|(id, label, created_at, last_used_at, scope)| {
+            Ok(TokenInfo {
+                id,
+                label,
+                created_at,
+                last_used_at,
+                scope: TokenScope::from_column(scope.as_deref())?,
+            })
+        })
+        .collect()
 }
 
 pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
@@ -118,39 +220,58 @@ pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
         .await
 }
 
-/// Checks an ingestion token; returns its label (the reporting system's name).
-pub async fn authenticate(app: &App, bearer: Option<&str>) -> Result<String> {
+/// Checks an ingestion token; returns who reports. The token is looked up with a read: an
+/// unknown one (anyone can send those) never takes the write lock. Only a found token's
+/// last use is written.
+pub async fn authenticate(app: &App, bearer: Option<&str>) -> Result<Reporter> {
     let token = bearer
         .filter(|t| t.starts_with(TOKEN_PREFIX))
         .ok_or_else(|| Error::Unauthenticated("an ingestion token is required".into()))?;
     let hash = token_hash(token);
-    let now = to_ms(app.clock.now());
-    let label: Option<String> = app
+    let h = hash.clone();
+    let found: Option<(String, String, Option<String>)> = app
         .store
-        .write(move |conn| {
-            let label = event_tokens::table
-                .filter(event_tokens::token_hash.eq(&hash))
-                .select(event_tokens::label)
+        .read(move |conn| {
+            Ok(event_tokens::table
+                .filter(event_tokens::token_hash.eq(&h))
+                .select((
+                    event_tokens::id,
+                    event_tokens::label,
+                    event_tokens::directory_ids,
+                ))
                 .first(conn)
-                .optional()?;
-            if label.is_some() {
-                diesel::update(event_tokens::table.filter(event_tokens::token_hash.eq(&hash)))
-                    .set(event_tokens::last_used_at.eq(Some(now)))
-                    .execute(conn)?;
-            }
-            Ok(label)
+                .optional()?)
         })
         .await?;
-    label.ok_or_else(|| Error::Unauthenticated("unknown or revoked ingestion token".into()))
+    let Some((id, label, scope)) = found else {
+        return Err(Error::Unauthenticated(
+            "unknown or revoked ingestion token".into(),
+        ));
+    };
+    let scope = TokenScope::from_column(scope.as_deref())?;
+    let now = to_ms(app.clock.now());
+    app.store
+        .write(move |conn| {
+            diesel::update(event_tokens::table.find(&id))
+                .set(event_tokens::last_used_at.eq(Some(now)))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await?;
+    Ok(Reporter { label, scope })
 }
 
 /// Applies a batch: known users in one transaction, forward only (replaying a batch changes
 /// nothing more). Then, for LDAP directories with `create_users_from_events`, unknown
 /// usernames are looked up upstream; those found are created and their events applied
 /// (status `created`). A directory that cannot be asked leaves its events `unknown_user`.
-pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<EventResult>> {
+pub async fn ingest(
+    app: &App,
+    source: &Reporter,
+    events: Vec<LoginEvent>,
+) -> Result<Vec<EventResult>> {
     let mut results = apply(app, source, events.clone()).await?;
-    let actor = Actor::system(&format!("events:{source}"));
+    let actor = Actor::system(&format!("events:{}", source.label));
     let mut created = Vec::new();
     for r in results.iter_mut().filter(|r| r.status == "unknown_user") {
         let e = &events[r.index];
@@ -185,7 +306,9 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
             }
             Err(other) => {
                 tracing::warn!(directory = %dir.config().id, error = %other, "login event: directory lookup failed");
-                r.message = Some(format!("the directory could not be asked: {other}"));
+                // The detail (addresses, DNs) stays in the log line above.
+                r.message =
+                    Some("the directory could not be asked; the server log has the details".into());
             }
         }
     }
@@ -203,7 +326,7 @@ pub async fn ingest(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<
     Ok(results)
 }
 
-async fn apply(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<EventResult>> {
+async fn apply(app: &App, source: &Reporter, events: Vec<LoginEvent>) -> Result<Vec<EventResult>> {
     if events.is_empty() {
         return Err(Error::invalid("events: at least one event is required"));
     }
@@ -215,7 +338,9 @@ async fn apply(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<E
     }
     let now = app.clock.now();
     let known: Vec<String> = app.directories.iter().map(|d| d.id().to_string()).collect();
-    let actor = Actor::system(&format!("events:{source}"));
+    let builtin = app.builtin_id().to_string();
+    let scope = source.scope.clone();
+    let actor = Actor::system(&format!("events:{}", source.label));
     app.store
         .write(move |conn| {
             let mut results = Vec::with_capacity(events.len());
@@ -239,6 +364,17 @@ async fn apply(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<E
                     ));
                     continue;
                 };
+                if !scope.covers(dir) {
+                    results.push(result(
+                        "rejected",
+                        None,
+                        Some(format!(
+                            "this token reports logins of {} only, not of directory `{dir}`",
+                            scope.describe()
+                        )),
+                    ));
+                    continue;
+                }
                 if e.at > now + FUTURE_SKEW {
                     results.push(result(
                         "rejected",
@@ -262,14 +398,18 @@ async fn apply(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<E
                         continue;
                     }
                 };
-                let found: Option<(String, Option<i64>)> = q
-                    .select((users_t::id, users_t::last_login_at))
+                let found: Option<(String, Option<i64>, bool)> = q
+                    .select((users_t::id, users_t::last_login_at, users_t::is_admin))
                     .first(conn)
                     .optional()?;
-                let Some((id, last)) = found else {
+                let Some((id, last, is_admin)) = found else {
                     results.push(result("unknown_user", None, None));
                     continue;
                 };
+                if let Some(why) = refusal(is_admin && dir.eq_ignore_ascii_case(&builtin)) {
+                    results.push(result("rejected", None, Some(why.into())));
+                    continue;
+                }
                 let at = to_ms(e.at);
                 if last.is_some_and(|l| l >= at) {
                     results.push(result("unchanged", Some(id), None));
@@ -298,4 +438,37 @@ async fn apply(app: &App, source: &str, events: Vec<LoginEvent>) -> Result<Vec<E
             Ok(results)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scoped_token_covers_its_directories_only() {
+        let scope = TokenScope::Only(vec!["corp".into(), "builtin".into()]);
+        assert!(scope.covers("corp"));
+        assert!(scope.covers("CORP"), "directory ids compare in any case");
+        assert!(scope.covers("builtin"));
+        assert!(!scope.covers("partner"));
+        assert_eq!(scope.describe(), "corp, builtin");
+    }
+
+    #[test]
+    fn a_token_from_before_scopes_covers_every_directory() {
+        assert_eq!(TokenScope::from_column(None).unwrap(), TokenScope::Every);
+        assert!(TokenScope::Every.covers("partner"));
+        assert_eq!(
+            TokenScope::from_column(Some(r#"["corp"]"#)).unwrap(),
+            TokenScope::Only(vec!["corp".into()])
+        );
+        // Unreadable is refused, never widened to every directory.
+        assert!(TokenScope::from_column(Some("corp")).is_err());
+    }
+
+    #[test]
+    fn only_built_in_admins_are_refused_whatever_the_scope() {
+        assert!(refusal(true).unwrap().contains("built-in admin"));
+        assert_eq!(refusal(false), None);
+    }
 }

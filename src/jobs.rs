@@ -75,7 +75,10 @@ impl Leadership {
     fn claim(&self, guard: &mut Option<DbConn>) -> Result<bool> {
         if guard.is_none() {
             let conn = self.backend.connect().map_err(|e| {
-                Error::Unavailable(format!("cannot connect for scheduled jobs: {e}"))
+                Error::outage(
+                    crate::error::DATABASE_UNAVAILABLE,
+                    format!("cannot connect for scheduled jobs: {e}"),
+                )
             })?;
             *guard = Some(conn);
         }

@@ -26,6 +26,7 @@ pub mod service_accounts;
 pub mod sessions;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod throttle;
 pub mod transfer;
 pub mod users;

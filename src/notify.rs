@@ -414,6 +414,32 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A webhook URL as the log may show it: scheme, host and port. Webhook URLs often carry a
+/// secret in their path or query (a Slack or Teams hook, a `token=` parameter), and the
+/// user-info part may hold a password, so none of those are shown.
+pub fn redact_webhook(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}/***", u.scheme()),
+            (Some(h), None) => format!("{}://{h}/***", u.scheme()),
+            _ => "***".into(),
+        },
+        Err(_) => "***".into(),
+    }
+}
+
+/// A reqwest error with its causes, without the URL reqwest puts in its message.
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 /// POSTs the warning as JSON, retrying 5xx answers and connection errors with doubling waits.
 async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(), String> {
     let delivery = uuid::Uuid::new_v4().to_string();
@@ -427,7 +453,7 @@ async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(cfg.timeout_seconds))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(without_url)?;
     let mut wait = std::time::Duration::from_millis(cfg.retry_base_ms);
     let mut last = String::new();
     for attempt in 1..=cfg.max_attempts {
@@ -447,7 +473,7 @@ async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(
                 return Err(format!("webhook answered {}", r.status()))
             }
             Ok(r) => last = format!("webhook answered {}", r.status()),
-            Err(e) => last = format!("webhook: {e}"),
+            Err(e) => last = format!("webhook {}: {}", redact_webhook(&cfg.url), without_url(e)),
         }
         if attempt < cfg.max_attempts {
             tracing::debug!(attempt, error = %last, "webhook delivery failed; retrying");
@@ -484,6 +510,19 @@ pub fn spawn_scheduler(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn webhook_urls_lose_their_secrets_in_the_log() {
+        assert_eq!(
+            super::redact_webhook("https://hooks.slack.com/services/T0/B0/s3cr3t?token=x"),
+            "https://hooks.slack.com/***"
+        );
+        assert_eq!(
+            super::redact_webhook("http://user:pw@127.0.0.1:9/hook/s3cr3t"),
+            "http://127.0.0.1:9/***"
+        );
+        assert_eq!(super::redact_webhook("not a url s3cr3t"), "***");
+    }
+
     use super::*;
     use crate::store::models::from_ms;
 

@@ -86,11 +86,11 @@ fn resolve_manager(conn: &mut DbConn, reference: &str) -> Result<UserRow> {
 /// Creates a service account in the built-in directory: no password, so no interactive login.
 pub async fn create(app: &App, actor: &Actor, input: NewServiceAccount) -> Result<UserInfo> {
     let name = input.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name: 1 to 200 characters, no control characters",
-        ));
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name: 1 to 200 characters"));
     }
+    // Shown in lists, pages and managers' mails: it must not pass for another account.
+    crate::text::check_visible("name", &name)?;
     let username = input
         .username
         .map(|u| u.trim().to_string())
@@ -109,7 +109,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewServiceAccount) -> Resul
                 .count()
                 .get_result(conn)?;
             if taken > 0 {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "a built-in user named `{username}` already exists"
                 )));
             }

@@ -40,9 +40,12 @@ pub fn counts(conn: &mut DbConn) -> Result<Counts> {
 }
 
 fn connect(url: &str) -> Result<DbConn> {
-    Backend::parse(url)?
-        .connect()
-        .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {e}", redact(url))))
+    Backend::parse(url)?.connect().map_err(|e| {
+        Error::outage(
+            crate::error::DATABASE_UNAVAILABLE,
+            format!("cannot connect to {}: {e}", redact(url)),
+        )
+    })
 }
 
 /// The URL without a password, for messages: the user-info part and any `password=`
@@ -76,7 +79,7 @@ pub fn copy(from: &str, to: &str) -> Result<Counts> {
     let expected = counts(&mut src)?;
     let present = counts(&mut dst)?;
     if present != Counts::default() {
-        return Err(Error::Conflict(format!(
+        return Err(Error::conflict(format!(
             "the target database is not empty ({present}); copy only into a new database"
         )));
     }

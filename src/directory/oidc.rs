@@ -299,6 +299,8 @@ mod tests {
             allowed_groups: allowed.iter().map(|s| s.to_string()).collect(),
             timeout_seconds: 5,
             removal_grace_hours: 0,
+            username_claim_is_provider_controlled: false,
+            pending_logins_per_address: 20,
         })
         .unwrap()
     }

@@ -1,7 +1,7 @@
 //! `/api/auth`: providers, login, logout, and forward authentication for reverse proxies.
 
 use super::error::ApiError;
-use super::extract::{credentials, remote_addr, Caller, JsonBody, Path, Query, RemoteAddr};
+use super::extract::{client_ip, credentials, Caller, JsonBody, Path, Query, RemoteAddr};
 use super::users::{user_output, UserOutput};
 use super::AppState;
 use crate::auth::{self, LoginInput};
@@ -83,6 +83,7 @@ struct AuthInput {
 async fn login(
     State(state): State<AppState>,
     RemoteAddr(addr): RemoteAddr,
+    headers: HeaderMap,
     JsonBody(input): JsonBody<AuthInput>,
 ) -> Result<Response, ApiError> {
     // Seeq-style completion of an OpenID Connect login by an API client.
@@ -93,11 +94,15 @@ async fn login(
             )
             .into());
         };
+        // The client must be the one that started the login: its cookie jar holds the
+        // binding (`start_oidc_login`), as a browser's would.
+        let binding = super::extract::cookie(&headers, auth::OIDC_BINDING_COOKIE);
         let done = auth::oidc_finish(
             &state.0,
             input.auth_provider_id.as_deref().filter(|s| !s.is_empty()),
             code,
             st,
+            binding.as_deref(),
             addr,
         )
         .await?;
@@ -138,13 +143,51 @@ fn logged_in(state: &AppState, done: auth::LoggedIn, cookie: bool) -> Result<Res
     Ok(response)
 }
 
-/// `Secure` when people reach accesskeyd over HTTPS (`server.public_url`).
-fn secure_attribute(state: &AppState) -> &'static str {
-    if state.0.config.server.public_url().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    }
+/// Cookies are `Secure` when people reach accesskeyd over HTTPS (`server.public_url`).
+fn is_https(state: &AppState) -> bool {
+    state.0.config.server.public_url().starts_with("https://")
+}
+
+/// A cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SameSite {
+    Lax,
+    Strict,
+}
+
+/// A `Set-Cookie` value. Setting and clearing a cookie both go through here with the same
+/// name, path, `SameSite` and `Secure`: a clearing that differs from the cookie it clears
+/// (a `Secure` cookie cleared without it, another path) may leave the browser holding it.
+pub(crate) fn cookie_value(
+    name: &str,
+    value: &str,
+    path: &str,
+    same_site: SameSite,
+    max_age: Option<i64>,
+    secure: bool,
+) -> String {
+    let same_site = match same_site {
+        SameSite::Lax => "Lax",
+        SameSite::Strict => "Strict",
+    };
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}{max_age}{secure}")
+}
+
+/// A cookie of ours as this deployment sets it (`Secure` behind HTTPS).
+pub(crate) fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    same_site: SameSite,
+    max_age: Option<i64>,
+) -> Result<HeaderValue, Error> {
+    let value = cookie_value(name, value, path, same_site, max_age, is_https(state));
+    HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("cookie: {e}")))
 }
 
 /// The browser session cookie of an interactive login.
@@ -152,27 +195,66 @@ pub(super) fn session_cookie(
     state: &AppState,
     done: &auth::LoggedIn,
 ) -> Result<HeaderValue, Error> {
-    let value = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+    set_cookie(
+        state,
+        SESSION_COOKIE,
         done.token.expose(),
-        done.ttl_seconds,
-        secure_attribute(state)
-    );
-    HeaderValue::from_str(&value).map_err(|e| Error::Internal(format!("cookie: {e}")))
+        "/",
+        SameSite::Lax,
+        Some(done.ttl_seconds),
+    )
 }
 
-/// Removes a cookie set with `Path=path`.
-pub(super) fn clear_cookie(state: &AppState, name: &str, path: &str) -> HeaderValue {
-    let value = format!(
-        "{name}=; Path={path}; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        secure_attribute(state)
-    );
+/// Removes a `SameSite=Lax` cookie set with `Path=path`.
+pub(crate) fn clear_cookie(state: &AppState, name: &str, path: &str) -> HeaderValue {
+    clear_cookie_with(state, name, path, SameSite::Lax)
+}
+
+/// Removes a cookie, with the attributes it was set with.
+pub(crate) fn clear_cookie_with(
+    state: &AppState,
+    name: &str,
+    path: &str,
+    same_site: SameSite,
+) -> HeaderValue {
+    let value = cookie_value(name, "", path, same_site, Some(0), is_https(state));
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("x=; Max-Age=0"))
 }
 
 /// Set by the web pages' OpenID Connect button: the callback then returns to the pages.
 pub(super) const UI_RETURN_COOKIE: &str = "accesskeyd_ui_return";
 pub(super) const OIDC_CALLBACK_PATH: &str = "/api/auth/oidc";
+/// The binding cookie's path: both ways to finish a login, the callback and
+/// `POST /api/auth/login`, are under it.
+const OIDC_BINDING_PATH: &str = "/api/auth";
+
+/// Starts an OpenID Connect login (the API's start and the web pages' button): the provider
+/// URL to send the person to, and the cookie that binds the login to this browser. The
+/// cookie is `SameSite=Lax`, so it comes along on the provider's top-level redirect to the
+/// callback but not on a cross-site POST.
+pub(super) async fn start_oidc_login(
+    state: &AppState,
+    id: &str,
+    parts: &Parts,
+) -> Result<(String, HeaderValue), Error> {
+    let presented = super::extract::cookie(&parts.headers, auth::OIDC_BINDING_COOKIE);
+    let started = auth::oidc_start(
+        &state.0,
+        id,
+        super::extract::client_ip(parts, &state.0),
+        presented.as_deref(),
+    )
+    .await?;
+    let cookie = set_cookie(
+        state,
+        auth::OIDC_BINDING_COOKIE,
+        started.binding.expose(),
+        OIDC_BINDING_PATH,
+        SameSite::Lax,
+        Some(started.ttl_seconds),
+    )?;
+    Ok((started.authorization_url, cookie))
+}
 
 /// What a Windows sign-in attempt came to.
 pub(super) enum WindowsOutcome {
@@ -276,15 +358,20 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
     }
 }
 
-/// Sends the person to the OpenID provider (303).
+/// Sends the person to the OpenID provider (303), with the binding cookie.
 async fn oidc_start(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    parts: Parts,
 ) -> Result<Response, ApiError> {
-    let url = auth::oidc_start(&state.0, &id).await?;
+    let (url, binding) = start_oidc_login(&state, &id, &parts).await?;
     let location =
         HeaderValue::from_str(&url).map_err(|e| Error::Internal(format!("location: {e}")))?;
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::SET_COOKIE, binding)],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -305,7 +392,8 @@ async fn oidc_callback(
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     let from_ui = super::extract::cookie(&headers, UI_RETURN_COOKIE).is_some();
-    let result = oidc_complete(&state, &id, addr, q).await;
+    let binding = super::extract::cookie(&headers, auth::OIDC_BINDING_COOKIE);
+    let result = oidc_complete(&state, &id, addr, binding.as_deref(), q).await;
     if !from_ui {
         return logged_in(&state, result?, true);
     }
@@ -329,6 +417,7 @@ async fn oidc_complete(
     state: &AppState,
     id: &str,
     addr: Option<String>,
+    binding: Option<&str>,
     q: CallbackQuery,
 ) -> Result<auth::LoggedIn, Error> {
     if let Some(error) = q.error {
@@ -342,7 +431,7 @@ async fn oidc_complete(
     let (Some(code), Some(st)) = (q.code, q.state) else {
         return Err(Error::invalid("code and state: the provider sent neither"));
     };
-    auth::oidc_finish(&state.0, Some(id), &code, &st, addr).await
+    auth::oidc_finish(&state.0, Some(id), &code, &st, binding, addr).await
 }
 
 async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<StatusCode, ApiError> {
@@ -355,7 +444,7 @@ async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<Stat
 async fn verify(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     let creds = credentials(&parts)?
         .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
-    let p = auth::authenticate(&state.0, creds, remote_addr(&parts, &state.0)).await?;
+    let p = auth::authenticate(&state.0, creds, client_ip(&parts, &state.0)).await?;
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: &str| -> Result<(), ApiError> {
         let v = HeaderValue::from_str(value)
@@ -374,4 +463,27 @@ async fn verify(State(state): State<AppState>, parts: Parts) -> Result<Response,
         set("x-auth-key-id", key_id)?;
     }
     Ok((StatusCode::OK, headers).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cookie_value, SameSite};
+
+    #[test]
+    fn a_cookie_is_cleared_with_the_attributes_it_was_set_with() {
+        let set = cookie_value("c", "v", "/ui/login", SameSite::Strict, None, true);
+        let cleared = cookie_value("c", "", "/ui/login", SameSite::Strict, Some(0), true);
+        assert_eq!(
+            set,
+            "c=v; Path=/ui/login; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert_eq!(
+            cleared,
+            "c=; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        );
+        assert_eq!(
+            cookie_value("s", "t", "/", SameSite::Lax, Some(60), false),
+            "s=t; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
+    }
 }

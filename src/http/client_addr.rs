@@ -71,10 +71,15 @@ fn entries(
 fn forwarded_for(element: &str) -> Option<IpAddr> {
     element.split(';').find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("for")
-            .then(|| parse_node(v.trim().trim_matches('"')))
-            .flatten()
+        if !k.trim().eq_ignore_ascii_case("for") {
+            return None;
+        }
+        // A quoted value has exactly one quote at each end.
+        let v = v.trim();
+        match v.strip_prefix('"') {
+            Some(quoted) => parse_node(quoted.strip_suffix('"')?),
+            None => parse_node(v),
+        }
     })
 }
 
@@ -85,7 +90,11 @@ fn parse_node(node: &str) -> Option<IpAddr> {
         return Some(ip);
     }
     if let Some(rest) = node.strip_prefix('[') {
-        let (inside, _) = rest.split_once(']')?;
+        let (inside, after) = rest.split_once(']')?;
+        // Nothing but a port may follow the address.
+        if !after.is_empty() {
+            after.strip_prefix(':')?.parse::<u16>().ok()?;
+        }
         return inside.parse().ok();
     }
     let (host, port) = node.rsplit_once(':')?;
@@ -192,5 +201,303 @@ mod tests {
         assert_eq!(parse_node("[2001:db8::1]:80"), Some(ip("2001:db8::1")));
         assert_eq!(parse_node("unknown"), None);
         assert_eq!(parse_node(""), None);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const HEADERS: [ClientAddressHeader; 2] = [
+        ClientAddressHeader::XForwardedFor,
+        ClientAddressHeader::Forwarded,
+    ];
+
+    fn header_name(h: ClientAddressHeader) -> &'static str {
+        match h {
+            ClientAddressHeader::XForwardedFor => "x-forwarded-for",
+            ClientAddressHeader::Forwarded => "forwarded",
+        }
+    }
+
+    /// Addresses from a few small pools, so trusted networks and header entries meet often.
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            (0u8..4, 0u8..4).prop_map(|(a, b)| IpAddr::V4(Ipv4Addr::new(10, 0, a, b))),
+            (0u8..4).prop_map(|b| IpAddr::V4(Ipv4Addr::new(203, 0, 113, b))),
+            (0u16..4).prop_map(|b| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, b))),
+            // IPv4-mapped: the same host as 10.0.a.b.
+            (0u8..4, 0u8..4)
+                .prop_map(|(a, b)| IpAddr::V6(Ipv4Addr::new(10, 0, a, b).to_ipv6_mapped())),
+            any::<IpAddr>(),
+        ]
+    }
+
+    fn trusted() -> impl Strategy<Value = Vec<IpNet>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("10.0.0.0/8"),
+                Just("10.0.1.0/24"),
+                Just("10.0.0.1/32"),
+                Just("2001:db8::/126"),
+                Just("2001:db8::2/128"),
+                Just("203.0.113.0/30"),
+                Just("::/0"),
+                Just("0.0.0.0/0"),
+            ]
+            .prop_map(|n| n.parse::<IpNet>().unwrap()),
+            0..3,
+        )
+    }
+
+    /// One address written the ways proxies write it.
+    fn node(a: IpAddr, form: u8, port: u16) -> String {
+        match (a, form % 4) {
+            (IpAddr::V4(v4), 1) => format!("{v4}:{port}"),
+            (IpAddr::V6(v6), 1) => format!("[{v6}]:{port}"),
+            (IpAddr::V6(v6), 2) => format!("[{v6}]"),
+            (a, 3) => format!("{a:?}").to_uppercase(),
+            (a, _) => a.to_string(),
+        }
+    }
+
+    /// One forwarding entry: an address (recorded in `used`) or something that is none.
+    #[derive(Debug, Clone)]
+    enum Entry {
+        Addr(IpAddr, u8, u16),
+        Junk(String),
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        prop_oneof![
+            4 => (addr(), any::<u8>(), any::<u16>()).prop_map(|(a, f, p)| Entry::Addr(a, f, p)),
+            // None of these is an address in any node form.
+            1 => prop_oneof![
+                Just("unknown".to_string()),
+                Just("_hidden".to_string()),
+                Just(String::new()),
+                Just("192.0.2.1:99999".to_string()),
+                "x[0-9a-f:.]{0,10}",
+                "[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]{1,2})?",
+                "\\[[0-9a-f:]{0,8}",
+            ]
+            .prop_map(Entry::Junk),
+        ]
+    }
+
+    fn write(e: &Entry, header: ClientAddressHeader) -> String {
+        let text = match e {
+            Entry::Addr(a, form, port) => node(*a, *form, *port),
+            Entry::Junk(j) => j.clone(),
+        };
+        match header {
+            ClientAddressHeader::XForwardedFor => format!(" {text} "),
+            ClientAddressHeader::Forwarded => match e {
+                Entry::Addr(IpAddr::V6(_), _, _) => format!("for=\"{text}\";proto=https"),
+                _ => format!("proto=http; For={text}"),
+            },
+        }
+    }
+
+    fn lines_of(entries: &[Vec<Entry>], header: ClientAddressHeader) -> Vec<String> {
+        entries
+            .iter()
+            .map(|line| {
+                line.iter()
+                    .map(|e| write(e, header))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    fn header_map(name: &'static str, lines: &[String]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            if let Ok(v) = HeaderValue::from_str(l) {
+                h.append(name, v);
+            }
+        }
+        h
+    }
+
+    /// Every address that appears in `text`: runs of address characters, read as an
+    /// address, or as an IPv4 address with a port. Independent of the parser under test.
+    fn appearing(text: &str) -> Vec<IpAddr> {
+        text.split(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'))
+            .flat_map(|run| {
+                let host = run.rsplit_once(':').map(|(h, _)| h);
+                [
+                    run.parse::<IpAddr>().ok(),
+                    host.and_then(|h| h.parse().ok()),
+                ]
+            })
+            .flatten()
+            .map(|a: IpAddr| a.to_canonical())
+            .collect()
+    }
+
+    /// Found by `node_forms_round_trip_and_leftovers_are_refused`: text after `]` was
+    /// ignored, and any number of quotes was stripped from either end of a `for=` value.
+    #[test]
+    fn leftovers_after_a_node_are_refused() {
+        for node in [
+            "[2001:db8::1]x",
+            "[2001:db8::1]:",
+            "[2001:db8::1]:99999",
+            "[2001:db8::1]:80x",
+        ] {
+            assert_eq!(parse_node(node), None, "{node}");
+        }
+        assert_eq!(
+            parse_node("[2001:db8::1]:80"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        for element in [
+            r#"for="192.0.2.1"#,
+            r#"for=192.0.2.1""#,
+            r#"for=""192.0.2.1"""#,
+            r#"for=""#,
+        ] {
+            assert_eq!(forwarded_for(element), None, "{element}");
+        }
+        assert_eq!(
+            forwarded_for(r#"for="192.0.2.1:80""#),
+            Some("192.0.2.1".parse().unwrap())
+        );
+    }
+
+    proptest! {
+        // Moderate counts; shrinking is bounded so that a failure reports in seconds.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            max_shrink_iters: 4096,
+            ..ProptestConfig::default()
+        })]
+
+        /// Arbitrary header text (several lines, both headers) never panics; without trusted
+        /// proxies, or from an untrusted peer, the answer is the peer; otherwise the peer
+        /// or an address that appears in the header that was read.
+        #[test]
+        fn arbitrary_header_text(
+            peer in addr(),
+            trusted in trusted(),
+            lines in proptest::collection::vec(
+                prop_oneof!["[ -~]{0,40}", "[0-9a-fA-F:.,;=\"\\[\\] ]{0,40}", ".{0,20}"],
+                0..4,
+            ),
+            raw in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            for header in HEADERS {
+                let name = header_name(header);
+                let mut h = header_map(name, &lines);
+                // Header bytes that are not text (obs-text) are allowed on the wire too.
+                if let Ok(v) = HeaderValue::from_bytes(&raw) {
+                    h.append(name, v);
+                }
+                let got = resolve(peer, &h, &trusted, header);
+                let canonical_peer = peer.to_canonical();
+                if trusted.is_empty() {
+                    prop_assert_eq!(got, canonical_peer);
+                }
+                if !trusted.iter().any(|n| n.contains(&canonical_peer)) {
+                    prop_assert_eq!(got, canonical_peer);
+                }
+                let text: String = h
+                    .get_all(name)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                prop_assert!(
+                    got == canonical_peer || appearing(&text).contains(&got),
+                    "{} from peer {} and {:?}",
+                    got, peer, text
+                );
+            }
+        }
+
+        /// Well-formed forwarding chains: the answer is the rightmost address that is not
+        /// trusted, walking from the peer while the hops are trusted; an entry that is no
+        /// address stops the walk at the last trusted hop. Both headers give the same answer.
+        #[test]
+        fn forwarding_chains_resolve_to_the_nearest_untrusted_hop(
+            peer in addr(),
+            trusted in trusted(),
+            entries in proptest::collection::vec(proptest::collection::vec(entry(), 1..4), 0..3),
+        ) {
+            let is_trusted = |a: IpAddr| trusted.iter().any(|n| n.contains(&a));
+            // The expected answer, by a walk over the generated structure.
+            let mut want = peer.to_canonical();
+            if is_trusted(want) {
+                for e in entries.iter().flatten().rev().take(MAX_HOPS) {
+                    let Entry::Addr(a, _, _) = e else { break };
+                    let a = a.to_canonical();
+                    want = a;
+                    if !is_trusted(a) {
+                        break;
+                    }
+                }
+            }
+            for header in HEADERS {
+                let name = header_name(header);
+                let lines = lines_of(&entries, header);
+                let h = header_map(name, &lines);
+                prop_assume!(h.get_all(name).iter().count() == lines.len());
+                let got = resolve(peer, &h, &trusted, header);
+                let used: Vec<IpAddr> = entries
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| match e { Entry::Addr(a, _, _) => Some(a.to_canonical()), _ => None })
+                    .collect();
+                prop_assert!(got == peer.to_canonical() || used.contains(&got));
+                prop_assert_eq!(got, want, "{:?}", lines);
+            }
+        }
+
+        /// Every node form reads back as the address written; text left over after the
+        /// address or its port, or an unpaired quote, makes it no address.
+        #[test]
+        fn node_forms_round_trip_and_leftovers_are_refused(
+            a in any::<IpAddr>(),
+            port in any::<u16>(),
+            upper in any::<bool>(),
+            junk in prop_oneof![
+                Just("x"), Just(":"), Just(":x"), Just(":99999"), Just("]"), Just(" :80"),
+                Just(":80x"), Just(":-1"), Just("%eth0"),
+            ],
+        ) {
+            let text = if upper { a.to_string().to_uppercase() } else { a.to_string() };
+            let mut good = vec![text.clone()];
+            let mut bad = vec![format!("{text}x"), format!("\"{text}")];
+            match a {
+                IpAddr::V4(_) => {
+                    good.push(format!("{text}:{port}"));
+                    bad.push(format!("{text}:"));
+                    bad.push(format!("{text}:{port}x"));
+                }
+                IpAddr::V6(_) => {
+                    good.push(format!("[{text}]"));
+                    good.push(format!("[{text}]:{port}"));
+                    bad.push(format!("[{text}]{junk}"));
+                    bad.push(format!("[{text}]:{port}{junk}"));
+                    bad.push(format!("[{text}"));
+                }
+            }
+            for g in &good {
+                prop_assert_eq!(parse_node(g), Some(a), "{}", g);
+                prop_assert_eq!(forwarded_for(&format!("for=\"{g}\"")), Some(a), "{}", g);
+                prop_assert_eq!(forwarded_for(&format!("by=x;For = {g} ;proto=https")), Some(a), "{}", g);
+                prop_assert_eq!(forwarded_for(&format!("for=\"{g}")), None, "{}", g);
+                prop_assert_eq!(forwarded_for(&format!("for={g}\"")), None, "{}", g);
+            }
+            for b in &bad {
+                prop_assert_eq!(parse_node(b), None, "{}", b);
+                prop_assert_eq!(forwarded_for(&format!("for=\"{b}\"")), None, "{}", b);
+            }
+        }
     }
 }

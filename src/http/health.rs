@@ -1,4 +1,7 @@
-//! Liveness, readiness and metrics.
+//! Liveness, readiness and metrics. `/healthz` and `/readyz` are on both listeners (load
+//! balancers probe the public one); `/metrics` only on the management listener
+//! (`server.management_listen`), so that its numbers are not for everyone who can reach
+//! the API.
 
 use super::AppState;
 use crate::passwords::HashStats;
@@ -9,11 +12,16 @@ use axum::routing::get;
 use axum::Router;
 use std::fmt::Write;
 
+/// The probes, for the public listener.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+}
+
+/// The probes and `/metrics`, for the management listener.
+pub fn management_router() -> Router<AppState> {
+    router().route("/metrics", get(metrics))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -24,7 +32,15 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.0.store.ready().await {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+        Err(e) => {
+            // Probed every few seconds by load balancers: the detail (hosts, addresses) goes
+            // to the debug log, the answer says only what is wrong.
+            tracing::debug!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {}\n", e.public_message()),
+            )
+        }
     }
 }
 

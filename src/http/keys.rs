@@ -4,6 +4,7 @@ use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Path, Query};
 use super::paging::PageParams;
 use super::AppState;
+use crate::auth::{may_change_binding, Binding};
 use crate::keys::{self, KeyView, NewKey, Scope};
 use crate::store::models::from_ms;
 use axum::extract::State;
@@ -80,6 +81,10 @@ async fn create(
     Caller(p): Caller,
     JsonBody(input): JsonBody<KeyInput>,
 ) -> Result<(StatusCode, Json<KeyOutput>), ApiError> {
+    // Even where key sessions may create keys, an expiry is a service account's binding.
+    if input.expiry.is_some() {
+        may_change_binding(p.method, Binding::ServiceAccountKeyExpiry)?;
+    }
     let (view, password) = keys::create(
         &state.0,
         &p,

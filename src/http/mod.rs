@@ -56,6 +56,16 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(AppState(app))
 }
 
+/// The management listener's routes: `/metrics`, `/healthz` and `/readyz`, nothing else.
+pub fn management_router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(health::management_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(AppState(app))
+}
+
 async fn not_found() -> Response {
     error::status_message(StatusCode::NOT_FOUND, "no such endpoint")
 }
@@ -75,5 +85,63 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve::serve(app, listener, shutdown).await
+    serve::serve(app, serve::Listener::Public, listener, shutdown).await
+}
+
+/// Binds the management listener at `address` (`server.management_listen`); None when
+/// the address is empty, which turns it off.
+pub async fn bind_management(address: &str) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    let address = address.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    tokio::net::TcpListener::bind(address).await.map(Some)
+}
+
+/// Serves the API on `public` and, if there is one, the management routes on
+/// `management` (with a small connection cap of its own), until `shutdown` completes;
+/// both stop together.
+pub async fn serve_with_management(
+    app: Arc<App>,
+    public: tokio::net::TcpListener,
+    management: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let management = management.map(|listener| {
+        tokio::spawn(serve::serve(
+            app.clone(),
+            serve::Listener::Management,
+            listener,
+            stopped(stopping.clone()),
+        ))
+    });
+    let public = serve::serve(app, serve::Listener::Public, public, stopped(stopping));
+    tokio::pin!(public, shutdown);
+    let result = tokio::select! {
+        // Only ends early on an error; the management listener stops with it.
+        r = &mut public => r,
+        () = &mut shutdown => {
+            let _ = stop.send(true);
+            public.await
+        }
+    };
+    let _ = stop.send(true);
+    if let Some(task) = management {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the management listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the management listener's task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    result
+}
+
+/// Completes when `true` is sent, or when the sender is gone.
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    while !*stopping.borrow_and_update() {
+        if stopping.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -30,6 +30,13 @@ impl PageParams {
                 "limit: must be between 1 and {MAX_LIMIT}"
             )));
         }
+        // The next page starts at offset + limit: that must be a number too.
+        if offset.checked_add(limit).is_none() {
+            return Err(Error::invalid(format!(
+                "offset: must be at most {} with limit {limit}",
+                i64::MAX - limit
+            )));
+        }
         Ok(Page { offset, limit })
     }
 }
@@ -48,11 +55,60 @@ impl Page {
 
     /// The `next` link, when more items follow this page.
     pub fn next(&self, path: &str, extra: &[(&str, String)], total: i64) -> Option<String> {
-        (self.offset + self.limit < total).then(|| self.link(path, extra, self.offset + self.limit))
+        let next = self.offset.checked_add(self.limit)?;
+        (next < total).then(|| self.link(path, extra, next))
     }
 
     /// The `prev` link, when this page does not start at the beginning.
     pub fn prev(&self, path: &str, extra: &[(&str, String)]) -> Option<String> {
-        (self.offset > 0).then(|| self.link(path, extra, (self.offset - self.limit).max(0)))
+        (self.offset > 0)
+            .then(|| self.link(path, extra, self.offset.saturating_sub(self.limit).max(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(offset: i64, limit: i64) -> Result<Page> {
+        PageParams {
+            offset: Some(offset),
+            limit: Some(limit),
+        }
+        .page()
+    }
+
+    #[test]
+    fn the_last_possible_page_still_has_a_number_for_the_next() {
+        let p = page(i64::MAX - 40, 40).unwrap();
+        assert_eq!(p.next("/api/users", &[], i64::MAX), None);
+        assert_eq!(
+            p.prev("/api/users", &[]).unwrap(),
+            format!("/api/users?offset={}&limit=40", i64::MAX - 80)
+        );
+    }
+
+    #[test]
+    fn offsets_past_the_end_of_numbers_are_refused() {
+        let e = page(i64::MAX, 40).unwrap_err();
+        assert!(e.to_string().contains("offset: must be at most"), "{e}");
+        assert!(page(i64::MAX - 39, 40).is_err());
+        assert!(page(-1, 40).is_err());
+        assert!(page(0, 0).is_err());
+    }
+
+    #[test]
+    fn links_keep_the_filters() {
+        let p = page(40, 40).unwrap();
+        assert_eq!(
+            p.next(
+                "/api/users",
+                &[("isApplicationServicePrincipal", "true".into())],
+                100
+            )
+            .unwrap(),
+            "/api/users?offset=80&limit=40&isApplicationServicePrincipal=true"
+        );
+        assert_eq!(p.next("/api/users", &[], 80), None);
     }
 }

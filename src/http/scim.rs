@@ -180,8 +180,8 @@ fn project(mut v: Value, attributes: Option<&str>, excluded: Option<&str>) -> Va
     v
 }
 
-async fn list_with(s: &AppState, headers: &HeaderMap, q: ListQuery) -> Answer {
-    let dir = directory(s, headers).await?;
+/// Lists the users of `dir`, the directory the caller's token authenticated for.
+async fn list_in(s: &AppState, dir: String, q: ListQuery) -> Answer {
     let filter = q
         .filter
         .as_deref()
@@ -211,7 +211,8 @@ async fn list_with(s: &AppState, headers: &HeaderMap, q: ListQuery) -> Answer {
 }
 
 async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Answer {
-    list_with(&s, &headers, q).await
+    let dir = directory(&s, &headers).await?;
+    list_in(&s, dir, q).await
 }
 
 /// POST /Users/.search: the query in a SearchRequest body (RFC 7644 §3.4.3).
@@ -220,6 +221,9 @@ async fn search(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer {
+    // The token first, as everywhere: an unauthenticated caller learns nothing, not even
+    // how we parse.
+    let dir = directory(&s, &headers).await?;
     let v = json_body(&body)?;
     let text = |k: &str| -> Option<String> {
         match v.get(k)? {
@@ -241,7 +245,7 @@ async fn search(
         attributes: text("attributes"),
         excluded_attributes: text("excludedAttributes"),
     };
-    list_with(&s, &headers, q).await
+    list_in(&s, dir, q).await
 }
 
 #[derive(Deserialize)]

@@ -5,14 +5,14 @@
 
 use super::error::status_message;
 use crate::app::App;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -29,10 +29,24 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The pause after an accept error such as EMFILE, so the loop does not spin (as axum::serve).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-/// Serves the API on `listener` until `shutdown` completes, then lets open connections
-/// finish (for a bounded time).
+/// Open connections the management listener takes at most: scrapers and probes, few and
+/// local. Its own cap, so a flood on the public listener cannot keep them out.
+const MANAGEMENT_MAX_CONNECTIONS: usize = 64;
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The API and the web pages, with `server.max_connections`.
+    Public,
+    /// `/metrics`, `/healthz` and `/readyz` (`server.management_listen`).
+    Management,
+}
+
+/// Serves `which` routes on `listener` until `shutdown` completes, then lets open
+/// connections finish (for a bounded time).
 pub async fn serve(
     app: Arc<App>,
+    which: Listener,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -42,8 +56,18 @@ pub async fn serve(
         keep_alive: Duration::from_secs(server.keep_alive_timeout_seconds),
     };
     let request_timeout = Duration::from_secs(server.request_timeout_seconds);
-    let max_connections = connection_cap(server.max_connections);
+    let (router, max_connections) = match which {
+        Listener::Public => (
+            super::router(app.clone()),
+            connection_cap(server.max_connections),
+        ),
+        Listener::Management => (
+            super::management_router(app.clone()),
+            MANAGEMENT_MAX_CONNECTIONS,
+        ),
+    };
     tracing::info!(
+        listener = ?which,
         max_connections,
         header_read_timeout_seconds = server.header_read_timeout_seconds,
         keep_alive_timeout_seconds = server.keep_alive_timeout_seconds,
@@ -51,10 +75,6 @@ pub async fn serve(
         "connection limits"
     );
 
-    let router = super::router(app.clone()).layer(axum::middleware::from_fn_with_state(
-        request_timeout,
-        request_deadline,
-    ));
     let mut builder = http1::Builder::new();
     // A backstop only: hyper's timer also runs while a keep-alive connection is idle, so it
     // must exceed idle + head; the exact deadlines are kept by `TimedStream`.
@@ -98,7 +118,12 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            tower::ServiceExt::oneshot(router.clone(), req)
+            within_deadline(
+                request_timeout,
+                req.method().clone(),
+                req.uri().clone(),
+                tower::ServiceExt::oneshot(router.clone(), req),
+            )
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
@@ -229,11 +254,15 @@ fn raise_open_file_limit() -> Option<usize> {
 }
 
 /// The whole-request deadline (body read and handler): a request still running after it
-/// gets 503 and its handler is dropped.
-async fn request_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    // Shared clones (no copy of the path) for the log line of an abandoned request.
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    match tokio::time::timeout(limit, next.run(req)).await {
+/// gets 503 and its handler is dropped. Applied around the router here rather than as an
+/// axum middleware, which would box every request's future once more.
+async fn within_deadline(
+    limit: Duration,
+    method: Method,
+    uri: Uri,
+    call: impl Future<Output = Result<Response, Infallible>>,
+) -> Result<Response, Infallible> {
+    match tokio::time::timeout(limit, call).await {
         Ok(response) => response,
         Err(_) => {
             tracing::info!(
@@ -241,14 +270,14 @@ async fn request_deadline(State(limit): State<Duration>, req: Request, next: Nex
                 path = uri.path(),
                 "request abandoned after server.request_timeout_seconds"
             );
-            status_message(
+            Ok(status_message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the request took too long (over {} s) and was abandoned; \
                      send the body promptly, or retry later",
                     limit.as_secs()
                 ),
-            )
+            ))
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody};
 use super::AppState;
+use crate::auth::{may_change_binding, Binding};
 use crate::options::{self, Change, OptionOutput};
 use axum::extract::State;
 use axum::routing::get;
@@ -56,6 +57,13 @@ async fn set_options(
     JsonBody(input): JsonBody<OptionsInput>,
 ) -> Result<Json<Value>, ApiError> {
     let app = &state.0;
+    // Dry runs too: a preview should answer as the real change would, not say "fine" to
+    // a change this caller cannot make.
+    for o in &input.configuration_options {
+        if let Some(what) = Binding::of_option(&o.path) {
+            may_change_binding(p.method, what)?;
+        }
+    }
     let changes = input
         .configuration_options
         .into_iter()

@@ -4,6 +4,7 @@ use super::error::ApiError;
 use super::extract::{Admin, Caller, JsonBody, Path, Query};
 use super::paging::PageParams;
 use super::AppState;
+use crate::auth::{may_change_binding, Binding};
 use crate::error::Error;
 use crate::metrics::inc;
 use crate::store::models::from_ms;
@@ -188,6 +189,8 @@ async fn create(
         )
         .into());
     }
+    // Its manager is what keeps a service account's keys working.
+    may_change_binding(p.method, Binding::ServiceAccountManager)?;
     let info = crate::service_accounts::create(
         &state.0,
         &p.actor(),
@@ -229,6 +232,18 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> Result<Json<UserOutput>, ApiError> {
+    // Every field here binds keys: an admin's key changes none of them.
+    let fields = [
+        (
+            body.access_key_validity_duration.is_some(),
+            Binding::ValidityOverride,
+        ),
+        (body.session_duration.is_some(), Binding::SessionDuration),
+        (body.manager.is_some(), Binding::ServiceAccountManager),
+    ];
+    for (_, what) in fields.iter().filter(|(given, _)| *given) {
+        may_change_binding(p.method, *what)?;
+    }
     // One transaction: a refused field leaves the others unapplied too.
     let update = users::Update {
         access_key_validity_minutes: body.access_key_validity_duration,

@@ -105,3 +105,137 @@ mod tests {
         assert!(!is_key_id(&format!("akd_{}", "é".repeat(16))));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The body alphabet of BASE32_NOPAD (RFC 4648, upper case).
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+    /// A well-formed token for `prefix` built from the given random bits, as `generate` does.
+    fn token(prefix: &str, random: &[u8; RANDOM_BYTES]) -> String {
+        let mut bytes = random.to_vec();
+        bytes.extend_from_slice(&checksum(prefix, random));
+        format!("{prefix}{}", BASE32_NOPAD.encode(&bytes))
+    }
+
+    fn is_kind(prefix: &str, s: &str) -> bool {
+        if prefix == KEY_ID_PREFIX {
+            is_key_id(s)
+        } else {
+            is_password(s)
+        }
+    }
+
+    fn prefix() -> impl Strategy<Value = &'static str> {
+        prop_oneof![Just(KEY_ID_PREFIX), Just(PASSWORD_PREFIX)]
+    }
+
+    /// Strings near the format: a prefix (or a damaged one) and a body of any length from
+    /// the alphabet, lower case, or anything.
+    fn near_miss() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![
+                Just(KEY_ID_PREFIX.to_string()),
+                Just(PASSWORD_PREFIX.to_string()),
+                "[a-z_]{0,5}",
+                ".{0,5}",
+            ],
+            prop_oneof![
+                "[A-Z2-7]{0,40}",
+                "[A-Z2-7]{32}",
+                "[A-Za-z0-9=]{30,34}",
+                ".{0,40}",
+            ],
+        )
+            .prop_map(|(p, b)| p + &b)
+    }
+
+    proptest! {
+        // Moderate counts; shrinking is bounded so that a failure reports in seconds.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            max_shrink_iters: 4096,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn generated_credentials_are_accepted(_n in 0u8..8) {
+            let id = new_key_id();
+            let pw = new_password();
+            prop_assert_eq!(id.len(), TOKEN_LEN);
+            prop_assert_eq!(pw.len(), TOKEN_LEN);
+            prop_assert!(is_key_id(&id) && !is_password(&id), "{}", id);
+            prop_assert!(is_password(&pw) && !is_key_id(&pw), "{}", pw);
+        }
+
+        /// Any 128 bits with their checksum are accepted for their own kind only, and the
+        /// printed form is the one canonical encoding of those bits.
+        #[test]
+        fn every_random_value_round_trips(p in prefix(), random in any::<[u8; RANDOM_BYTES]>()) {
+            let t = token(p, &random);
+            prop_assert_eq!(t.len(), TOKEN_LEN);
+            prop_assert!(is_kind(p, &t));
+            let other = if p == KEY_ID_PREFIX { PASSWORD_PREFIX } else { KEY_ID_PREFIX };
+            prop_assert!(!is_kind(other, &t));
+            let decoded = BASE32_NOPAD.decode(&t.as_bytes()[p.len()..]).unwrap();
+            prop_assert_eq!(&decoded[..RANDOM_BYTES], &random[..]);
+            prop_assert_eq!(BASE32_NOPAD.encode(&decoded), &t[p.len()..]);
+        }
+
+        /// Changing any one character of a valid token (prefix included, to any other
+        /// character, ASCII or not) is refused by the format or the checksum.
+        #[test]
+        fn any_single_character_change_is_refused(
+            p in prefix(),
+            random in any::<[u8; RANDOM_BYTES]>(),
+            at in 0..TOKEN_LEN,
+            to in prop_oneof![
+                proptest::sample::select(ALPHABET.chars().collect::<Vec<_>>()),
+                proptest::char::range('a', 'z'),
+                any::<char>(),
+            ],
+        ) {
+            let t = token(p, &random);
+            let mut chars: Vec<char> = t.chars().collect();
+            prop_assume!(chars[at] != to);
+            chars[at] = to;
+            let m: String = chars.into_iter().collect();
+            prop_assert!(!is_key_id(&m) && !is_password(&m), "{} accepted (from {})", m, t);
+        }
+
+        /// Dropping, inserting or duplicating a character is refused too.
+        #[test]
+        fn length_changes_are_refused(
+            p in prefix(),
+            random in any::<[u8; RANDOM_BYTES]>(),
+            at in 0..=TOKEN_LEN,
+            insert in any::<char>(),
+            delete in any::<bool>(),
+        ) {
+            let t = token(p, &random);
+            let mut chars: Vec<char> = t.chars().collect();
+            if delete {
+                chars.remove(at.min(TOKEN_LEN - 1));
+            } else {
+                chars.insert(at, insert);
+            }
+            let m: String = chars.into_iter().collect();
+            prop_assert!(!is_key_id(&m) && !is_password(&m), "{} accepted", m);
+        }
+
+        /// Arbitrary text never panics; whatever is accepted has the exact shape.
+        #[test]
+        fn arbitrary_strings_never_panic(s in prop_oneof![near_miss(), any::<String>()]) {
+            for (p, ok) in [(KEY_ID_PREFIX, is_key_id(&s)), (PASSWORD_PREFIX, is_password(&s))] {
+                if ok {
+                    prop_assert_eq!(s.len(), TOKEN_LEN);
+                    let body = s.strip_prefix(p).unwrap();
+                    prop_assert!(body.chars().all(|c| ALPHABET.contains(c)), "{}", s);
+                }
+            }
+        }
+    }
+}

@@ -71,9 +71,8 @@ fn validate_label(name: Option<&str>, max: usize) -> Result<String> {
     if name.chars().count() > max {
         return Err(Error::invalid(format!("name: at most {max} characters")));
     }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid("name: control characters are not allowed"));
-    }
+    // Labels are how people and admins tell keys apart: none may pass for another.
+    crate::text::check_visible("name", name)?;
     Ok(name.to_string())
 }
 
@@ -82,7 +81,11 @@ fn validate_description(d: Option<&str>) -> Result<Option<String>> {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => Err(Error::invalid(format!(
             "description: at most {MAX_DESCRIPTION_LEN} characters"
         ))),
-        other => Ok(other.map(str::to_string)),
+        Some(d) => {
+            crate::text::check_visible("description", d)?;
+            Ok(Some(d.to_string()))
+        }
+        None => Ok(None),
     }
 }
 
@@ -105,7 +108,7 @@ fn service_account_expiry(
         (true, Some(e)) if e > now + chrono::Duration::days(max_days) => Err(Error::invalid(format!(
             "expiry: at most {max_days} days from now (Authentication/AccessKey/ServicePrincipal/MaxLifetime)"
         ))),
-        (true, Some(_)) if owner.suspended_at.is_some() => Err(Error::Conflict(format!(
+        (true, Some(_)) if owner.suspended_at.is_some() => Err(Error::conflict(format!(
             "service account `{}` is suspended until an admin assigns it a manager",
             owner.username
         ))),
@@ -177,7 +180,7 @@ pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(Key
                 .count()
                 .get_result(conn)?;
             if held >= max {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "user `{}` already holds {held} access keys, the most allowed; delete one first",
                     owner.username
                 )));
@@ -345,20 +348,19 @@ const BAD_KEY: &str = "invalid access key or password";
 /// Malformed input is refused before any hashing; unknown keys cost the same hashing time as
 /// known ones. A password that already passed argon2 against the same stored hash is known
 /// and costs nothing; every other attempt goes through the failed-login throttle of
-/// `remote_addr` (checked and reserved in one step) and the fair argon2 queue. A key that is
+/// `addr` (checked and reserved in one step) and the fair argon2 queue. A key that is
 /// merely not valid now does not count as a failure.
 pub async fn verify(
     app: &App,
     key_id: &str,
     password: Secret,
-    remote_addr: Option<&str>,
+    addr: Option<IpAddr>,
 ) -> Result<Verified> {
     let now = app.clock.now();
     if !format::is_key_id(key_id) || !format::is_password(password.expose()) {
         inc(&app.metrics.key_auth_failed);
         return Err(Error::Unauthenticated(BAD_KEY.into()));
     }
-    let addr: Option<IpAddr> = remote_addr.and_then(|a| a.parse().ok());
     let generation = app.auth_cache.generation();
     let kid = key_id.to_string();
     let config = app.config.clone();
@@ -501,6 +503,13 @@ mod tests {
         assert!(validate_label(Some("   "), 20).is_err());
         assert!(validate_label(Some(&"x".repeat(21)), 20).is_err());
         assert!(validate_label(Some("a\nb"), 20).is_err());
+        assert!(validate_label(Some("etl\u{202E}gpj.exe"), 20).is_err());
+        assert!(validate_label(Some("etl\u{200B}"), 20).is_err());
+        assert!(validate_description(Some("cron\u{2066} on etl-1")).is_err());
+        assert_eq!(
+            validate_description(Some(" cron on etl-1 ")).unwrap(),
+            Some("cron on etl-1".to_string())
+        );
         assert_eq!(validate_description(Some("  ")).unwrap(), None);
         assert!(validate_description(Some(&"d".repeat(1001))).is_err());
     }

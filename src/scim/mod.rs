@@ -21,25 +21,20 @@ use protocol::{Filter, ScimError, ScimUser};
 pub const TOKEN_PREFIX: &str = "akscim_";
 
 impl From<Error> for ScimError {
+    /// The status and text of the API's one mapping (`http::error::domain_answer`): a
+    /// detail for the log only (SQL text, a bug) reaches the provider as a fixed text with
+    /// the error id of the log line that holds it.
     fn from(e: Error) -> ScimError {
-        match e {
-            Error::Invalid(m) => ScimError::invalid_value(m),
-            Error::NotFound(m) => ScimError::not_found(m),
-            Error::Conflict(m) => ScimError::conflict(m),
-            Error::Unauthenticated(m) => ScimError::unauthorized(m),
-            other => ScimError {
-                status: match other {
-                    Error::Unavailable(_) | Error::Overloaded(..) => 503,
-                    Error::Forbidden(_) => 403,
-                    Error::RateLimited(..) => 429,
-                    _ => 500,
-                },
-                scim_type: None,
-                detail: match other {
-                    Error::Internal(_) => "internal error; the server log has the details".into(),
-                    o => o.to_string(),
-                },
-            },
+        let scim_type = match &e {
+            Error::Invalid(_) => Some("invalidValue"),
+            Error::Conflict(_) => Some("uniqueness"),
+            _ => None,
+        };
+        let answer = crate::http::error::domain_answer(e);
+        ScimError {
+            status: answer.status.as_u16(),
+            scim_type,
+            detail: answer.message,
         }
     }
 }
@@ -324,7 +319,7 @@ pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
                 .count()
                 .get_result(conn)?;
             if taken > 0 {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "userName `{}` already exists",
                     u.user_name
                 )));
@@ -411,7 +406,7 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
                     .count()
                     .get_result(conn)?;
                 if taken > 0 {
-                    return Err(Error::Conflict(format!(
+                    return Err(Error::conflict(format!(
                         "userName `{}` already exists",
                         u.user_name
                     )));
@@ -503,4 +498,26 @@ pub fn remove_expired_in(
         )?;
     }
     Ok(due)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_provider_reads_an_error_id_not_the_database_text() {
+        let e = ScimError::from(Error::outage(
+            crate::error::DATABASE_UNAVAILABLE,
+            "the database is unavailable: connection to server at \"db.internal\" failed",
+        ));
+        assert_eq!(e.status, 503);
+        assert!(e
+            .detail
+            .starts_with("the database is unavailable; try again shortly (error id "));
+        assert!(!e.detail.contains("db.internal"));
+
+        let e = ScimError::from(Error::conflict("userName `ann` already exists"));
+        assert_eq!((e.status, e.scim_type), (409, Some("uniqueness")));
+        assert_eq!(e.detail, "userName `ann` already exists");
+    }
 }

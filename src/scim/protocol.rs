@@ -457,7 +457,15 @@ fn parse_path(raw: &str) -> Result<Target, ScimError> {
     let path = raw.trim();
     let path = match strip_core_urn(path) {
         Some(rest) => rest,
-        None if starts_with_ci(path, "urn:") => return Ok(Target::Ignored),
+        None if starts_with_ci(path, "urn:") => {
+            // Another schema's attribute (an extension): dropped, but still a path. The
+            // attribute starts after the last colon before any filter.
+            let head = path.find('[').map_or(path, |open| &path[..open]);
+            let attr = head.rfind(':').map_or(path, |colon| &path[colon + 1..]);
+            split_path(attr)
+                .map_err(|_| ScimError::invalid_path(format!("malformed path '{path}'")))?;
+            return Ok(Target::Ignored);
+        }
         None => path,
     };
     let (attr, filter, sub) = split_path(path)?;
@@ -1518,5 +1526,786 @@ mod tests {
             .map(|a| a["name"].as_str().unwrap())
             .collect();
         assert_eq!(name_subs, ["givenName", "familyName"]);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // ------------------------------------------------------------ shared printers
+
+    /// `s` as a JSON string literal, each character written as itself, a short escape or
+    /// `\uXXXX` (a surrogate pair above the BMP), as `seeds` pick.
+    fn json_string(s: &str, seeds: &[u8]) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in s.chars().enumerate() {
+            let seed = seeds.get(i % seeds.len().max(1)).copied().unwrap_or(0);
+            let short = match c {
+                '"' => Some("\\\""),
+                '\\' => Some("\\\\"),
+                '/' => Some("\\/"),
+                '\u{8}' => Some("\\b"),
+                '\u{c}' => Some("\\f"),
+                '\n' => Some("\\n"),
+                '\r' => Some("\\r"),
+                '\t' => Some("\\t"),
+                _ => None,
+            };
+            let must_escape = c == '"' || c == '\\' || u32::from(c) < 0x20;
+            match (seed % 3, short) {
+                (0, _) if !must_escape => out.push(c),
+                (1, Some(e)) => out.push_str(e),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        if seed & 0x80 == 0 {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        } else {
+                            out.push_str(&format!("\\u{u:04X}"));
+                        }
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// `s` with the case of each ASCII letter picked by the bits of `seed`.
+    fn recase(s: &str, seed: u64) -> String {
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if seed >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+
+    fn ws() -> impl Strategy<Value = String> {
+        "[ \\t\\n\\r\\f]{1,3}"
+    }
+
+    // ------------------------------------------------------------ filters
+
+    /// An attribute as written and what it means (None: not one we filter on).
+    fn known_filter_attr() -> impl Strategy<Value = (String, Option<Attr>)> {
+        let known = prop_oneof![
+            Just(("userName", Attr::UserName)),
+            Just(("externalId", Attr::ExternalId)),
+            Just(("id", Attr::Id)),
+        ];
+        (known, any::<u64>(), any::<bool>(), any::<u64>()).prop_map(
+            |((name, attr), seed, urn, urn_seed)| {
+                let name = recase(name, seed);
+                let name = if urn {
+                    format!("{}:{name}", recase(USER_SCHEMA, urn_seed))
+                } else {
+                    name
+                };
+                (name, Some(attr))
+            },
+        )
+    }
+
+    fn filter_attr_name() -> impl Strategy<Value = (String, Option<Attr>)> {
+        prop_oneof![
+            8 => known_filter_attr(),
+            1 => prop_oneof![
+                Just("displayName"),
+                Just("emails.value"),
+                Just("name.givenName"),
+                Just("meta.created"),
+                Just("userNames"),
+                Just("ids"),
+                Just("urn:ietf:params:scim:schemas:core:2.0:User"),
+                Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"),
+            ]
+            .prop_map(|n| (n.to_string(), None)),
+        ]
+    }
+
+    fn eq_op() -> impl Strategy<Value = (String, bool)> {
+        any::<u64>().prop_map(|seed| (recase("eq", seed), true))
+    }
+
+    /// An operator as written, and whether it is the one we support.
+    fn filter_op() -> impl Strategy<Value = (String, bool)> {
+        prop_oneof![
+            8 => eq_op(),
+            1 => prop_oneof![
+                Just("ne"), Just("co"), Just("sw"), Just("ew"), Just("gt"),
+                Just("ge"), Just("lt"), Just("le"), Just("=="), Just("eq="),
+            ]
+            .prop_map(|o| (o.to_string(), false)),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Val {
+        /// A JSON string literal: the text and how it is escaped.
+        Str(String, Vec<u8>),
+        /// Anything else written where the value goes.
+        Bare(&'static str),
+        /// `pr`: no value at all.
+        Missing,
+    }
+
+    fn string_value() -> impl Strategy<Value = Val> {
+        (
+            prop_oneof![
+                any::<String>(),
+                "[a-z@. \"\\\\/]{0,12}",
+                Just("a and b".to_string())
+            ],
+            proptest::collection::vec(any::<u8>(), 1..8),
+        )
+            .prop_map(|(s, e)| Val::Str(s, e))
+    }
+
+    fn filter_value() -> impl Strategy<Value = Val> {
+        prop_oneof![
+            8 => string_value(),
+            1 => prop_oneof![
+                Just("true"), Just("false"), Just("null"), Just("42"), Just("bjensen"),
+                Just("'single'"),
+            ]
+            .prop_map(Val::Bare),
+            1 => Just(Val::Missing),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct Cmp {
+        attr: (String, Option<Attr>),
+        op: (String, bool),
+        value: Val,
+        gaps: (String, String),
+    }
+
+    impl Cmp {
+        fn print(&self) -> String {
+            let value = match &self.value {
+                Val::Str(s, seeds) => json_string(s, seeds),
+                Val::Bare(b) => b.to_string(),
+                Val::Missing => String::new(),
+            };
+            format!(
+                "{}{}{}{}{value}",
+                self.attr.0, self.gaps.0, self.op.0, self.gaps.1
+            )
+        }
+
+        /// The comparison it parses to, if it is in the subset we support.
+        fn supported(&self) -> Option<Filter> {
+            match (&self.attr.1, self.op.1, &self.value) {
+                (Some(a), true, Val::Str(s, _)) => Some(Filter::Eq(*a, s.clone())),
+                _ => None,
+            }
+        }
+    }
+
+    fn comparison() -> impl Strategy<Value = Cmp> {
+        (
+            filter_attr_name(),
+            filter_op(),
+            filter_value(),
+            (ws(), ws()),
+        )
+            .prop_map(|(attr, op, value, gaps)| Cmp {
+                attr,
+                op,
+                value,
+                gaps,
+            })
+    }
+
+    /// Comparisons known to be in the supported subset.
+    fn supported_comparison() -> impl Strategy<Value = Cmp> {
+        (known_filter_attr(), eq_op(), string_value(), (ws(), ws())).prop_map(
+            |(attr, op, value, gaps)| Cmp {
+                attr,
+                op,
+                value,
+                gaps,
+            },
+        )
+    }
+
+    /// RFC 7644 filter expressions, more than we support: and, or, not, grouping.
+    #[derive(Debug, Clone)]
+    enum Expr {
+        Cmp(Cmp),
+        And(Box<Expr>, Box<Expr>, String, (String, String)),
+        Or(Box<Expr>, Box<Expr>),
+        Not(Box<Expr>),
+        Group(Box<Expr>),
+    }
+
+    impl Expr {
+        fn print(&self) -> String {
+            match self {
+                Expr::Cmp(c) => c.print(),
+                Expr::And(l, r, and, (a, b)) => format!("{}{a}{and}{b}{}", l.print(), r.print()),
+                Expr::Or(l, r) => format!("{} or {}", l.print(), r.print()),
+                Expr::Not(e) => format!("not ({})", e.print()),
+                Expr::Group(e) => format!("({})", e.print()),
+            }
+        }
+
+        /// The comparisons of an and-chain of supported comparisons, in order; None when
+        /// anything outside the subset is used.
+        fn flatten(&self, out: &mut Vec<Filter>) -> Option<()> {
+            match self {
+                Expr::Cmp(c) => out.push(c.supported()?),
+                Expr::And(l, r, _, _) => {
+                    l.flatten(out)?;
+                    r.flatten(out)?;
+                }
+                Expr::Or(..) | Expr::Not(_) | Expr::Group(_) => return None,
+            }
+            Some(())
+        }
+
+        /// What `parse_filter` must return: the comparisons joined from the left.
+        fn expected(&self) -> Option<Filter> {
+            let mut list = Vec::new();
+            self.flatten(&mut list)?;
+            if list.len() > MAX_COMPARISONS {
+                return None;
+            }
+            list.into_iter()
+                .reduce(|l, r| Filter::And(Box::new(l), Box::new(r)))
+        }
+    }
+
+    fn and_word() -> impl Strategy<Value = (String, (String, String))> {
+        (any::<u64>(), ws(), ws()).prop_map(|(seed, a, b)| (recase("and", seed), (a, b)))
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        comparison()
+            .prop_map(Expr::Cmp)
+            .prop_recursive(5, 24, 2, |inner| {
+                prop_oneof![
+                    6 => (inner.clone(), inner.clone(), and_word()).prop_map(|(l, r, (w, gaps))| {
+                        Expr::And(Box::new(l), Box::new(r), w, gaps)
+                    }),
+                    1 => (inner.clone(), inner.clone())
+                        .prop_map(|(l, r)| Expr::Or(Box::new(l), Box::new(r))),
+                    1 => inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
+                    1 => inner.prop_map(|e| Expr::Group(Box::new(e))),
+                ]
+            })
+    }
+
+    /// A printer for parsed filters (the module has none): the canonical spelling.
+    fn print_filter(f: &Filter) -> String {
+        match f {
+            Filter::Eq(a, v) => {
+                let name = match a {
+                    Attr::UserName => "userName",
+                    Attr::ExternalId => "externalId",
+                    Attr::Id => "id",
+                };
+                format!("{name} eq {}", serde_json::to_string(v).unwrap())
+            }
+            Filter::And(l, r) => format!("{} and {}", print_filter(l), print_filter(r)),
+        }
+    }
+
+    fn comparisons(f: &Filter) -> usize {
+        match f {
+            Filter::Eq(..) => 1,
+            Filter::And(l, r) => comparisons(l) + comparisons(r),
+        }
+    }
+
+    fn assert_invalid_filter(
+        r: Result<Filter, ScimError>,
+        input: &str,
+    ) -> Result<(), TestCaseError> {
+        match r {
+            Ok(f) => Err(TestCaseError::fail(format!("{input:?} accepted as {f:?}"))),
+            Err(e) => {
+                prop_assert_eq!(
+                    (e.status, e.scim_type),
+                    (400, Some("invalidFilter")),
+                    "{:?}",
+                    input
+                );
+                prop_assert!(!e.detail.is_empty());
+                Ok(())
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ PATCH paths
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Urn {
+        None,
+        Core,
+        Extension,
+    }
+
+    /// What a filter inside `emails[...]` selects.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Sel {
+        Work,
+        NotOurs,
+        Unsupported,
+    }
+
+    #[derive(Debug, Clone)]
+    struct PathSpec {
+        urn: (Urn, String),
+        attr: String,
+        filter: Option<(String, Sel)>,
+        sub: Option<String>,
+        pad: (String, String),
+    }
+
+    impl PathSpec {
+        fn print(&self) -> String {
+            let mut p = self.pad.0.clone();
+            if self.urn.0 != Urn::None {
+                p.push_str(&self.urn.1);
+                p.push(':');
+            }
+            p.push_str(&self.attr);
+            if let Some((f, _)) = &self.filter {
+                p.push_str(&format!("[{f}]"));
+            }
+            if let Some(s) = &self.sub {
+                p.push('.');
+                p.push_str(s);
+            }
+            p.push_str(&self.pad.1);
+            p
+        }
+
+        /// The target of a well-formed path, from the attribute table of our model: the
+        /// SCIM type of the error otherwise.
+        fn expected(&self) -> Result<Target, &'static str> {
+            if self.urn.0 == Urn::Extension {
+                return Ok(Target::Ignored);
+            }
+            let sub = self.sub.as_deref().map(str::to_ascii_lowercase);
+            let filter = self.filter.as_ref().map(|(_, s)| *s);
+            let plain = |t| match (filter, &sub) {
+                (None, None) => Ok(t),
+                _ => Err("invalidPath"),
+            };
+            match self.attr.to_ascii_lowercase().as_str() {
+                "id" => plain(Target::Id),
+                "active" => plain(Target::Active),
+                "username" => plain(Target::UserName),
+                "externalid" => plain(Target::ExternalId),
+                "displayname" => plain(Target::DisplayName),
+                "name" if filter.is_some() => Err("invalidPath"),
+                "name" => Ok(match sub.as_deref() {
+                    None => Target::Name,
+                    Some("givenname") => Target::GivenName,
+                    Some("familyname") => Target::FamilyName,
+                    Some("formatted") => Target::NameFormatted,
+                    Some(_) => Target::Ignored,
+                }),
+                "emails" => match (filter, sub.as_deref()) {
+                    (None, None) => Ok(Target::Emails),
+                    (None, Some(_)) => Err("noTarget"),
+                    (Some(Sel::Unsupported), _) => Err("invalidPath"),
+                    (Some(Sel::NotOurs), _) => Err("noTarget"),
+                    (Some(Sel::Work), None) => Ok(Target::WorkEmail),
+                    (Some(Sel::Work), Some("value")) => Ok(Target::WorkEmailValue),
+                    (Some(Sel::Work), Some(_)) => Ok(Target::Ignored),
+                },
+                _ => Ok(Target::Ignored),
+            }
+        }
+    }
+
+    fn attr_name() -> impl Strategy<Value = String> {
+        "[a-zA-Z][a-zA-Z0-9_-]{0,8}"
+    }
+
+    fn urn() -> impl Strategy<Value = (Urn, String)> {
+        prop_oneof![
+            3 => Just((Urn::None, String::new())),
+            2 => any::<u64>().prop_map(|seed| (Urn::Core, recase(USER_SCHEMA, seed))),
+            1 => prop_oneof![
+                Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+                Just("urn:okta:custom:1.0:user"),
+                Just("urn:ietf:params:scim:schemas:core:2.0:Group"),
+            ]
+            .prop_map(|u| (Urn::Extension, u.to_string())),
+        ]
+    }
+
+    fn path_attr() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (
+                prop_oneof![
+                    Just("id"), Just("active"), Just("userName"), Just("externalId"),
+                    Just("displayName"), Just("name"), Just("emails"), Just("title"),
+                    Just("phoneNumbers"), Just("addresses"), Just("manager"),
+                ],
+                any::<u64>(),
+            )
+                .prop_map(|(a, seed)| recase(a, seed)),
+            1 => attr_name(),
+        ]
+    }
+
+    fn email_filter() -> impl Strategy<Value = (String, Sel)> {
+        let spelled = |s: &'static str| any::<u64>().prop_map(move |seed| recase(s, seed));
+        prop_oneof![
+            3 => (
+                spelled("type"),
+                spelled("eq"),
+                spelled("work"),
+                proptest::collection::vec(any::<u8>(), 1..4),
+            )
+                .prop_map(|(t, e, w, seeds)| {
+                    (format!("{t} {e} {}", json_string(&w, &seeds)), Sel::Work)
+                }),
+            1 => (spelled("primary"), spelled("eq"), spelled("true"))
+                .prop_map(|(p, e, t)| (format!("{p} {e} {t}"), Sel::Work)),
+            1 => prop_oneof![
+                Just("type eq \"home\""), Just("type eq \"other\""), Just("primary eq false"),
+            ]
+            .prop_map(|f| (f.to_string(), Sel::NotOurs)),
+            1 => prop_oneof![
+                Just("value co \"x\""), Just("type ne \"work\""), Just(""),
+                Just("type eq \"work\" and primary eq true"), Just("(type eq \"work\")"),
+                Just("type eq \"work"), Just("type eq"), Just("display eq \"work\""),
+            ]
+            .prop_map(|f| (f.to_string(), Sel::Unsupported)),
+        ]
+    }
+
+    fn path_sub() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => (
+                prop_oneof![
+                    Just("value"), Just("givenName"), Just("familyName"), Just("formatted"),
+                    Just("display"), Just("type"),
+                ],
+                any::<u64>(),
+            )
+                .prop_map(|(s, seed)| recase(s, seed)),
+            1 => attr_name(),
+        ]
+    }
+
+    fn path_spec() -> impl Strategy<Value = PathSpec> {
+        (
+            urn(),
+            path_attr(),
+            proptest::option::weighted(0.3, email_filter()),
+            proptest::option::weighted(0.4, path_sub()),
+            ("[ \\t]{0,2}", "[ \\t]{0,2}"),
+        )
+            .prop_map(|(urn, attr, filter, sub, pad)| PathSpec {
+                urn,
+                attr,
+                filter,
+                sub,
+                pad,
+            })
+    }
+
+    /// A path broken in its structure: a bad attribute name, unbalanced brackets, an
+    /// empty or nested sub-attribute, text after the closing bracket.
+    fn malformed_path() -> impl Strategy<Value = String> {
+        let bad_attr = prop_oneof![
+            Just(String::new()),
+            "[0-9_-][a-zA-Z0-9]{0,6}",
+            "[a-zA-Z]{1,4}[ $@/\\\\!é][a-zA-Z]{1,4}",
+        ];
+        let shape = prop_oneof![
+            bad_attr.prop_map(|a| a),
+            (path_attr(), bad_attr_sub()).prop_map(|(a, s)| format!("{a}.{s}")),
+            path_attr().prop_map(|a| format!("{a}[type eq \"work\"")),
+            path_attr().prop_map(|a| format!("{a}]")),
+            path_attr().prop_map(|a| format!("{a}][type eq \"work\"")),
+            (path_attr(), attr_name()).prop_map(|(a, s)| format!("{a}[type eq \"work\"]{s}")),
+            path_attr().prop_map(|a| format!("{a}[type eq \"work\"].")),
+            (path_attr(), attr_name(), attr_name())
+                .prop_map(|(a, s, t)| format!("{a}[type eq \"work\"].{s}.{t}")),
+            (path_attr(), attr_name()).prop_map(|(a, s)| format!("{a}.{s}[type eq \"work\"]")),
+            attr_name().prop_map(|s| format!(".{s}")),
+        ];
+        (urn(), shape).prop_map(|((kind, u), p)| match kind {
+            Urn::None => p,
+            _ => format!("{u}:{p}"),
+        })
+    }
+
+    fn bad_attr_sub() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[0-9][a-z]{0,4}",
+            "[a-z]{1,4}\\.[a-z]{1,4}",
+            "[a-z]{1,4} [a-z]{1,4}",
+        ]
+    }
+
+    fn json_leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            Just(Value::from("work")),
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        json_leaf().prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("value".to_string()),
+                            Just("type".to_string()),
+                            Just("primary".to_string()),
+                            Just("givenName".to_string()),
+                            Just("active".to_string()),
+                            any::<String>(),
+                        ],
+                        inner,
+                    ),
+                    0..4,
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn user() -> ScimUser {
+        ScimUser {
+            id: Some("u-1".into()),
+            external_id: Some("ext-1".into()),
+            user_name: "alice@example.com".into(),
+            active: true,
+            given_name: Some("Alice".into()),
+            family_name: Some("Liddell".into()),
+            display_name: Some("Alice Liddell".into()),
+            email: Some("alice@example.com".into()),
+            created: None,
+            last_modified: None,
+        }
+    }
+
+    proptest! {
+        // Moderate counts; shrinking is bounded so that a failure reports in seconds.
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            max_shrink_iters: 4096,
+            ..ProptestConfig::default()
+        })]
+
+        /// Every value survives the JSON escapes IdPs may use, and and-chains of up to 16
+        /// supported comparisons parse to exactly the comparisons written, joined from the
+        /// left; 17 or more are refused.
+        #[test]
+        fn filter_and_chains_round_trip(
+            chain in proptest::collection::vec(supported_comparison(), 1..20),
+            ands in proptest::collection::vec(and_word(), 19),
+            pad in ("[ \\t]{0,2}", "[ \\t]{0,2}"),
+        ) {
+            let mut text = pad.0.clone();
+            for (i, c) in chain.iter().enumerate() {
+                if i > 0 {
+                    let (w, (a, b)) = &ands[i - 1];
+                    text.push_str(&format!("{a}{w}{b}"));
+                }
+                text.push_str(&c.print());
+            }
+            text.push_str(&pad.1);
+            let r = parse_filter(&text);
+            if chain.len() > MAX_COMPARISONS {
+                assert_invalid_filter(r, &text)?;
+            } else {
+                let want = chain
+                    .iter()
+                    .map(|c| c.supported().unwrap())
+                    .reduce(|l, r| Filter::And(Box::new(l), Box::new(r)))
+                    .unwrap();
+                prop_assert_eq!(r.map_err(|e| e.detail), Ok(want), "{:?}", text);
+            }
+        }
+
+        /// Filters from the RFC grammar (and, or, not, grouping, any operator, attribute or
+        /// value): accepted exactly when they stay in the supported subset, and then parsed
+        /// to the structure generated; refused with invalidFilter otherwise.
+        #[test]
+        fn filter_grammar_accepts_exactly_the_subset(e in expr()) {
+            let text = e.print();
+            match e.expected() {
+                Some(want) => {
+                    let got = parse_filter(&text).map_err(|e| e.detail);
+                    prop_assert_eq!(got, Ok(want), "{:?}", text);
+                }
+                None => assert_invalid_filter(parse_filter(&text), &text)?,
+            }
+        }
+
+        /// Any text: no panic, invalidFilter when refused, and what is accepted prints to a
+        /// filter that parses back to the same thing.
+        #[test]
+        fn filter_arbitrary_text(
+            s in prop_oneof![
+                any::<String>(),
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just("userName"), Just("id"), Just("externalId"), Just("eq"),
+                        Just("EQ"), Just("and"), Just("or"), Just("not"), Just("("), Just(")"),
+                        Just("\"x\""), Just("\"a\\\"b\""), Just("\""), Just("\\"),
+                        Just("\"\\u12\""), Just("\"\\ud800\""), Just("\"\\ud83d\\ude00\""),
+                        Just("["), Just("]"), Just("pr"), Just(""), Just("é"),
+                        Just("urn:ietf:params:scim:schemas:core:2.0:User:"),
+                    ],
+                    0..12,
+                )
+                .prop_map(|t| t.join(" ")),
+                proptest::collection::vec(
+                    prop_oneof![Just("id"), Just("eq"), Just("\"v\""), Just("and"), Just("\\"), Just("\""), Just("é")],
+                    0..12,
+                )
+                .prop_map(|t| t.concat()),
+            ]
+        ) {
+            match parse_filter(&s) {
+                Ok(f) => {
+                    prop_assert!(comparisons(&f) <= MAX_COMPARISONS);
+                    let printed = print_filter(&f);
+                    prop_assert_eq!(
+                        parse_filter(&printed).map_err(|e| e.detail),
+                        Ok(f),
+                        "{:?} → {:?}", s, printed
+                    );
+                }
+                Err(e) => {
+                    prop_assert_eq!((e.status, e.scim_type), (400, Some("invalidFilter")));
+                }
+            }
+        }
+
+        /// Well-formed PATCH paths (with or without a schema URN, any case, filters on
+        /// emails, sub-attributes, surrounding blanks) resolve to the target the attribute
+        /// table gives, or to its error.
+        #[test]
+        fn patch_paths_resolve_as_the_table_says(spec in path_spec()) {
+            let text = spec.print();
+            let got = parse_path(&text).map_err(|e| (e.status, e.scim_type.unwrap_or("none")));
+            prop_assert_eq!(got, spec.expected().map_err(|t| (400, t)), "{:?}", text);
+        }
+
+        /// Paths broken in their structure are refused with invalidPath, whatever schema
+        /// URN they start with.
+        #[test]
+        fn malformed_patch_paths_are_refused(p in malformed_path()) {
+            match parse_path(&p) {
+                Ok(t) => prop_assert!(false, "{:?} accepted as {:?}", p, t),
+                Err(e) => prop_assert_eq!((e.status, e.scim_type), (400, Some("invalidPath")), "{:?}", p),
+            }
+        }
+
+        /// Any path text and any operation object: no panic, 400 errors only, and a PATCH
+        /// that fails leaves the user untouched.
+        #[test]
+        fn patch_arbitrary_operations(
+            path in prop_oneof![
+                any::<String>(),
+                "[a-zA-Z.:\\[\\]\" ]{0,30}",
+                path_spec().prop_map(|s| s.print()),
+                malformed_path(),
+            ],
+            op in prop_oneof![Just("add"), Just("Replace"), Just("remove"), Just("move")],
+            value in proptest::option::of(json_value()),
+            with_path in any::<bool>(),
+        ) {
+            if let Err(e) = parse_path(&path) {
+                prop_assert_eq!(e.status, 400);
+                prop_assert!(matches!(e.scim_type, Some("invalidPath" | "noTarget")), "{:?}", e);
+            }
+            let mut o = Map::new();
+            o.insert("op".into(), Value::from(op));
+            if with_path {
+                o.insert("path".into(), Value::from(path.clone()));
+            }
+            if let Some(v) = value {
+                o.insert("value".into(), v);
+            }
+            let body = json!({"schemas": [PATCH_OP_SCHEMA], "Operations": [Value::Object(o)]});
+            let mut u = user();
+            if let Err(e) = apply_patch(&mut u, &body) {
+                prop_assert_eq!(e.status, 400);
+                prop_assert_eq!(&u, &user());
+            }
+        }
+    }
+
+    #[test]
+    fn the_test_printers_write_valid_json_strings() {
+        let s = "a\"/é😀\n";
+        let literal = json_string(s, &[0]);
+        assert_eq!(literal, "\"a\\u0022/é😀\\u000a\"");
+        let escaped = json_string(s, &[1]);
+        assert_eq!(escaped, r#""\u0061\"\/\u00e9\ud83d\ude00\n""#);
+        for lit in [literal, escaped] {
+            assert_eq!(serde_json::from_str::<String>(&lit).unwrap(), s);
+        }
+    }
+
+    /// Found by `malformed_patch_paths_are_refused`: after a schema URN other than the
+    /// core User schema anything was accepted (and dropped), even no attribute at all.
+    #[test]
+    fn extension_paths_must_still_be_paths() {
+        const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        for bad in [
+            format!("{EXT}:"),
+            format!("{EXT}:manager["),
+            format!("{EXT}:manager[value eq \"x\"]x"),
+            format!("{EXT}:man ager"),
+            format!("{EXT}:manager."),
+            "urn:".to_string(),
+            "urn:x:".to_string(),
+        ] {
+            let e = parse_path(&bad).unwrap_err();
+            assert_eq!((e.status, e.scim_type), (400, Some("invalidPath")), "{bad}");
+        }
+        for good in [
+            format!("{EXT}:manager"),
+            format!("{EXT}:manager.value"),
+            format!("{EXT}:manager[value eq \"a:b\"].displayName"),
+            // A no-path operation's value may hold the extension's attributes under its URN.
+            EXT.to_string(),
+            "urn:okta:custom:1.0:user:department".to_string(),
+        ] {
+            assert_eq!(parse_path(&good).unwrap(), Target::Ignored, "{good}");
+        }
+    }
+
+    #[test]
+    fn the_issue_examples_resolve() {
+        assert_eq!(
+            parse_path("emails[type eq \"work\"].value").unwrap(),
+            Target::WorkEmailValue
+        );
+        assert_eq!(parse_path("name.givenName").unwrap(), Target::GivenName);
+        assert_eq!(
+            parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager")
+                .unwrap(),
+            Target::Ignored
+        );
     }
 }

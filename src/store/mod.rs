@@ -181,7 +181,12 @@ fn pending_migrations(conn: &mut DbConn) -> Result<bool> {
         DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
         DbConn::Pg(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
     };
-    r.map_err(|e| Error::Unavailable(format!("cannot read migrations: {e}")))
+    r.map_err(|e| {
+        Error::outage(
+            crate::error::DATABASE_UNAVAILABLE,
+            format!("cannot read migrations: {e}"),
+        )
+    })
 }
 
 #[derive(Clone)]
@@ -217,7 +222,7 @@ impl Store {
     pub async fn ready(&self) -> Result<()> {
         self.with_conn(|conn| {
             if pending_migrations(conn)? {
-                return Err(Error::Unavailable("database migrations are pending".into()));
+                return Err(Error::unavailable("database migrations are pending"));
             }
             Ok(())
         })

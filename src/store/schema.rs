@@ -121,6 +121,8 @@ diesel::table! {
         pkce_verifier -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        binding_hash -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
     }
 }
 
@@ -142,6 +144,7 @@ diesel::table! {
         label -> Text,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        directory_ids -> Nullable<Text>,
     }
 }
 

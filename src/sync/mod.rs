@@ -170,18 +170,18 @@ fn start(
                 )));
             }
             if blocked.status != "blocked" {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "run {run_id} is `{}`, not blocked: there is nothing to approve",
                     blocked.status
                 )));
             }
             if blocked.approved_by.is_some() {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "run {run_id} was already approved"
                 )));
             }
             if blocked.dry_run {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "run {run_id} was a dry run; start a real run and approve that one if it is blocked"
                 )));
             }
@@ -221,7 +221,7 @@ fn start(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
         )) => {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "a sync of directory `{}` is already running",
                 req.directory_id
             )))
@@ -352,7 +352,7 @@ pub async fn run(
     let local_ids: HashSet<String> = locals.iter().map(|l| l.external_id.clone()).collect();
     let snapshot = match tokio::time::timeout(READ_TIMEOUT, read(ldap, local_ids)).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Unavailable(format!(
+        Err(_) => Err(Error::unavailable(format!(
             "reading the directory took longer than {} s",
             READ_TIMEOUT.as_secs()
         ))),

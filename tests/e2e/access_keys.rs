@@ -361,3 +361,97 @@ async fn last_used_is_written_at_most_once_a_minute_per_key() {
     );
     assert!(b - a >= chrono::Duration::seconds(61), "{a} -> {b}");
 }
+
+#[tokio::test]
+async fn a_label_cannot_hide_reversed_or_invisible_text_to_pass_for_another() {
+    let slapd = Slapd::start().await;
+    let d = Daemon::start(Some(&slapd)).await;
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    // U+202E shows "invoice-exe.pdf"; U+200B makes a second "payroll" that looks the same.
+    for (body, needle) in [
+        (json!({"name": "invoice-\u{202E}fdp.exe"}), "name: U+202E"),
+        (json!({"name": "pay\u{200B}roll"}), "name: U+200B"),
+        (json!({"name": "etl\u{0007}"}), "name: U+0007"),
+        (
+            json!({"name": "etl", "description": "cron \u{2066}on etl-1"}),
+            "description: U+2066",
+        ),
+    ] {
+        let a = bob.post("/api/accesskeys", body).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, needle);
+    }
+    let mine = bob.get("/api/accesskeys").await.body;
+    assert_eq!(mine["totalResults"], 0, "no key was created: {mine}");
+    // Accents, apostrophes and other scripts are fine.
+    bob.create_key("Zoë’s Power BI feed — 財務").await;
+
+    // A service account's name is shown in lists and managers' mails: refused alike.
+    let admin = d.admin().await;
+    let a = admin
+        .post(
+            "/api/users",
+            json!({"name": "Nightly\u{202E}LTE", "isApplicationServicePrincipal": true, "manager": "corp:bob"}),
+        )
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "name: U+202E");
+
+    // A directory's display name cannot be refused: it is stored without them.
+    slapd
+        .replace_attribute("carol", "cn", "Carol \u{202E}nimdA\u{200B}")
+        .await;
+    let carol = d.login("carol", "carol-pw", Some(LDAP_DIR)).await;
+    assert_eq!(carol.me().await.body["name"], "Carol nimdA");
+}
+
+#[tokio::test]
+async fn even_where_keys_may_create_keys_a_key_cannot_give_a_service_account_key_its_expiry() {
+    let slapd = Slapd::start().await;
+    let d = Daemon::start_with(
+        Some(&slapd),
+        "",
+        &[(
+            "ACCESSKEYD_ACCESS_KEYS__ALLOW_KEY_SESSIONS_TO_CREATE_KEYS",
+            "true",
+        )],
+    )
+    .await;
+    let admin = d.admin().await;
+    d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let sa = admin
+        .post(
+            "/api/users",
+            json!({"name": "Nightly ETL", "isApplicationServicePrincipal": true, "manager": "corp:bob"}),
+        )
+        .await;
+    assert_eq!(sa.status, StatusCode::CREATED, "{}", sa.body);
+    let sa_id = sa.body["id"].as_str().unwrap().to_string();
+    let (key, pw, _) = admin.create_key("admin automation").await;
+    let basic = d.client().with_basic(&key, &pw);
+    let expiry = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let a = basic
+        .post(
+            "/api/accesskeys",
+            json!({"name": "etl feed", "userId": sa_id, "expiry": expiry}),
+        )
+        .await;
+    assert_error(
+        &a,
+        StatusCode::FORBIDDEN,
+        "a service account key's `expiry` cannot be changed with an access key",
+    );
+    let keys = admin.get(&format!("/api/accesskeys?userId={sa_id}")).await;
+    assert_eq!(keys.body["totalResults"], 0, "{}", keys.body);
+    // The switch still lets the key make an ordinary key, and the admin signed in makes
+    // the service account's.
+    let a = basic
+        .post("/api/accesskeys", json!({"name": "successor"}))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = admin
+        .post(
+            "/api/accesskeys",
+            json!({"name": "etl feed", "userId": sa_id, "expiry": expiry}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+}

@@ -337,3 +337,178 @@ async fn the_audit_trail_records_key_and_login_events_without_secrets() {
     assert_eq!(page.body["events"].as_array().unwrap().len(), 2);
     assert!(page.body["next"].is_string());
 }
+
+#[tokio::test]
+async fn an_admins_key_cannot_loosen_the_rules_that_bind_keys() {
+    use crate::harness::daemon::ADMIN;
+    let d = Daemon::start(None).await;
+    let admin = d.admin().await;
+    let admin_id = admin.me().await.body["id"].as_str().unwrap().to_string();
+    accesskeyd::users::create_local(
+        &d.app,
+        &accesskeyd::audit::Actor::system("test"),
+        "alice",
+        accesskeyd::secret::Secret::new("alice-password-123"),
+        false,
+    )
+    .await
+    .unwrap();
+    let alice = d
+        .login("alice", "alice-password-123", Some("builtin"))
+        .await;
+    let alice_id = alice.me().await.body["id"].as_str().unwrap().to_string();
+    let sa = admin
+        .post(
+            "/api/users",
+            json!({"name": "Nightly ETL", "isApplicationServicePrincipal": true, "manager": "builtin:alice"}),
+        )
+        .await;
+    assert_eq!(sa.status, StatusCode::CREATED, "{}", sa.body);
+    let sa_id = sa.body["id"].as_str().unwrap().to_string();
+
+    // The admin's automation holds a key of theirs, used directly and as a key session.
+    let (key, pw, _) = admin.create_key("admin automation").await;
+    let basic = d.client().with_basic(&key, &pw);
+    let key_session = d.login(&key, &pw, None).await;
+    let validity = "Authentication/AccessKey/ValidityWithoutUserLogin";
+    for (how, client) in [("Basic", &basic), ("key session", &key_session)] {
+        let refused = [
+            (
+                client
+                    .post(
+                        &format!("/api/users/{admin_id}/update"),
+                        json!({"accessKeyValidityDuration": 52_704_000}),
+                    )
+                    .await,
+                "`accessKeyValidityDuration` cannot be changed with an access key",
+            ),
+            (
+                client
+                    .post(
+                        &format!("/api/users/{alice_id}/update"),
+                        json!({"sessionDuration": 525_600}),
+                    )
+                    .await,
+                "`sessionDuration` cannot be changed with an access key",
+            ),
+            (
+                client
+                    .post(
+                        &format!("/api/users/{sa_id}/update"),
+                        json!({"manager": format!("builtin:{ADMIN}")}),
+                    )
+                    .await,
+                "service account's `manager` cannot be changed with an access key",
+            ),
+            (
+                client
+                    .post(
+                        "/api/users",
+                        json!({"name": "Backdoor", "isApplicationServicePrincipal": true, "manager": "builtin:alice"}),
+                    )
+                    .await,
+                "`manager` cannot be changed with an access key",
+            ),
+            (
+                client
+                    .post(
+                        "/api/system/configuration/options",
+                        json!({"configurationOptions": [{"path": validity, "value": 36_500}]}),
+                    )
+                    .await,
+                "`Authentication/AccessKey/ValidityWithoutUserLogin` cannot be changed with an access key",
+            ),
+            (
+                // A dry run answers as the change would: refused.
+                client
+                    .post(
+                        "/api/system/configuration/options",
+                        json!({"configurationOptions": [{"path": "authentication/accesskey/creation/enabled", "value": false}], "dryRun": true}),
+                    )
+                    .await,
+                "cannot be changed with an access key",
+            ),
+        ];
+        for (a, reason) in &refused {
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{how}: {}", a.body);
+            assert_error(a, StatusCode::FORBIDDEN, reason);
+            assert_error(a, StatusCode::FORBIDDEN, "sign in interactively");
+        }
+    }
+
+    // Nothing changed.
+    let me = admin.get(&format!("/api/users/{admin_id}")).await.body;
+    assert!(me["accessKeyValidityDuration"].is_null(), "{me}");
+    let a = admin.get(&format!("/api/users/{alice_id}")).await.body;
+    assert!(a["sessionDuration"].is_null(), "{a}");
+    let s = admin.get(&format!("/api/users/{sa_id}")).await.body;
+    assert_eq!(s["manager"]["name"], "alice");
+    let opts = admin.get("/api/system/configuration/options").await.body;
+    assert_eq!(opts["configurationOptions"][0]["value"], 14);
+    let accounts = admin
+        .get("/api/users?isApplicationServicePrincipal=true")
+        .await
+        .body;
+    assert_eq!(
+        accounts["totalResults"], 1,
+        "no service account was created"
+    );
+
+    // Other admin work with the key still works: keys act with their owner's rights.
+    let (alices_key, _, _) = alice.create_key("alice's export").await;
+    assert_eq!(basic.get("/api/users").await.status, StatusCode::OK);
+    assert_eq!(
+        basic.get("/api/system/configuration/options").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(key_session.get("/api/audit").await.status, StatusCode::OK);
+    let del = basic.delete(&format!("/api/accesskeys/{alices_key}")).await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.body);
+
+    // The same admin, signed in interactively, changes all of it.
+    for (path, body) in [
+        (
+            format!("/api/users/{admin_id}/update"),
+            json!({"accessKeyValidityDuration": 52_704_000}),
+        ),
+        (
+            format!("/api/users/{alice_id}/update"),
+            json!({"sessionDuration": 600}),
+        ),
+        (
+            format!("/api/users/{sa_id}/update"),
+            json!({"manager": format!("builtin:{ADMIN}")}),
+        ),
+        (
+            "/api/system/configuration/options".to_string(),
+            json!({"configurationOptions": [{"path": validity, "value": 36_500}]}),
+        ),
+    ] {
+        let a = admin.post(&path, body).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
+    }
+    let opts = admin.get("/api/system/configuration/options").await.body;
+    assert_eq!(opts["configurationOptions"][0]["value"], 36_500);
+}
+
+#[tokio::test]
+async fn paging_past_the_largest_number_is_refused_not_wrapped() {
+    let d = Daemon::start(None).await;
+    let admin = d.admin().await;
+    for list in ["/api/users", "/api/accesskeys", "/api/audit"] {
+        let a = admin
+            .get(&format!("{list}?offset=9223372036854775807"))
+            .await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "offset: must be at most");
+        // The last offset whose next page still has a number: an empty page, no next.
+        let a = admin
+            .get(&format!("{list}?offset=9223372036854775767&limit=40"))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{list}: {}", a.body);
+        assert!(a.body["next"].is_null(), "{list}: {}", a.body);
+        assert_eq!(
+            a.body["prev"],
+            format!("{list}?offset=9223372036854775727&limit=40")
+        );
+    }
+}

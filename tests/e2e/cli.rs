@@ -17,13 +17,21 @@ async fn the_readme_story_first_start_admin_key_and_curl_style_use() {
         banner.contains("created the built-in admin user `admin`"),
         "{banner}"
     );
-    let pos = served
-        .lines
-        .iter()
-        .position(|l| l.contains("with password"))
-        .unwrap();
-    let password = served.lines[pos + 2].trim().to_string();
+    // Started as a service would be (stdout is a pipe, kept by a log), the password goes
+    // to a file only its owner reads, and the output names the file instead.
+    let file = dir.path().join("initial-admin-password");
+    assert!(banner.contains(&file.display().to_string()), "{banner}");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
     assert!(password.len() >= 20, "{password:?}");
+    assert!(
+        !banner.contains(&password),
+        "the password is in the output: {banner}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
     assert!(
         dir.path().join("accesskeyd.db").exists(),
         "SQLite file in the working directory"
@@ -402,4 +410,44 @@ async fn service_accounts_are_managed_from_the_command_line() {
     let o = run(&["service-account", "delete", &id]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&run(&["service-account", "list"])).contains("nightly-etl"));
+}
+
+#[tokio::test]
+async fn event_tokens_are_made_for_named_directories_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("accesskeyd.toml");
+    let db = TestDatabase::new(dir.path());
+    std::fs::write(&cfg, config_toml(db.url(), None, "")).unwrap();
+    let run = |args: &[&str]| {
+        accesskeyd(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("event-token")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A token names the directories whose logins it reports.
+    let o = run(&["create", "--label", "intranet portal"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--directory"), "{}", text(&o));
+    let o = run(&["create", "--directory", "nope"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no directory `nope`"), "{}", text(&o));
+
+    let o = run(&[
+        "create",
+        "--label",
+        "intranet portal",
+        "--directory",
+        "BUILTIN",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("akevt_"), "{out}");
+    let listed = text(&run(&["list"]));
+    assert!(
+        listed.contains("intranet portal") && listed.contains("directories builtin"),
+        "{listed}"
+    );
 }

@@ -33,7 +33,7 @@ async fn reported_logins_move_last_login_forward_and_revive_keys() {
         StatusCode::UNAUTHORIZED
     );
 
-    let (_, token) = accesskeyd::events::create_token(&d.app, "portal")
+    let (_, token) = accesskeyd::events::create_token(&d.app, "portal", &[LDAP_DIR.into()])
         .await
         .unwrap();
     let token = token.expose().to_string();
@@ -134,8 +134,8 @@ async fn reported_logins_move_last_login_forward_and_revive_keys() {
     assert_eq!(audit.body["totalResults"], 1);
     assert_eq!(audit.body["events"][0]["actor"], "events:portal");
     let tokens = accesskeyd::events::list_tokens(&d.app).await.unwrap();
-    assert!(tokens[0].3.is_some(), "last use recorded");
-    accesskeyd::events::revoke_token(&d.app, &tokens[0].0)
+    assert!(tokens[0].last_used_at.is_some(), "last use recorded");
+    accesskeyd::events::revoke_token(&d.app, &tokens[0].id)
         .await
         .unwrap();
     let r = reqwest::Client::new()
@@ -165,7 +165,7 @@ async fn a_directory_that_allows_it_gets_users_created_from_events() {
         )],
     )
     .await;
-    let (_, token) = accesskeyd::events::create_token(&d.app, "portal")
+    let (_, token) = accesskeyd::events::create_token(&d.app, "portal", &[LDAP_DIR.into()])
         .await
         .unwrap();
     let token = token.expose().to_string();
@@ -246,4 +246,164 @@ async fn a_directory_that_allows_it_gets_users_created_from_events() {
             .contains("could not be asked"),
         "{b}"
     );
+}
+
+#[tokio::test]
+async fn a_token_reports_only_for_its_directories_and_never_for_built_in_admins() {
+    use crate::harness::daemon::ADMIN;
+    let slapd = Slapd::start().await;
+    let d = Daemon::start(Some(&slapd)).await;
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let admin = d.admin().await;
+    accesskeyd::users::create_local(
+        &d.app,
+        &accesskeyd::audit::Actor::system("test"),
+        "carl",
+        accesskeyd::secret::Secret::new("carl-password-123"),
+        false,
+    )
+    .await
+    .unwrap();
+    let carl = d.login("carl", "carl-password-123", Some("builtin")).await;
+    let last_login = |c: crate::harness::daemon::Client| async move {
+        c.me().await.body["lastLoginAt"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let admin_before = last_login(admin.clone()).await;
+    let carl_before = last_login(carl.clone()).await;
+    let later = Utc::now() + Duration::minutes(2);
+    let events = json!([
+        {"directoryId": LDAP_DIR, "username": "bob", "at": later},
+        {"directoryId": "builtin", "username": "carl", "at": later},
+        {"directoryId": "builtin", "username": ADMIN, "at": later}
+    ]);
+    let statuses = |b: &Value| -> Vec<(String, String)> {
+        b["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["message"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+
+    // The portal's token is for the corporate directory: built-in users are not its to report.
+    let (_, portal) = accesskeyd::events::create_token(&d.app, "portal", &[LDAP_DIR.into()])
+        .await
+        .unwrap();
+    let (s, b) = post(&d, portal.expose(), events.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let r = statuses(&b);
+    assert_eq!(r[0].0, "updated", "{b}");
+    assert_eq!(r[1].0, "rejected", "{b}");
+    assert!(r[1].1.contains("reports logins of corp only"), "{b}");
+    assert_eq!(r[2].0, "rejected", "{b}");
+
+    // A token for the built-in directory moves carl, never a built-in admin.
+    let (_, local) = accesskeyd::events::create_token(&d.app, "intranet", &["builtin".into()])
+        .await
+        .unwrap();
+    let (_, b) = post(&d, local.expose(), events.clone()).await;
+    let r = statuses(&b);
+    assert_eq!(r[0].0, "rejected", "{b}");
+    assert_eq!(r[1].0, "updated", "{b}");
+    assert_eq!(r[2].0, "rejected", "{b}");
+    assert!(r[2].1.contains("built-in admin"), "{b}");
+    assert!(b["results"][2]["userId"].is_null(), "{b}");
+
+    // A token made before scopes reports for every directory, built-in admins still not.
+    let legacy = "akevt_made-before-tokens-had-scopes-0000000000000";
+    d.app
+        .store
+        .write(move |c| {
+            use accesskeyd::store::schema::event_tokens;
+            use diesel::prelude::*;
+            diesel::insert_into(event_tokens::table)
+                .values((
+                    event_tokens::id.eq("legacy"),
+                    event_tokens::token_hash.eq(accesskeyd::sessions::token_hash(legacy)),
+                    event_tokens::label.eq("old portal"),
+                    event_tokens::created_at.eq(0_i64),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let even_later = later + Duration::seconds(1);
+    let (_, b) = post(
+        &d,
+        legacy,
+        json!([
+            {"directoryId": LDAP_DIR, "username": "bob", "at": even_later},
+            {"directoryId": "builtin", "username": "carl", "at": even_later},
+            {"directoryId": "builtin", "username": ADMIN, "at": even_later}
+        ]),
+    )
+    .await;
+    let r = statuses(&b);
+    assert_eq!(r[0].0, "updated", "{b}");
+    assert_eq!(r[1].0, "updated", "{b}");
+    assert_eq!(r[2].0, "rejected", "{b}");
+    let listed = accesskeyd::events::list_tokens(&d.app).await.unwrap();
+    let old = listed.iter().find(|t| t.id == "legacy").unwrap();
+    assert_eq!(old.scope, accesskeyd::events::TokenScope::Every);
+
+    // The admin's last login is the one they made themselves; the others' moved.
+    assert_eq!(last_login(admin).await, admin_before);
+    assert_ne!(last_login(carl).await, carl_before);
+    assert!(bob.me().await.body["lastLoginAt"].is_string());
+}
+
+#[tokio::test]
+async fn an_unknown_ingestion_token_never_waits_for_the_write_lock() {
+    let d = Daemon::start(None).await;
+    let (_, token) = accesskeyd::events::create_token(&d.app, "portal", &["builtin".into()])
+        .await
+        .unwrap();
+    // Another writer holds the SQLite write lock (a sync run, a burst of logins). Anyone
+    // may send unknown tokens: checking one must not queue behind it for the lock.
+    let holder = match &*d.db {
+        crate::harness::db::TestDatabase::Sqlite(url) => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let path = url.strip_prefix("sqlite://").unwrap().to_string();
+            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+            c.batch_execute("BEGIN IMMEDIATE").unwrap();
+            Some(c)
+        }
+        // PostgreSQL has no database-wide write lock; the answer is the same.
+        crate::harness::db::TestDatabase::Postgres(_) => None,
+    };
+    let started = std::time::Instant::now();
+    let (s, b) = post(
+        &d,
+        "akevt_unknown-token-from-anyone-000000000000000",
+        json!([]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "waited {:?} for the write lock",
+        started.elapsed()
+    );
+    drop(holder);
+
+    // A known token's last use is still recorded.
+    let (s, b) = post(
+        &d,
+        token.expose(),
+        json!([{"directoryId": "builtin", "username": "nobody", "at": Utc::now()}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let listed = accesskeyd::events::list_tokens(&d.app).await.unwrap();
+    assert!(listed[0].last_used_at.is_some());
 }

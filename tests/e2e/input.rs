@@ -164,8 +164,7 @@ async fn health_readiness_status_and_metrics() {
     d.admin().await;
     let (status, _, _) = c.login("root", "wrong password", Some("builtin")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let m = c.get("/metrics").await;
-    let text = m.body.as_str().unwrap();
+    let text = d.metrics().await;
     assert!(
         text.contains("accesskeyd_logins_total{outcome=\"success\"} 1"),
         "{text}"

@@ -1,7 +1,7 @@
 //! People log in through LDAP: records created on first login, attributes and admin standing
 //! refreshed, wrong passwords refused, an unreachable directory reported as 503.
 
-use crate::harness::daemon::{assert_error, Daemon, LDAP_DIR};
+use crate::harness::daemon::{assert_error, CapturedLog, Daemon, LDAP_DIR};
 use crate::harness::slapd::Slapd;
 use reqwest::StatusCode;
 
@@ -125,17 +125,18 @@ async fn an_unreachable_directory_gives_503_not_401() {
     assert!(body["statusMessage"]
         .as_str()
         .unwrap()
-        .contains("unavailable"));
+        .contains("the directory is unavailable"));
+    // Where the directory is, and how the connection failed, is for the log.
+    assert!(body["errorId"].is_string(), "{body}");
+    assert!(!body.to_string().contains(&slapd.url()), "{body}");
     // Trying every directory: the built-in one says no, LDAP cannot answer: still 503.
     let (status, _, _) = d.client().login("bob", "bob-pw", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // The break-glass admin still gets in.
     d.admin().await;
-    let metrics = d.client().get("/metrics").await;
-    assert!(metrics
-        .body
-        .as_str()
-        .unwrap()
+    assert!(d
+        .metrics()
+        .await
         .contains("accesskeyd_directory_unavailable_total 2"));
 }
 
@@ -209,4 +210,126 @@ async fn password_guessing_is_throttled_with_429_and_retry_after() {
         d.client().with_basic(&key, &pw).me().await.status,
         StatusCode::OK
     );
+}
+
+/// An LDAP directory nothing answers for, whose settings name a host, a bind DN and a base
+/// that must not reach callers.
+const DOWN_DIRECTORY: &str = r#"
+[[directories]]
+id = "down"
+kind = "ldap"
+name = "Down LDAP"
+url = "ldap://127.0.0.1:1"
+bind_dn = "cn=svc-accesskeyd,ou=service,dc=secret-corp,dc=example"
+bind_password = "service-password-123"
+user_base = "ou=people,dc=secret-corp,dc=example"
+user_filter = "(objectClass=inetOrgPerson)"
+timeout_seconds = 2
+"#;
+
+/// Fragments of the down directory's settings and of the failure; none may be in an answer.
+const INTERNALS: [&str; 7] = [
+    "ldap://",
+    "127.0.0.1",
+    "secret-corp",
+    "svc-accesskeyd",
+    "os error",
+    "Connection refused",
+    "I/O error",
+];
+
+#[tokio::test]
+async fn a_directory_outage_gives_a_caller_an_error_id_and_the_log_the_details() {
+    let log = CapturedLog::start();
+    let d = Daemon::start_with(None, DOWN_DIRECTORY, &[]).await;
+
+    // Anyone may try to log in: the answer says what failed, not where or how.
+    let (status, body, token) = d.client().login("alice", "alice-pw", Some("down")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(token.is_none());
+    let message = body["statusMessage"].as_str().unwrap();
+    let id = body["errorId"].as_str().expect("an errorId").to_string();
+    assert!(
+        message.starts_with("the directory is unavailable; try again later"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("(error id {id})")), "{message}");
+    for internal in INTERNALS {
+        assert!(
+            !body.to_string().contains(internal),
+            "{internal:?} in {body}"
+        );
+    }
+
+    // The admin finds the details under that id in the log.
+    let line = log.line_with(&id);
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("ldap://127.0.0.1:1"), "{line}");
+
+    // Each failure has an id of its own.
+    let (_, again, _) = d.client().login("alice", "alice-pw", Some("down")).await;
+    assert_ne!(again["errorId"].as_str().unwrap(), id);
+
+    // The sign-in page says the same, with the id, and no more.
+    let page = reqwest::Client::new()
+        .post(format!("{}/ui/login", d.url))
+        .header("cookie", "accesskeyd_login_csrf=form-token")
+        .form(&[
+            ("csrf", "form-token"),
+            ("directory", "down"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("the directory is unavailable"), "{html}");
+    assert!(html.contains("error id "), "{html}");
+    for internal in INTERNALS {
+        assert!(
+            !html.contains(internal),
+            "{internal:?} in the page:\n{html}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_login_that_collides_in_the_database_gets_409_without_its_sql() {
+    let slapd = Slapd::start().await;
+    let log = CapturedLog::start();
+    let d = Daemon::start(Some(&slapd)).await;
+    // Bob has a record; so does someone whose name is what Bob's record would be renamed
+    // to if another account took the name `bob`.
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let bob_id = bob.me().await.body["id"].as_str().unwrap().to_string();
+    let twin = format!("bob#{}", &bob_id[..8]);
+    slapd.add_user(&twin, "twin-password-1").await;
+    d.login(&twin, "twin-password-1", Some(LDAP_DIR)).await;
+
+    // Upstream, Bob becomes Robert and a new Bob is hired. His first login must move the
+    // old record out of the way, to a name the database already holds.
+    slapd.rename_user("bob", "robert").await;
+    slapd.add_user("bob", "second-bob-pw").await;
+    let (status, body, token) = d
+        .client()
+        .login("bob", "second-bob-pw", Some(LDAP_DIR))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(token.is_none());
+    let id = body["errorId"].as_str().expect("an errorId").to_string();
+    let text = body.to_string();
+    for internal in [
+        "UNIQUE",
+        "constraint",
+        "users.",
+        "duplicate key",
+        "username",
+    ] {
+        assert!(!text.contains(internal), "{internal:?} in {body}");
+    }
+    assert!(text.contains(&format!("(error id {id})")), "{body}");
+    // The database's own words are in the log line with that id.
+    assert!(log.line_with(&id).contains("already exists"));
 }

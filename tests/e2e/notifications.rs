@@ -273,3 +273,47 @@ async fn records_of_past_lapses_are_pruned_by_the_cleanup_job() {
     cleanup(d.app.clock.now()).await.unwrap();
     assert_eq!(count().await, 0, "a day after the lapse: pruned");
 }
+
+#[tokio::test]
+async fn a_failed_webhook_delivery_is_logged_without_the_secret_in_its_url() {
+    use crate::harness::process::{accesskeyd, free_port, text};
+    // Nothing listens there; the path and query hold the hook's secret, as Slack's and
+    // Teams' do.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/services/T000/B000/hook-s3cr3t?token=query-s3cr3t");
+    let toml = format!(
+        "\n[notifications]\nschedule = \"0 0 7 * * *\"\n\n[notifications.webhook]\nurl = \"{url}\"\n\
+         secret = \"{HOOK_SECRET}\"\nmax_attempts = 1\n"
+    );
+    let d = Daemon::start_with(None, &toml, &[]).await;
+    let admin = d.admin().await;
+    let admin_id = admin.me().await.body["id"].as_str().unwrap().to_string();
+    admin.create_key("nightly export").await;
+    // The key lapses in two days: a warning is due.
+    d.set_last_login(&admin_id, d.app.clock.now() - Duration::days(12))
+        .await;
+
+    let cfg = d.dir.path().join("notify.toml");
+    std::fs::write(
+        &cfg,
+        crate::harness::daemon::config_toml(d.db.url(), None, &toml),
+    )
+    .unwrap();
+    let o = accesskeyd(d.dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("notify")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("1 warning(s) could not be sent"), "{out}");
+    assert!(
+        out.contains(&format!("webhook http://127.0.0.1:{port}/***")),
+        "the log names the hook's host: {out}"
+    );
+    assert!(
+        !out.contains("s3cr3t"),
+        "the webhook URL's secret is in the log: {out}"
+    );
+}

@@ -127,3 +127,52 @@ async fn without_proxy_or_kerberos_configured_windows_sign_in_says_what_is_missi
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn an_allow_list_of_realms_lets_only_those_realms_sign_in_through_the_proxy() {
+    let slapd = Slapd::start().await;
+    let only_example = format!("{}allowed_realms = [\"example.org\"]\n", proxy("127.0.0.1"));
+    let d = Daemon::start_with(Some(&slapd), &only_example, &[]).await;
+    let sign_in = |name: &'static str| {
+        let d = &d;
+        async move { windows(d, &[("X-Remote-User", name), ("X-Proxy-Secret", SECRET)]).await }
+    };
+
+    let (s, body, token) = sign_in("bob@EXAMPLE.ORG").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(token.is_some());
+
+    // Another realm's bob is somebody else: refused, and the answer says why.
+    for (name, needle) in [
+        ("bob@PARTNER.ORG", "realm `PARTNER.ORG`"),
+        // A NetBIOS domain is not the realm, and is not guessed from it.
+        ("EXAMPLE\\bob", "NetBIOS"),
+        ("bob", "no realm"),
+    ] {
+        let (s, body, token) = sign_in(name).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {body}");
+        assert!(token.is_none(), "{name}");
+        let message = body["statusMessage"].as_str().unwrap();
+        assert!(
+            message.contains(needle) && message.contains("allowed_realms"),
+            "{name}: {message}"
+        );
+    }
+
+    // Listing the domain too lets DOMAIN\user names in.
+    let with_domain = format!(
+        "{}allowed_realms = [\"EXAMPLE.ORG\", \"EXAMPLE\"]\n",
+        proxy("127.0.0.1")
+    );
+    let d = d.sibling(Some(&slapd), &with_domain, &[]).await;
+    let (s, body, _) = windows(
+        &d,
+        &[
+            ("X-Remote-User", "EXAMPLE\\bob"),
+            ("X-Proxy-Secret", SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["username"], "bob");
+}

@@ -61,10 +61,8 @@ async fn verify(c: &Client, key: &str, pw: &str, headers: &[(&str, &str)]) -> (S
 }
 
 async fn metric(d: &Daemon, name: &str) -> u64 {
-    let m = d.client().get("/metrics").await;
-    m.body
-        .as_str()
-        .unwrap_or_default()
+    d.metrics()
+        .await
         .lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)

@@ -1,6 +1,7 @@
 //! SCIM 2.0 provisioning through real HTTP: an identity provider creates, finds, updates and
 //! deprovisions users; deprovisioning takes keys and sessions; a provisioned user's first
-//! OpenID Connect login (against a real provider) links to the provisioned record.
+//! OpenID Connect login (against a real provider) links to the provisioned record by
+//! `externalId` = `sub`, or by userName only where the admin trusts the username claim.
 
 use crate::harness::daemon::Daemon;
 use crate::harness::oidc::{Account, OidcProvider};
@@ -114,10 +115,10 @@ async fn provisioning_linking_and_deprovisioning() {
     let (s, b) = wrong.send(Method::GET, "/Users", None).await;
     assert_scim_error(s, &b, StatusCode::UNAUTHORIZED, None);
 
-    // Create.
+    // Create, with the provider's subject as externalId.
     let ben = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": "ben", "externalId": "ext-ben", "active": true,
+        "userName": "ben", "externalId": "sub-ben", "active": true,
         "name": {"givenName": "Ben", "familyName": "Bell"},
         "emails": [{"value": "ben@example.org", "type": "work", "primary": true}]
     });
@@ -125,7 +126,7 @@ async fn provisioning_linking_and_deprovisioning() {
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["userName"], "ben");
-    assert_eq!(created["externalId"], "ext-ben");
+    assert_eq!(created["externalId"], "sub-ben");
     assert_eq!(
         created["meta"]["location"],
         format!("{PUBLIC}/scim/v2/Users/{id}")
@@ -136,7 +137,7 @@ async fn provisioning_linking_and_deprovisioning() {
     // Find, by the filters identity providers send.
     for f in [
         "userName%20eq%20%22BEN%22",
-        "externalId%20eq%20%22ext-ben%22",
+        "externalId%20eq%20%22sub-ben%22",
     ] {
         let (s, list) = scim
             .send(Method::GET, &format!("/Users?filter={f}"), None)
@@ -239,8 +240,8 @@ async fn provisioning_linking_and_deprovisioning() {
 async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed() {
     use reqwest::Method;
     let (p, d, scim) = setup_with("removal_grace_hours = 24\n").await;
-    let body =
-        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ben"});
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ben", "externalId": "sub-ben"});
     let (_, created) = scim.send(Method::POST, "/Users", Some(body)).await;
     let id = created["id"].as_str().unwrap().to_string();
     // Ben logs in and makes a key.
@@ -310,4 +311,92 @@ async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed(
         .as_str()
         .unwrap()
         .contains("grace ended"));
+}
+
+#[tokio::test]
+async fn search_checks_the_token_before_it_reads_the_body() {
+    let extra = "\n[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\n";
+    let d = Daemon::start_with(None, extra, &[]).await;
+    let http = reqwest::Client::new();
+    let search = |token: Option<String>| {
+        let mut req = http
+            .post(format!("{}/scim/v2/Users/.search", d.url))
+            .header("content-type", "application/scim+json")
+            .body("{");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Without a token, a malformed body is not even looked at.
+    let (status, body) = search(None).await;
+    assert_scim_error(status, &body, StatusCode::UNAUTHORIZED, None);
+    let (status, body) = search(Some("akscim_not-a-token".into())).await;
+    assert_scim_error(status, &body, StatusCode::UNAUTHORIZED, None);
+    // With one, the same body is a syntax error.
+    let (_, token) = accesskeyd::scim::create_token(&d.app, "idp", "test provider")
+        .await
+        .unwrap();
+    let (status, body) = search(Some(token.expose().to_string())).await;
+    assert_scim_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        Some("invalidSyntax"),
+    );
+}
+
+#[tokio::test]
+async fn a_first_login_links_a_provisioned_record_by_external_id_not_by_a_name_alone() {
+    use reqwest::Method;
+    let (p, d, scim) = setup().await;
+    // Provisioned under Ben's name, but with an externalId that is not his subject at the
+    // provider: the name alone must not hand this record to whoever signs in as `ben`.
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ben", "externalId": "00u-okta-ben"});
+    let (s, created) = scim.send(Method::POST, "/Users", Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.headers().get("x-sq-auth").is_none());
+    let (_, record) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(
+        record["meta"]["lastModified"], record["meta"]["created"],
+        "the provisioned record was not touched: {record}"
+    );
+    let admin = d.admin().await;
+    let audit = admin.get("/api/audit?action=login.name_conflict").await;
+    assert_eq!(audit.body["totalResults"], 1, "{}", audit.body);
+
+    // The provider sends his subject as externalId: his next login links the record.
+    let fix = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "externalId", "value": "sub-ben"}]});
+    let (s, b) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(fix))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn where_the_admin_trusts_the_username_claim_a_first_login_links_by_user_name() {
+    use reqwest::Method;
+    let (p, d, scim) = setup_with("username_claim_is_provider_controlled = true\n").await;
+    // Entra-style: userName is the UPN, no externalId the login knows.
+    let body =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ben"});
+    let (_, created) = scim.send(Method::POST, "/Users", Some(body)).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], id.as_str());
+    let (_, record) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_ne!(record["meta"]["lastModified"], record["meta"]["created"]);
 }

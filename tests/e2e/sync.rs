@@ -96,8 +96,7 @@ async fn a_user_deleted_upstream_is_removed_with_keys_and_sessions() {
         .get(&format!("/api/directories/{LDAP_DIR}/runs"))
         .await;
     assert_eq!(runs.body["totalResults"], 2);
-    let metrics = d.client().get("/metrics").await;
-    let m = metrics.body.as_str().unwrap();
+    let m = d.metrics().await;
     assert!(
         m.contains(&format!(
             "accesskeyd_sync_runs_total{{directory=\"{LDAP_DIR}\",status=\"ok\"}} 2"

@@ -31,6 +31,9 @@
 //                        tokens are signed with it), keeps the old public keys published;
 //                        with ?retire=1 the old keys are dropped. 200 {"kid":<new>,"kids":[...]}
 //   SIGUSR2           -> same as GET /test/rotate
+//   GET /test/username?sub=S&value=V -> from now on the account S has preferred_username V
+//                        (as a person who may edit their username at the provider does);
+//                        200 {"sub":S,"preferred_username":V}, 404 for an unknown sub
 //   GET /test/jwks    -> the public JWKS currently served (same as the jwks_uri)
 //   GET /test/token-mode?mode=M -> from now on (also across rotations), the id_token in the
 //                        token endpoint's JSON answer is altered; 200 {"mode":M,"previous":...},
@@ -358,6 +361,14 @@ const server = http.createServer(async (req, res) => {
         return json(res, 200, rotate({ retire: url.searchParams.get('retire') === '1' }));
       case '/test/jwks':
         return json(res, 200, { keys: signingKeys.map(publicJwk) });
+      case '/test/username': {
+        const sub = url.searchParams.get('sub') ?? '';
+        const value = url.searchParams.get('value') ?? '';
+        if (!Object.hasOwn(accounts, sub)) return json(res, 404, { error: 'unknown sub', sub });
+        accounts[sub].preferred_username = value;
+        process.stderr.write(`oidc-provider: ${sub} now has preferred_username ${value}\n`);
+        return json(res, 200, { sub, preferred_username: value });
+      }
       case '/test/token-mode': {
         const mode = url.searchParams.get('mode');
         if (!TOKEN_MODES.has(mode)) {

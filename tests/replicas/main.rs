@@ -75,6 +75,18 @@ fn client(r: &Served) -> Client {
     }
 }
 
+/// A client of the replica's management listener (`/metrics`), as Prometheus scrapes it.
+fn management(r: &Served) -> Client {
+    Client {
+        base: r
+            .management_url
+            .clone()
+            .expect("the replica prints its management address"),
+        http: reqwest::Client::new(),
+        auth: Auth::None,
+    }
+}
+
 async fn login(r: &Served, user: &str) -> Client {
     let (status, body, token) = client(r).login(user, PASSWORD, Some("builtin")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -105,7 +117,7 @@ fn replica_of(r: &Served) -> String {
 }
 
 async fn is_leader(r: &Served) -> bool {
-    let m = client(r).get("/metrics").await;
+    let m = management(r).get("/metrics").await;
     m.body
         .as_str()
         .unwrap()
@@ -138,7 +150,7 @@ async fn refused_within_a_second(c: &Client) {
 }
 
 async fn metric(r: &Served, name: &str) -> Option<f64> {
-    let m = client(r).get("/metrics").await;
+    let m = management(r).get("/metrics").await;
     m.body
         .as_str()?
         .lines()

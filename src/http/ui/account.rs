@@ -8,8 +8,9 @@ use crate::auth::{self, LoginInput};
 use crate::directory::Directory;
 use crate::error::Error;
 use crate::http::auth::{
-    clear_cookie, negotiate_header, session_cookie, windows_sign_in, WindowsOutcome,
-    OIDC_CALLBACK_PATH, UI_RETURN_COOKIE,
+    clear_cookie, clear_cookie_with, negotiate_header, session_cookie, set_cookie,
+    start_oidc_login, windows_sign_in, SameSite, WindowsOutcome, OIDC_CALLBACK_PATH,
+    UI_RETURN_COOKIE,
 };
 use crate::http::extract::{cookie, Path, Query, RemoteAddr};
 use crate::http::AppState;
@@ -20,7 +21,7 @@ use crate::users;
 use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
 
 /// Double-submit token of the sign-in form (there is no session to derive one from yet).
 const LOGIN_CSRF_COOKIE: &str = "accesskeyd_login_csrf";
+const LOGIN_CSRF_PATH: &str = "/ui/login";
 
 struct DirectoryChoice {
     id: String,
@@ -110,9 +112,14 @@ fn login_form(
         },
     );
     if fresh {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{LOGIN_CSRF_COOKIE}={csrf}; Path=/ui/login; HttpOnly; SameSite=Strict"
-        )) {
+        if let Ok(v) = set_cookie(
+            state,
+            LOGIN_CSRF_COOKIE,
+            &csrf,
+            LOGIN_CSRF_PATH,
+            SameSite::Strict,
+            None,
+        ) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
@@ -208,7 +215,7 @@ fn signed_in(state: &AppState, done: &auth::LoggedIn) -> Response {
             r.headers_mut().append(header::SET_COOKIE, c);
             r.headers_mut().append(
                 header::SET_COOKIE,
-                clear_cookie(state, LOGIN_CSRF_COOKIE, "/ui/login"),
+                clear_cookie_with(state, LOGIN_CSRF_COOKIE, LOGIN_CSRF_PATH, SameSite::Strict),
             );
             r
         }
@@ -217,13 +224,18 @@ fn signed_in(state: &AppState, done: &auth::LoggedIn) -> Response {
 }
 
 /// Starts an OpenID Connect login whose callback comes back to the pages.
-async fn oidc(State(state): State<AppState>, Path(id): Path<String>) -> UiResult {
-    let url = auth::oidc_start(&state.0, &id).await?;
+async fn oidc(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> UiResult {
+    let (url, binding) = start_oidc_login(&state, &id, &parts).await?;
     let mut r = see_other(&url);
-    let mark = format!(
-        "{UI_RETURN_COOKIE}=1; Path={OIDC_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=600"
-    );
-    let mark = HeaderValue::from_str(&mark).map_err(|e| Error::Internal(e.to_string()))?;
+    r.headers_mut().append(header::SET_COOKIE, binding);
+    let mark = set_cookie(
+        &state,
+        UI_RETURN_COOKIE,
+        "1",
+        OIDC_CALLBACK_PATH,
+        SameSite::Lax,
+        Some(600),
+    )?;
     r.headers_mut().append(header::SET_COOKIE, mark);
     Ok(r)
 }

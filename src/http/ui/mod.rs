@@ -7,7 +7,7 @@ mod admin;
 
 use super::auth::SESSION_COOKIE;
 use super::error::domain_status;
-use super::extract::{cookie, remote_addr};
+use super::extract::{client_ip, cookie};
 use super::AppState;
 use crate::auth::{self, Credentials, Method, Principal};
 use crate::error::Error;
@@ -253,7 +253,10 @@ impl UiUser {
 
 /// Why there is no page: not signed in (to the sign-in page), or an error page.
 pub(super) enum NoPage {
-    SignIn { expired: bool },
+    /// To the sign-in page; for a session that expired, with the cookie that clears it.
+    SignIn {
+        expired: Option<HeaderValue>,
+    },
     Error(Error),
 }
 
@@ -261,19 +264,14 @@ impl IntoResponse for NoPage {
     fn into_response(self) -> Response {
         match self {
             NoPage::SignIn { expired } => {
-                let mut r = see_other(if expired {
+                let mut r = see_other(if expired.is_some() {
                     "/ui/login?notice=expired"
                 } else {
                     "/ui/login"
                 });
-                if expired {
+                if let Some(clear) = expired {
                     // The cookie is of no use any more.
-                    r.headers_mut().insert(
-                        header::SET_COOKIE,
-                        HeaderValue::from_static(
-                            "accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
-                        ),
-                    );
+                    r.headers_mut().insert(header::SET_COOKIE, clear);
                 }
                 r
             }
@@ -287,12 +285,18 @@ impl FromRequestParts<AppState> for UiUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, NoPage> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(NoPage::SignIn { expired: false });
+            return Err(NoPage::SignIn { expired: None });
         };
         let creds = Credentials::Session(Secret::new(token.clone()));
-        let p = match auth::authenticate(&state.0, creds, remote_addr(parts, &state.0)).await {
+        let p = match auth::authenticate(&state.0, creds, client_ip(parts, &state.0)).await {
             Ok(p) => p,
-            Err(Error::Unauthenticated(_)) => return Err(NoPage::SignIn { expired: true }),
+            Err(Error::Unauthenticated(_)) => {
+                // Cleared with the attributes it was set with (`Secure` behind HTTPS).
+                let clear = super::auth::clear_cookie(state, SESSION_COOKIE, "/");
+                return Err(NoPage::SignIn {
+                    expired: Some(clear),
+                });
+            }
             Err(e) => return Err(NoPage::Error(e)),
         };
         if p.method != Method::Interactive {

@@ -22,6 +22,9 @@ pub const LDAP_DIR: &str = "corp";
 
 pub struct Daemon {
     pub url: String,
+    /// The management listener (`/metrics`, `/healthz`, `/readyz`) on its own free port;
+    /// None when the configuration turns it off (`server.management_listen = ""`).
+    pub management_url: Option<String>,
     pub app: Arc<App>,
     pub clock: Arc<OffsetClock>,
     pub dir: Arc<TempDir>,
@@ -133,16 +136,28 @@ impl Daemon {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        // A free port rather than the configured one: tests run side by side.
+        let management = if app.config.server.management_listen.trim().is_empty() {
+            None
+        } else {
+            accesskeyd::http::bind_management("127.0.0.1:0")
+                .await
+                .expect("bind management")
+        };
+        let management_url = management
+            .as_ref()
+            .map(|m| format!("http://{}", m.local_addr().expect("management addr")));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = app.clone();
         let task = tokio::spawn(async move {
-            let _ = accesskeyd::http::serve(served, listener, async {
+            let _ = accesskeyd::http::serve_with_management(served, listener, management, async {
                 let _ = stopped.await;
             })
             .await;
         });
         Daemon {
             url,
+            management_url,
             app,
             clock,
             dir,
@@ -181,6 +196,25 @@ impl Daemon {
             http: reqwest::Client::new(),
             auth: Auth::None,
         }
+    }
+
+    /// A client of the management listener, as a Prometheus scraper would be.
+    pub fn management(&self) -> Client {
+        Client {
+            base: self
+                .management_url
+                .clone()
+                .expect("this daemon has no management listener"),
+            http: reqwest::Client::new(),
+            auth: Auth::None,
+        }
+    }
+
+    /// The Prometheus text of `/metrics`, scraped from the management listener.
+    pub async fn metrics(&self) -> String {
+        let m = self.management().get("/metrics").await;
+        assert_eq!(m.status, StatusCode::OK, "{}", m.body);
+        m.body.as_str().expect("metrics text").to_string()
     }
 
     /// A client logged in as the built-in admin.
@@ -344,4 +378,60 @@ pub fn assert_error(a: &Answer, status: StatusCode, needle: &str) {
         msg.to_lowercase().contains(&needle.to_lowercase()),
         "statusMessage {msg:?} does not mention {needle:?}"
     );
+}
+
+/// What the daemon logs while this lives, as the text of its log lines. Captured on the
+/// test's own thread: an in-process daemon's handlers run there (`#[tokio::test]` is one
+/// thread), work on blocking threads is not seen.
+pub struct CapturedLog {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
+    type Writer = LogSink;
+    fn make_writer(&'a self) -> LogSink {
+        self.clone()
+    }
+}
+
+impl CapturedLog {
+    pub fn start() -> CapturedLog {
+        let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(LogSink(text.clone()))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        CapturedLog {
+            text,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+
+    /// The log line that mentions `needle`; panics with the whole log if none does.
+    pub fn line_with(&self, needle: &str) -> String {
+        let text = self.text();
+        text.lines()
+            .find(|l| l.contains(needle))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no log line mentions {needle:?}; the log:\n{text}"))
+    }
 }

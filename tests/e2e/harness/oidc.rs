@@ -247,6 +247,17 @@ impl OidcProvider {
         self.test_get(url.as_str()).await;
     }
 
+    /// Sets the account's `preferred_username` from now on, as a person does at providers
+    /// that let people edit their username.
+    pub async fn set_username(&self, sub: &str, username: &str) {
+        let url = Url::parse_with_params(
+            &format!("{}/test/username", self.issuer),
+            [("sub", sub), ("value", username)],
+        )
+        .expect("username URL");
+        self.test_get(url.as_str()).await;
+    }
+
     async fn rotate(&self, path: &str) -> String {
         let url = format!("{}{path}", self.issuer);
         let body = self.test_get(&url).await;

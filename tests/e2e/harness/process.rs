@@ -59,7 +59,13 @@ pub struct Served {
     pub child: Child,
     pub lines: Vec<String>,
     pub url: String,
+    /// The management listener (`/metrics`, `/healthz`, `/readyz`) as `serve` printed it;
+    /// None when it is off.
+    pub management_url: Option<String>,
 }
+
+/// The variable of `server.management_listen`.
+pub const MANAGEMENT_LISTEN_VAR: &str = "ACCESSKEYD_SERVER__MANAGEMENT_LISTEN";
 
 impl Served {
     /// `serve` in `dir` with no configuration file (the embedded default).
@@ -67,9 +73,15 @@ impl Served {
         Self::start_with(accesskeyd(dir))
     }
 
-    /// `serve` from `cmd` (which may add `--config` and variables) on a free port.
+    /// `serve` from `cmd` (which may add `--config` and variables) on a free port, with the
+    /// management listener on a port of its choosing unless `cmd` sets
+    /// `ACCESSKEYD_SERVER__MANAGEMENT_LISTEN` itself (tests run side by side: the default
+    /// port would be taken).
     pub fn start_with(mut cmd: Command) -> Served {
         let port = free_port();
+        if !cmd.get_envs().any(|(k, _)| k == MANAGEMENT_LISTEN_VAR) {
+            cmd.env(MANAGEMENT_LISTEN_VAR, "127.0.0.1:0");
+        }
         let mut child = cmd
             .arg("serve")
             .env("ACCESSKEYD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -97,10 +109,16 @@ impl Served {
                 break;
             }
         }
+        // Printed before the `listening on` line.
+        let management_url = lines.iter().find_map(|l| {
+            l.strip_prefix("accesskeyd management on ")
+                .map(str::to_string)
+        });
         Served {
             child,
             lines,
             url: format!("http://127.0.0.1:{port}"),
+            management_url,
         }
     }
 

@@ -284,6 +284,17 @@ impl Slapd {
         self.ldap_tool("ldapmodify", &ldif).await;
     }
 
+    /// Replaces an attribute of the user `uid` (sent base64-encoded, so any Unicode passes).
+    pub async fn replace_attribute(&self, uid: &str, attribute: &str, value: &str) {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        let ldif = format!(
+            "dn: uid={uid},{USER_BASE}\nchangetype: modify\nreplace: {attribute}\n\
+             {attribute}:: {encoded}\n"
+        );
+        self.ldap_tool("ldapmodify", &ldif).await;
+    }
+
     pub async fn add_to_admins(&self, uid: &str) {
         self.add_to_group(ADMIN_GROUP_DN, uid).await;
     }

@@ -1,0 +1,1 @@
+ALTER TABLE event_tokens DROP COLUMN directory_ids;
