@@ -39,6 +39,16 @@ impl From<Error> for ScimError {
     }
 }
 
+/// Names a provider sends are shown in the pages and in mails: invisible and control
+/// characters (bidi overrides, zero-width) go, as for names read from directories.
+fn visible_names(mut u: ScimUser) -> ScimUser {
+    let clean = |v: Option<String>| v.map(|s| crate::text::visible(&s));
+    u.display_name = clean(u.display_name);
+    u.given_name = clean(u.given_name);
+    u.family_name = clean(u.family_name);
+    u
+}
+
 fn actor(directory: &str) -> Actor {
     Actor::system(&format!("scim:{directory}"))
 }
@@ -309,6 +319,7 @@ fn check_user_name(name: &str) -> Result<()> {
 /// record to the provider's subject by userName). `active: false` creates them disabled.
 pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
     check_user_name(&u.user_name)?;
+    let u = visible_names(u);
     let now = app.clock.now();
     let dir = dir.to_string();
     app.store
@@ -366,6 +377,7 @@ pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
 /// returned; with one the user is suspended (and `active: true` later restores them).
 pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
     check_user_name(&u.user_name)?;
+    let u = visible_names(u);
     let now = app.clock.now();
     let grace = grace(app, dir);
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());

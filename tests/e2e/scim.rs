@@ -400,3 +400,31 @@ async fn where_the_admin_trusts_the_username_claim_a_first_login_links_by_user_n
     let (_, record) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
     assert_ne!(record["meta"]["lastModified"], record["meta"]["created"]);
 }
+
+#[tokio::test]
+async fn names_a_provider_sends_lose_invisible_characters_before_anyone_sees_them() {
+    use reqwest::Method;
+    let (_p, d, scim) = setup().await;
+    // A right-to-left override and a zero-width space would let this name pass for another
+    // in the Admin Panel and in mails.
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "eve", "displayName": "Eve\u{202E}nimda\u{200B}",
+        "name": {"givenName": "E\u{200B}ve", "familyName": "Adams"}});
+    let (s, created) = scim.send(Method::POST, "/Users", Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (_, record) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(record["displayName"], "Evenimda", "{record}");
+    assert_eq!(record["name"]["givenName"], "Eve", "{record}");
+    let users = d
+        .admin()
+        .await
+        .get("/api/users?limit=100")
+        .await
+        .body
+        .to_string();
+    assert!(
+        !users.contains('\u{202E}') && !users.contains('\u{200B}'),
+        "{users}"
+    );
+}
