@@ -68,7 +68,10 @@ impl App {
             )),
             None => None,
         };
-        let auth_cache = Arc::new(AuthCache::new(&config.credential_cache));
+        let auth_cache = Arc::new(AuthCache::new(
+            &config.credential_cache,
+            config.access_keys.last_used_write_interval_seconds,
+        ));
         Ok(Arc::new(App {
             kerberos,
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),

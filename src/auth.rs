@@ -198,7 +198,9 @@ fn remembered(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Principal {
     let key = hit.key.map(|(row, key_id)| {
-        app.last_used.touch(&app.store, &row, now);
+        if hit.use_due {
+            app.last_used.touch(&app.store, &row, now);
+        }
         (row.to_string(), key_id.to_string())
     });
     Principal {

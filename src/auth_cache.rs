@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
@@ -63,7 +63,6 @@ impl Revoked {
 }
 
 /// A key whose password passed argon2.
-#[derive(Clone)]
 struct KnownKey {
     row_id: Arc<str>,
     user_id: Arc<str>,
@@ -73,6 +72,9 @@ struct KnownKey {
     /// Filled while the cache was live, right after a fresh read: usable for decisions.
     /// Entries learned while it was not only spare argon2 (the row is read every time).
     decides: bool,
+    /// When a use was last handed on for `lastUsed` (ms): most uses need no write, and
+    /// deciding that here costs one read of a number, not a lock.
+    use_noted_at: AtomicI64,
 }
 
 #[derive(Clone)]
@@ -96,6 +98,9 @@ pub struct Hit {
     pub user: Arc<UserRow>,
     /// (row id, key id) of the key behind the caller, if any.
     pub key: Option<(Arc<str>, Arc<str>)>,
+    /// Whether this use should be handed on to `keys::LastUsed` (at most once per
+    /// interval per key from memory).
+    pub use_due: bool,
 }
 
 /// The snapshot of what is remembered, for the background re-check.
@@ -118,6 +123,7 @@ pub struct Fresh {
 pub struct AuthCache {
     enabled: bool,
     max_entries: usize,
+    use_note_interval_ms: i64,
     pepper: [u8; 32],
     state: RwLock<State>,
     generation: AtomicU64,
@@ -133,12 +139,16 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 }
 
 impl AuthCache {
-    pub fn new(cfg: &CredentialCacheConfig) -> AuthCache {
+    /// `last_used_interval_seconds`: how often a remembered key's use is handed on for
+    /// `lastUsed` (`access_keys.last_used_write_interval_seconds`).
+    pub fn new(cfg: &CredentialCacheConfig, last_used_interval_seconds: u64) -> AuthCache {
         let mut pepper = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut pepper);
         AuthCache {
             enabled: cfg.enabled,
             max_entries: cfg.max_entries.max(1),
+            use_note_interval_ms: i64::try_from(last_used_interval_seconds.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
             pepper,
             state: RwLock::new(State::default()),
             generation: AtomicU64::new(0),
@@ -212,10 +222,17 @@ impl AuthCache {
         if !key_may_act(user, k.expires_at, days, now) {
             return self.miss();
         }
+        let now_ms = now.timestamp_millis();
+        let noted = k.use_noted_at.load(Ordering::Relaxed);
+        let use_due = now_ms.saturating_sub(noted) >= self.use_note_interval_ms
+            && k.use_noted_at
+                .compare_exchange(noted, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Hit {
             user: user.clone(),
             key: Some((k.row_id.clone(), Arc::from(key_id))),
+            use_due,
         })
     }
 
@@ -248,6 +265,7 @@ impl AuthCache {
                 .key
                 .as_ref()
                 .map(|(row, kid, _)| (row.clone(), kid.clone())),
+            use_due: s.key.is_some(),
         })
     }
 
@@ -270,6 +288,7 @@ impl AuthCache {
     /// Remembers a key that passed argon2 and the rule, with what was read at `generation`.
     /// Dropped if anything was invalidated since; kept only for argon2's sake while the cache
     /// is not live.
+    /// `now`: the read's time, when this use was also handed on for `lastUsed`.
     pub fn remember_key(
         &self,
         generation: u64,
@@ -277,6 +296,7 @@ impl AuthCache {
         user: &UserRow,
         days: i64,
         password: &Secret,
+        now: DateTime<Utc>,
     ) {
         if !self.enabled {
             return;
@@ -302,6 +322,7 @@ impl AuthCache {
                 digest,
                 expires_at: key.expires_at,
                 decides,
+                use_noted_at: AtomicI64::new(now.timestamp_millis()),
             },
         );
     }
@@ -523,7 +544,7 @@ mod tests {
     use chrono::Duration;
 
     fn cache() -> AuthCache {
-        let c = AuthCache::new(&CredentialCacheConfig::default());
+        let c = AuthCache::new(&CredentialCacheConfig::default(), 60);
         c.set_live(true);
         c
     }
@@ -556,7 +577,14 @@ mod tests {
     fn a_verified_key_is_decided_from_memory_by_the_rule() {
         let c = cache();
         let pw = Secret::new("akp_right");
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &person("u1"), 14, &pw);
+        c.remember_key(
+            c.generation(),
+            &key("akd_1", "u1"),
+            &person("u1"),
+            14,
+            &pw,
+            now(),
+        );
         let hit = c.key("akd_1", &pw, now()).expect("known");
         assert_eq!(hit.user.id, "u1");
         assert!(c.key("akd_1", &Secret::new("akp_wrong"), now()).is_none());
@@ -570,11 +598,11 @@ mod tests {
         let c = cache();
         let pw = Secret::new("akp_right");
         let u = person("u1");
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw);
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
         c.forget(&Revoked::User("u1".into()));
         assert!(c.key("akd_1", &pw, now()).is_none(), "user forgotten");
 
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw);
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
         let token_hash = hex::encode(token_digest("aks_t"));
         let s = SessionRow {
             token_hash: token_hash.clone(),
@@ -614,7 +642,7 @@ mod tests {
         let pw = Secret::new("akp_right");
         let read_at = c.generation();
         c.forget(&Revoked::User("u1".into()));
-        c.remember_key(read_at, &key("akd_1", "u1"), &person("u1"), 14, &pw);
+        c.remember_key(read_at, &key("akd_1", "u1"), &person("u1"), 14, &pw, now());
         assert!(c.key("akd_1", &pw, now()).is_none());
         // The password itself is still known against the same stored hash (argon2 spared).
         assert!(c.password_known("akd_1", "$argon2id$h1", &pw));
@@ -625,10 +653,24 @@ mod tests {
     fn nothing_is_decided_while_other_processes_cannot_be_heard() {
         let c = cache();
         let pw = Secret::new("akp_right");
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &person("u1"), 14, &pw);
+        c.remember_key(
+            c.generation(),
+            &key("akd_1", "u1"),
+            &person("u1"),
+            14,
+            &pw,
+            now(),
+        );
         c.set_live(false);
         assert!(c.key("akd_1", &pw, now()).is_none());
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &person("u1"), 14, &pw);
+        c.remember_key(
+            c.generation(),
+            &key("akd_1", "u1"),
+            &person("u1"),
+            14,
+            &pw,
+            now(),
+        );
         c.set_live(true);
         assert!(c.key("akd_1", &pw, now()).is_none(), "starts over");
     }
@@ -639,14 +681,14 @@ mod tests {
         let pw = Secret::new("akp_right");
         let mut u = person("u1");
         u.suspended_at = Some(1);
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw);
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
         assert!(c.key("akd_1", &pw, now()).is_none());
 
         let mut sa = UserRow::fixture("sa");
         sa.is_service_account = true;
         let mut k = key("akd_2", "sa");
         k.expires_at = Some((now() + Duration::hours(1)).timestamp_millis());
-        c.remember_key(c.generation(), &k, &sa, 14, &pw);
+        c.remember_key(c.generation(), &k, &sa, 14, &pw, now());
         assert!(c.key("akd_2", &pw, now()).is_some());
         assert!(c.key("akd_2", &pw, now() + Duration::hours(2)).is_none());
     }
@@ -656,8 +698,8 @@ mod tests {
         let c = cache();
         let pw = Secret::new("akp_right");
         let u = person("u1");
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw);
-        c.remember_key(c.generation(), &key("akd_2", "u1"), &u, 14, &pw);
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
+        c.remember_key(c.generation(), &key("akd_2", "u1"), &u, 14, &pw, now());
         let snap = c.snapshot().unwrap();
         let mut changed = key("akd_2", "u1");
         changed.password_hash = "$argon2id$h2".into();
@@ -684,10 +726,13 @@ mod tests {
 
     #[test]
     fn caps_hold() {
-        let c = AuthCache::new(&CredentialCacheConfig {
-            max_entries: 10,
-            ..CredentialCacheConfig::default()
-        });
+        let c = AuthCache::new(
+            &CredentialCacheConfig {
+                max_entries: 10,
+                ..CredentialCacheConfig::default()
+            },
+            60,
+        );
         c.set_live(true);
         let pw = Secret::new("akp_right");
         for i in 0..100 {
@@ -698,6 +743,7 @@ mod tests {
                 &u,
                 14,
                 &pw,
+                now(),
             );
         }
         let (k, s, u) = c.sizes();

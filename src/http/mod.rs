@@ -38,7 +38,7 @@ impl FromRef<AppState> for Arc<App> {
 /// The whole API.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.server.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .merge(auth::router())
         .merge(keys::router())
         .merge(users::router())
@@ -51,9 +51,19 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(TraceLayer::new_for_http())
-        .with_state(AppState(app))
+        .layer(DefaultBodyLimit::max(limit));
+    traced(router).with_state(AppState(app))
+}
+
+/// Request spans and tower-http's per-request lines, only when its debug logging is on
+/// (`RUST_LOG=tower_http=debug,info`): otherwise they cost every request time and say
+/// nothing (failures are logged by the error mapping, with their errorId).
+fn traced(router: Router<AppState>) -> Router<AppState> {
+    if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+        router.layer(TraceLayer::new_for_http())
+    } else {
+        router
+    }
 }
 
 /// The management listener's routes: `/metrics`, `/healthz` and `/readyz`, nothing else.

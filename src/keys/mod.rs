@@ -406,7 +406,7 @@ pub async fn verify(
     };
     // Remembered whatever the rule says now: memory answers only while the rule says yes.
     app.auth_cache
-        .remember_key(generation, &key, &user, days, &password);
+        .remember_key(generation, &key, &user, days, &password, now);
     let checked = if user.is_active() {
         validity::check_key(
             user.key_holder(&key),
