@@ -37,21 +37,10 @@ pub struct App {
 
 impl App {
     /// Opens the database, applies migrations and prepares the directories.
-    /// Also starts hearing other processes' revocations and the cache's background re-check,
-    /// for as long as the application lives.
     pub async fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
         let store = Store::open(&config.database)?;
         store.migrate().await?;
-        let app = Self::with_store(config, clock, store)?;
-        if app.config.credential_cache.enabled {
-            crate::revocation::spawn_listener(&app.auth_cache, &app.store)
-                .map_err(|e| Error::Internal(format!("revocation listener: {e}")))?;
-            crate::revocation::spawn_recheck(
-                &app,
-                std::time::Duration::from_secs(app.config.credential_cache.recheck_seconds),
-            );
-        }
-        Ok(app)
+        Self::with_store(config, clock, store)
     }
 
     /// Builds the application on an opened (and migrated) store.

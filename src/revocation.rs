@@ -4,9 +4,9 @@
 //!
 //! Inside the write transaction, [`announce`] tells the other processes on the database
 //! (PostgreSQL: `NOTIFY`, delivered at commit; SQLite: a row in `revocations` that they poll).
-//! After the commit, [`changed`] drops what this process remembers. [`spawn_listener`] hears
-//! the others; while it cannot, remembered decisions are not used at all. [`spawn_recheck`]
-//! compares everything remembered with the database in the background.
+//! After the commit, [`changed`] drops what this process remembers. A serving process starts
+//! [`Hearing`]: a thread that hears the others (while it cannot, remembered decisions are not
+//! used at all) and a background re-check of everything remembered.
 
 use crate::app::App;
 pub use crate::auth_cache::Revoked;
@@ -16,6 +16,7 @@ use crate::store::models::{AccessKeyRow, SessionRow, UserRow};
 use crate::store::schema::{access_keys, revocations, sessions, users};
 use crate::store::{Backend, DbConn, Store};
 use diesel::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -90,19 +91,60 @@ pub fn prune(conn: &mut DbConn, now: chrono::DateTime<chrono::Utc>) -> Result<us
     Ok(diesel::delete(revocations::table.filter(revocations::at.lt(cutoff))).execute(conn)?)
 }
 
-/// Hears other processes' announcements for as long as `cache` lives, on a thread of its
-/// own. The cache is live only while they can be heard: at start, after the first successful
-/// read; after a lost connection, once it is back (and it starts over each time).
-pub fn spawn_listener(cache: &Arc<AuthCache>, store: &Store) -> std::io::Result<()> {
-    let weak = Arc::downgrade(cache);
-    let store = store.clone();
-    std::thread::Builder::new()
-        .name("revocations".into())
-        .spawn(move || match store.backend().clone() {
-            Backend::Postgres(url) => listen_postgres(&weak, &url),
-            Backend::Sqlite(_) => poll_sqlite(&weak, &store),
-        })
-        .map(|_| ())
+/// What a serving process runs to use its credential cache: the thread that hears other
+/// processes' announcements and the background re-check. Stop it before the process exits
+/// (a thread still inside libpq while the process tears down TLS state can crash the exit).
+pub struct Hearing {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    recheck: tokio::task::JoinHandle<()>,
+}
+
+impl Hearing {
+    /// Starts both, unless `[credential_cache] enabled = false` (then memory is never used).
+    pub fn start(app: &Arc<App>) -> std::io::Result<Option<Hearing>> {
+        if !app.config.credential_cache.enabled {
+            return Ok(None);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = Arc::downgrade(&app.auth_cache);
+        let store = app.store.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("revocations".into())
+            .spawn(move || match store.backend().clone() {
+                Backend::Postgres(url) => listen_postgres(&weak, &url, &flag),
+                Backend::Sqlite(_) => poll_sqlite(&weak, &store, &flag),
+            })?;
+        let recheck = spawn_recheck(
+            app,
+            Duration::from_secs(app.config.credential_cache.recheck_seconds),
+        );
+        Ok(Some(Hearing {
+            stop,
+            thread: Some(thread),
+            recheck,
+        }))
+    }
+
+    /// Stops hearing (the cache stops deciding) and waits for the thread to end.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.recheck.abort();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Hearing {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }
 
 /// Waits between attempts to reconnect: doubling, at most 5 s.
@@ -110,10 +152,10 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5)).min(5000))
 }
 
-fn listen_postgres(weak: &Weak<AuthCache>, url: &str) {
+fn listen_postgres(weak: &Weak<AuthCache>, url: &str, stop: &AtomicBool) {
     let url = with_application_name(url);
     let mut failures = 0u32;
-    while weak.strong_count() > 0 {
+    while weak.strong_count() > 0 && !stop.load(Ordering::Acquire) {
         match Backend::Postgres(url.clone()).connect() {
             Ok(DbConn::Pg(mut conn)) => {
                 if let Err(e) = diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn) {
@@ -124,7 +166,7 @@ fn listen_postgres(weak: &Weak<AuthCache>, url: &str) {
                         c.set_live(true);
                         tracing::info!("hearing other replicas' revocations; credential cache on");
                     }
-                    let lost = pump_postgres(weak, &mut conn);
+                    let lost = pump_postgres(weak, &mut conn, stop);
                     if let Some(c) = weak.upgrade() {
                         c.set_live(false);
                     }
@@ -144,14 +186,33 @@ fn listen_postgres(weak: &Weak<AuthCache>, url: &str) {
                 }
             }
         }
-        std::thread::sleep(backoff(failures));
+        sleep_unless_stopped(backoff(failures), stop);
         failures = failures.saturating_add(1);
     }
 }
 
+/// Sleeps `d`, in short steps so that a stop is seen promptly.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let until = std::time::Instant::now() + d;
+    while !stop.load(Ordering::Acquire) {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(POLL));
+    }
+}
+
 /// Applies notifications until the connection fails (`Some(error)`) or the cache is gone.
-fn pump_postgres(weak: &Weak<AuthCache>, conn: &mut diesel::PgConnection) -> Option<String> {
+fn pump_postgres(
+    weak: &Weak<AuthCache>,
+    conn: &mut diesel::PgConnection,
+    stop: &AtomicBool,
+) -> Option<String> {
     loop {
+        if stop.load(Ordering::Acquire) {
+            return None;
+        }
         let cache = weak.upgrade()?;
         for n in conn.notifications_iter() {
             match n {
@@ -175,10 +236,10 @@ fn with_application_name(url: &str) -> String {
     }
 }
 
-fn poll_sqlite(weak: &Weak<AuthCache>, store: &Store) {
+fn poll_sqlite(weak: &Weak<AuthCache>, store: &Store, stop: &AtomicBool) {
     let mut last: Option<i64> = None;
     let mut failures = 0u32;
-    while let Some(cache) = weak.upgrade() {
+    while let Some(cache) = weak.upgrade().filter(|_| !stop.load(Ordering::Acquire)) {
         let result = store.blocking_read(|conn| {
             let since = match last {
                 Some(id) => id,
@@ -215,18 +276,19 @@ fn poll_sqlite(weak: &Weak<AuthCache>, store: &Store) {
             }
         }
         drop(cache);
-        std::thread::sleep(if failures == 0 {
+        let wait = if failures == 0 {
             POLL
         } else {
             backoff(failures)
-        });
+        };
+        sleep_unless_stopped(wait, stop);
     }
 }
 
 /// Compares everything remembered with the database every `every`, off the request path,
 /// and drops what no longer agrees: the most an entry can lag behind a change whose
 /// announcement was missed.
-pub fn spawn_recheck(app: &Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_recheck(app: &Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);

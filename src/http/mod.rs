@@ -95,7 +95,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve::serve(app, serve::Listener::Public, listener, shutdown).await
+    serve_with_management(app, listener, None, shutdown).await
 }
 
 /// Binds the management listener at `address` (`server.management_listen`); None when
@@ -117,6 +117,9 @@ pub async fn serve_with_management(
     management: Option<tokio::net::TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Known credentials are decided from memory only while this process hears other
+    // processes' revocations; that lasts exactly as long as it serves.
+    let hearing = crate::revocation::Hearing::start(&app)?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let management = management.map(|listener| {
         tokio::spawn(serve::serve(
@@ -143,6 +146,9 @@ pub async fn serve_with_management(
             Err(e) => tracing::warn!(error = %e, "the management listener's task failed"),
             Ok(Ok(())) => {}
         }
+    }
+    if let Some(h) = hearing {
+        let _ = tokio::task::spawn_blocking(move || h.stop()).await;
     }
     result
 }
