@@ -48,7 +48,7 @@ pub struct Principal {
     pub user: Arc<UserRow>,
     pub method: Method,
     /// The key behind an access-key caller: (row id, key id).
-    pub key: Option<(String, String)>,
+    pub key: Option<(Arc<str>, Arc<str>)>,
     /// The session token's hash, when the caller came with a session.
     pub session_hash: Option<String>,
     /// The client's address (behind trusted proxies, the client they name).
@@ -61,7 +61,7 @@ impl Principal {
             user_id: Some(self.user.id.clone()),
             name: Some(self.user.username.clone()),
             remote_addr: self.remote_addr.map(|a| a.to_string()),
-            key_id: self.key.as_ref().map(|(_, k)| k.clone()),
+            key_id: self.key.as_ref().map(|(_, k)| k.to_string()),
         }
     }
 
@@ -153,7 +153,9 @@ pub async fn authenticate(
                 inc(&app.metrics.key_auth_ok);
                 return Ok(remembered(app, hit, None, remote_addr, now));
             }
-            let v = keys::verify(app, &key_id, password, remote_addr)
+            // Boxed: the slow path's state (argon2, database) would otherwise make every
+            // request's future, hits included, several KB that is copied on each call.
+            let v = Box::pin(keys::verify(app, &key_id, password, remote_addr))
                 .await
                 .inspect_err(|e| {
                     // Not audited (a misconfigured poller would flood the trail); logged
@@ -171,7 +173,7 @@ pub async fn authenticate(
             Ok(Principal {
                 user: Arc::new(v.user),
                 method: Method::AccessKey,
-                key: Some((v.key.id, v.key.key_id)),
+                key: Some((Arc::from(v.key.id), Arc::from(v.key.key_id))),
                 session_hash: None,
                 remote_addr,
             })
@@ -184,7 +186,7 @@ pub async fn authenticate(
             if let Some(hit) = app.auth_cache.session(&digest, now) {
                 return Ok(remembered(app, hit, Some(&digest), remote_addr, now));
             }
-            session_from_database(app, digest, remote_addr, now).await
+            Box::pin(session_from_database(app, digest, remote_addr, now)).await
         }
     }
 }
@@ -201,7 +203,7 @@ fn remembered(
         if hit.use_due {
             app.last_used.touch(&app.store, &row, now);
         }
-        (row.to_string(), key_id.to_string())
+        (row, key_id)
     });
     Principal {
         user: hit.user,
@@ -273,7 +275,7 @@ async fn session_from_database(
                 ))
             })?;
             app.last_used.touch(&app.store, &k.id, now);
-            Some((k.id.clone(), k.key_id.clone()))
+            Some((Arc::from(k.id.as_str()), Arc::from(k.key_id.as_str())))
         }
     };
     app.auth_cache

@@ -65,6 +65,8 @@ impl Revoked {
 /// A key whose password passed argon2.
 struct KnownKey {
     row_id: Arc<str>,
+    /// The map's key again, shared: a hit hands it out without allocating.
+    key_id: Arc<str>,
     user_id: Arc<str>,
     stored_hash: String,
     digest: [u8; 32],
@@ -231,7 +233,7 @@ impl AuthCache {
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Hit {
             user: user.clone(),
-            key: Some((k.row_id.clone(), Arc::from(key_id))),
+            key: Some((k.row_id.clone(), k.key_id.clone())),
             use_due,
         })
     }
@@ -317,6 +319,7 @@ impl AuthCache {
             key.key_id.clone(),
             KnownKey {
                 row_id: Arc::from(key.id.as_str()),
+                key_id: Arc::from(key.key_id.as_str()),
                 user_id,
                 stored_hash: key.password_hash.clone(),
                 digest,

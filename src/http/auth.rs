@@ -8,7 +8,7 @@ use crate::auth::{self, LoginInput};
 use crate::error::Error;
 use crate::kerberos;
 use crate::secret::Secret;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -441,28 +441,44 @@ async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<Stat
 
 /// Forward authentication (nginx `auth_request`, Traefik ForwardAuth, Envoy): 200 with the
 /// caller in headers, or 401 with a Basic challenge.
-async fn verify(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    // The request itself, not `Parts`: extracting `Parts` clones its headers and extensions.
+    let (parts, _) = request.into_parts();
     let creds = credentials(&parts)?
         .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
     let p = auth::authenticate(&state.0, creds, client_ip(&parts, &state.0)).await?;
-    let mut headers = HeaderMap::new();
-    let mut set = |name: &'static str, value: &str| -> Result<(), ApiError> {
-        let v = HeaderValue::from_str(value)
-            .map_err(|e| Error::Internal(format!("header {name}: {e}")))?;
-        headers.insert(HeaderName::from_static(name), v);
-        Ok(())
+    // Written straight into the response's own map, sized once: this answers every
+    // request an auth_request proxy forwards.
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.reserve(5);
+    let dynamic = |name: &'static str, value: &str| {
+        HeaderValue::from_str(value)
+            .map_err(|e| ApiError::from(Error::Internal(format!("header {name}: {e}"))))
     };
-    set("x-auth-user", &p.user.username)?;
-    set("x-auth-user-id", &p.user.id)?;
-    set(
-        "x-auth-admin",
-        if p.user.is_admin { "true" } else { "false" },
-    )?;
-    set("x-auth-method", p.method.as_str())?;
+    headers.insert(
+        HeaderName::from_static("x-auth-user"),
+        dynamic("x-auth-user", &p.user.username)?,
+    );
+    headers.insert(
+        HeaderName::from_static("x-auth-user-id"),
+        dynamic("x-auth-user-id", &p.user.id)?,
+    );
+    headers.insert(
+        HeaderName::from_static("x-auth-admin"),
+        HeaderValue::from_static(if p.user.is_admin { "true" } else { "false" }),
+    );
+    headers.insert(
+        HeaderName::from_static("x-auth-method"),
+        HeaderValue::from_static(p.method.as_str()),
+    );
     if let Some((_, key_id)) = &p.key {
-        set("x-auth-key-id", key_id)?;
+        headers.insert(
+            HeaderName::from_static("x-auth-key-id"),
+            dynamic("x-auth-key-id", key_id)?,
+        );
     }
-    Ok((StatusCode::OK, headers).into_response())
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -75,12 +75,9 @@ pub async fn serve(
         "connection limits"
     );
 
-    let mut builder = http1::Builder::new();
-    // A backstop only: hyper's timer also runs while a keep-alive connection is idle, so it
-    // must exceed idle + head; the exact deadlines are kept by `TimedStream`.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(deadlines.header_read + deadlines.keep_alive);
+    // No hyper timer: `TimedStream` keeps both read deadlines, and hyper's own
+    // header_read_timeout would arm and cancel one more timer on every request.
+    let builder = http1::Builder::new();
 
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
@@ -262,6 +259,13 @@ async fn within_deadline(
     uri: Uri,
     call: impl Future<Output = Result<Response, Infallible>>,
 ) -> Result<Response, Infallible> {
+    let mut call = std::pin::pin!(call);
+    // Most requests are answered on their first poll; only those that wait pay for a timer
+    // (their deadline runs from that first wait, microseconds after the start).
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    if let Poll::Ready(response) = first {
+        return response;
+    }
     match tokio::time::timeout(limit, call).await {
         Ok(response) => response,
         Err(_) => {
@@ -350,7 +354,7 @@ impl<T> TimedStream<T> {
         }
     }
 
-    fn bytes_written(&mut self, first: &[u8]) {
+    fn bytes_written(&mut self, first: &[u8], cx: &mut Context<'_>) {
         // A `100 Continue` comes before the request body: the request is still running.
         if self.phase == Phase::InRequest && first.starts_with(b"HTTP/1.1 1") {
             return;
@@ -358,6 +362,10 @@ impl<T> TimedStream<T> {
         // Every write of a (streamed) response restarts the idle deadline.
         self.phase = Phase::Idle;
         self.deadline = None;
+        // Armed now, with the writer's waker: hyper's last read (during the request) was
+        // already pending, so it does not read again after the response until the socket
+        // or this timer wakes it. A deadline just set cannot have passed.
+        let _ = self.poll_deadline(cx);
     }
 
     /// Pending until the current phase's deadline, then the error that ends the connection.
@@ -419,7 +427,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedStream<T> {
         let this = self.get_mut();
         let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
         if written > 0 {
-            this.bytes_written(buf);
+            this.bytes_written(buf, cx);
         }
         Poll::Ready(Ok(written))
     }
@@ -433,7 +441,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedStream<T> {
         let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
         if written > 0 {
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
-            this.bytes_written(first);
+            this.bytes_written(first, cx);
         }
         Poll::Ready(Ok(written))
     }
