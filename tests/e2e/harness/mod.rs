@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod db;
 pub mod kdc;
+pub mod log;
 pub mod oidc;
 pub mod process;
 pub mod samba;

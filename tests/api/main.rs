@@ -1,0 +1,12 @@
+//! The fast tier: the API's and the pages' rules, driven in-process through the router with
+//! the built-in directory and a movable clock; no TCP listener, no system peer. Plain
+//! `cargo test` runs it; the peers' own tests are in `tests/e2e` (`scripts/test.sh`).
+
+mod app;
+#[path = "../e2e/harness/db.rs"]
+mod db;
+#[path = "../e2e/harness/log.rs"]
+mod log;
+
+mod access_keys;
+mod admin;
