@@ -10,3 +10,14 @@ mod log;
 
 mod access_keys;
 mod admin;
+mod events;
+mod input;
+mod jobs;
+mod logins;
+mod pages;
+mod request_path;
+mod scim;
+mod service_accounts;
+mod sync;
+mod validity;
+mod windows;

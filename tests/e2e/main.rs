@@ -7,10 +7,7 @@ mod ad;
 mod admin;
 mod cli;
 mod connections;
-mod cookies;
 mod events;
-mod input;
-mod jobs;
 #[cfg(feature = "kerberos")]
 mod kerberos;
 mod ldap_directory;
@@ -25,4 +22,3 @@ mod sdk;
 mod service_accounts;
 mod sync;
 mod ui;
-mod validity;

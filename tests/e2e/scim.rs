@@ -314,43 +314,6 @@ async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed(
 }
 
 #[tokio::test]
-async fn search_checks_the_token_before_it_reads_the_body() {
-    let extra = "\n[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\n";
-    let d = Daemon::start_with(None, extra, &[]).await;
-    let http = reqwest::Client::new();
-    let search = |token: Option<String>| {
-        let mut req = http
-            .post(format!("{}/scim/v2/Users/.search", d.url))
-            .header("content-type", "application/scim+json")
-            .body("{");
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    // Without a token, a malformed body is not even looked at.
-    let (status, body) = search(None).await;
-    assert_scim_error(status, &body, StatusCode::UNAUTHORIZED, None);
-    let (status, body) = search(Some("akscim_not-a-token".into())).await;
-    assert_scim_error(status, &body, StatusCode::UNAUTHORIZED, None);
-    // With one, the same body is a syntax error.
-    let (_, token) = accesskeyd::scim::create_token(&d.app, "idp", "test provider")
-        .await
-        .unwrap();
-    let (status, body) = search(Some(token.expose().to_string())).await;
-    assert_scim_error(
-        status,
-        &body,
-        StatusCode::BAD_REQUEST,
-        Some("invalidSyntax"),
-    );
-}
-
-#[tokio::test]
 async fn a_first_login_links_a_provisioned_record_by_external_id_not_by_a_name_alone() {
     use reqwest::Method;
     let (p, d, scim) = setup().await;
@@ -399,32 +362,4 @@ async fn where_the_admin_trusts_the_username_claim_a_first_login_links_by_user_n
     assert_eq!(r.json::<Value>().await.unwrap()["id"], id.as_str());
     let (_, record) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
     assert_ne!(record["meta"]["lastModified"], record["meta"]["created"]);
-}
-
-#[tokio::test]
-async fn names_a_provider_sends_lose_invisible_characters_before_anyone_sees_them() {
-    use reqwest::Method;
-    let (_p, d, scim) = setup().await;
-    // A right-to-left override and a zero-width space would let this name pass for another
-    // in the Admin Panel and in mails.
-    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": "eve", "displayName": "Eve\u{202E}nimda\u{200B}",
-        "name": {"givenName": "E\u{200B}ve", "familyName": "Adams"}});
-    let (s, created) = scim.send(Method::POST, "/Users", Some(body)).await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let (_, record) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
-    assert_eq!(record["displayName"], "Evenimda", "{record}");
-    assert_eq!(record["name"]["givenName"], "Eve", "{record}");
-    let users = d
-        .admin()
-        .await
-        .get("/api/users?limit=100")
-        .await
-        .body
-        .to_string();
-    assert!(
-        !users.contains('\u{202E}') && !users.contains('\u{200B}'),
-        "{users}"
-    );
 }

@@ -16,8 +16,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tempfile::TempDir;
 
-pub use super::log::CapturedLog;
-
 pub const ADMIN: &str = "root";
 pub const ADMIN_PASSWORD: &str = "root-password-123";
 pub const LDAP_DIR: &str = "corp";

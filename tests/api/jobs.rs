@@ -1,23 +1,24 @@
 //! The scheduled cleanup on the daemon's own database: expired sessions go, live ones stay,
 //! and each run is recorded with the replica that ran it.
 
-use crate::harness::daemon::Daemon;
-use reqwest::StatusCode;
+use crate::app::TestApp;
+use axum::http::StatusCode;
 
 #[tokio::test]
 async fn cleanup_removes_expired_sessions_and_records_its_runs() {
-    let d = Daemon::start(None).await;
-    let old = d.admin().await;
+    let app = TestApp::spawn().await;
+    let old = app.admin().await;
     // 13 hours later the first session has expired (12 h); a new one has not.
-    d.advance(chrono::Duration::hours(13));
-    let fresh = d.admin().await;
-    assert_eq!(old.me().await.status, StatusCode::UNAUTHORIZED);
+    app.advance(chrono::Duration::hours(13));
+    let fresh = app.admin().await;
+    assert_eq!(app.me(&old).await.status, StatusCode::UNAUTHORIZED);
 
-    let app = d.app.clone();
+    let daemon = app.app.clone();
     let detail = tokio::task::spawn_blocking(move || {
-        let now = app.clock.now();
-        app.leadership
-            .run_blocking("session-cleanup", app.clock.as_ref(), |conn| {
+        let now = daemon.clock.now();
+        daemon
+            .leadership
+            .run_blocking("session-cleanup", daemon.clock.as_ref(), |conn| {
                 accesskeyd::jobs::cleanup(conn, now, &[])
             })
     })
@@ -28,13 +29,13 @@ async fn cleanup_removes_expired_sessions_and_records_its_runs() {
         detail.as_deref(),
         Some("removed 1 expired session(s), 0 old job record(s) and 0 deprovisioned user(s)")
     );
-    assert!(d.app.leadership.is_leader(), "the only process leads");
-    assert_eq!(fresh.me().await.status, StatusCode::OK);
+    assert!(app.app.leadership.is_leader(), "the only process leads");
+    assert_eq!(app.me(&fresh).await.status, StatusCode::OK);
 
     let runs: Vec<(String, String, Option<String>)> = {
         use accesskeyd::store::schema::job_runs;
         use diesel::prelude::*;
-        d.app
+        app.app
             .store
             .read(|c| {
                 Ok(job_runs::table
@@ -48,6 +49,6 @@ async fn cleanup_removes_expired_sessions_and_records_its_runs() {
     assert_eq!(runs[0].0, "session-cleanup");
     assert_eq!(runs[0].1, accesskeyd::app::replica_id());
     assert_eq!(runs[0].2.as_deref(), Some("success"));
-    let metrics = d.metrics().await;
+    let metrics = app.metrics().await;
     assert!(metrics.lines().any(|l| l == "accesskeyd_job_leader 1"));
 }

@@ -1,16 +1,13 @@
 //! Bad input gets the contract's JSON error and changes nothing; health endpoints answer.
 
-use crate::harness::daemon::{assert_error, Daemon};
-use reqwest::StatusCode;
+use crate::app::{assert_error, TestApp, ADMIN};
+use axum::http::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn malformed_requests_get_clear_errors_and_change_nothing() {
-    let d = Daemon::start(None).await;
-    let admin = d.admin().await;
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", d.url);
-    let token = admin.token();
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
 
     // Malformed JSON, wrong types, wrong content type, oversized bodies.
     let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
@@ -72,45 +69,39 @@ async fn malformed_requests_get_clear_errors_and_change_nothing() {
         ),
     ];
     for (path, ctype, body, status, needle) in cases {
-        let resp = http
-            .post(url(path))
-            .header("x-sq-auth", &token)
-            .header("content-type", ctype)
-            .body(body.clone())
+        let r = app
+            .post(path)
+            .auth(&admin)
+            .body(ctype, body.clone())
             .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(
-            resp.status(),
+            r.status,
             status,
             "{path} {ctype} {}",
             &body[..body.len().min(40)]
         );
-        let v: serde_json::Value = resp.json().await.expect("JSON error body");
+        let v = r.json();
         let msg = v["statusMessage"].as_str().expect("statusMessage");
         assert!(
             msg.to_lowercase().contains(needle),
             "{msg:?} lacks {needle:?}"
         );
     }
-    assert_eq!(
-        admin.get("/api/accesskeys").await.body["keys"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    let keys = app.get("/api/accesskeys").auth(&admin).send().await.json();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 0);
 
     // The Seeq SDK's content type is accepted.
-    let resp = http
-        .post(url("/api/accesskeys"))
-        .header("x-sq-auth", &token)
-        .header("content-type", "application/vnd.seeq.v1+json")
-        .body("{\"name\": \"from the SDK\"}")
+    let r = app
+        .post("/api/accesskeys")
+        .auth(&admin)
+        .body(
+            "application/vnd.seeq.v1+json",
+            "{\"name\": \"from the SDK\"}",
+        )
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
 
     // Bad query parameters and paths.
     for path in [
@@ -119,52 +110,59 @@ async fn malformed_requests_get_clear_errors_and_change_nothing() {
         "/api/users?offset=-1",
         "/api/accesskeys?getAll=maybe",
     ] {
-        let a = admin.get(path).await;
+        let a = app.get(path).auth(&admin).send().await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {}", a.body);
-        assert!(a.body["statusMessage"].is_string());
+        assert!(a.json()["statusMessage"].is_string());
     }
     assert_error(
-        &admin.get("/api/users/not-a-user").await,
+        &app.get("/api/users/not-a-user").auth(&admin).send().await,
         StatusCode::NOT_FOUND,
         "not found",
     );
     assert_error(
-        &admin.delete("/api/accesskeys/akd_nope").await,
+        &app.delete("/api/accesskeys/akd_nope")
+            .auth(&admin)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not found",
     );
 
     // Unknown routes and methods.
     assert_error(
-        &admin.get("/api/nope").await,
+        &app.get("/api/nope").auth(&admin).send().await,
         StatusCode::NOT_FOUND,
         "no such endpoint",
     );
     assert_error(
-        &d.client().get("/").await,
+        &app.get("/").send().await,
         StatusCode::NOT_FOUND,
         "no such endpoint",
     );
-    let a = admin
-        .send(reqwest::Method::PUT, "/api/accesskeys", Some(json!({})))
+    let a = app
+        .request(Method::PUT, "/api/accesskeys")
+        .auth(&admin)
+        .json(json!({}))
+        .send()
         .await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(a.body["statusMessage"].is_string());
+    assert!(a.json()["statusMessage"].is_string());
 }
 
 #[tokio::test]
 async fn health_readiness_status_and_metrics() {
-    let d = Daemon::start(None).await;
-    let c = d.client();
-    assert_eq!(c.get("/healthz").await.status, StatusCode::OK);
-    assert_eq!(c.get("/readyz").await.status, StatusCode::OK);
-    let s = c.get("/api/system/server-status").await;
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").send().await.status, StatusCode::OK);
+    assert_eq!(app.get("/readyz").send().await.status, StatusCode::OK);
+    let s = app.get("/api/system/server-status").send().await;
     assert_eq!(s.status, StatusCode::OK);
-    assert_eq!(s.body["version"], env!("CARGO_PKG_VERSION"));
-    d.admin().await;
-    let (status, _, _) = c.login("root", "wrong password", Some("builtin")).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let text = d.metrics().await;
+    assert_eq!(s.json()["version"], env!("CARGO_PKG_VERSION"));
+    app.admin().await;
+    let r = app
+        .try_login(ADMIN, "wrong password", Some("builtin"))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let text = app.metrics().await;
     assert!(
         text.contains("accesskeyd_logins_total{outcome=\"success\"} 1"),
         "{text}"

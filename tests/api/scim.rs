@@ -1,0 +1,95 @@
+//! SCIM rules that need no identity provider: the token is checked before the body is
+//! read, and names a provider sends lose invisible characters.
+
+use crate::app::{Resp, TestApp};
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+/// An OpenID Connect directory for SCIM tokens; its issuer is never asked.
+const IDP: &str = "\n[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\n";
+
+fn assert_scim_error(r: &Resp, expected: StatusCode, scim_type: Option<&str>) {
+    assert_eq!(r.status, expected, "{}", r.body);
+    let body = r.json();
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
+    assert_eq!(body["status"], expected.as_u16().to_string());
+    if let Some(t) = scim_type {
+        assert_eq!(body["scimType"], t, "{body}");
+    }
+}
+
+async fn token(app: &TestApp) -> String {
+    let (_, token) = accesskeyd::scim::create_token(&app.app, "idp", "test provider")
+        .await
+        .unwrap();
+    token.expose().to_string()
+}
+
+#[tokio::test]
+async fn search_checks_the_token_before_it_reads_the_body() {
+    let app = TestApp::spawn_with(IDP).await;
+    let search = |token: Option<&str>| {
+        let req = app
+            .post("/scim/v2/Users/.search")
+            .body("application/scim+json", "{");
+        match token {
+            Some(t) => req.bearer(t).send(),
+            None => req.send(),
+        }
+    };
+    // Without a token, a malformed body is not even looked at.
+    assert_scim_error(&search(None).await, StatusCode::UNAUTHORIZED, None);
+    assert_scim_error(
+        &search(Some("akscim_not-a-token")).await,
+        StatusCode::UNAUTHORIZED,
+        None,
+    );
+    // With one, the same body is a syntax error.
+    let token = token(&app).await;
+    assert_scim_error(
+        &search(Some(&token)).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidSyntax"),
+    );
+}
+
+#[tokio::test]
+async fn names_a_provider_sends_lose_invisible_characters_before_anyone_sees_them() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    // A right-to-left override and a zero-width space would let this name pass for another
+    // in the Admin Panel and in mails.
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "eve", "displayName": "Eve\u{202E}nimda\u{200B}",
+        "name": {"givenName": "E\u{200B}ve", "familyName": "Adams"}});
+    let created = app
+        .post("/scim/v2/Users")
+        .bearer(&token)
+        .body("application/scim+json", body.to_string())
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let record: Value = app
+        .get(&format!("/scim/v2/Users/{id}"))
+        .bearer(&token)
+        .send()
+        .await
+        .json();
+    assert_eq!(record["displayName"], "Evenimda", "{record}");
+    assert_eq!(record["name"]["givenName"], "Eve", "{record}");
+    let admin = app.admin().await;
+    let users = app
+        .get("/api/users?limit=100")
+        .auth(&admin)
+        .send()
+        .await
+        .body;
+    assert!(
+        !users.contains('\u{202E}') && !users.contains('\u{200B}'),
+        "{users}"
+    );
+}
