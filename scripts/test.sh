@@ -61,15 +61,19 @@ cargo clippy --all-targets --all-features -- -D warnings
 # The default build (no `kerberos` feature, what the README's run command builds) must
 # compile and be lint-clean too: it has its own code path for Windows sign-in.
 cargo clippy --lib --bins -- -D warnings
-cargo test --lib kerberos::
-# Unit and end-to-end tests on SQLite (benches are run with `cargo bench`, see
-# docs/performance.md), with the optional Kerberos sign-in built in so it is tested too.
-ACCESSKEYD_TEST_BACKEND=sqlite cargo test --features kerberos --lib --bins --tests
+# What the README's plain `cargo test` runs, on the default build (its own code path for
+# Windows sign-in, `kerberos::` included): the unit tests and the fast tier (tests/api).
+cargo test
+# Unit tests, the fast tier and the end-to-end suite with its real peers (`system-tests`) on
+# SQLite (benches are run with `cargo bench`, see docs/performance.md), with the optional
+# Kerberos sign-in built in so it is tested too.
+ACCESSKEYD_TEST_BACKEND=sqlite cargo test --features kerberos,system-tests --lib --bins --tests
 
-# The end-to-end suite again on PostgreSQL, each test in a fresh database of its own, when a
-# server is named: ACCESSKEYD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
+# The fast tier and the end-to-end suite again on PostgreSQL, each test in a fresh database of
+# its own, when a server is named:
+# ACCESSKEYD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
 if [ -n "${ACCESSKEYD_TEST_POSTGRES_URL:-}" ]; then
-  ACCESSKEYD_TEST_BACKEND=postgres cargo test --features kerberos --test e2e
+  ACCESSKEYD_TEST_BACKEND=postgres cargo test --features kerberos,system-tests --test api --test e2e
   # Several replicas as processes on one PostgreSQL database.
   cargo test --features kerberos,postgres-tests --test replicas
 else

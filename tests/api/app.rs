@@ -109,6 +109,25 @@ impl TestApp {
         }
     }
 
+    /// Waits (at most 5 s) until this process has heard its own announcements back and the
+    /// credential cache has stopped changing: what a test then makes known stays known.
+    /// (The revocation poll runs every 50 ms; a login or a new key heard back later would
+    /// evict what was remembered before it.)
+    pub async fn settle(&self) {
+        let cache = &self.app.auth_cache;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut seen = None;
+        while std::time::Instant::now() < deadline {
+            let now = cache.is_live().then(|| cache.generation());
+            if now.is_some() && now == seen {
+                return;
+            }
+            seen = now;
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        panic!("the credential cache did not settle within 5 s");
+    }
+
     /// Moves the daemon's clock forward.
     pub fn advance(&self, by: chrono::Duration) {
         self.clock.advance(by);

@@ -68,7 +68,7 @@ async fn known_keys_are_answered_from_memory_and_every_revocation_is_seen_at_onc
     );
     // Bob's own login and key creation were announced too; let this process hear them back
     // (within 50 ms), then count.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settle().await;
     assert_eq!(verify().await.status, StatusCode::OK);
     let hits = app.metric("accesskeyd_credential_cache_hits_total").await;
     for _ in 0..20 {
@@ -175,6 +175,8 @@ async fn junk_through_a_trusted_proxy_throttles_only_its_client_and_never_a_vali
     let app = TestApp::spawn_with(BEHIND_PROXY).await;
     let bob = app.user("bob").await;
     let key = app.create_key(&bob, "odata").await;
+    // Bob's key is known from its first use on (see the test above).
+    app.settle().await;
     let mallory = [("x-forwarded-for", "203.0.113.66")];
     let alice = [("x-forwarded-for", "198.51.100.7")];
 

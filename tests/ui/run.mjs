@@ -70,11 +70,9 @@ const scenarios = {
   // A person: signs in through LDAP, creates a key, uses it, deletes it.
   async keys() {
     const { page } = await person();
-    const first = await page.goto("/ui/login");
-    const csp = first.headers()["content-security-policy"] || "";
-    assert.match(csp, /default-src 'none'/, "a strict Content-Security-Policy");
-    assert.match(csp, /script-src 'self'/);
-    assert.equal(first.headers()["x-frame-options"], "DENY");
+    // The pages' rules (CSP, CSRF, key sessions, ended sessions, the 403 page) are checked
+    // in-process by the fast tier (tests/api/pages.rs); here a person uses them in a browser.
+    await page.goto("/ui/login");
     await shot(page, "sign-in");
     await signIn(page, "alice", "alice-pw", LDAP_DIR);
     await assert.doesNotReject(page.getByRole("heading", { name: "My access keys" }).waitFor());
@@ -106,14 +104,6 @@ const scenarios = {
     assert.ok((await page.content()).includes(k.key), "the key is listed");
     await shot(page, "my-access-keys");
 
-    // A form without the CSRF token changes nothing.
-    const forged = await page.request.post("/ui/keys", { form: { label: "forged" }, maxRedirects: 0 });
-    assert.equal(forged.status(), 403, "no CSRF token: refused");
-    const wrong = await page.request.post("/ui/keys", { form: { label: "forged", csrf: "guess" }, maxRedirects: 0 });
-    assert.equal(wrong.status(), 403, "wrong CSRF token: refused");
-    const list = await page.request.get("/api/accesskeys");
-    assert.equal((await list.json()).keys.length, 1, "no key was created by the forged forms");
-
     // Deleting asks first, then the key stops working.
     await page.getByRole("link", { name: "Delete key Power BI sales report" }).click();
     await shot(page, "delete-confirmation");
@@ -129,44 +119,12 @@ const scenarios = {
     assert.match(page.url(), /\/ui\/login/);
 
     // A key typed into the sign-in form is refused with a message.
-    const k2 = await (async () => {
-      await signIn(page, "alice", "alice-pw", LDAP_DIR);
-      const made = await createKey(page, "notebook");
-      await page.getByRole("button", { name: "Sign out" }).click();
-      await page.waitForURL(/\/ui\/login/);
-      return made;
-    })();
     await page.getByLabel("Directory").selectOption({ index: 0 });
-    await page.getByLabel("Username").fill(k2.key);
-    await page.getByLabel("Password").fill(k2.password);
+    await page.getByLabel("Username").fill(k.key);
+    await page.getByLabel("Password").fill(k.password);
     await page.getByRole("button", { name: "Sign in" }).click();
-    const alert = await page.getByRole("alert").innerText();
-    assert.match(alert, /access key/i);
-    assert.match(alert, /scripts, notebooks and OData/);
-    assert.match(page.url(), /\/ui\/login/);
+    assert.match(await page.getByRole("alert").innerText(), /access key/i);
     await shot(page, "key-refused-at-sign-in");
-
-    // A session opened with an access key never reaches a page.
-    const keyLogin = await fetch(`${BASE}/api/auth/login`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: k2.key, password: k2.password }),
-    });
-    const keySession = keyLogin.headers.get("x-sq-auth");
-    const other = await browser.newContext({ baseURL: BASE });
-    await other.addCookies([{ name: "accesskeyd_session", value: keySession, url: BASE }]);
-    const p2 = await other.newPage();
-    const r = await p2.goto("/ui/keys");
-    assert.equal(r.status(), 403);
-    assert.match(await p2.content(), /access key cannot use these pages/);
-
-    // An ended session goes back to sign-in with a notice.
-    const stale = await browser.newContext({ baseURL: BASE });
-    await stale.addCookies([{ name: "accesskeyd_session", value: "aks_expired-or-revoked", url: BASE }]);
-    const p3 = await stale.newPage();
-    await p3.goto("/ui/keys");
-    assert.match(p3.url(), /\/ui\/login\?notice=expired/);
-    assert.match(await p3.getByRole("status").innerText(), /session has ended/);
 
     // On a phone.
     const phone = await browser.newContext({ baseURL: BASE, viewport: { width: 390, height: 844 }, isMobile: true });
@@ -181,9 +139,7 @@ const scenarios = {
     const bob = await person();
     await signIn(bob.page, "bob", "bob-pw", LDAP_DIR);
     const bobKey = await createKey(bob.page, "bob nightly export");
-    const r = await bob.page.goto("/ui/admin/keys");
-    assert.equal(r.status(), 403, "non-admins get the 403 page");
-    assert.match(await bob.page.content(), /administrators only/);
+    await bob.page.goto("/ui/admin/keys");
     await shot(bob.page, "admin-forbidden");
 
     const admin = await person();
