@@ -1,9 +1,9 @@
 //! Who is calling: logins (directory password or access key) that open sessions, and the
 //! authentication of every request from a session token or Basic access-key credentials.
 
-use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::auth_cache::{token_digest, Hit};
+use crate::caller::{Method, Principal};
 use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
@@ -13,6 +13,7 @@ use crate::metrics::inc;
 use crate::options;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
+use crate::services::Services;
 use crate::sessions;
 use crate::store::models::{to_ms, AccessKeyRow, SessionRow, UserRow};
 use crate::store::schema::{access_keys, oidc_logins, sessions as sessions_t, users as users_t};
@@ -22,57 +23,6 @@ use chrono::Duration;
 use diesel::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// How the caller proved who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// A person logged in through a directory.
-    Interactive,
-    /// An access key (Basic credentials, or a session opened with a key).
-    AccessKey,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Interactive => "interactive",
-            Method::AccessKey => "access-key",
-        }
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone)]
-pub struct Principal {
-    /// Shared with the credential cache: a request decided from memory copies nothing.
-    pub user: Arc<UserRow>,
-    pub method: Method,
-    /// The key behind an access-key caller: (row id, key id).
-    pub key: Option<(Arc<str>, Arc<str>)>,
-    /// The session token's hash, when the caller came with a session.
-    pub session_hash: Option<String>,
-    /// The client's address (behind trusted proxies, the client they name).
-    pub remote_addr: Option<IpAddr>,
-}
-
-impl Principal {
-    pub fn actor(&self) -> Actor {
-        Actor {
-            user_id: Some(self.user.id.clone()),
-            name: Some(self.user.username.clone()),
-            remote_addr: self.remote_addr.map(|a| a.to_string()),
-            key_id: self.key.as_ref().map(|(_, k)| k.to_string()),
-        }
-    }
-
-    pub fn require_admin(&self) -> Result<()> {
-        if self.user.is_admin {
-            Ok(())
-        } else {
-            Err(Error::forbidden("this needs an admin"))
-        }
-    }
-}
 
 /// A change to the rules that bind access keys to their owners' interactive logins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +92,7 @@ const BAD_SESSION: &str = "the session is invalid or has expired; log in again";
 /// key are re-checked against the validity rule every time, so they die the moment their
 /// key, its owner or the window does.
 pub async fn authenticate(
-    app: &App,
+    app: &Services,
     credentials: Credentials,
     remote_addr: Option<IpAddr>,
 ) -> Result<Principal> {
@@ -193,7 +143,7 @@ pub async fn authenticate(
 
 /// A principal decided from memory.
 fn remembered(
-    app: &App,
+    app: &Services,
     hit: Hit,
     session: Option<&[u8; 32]>,
     remote_addr: Option<IpAddr>,
@@ -220,7 +170,7 @@ fn remembered(
 
 /// A session token not decided from memory: read, decided, and remembered when valid.
 async fn session_from_database(
-    app: &App,
+    app: &Services,
     digest: [u8; 32],
     remote_addr: Option<IpAddr>,
     now: chrono::DateTime<chrono::Utc>,
@@ -333,7 +283,11 @@ pub struct LoggedIn {
 
 /// Logs in with a directory password or an access key and opens a session. Interactive logins
 /// record `lastLoginAt`; key logins never do.
-pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) -> Result<LoggedIn> {
+pub async fn login(
+    app: &Services,
+    input: LoginInput,
+    remote_addr: Option<String>,
+) -> Result<LoggedIn> {
     if input.username.is_empty() {
         return Err(Error::invalid("username: required"));
     }
@@ -393,7 +347,7 @@ pub async fn login(app: &App, input: LoginInput, remote_addr: Option<String>) ->
     result
 }
 
-async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<LoggedIn> {
+async fn key_login(app: &Services, input: &LoginInput, actor: &Actor) -> Result<LoggedIn> {
     let v = keys::verify(
         app,
         &input.username,
@@ -436,7 +390,7 @@ async fn key_login(app: &App, input: &LoginInput, actor: &Actor) -> Result<Logge
 
 /// An interactive login behind the failed-login throttle.
 async fn throttled_login(
-    app: &App,
+    app: &Services,
     input: &LoginInput,
     directory: Option<&Directory>,
     actor: &Actor,
@@ -454,7 +408,7 @@ async fn throttled_login(
 }
 
 async fn interactive_login(
-    app: &App,
+    app: &Services,
     input: &LoginInput,
     directory: Option<&Directory>,
     actor: &Actor,
@@ -497,7 +451,7 @@ async fn interactive_login(
 /// The end of every interactive login, whatever the directory: records `lastLoginAt`, opens
 /// the session, audits, counts.
 async fn open_interactive_session(
-    app: &App,
+    app: &Services,
     info: users::UserInfo,
     directory_id: &str,
     remote_addr: Option<String>,
@@ -592,7 +546,7 @@ pub fn proxy_name_allowed<'a>(reported: &'a str, allowed: &[String]) -> Result<&
 /// The proxy is recognised as the TCP peer, or, behind balancers listed in
 /// `[server] trusted_proxies`, as the client address they name.
 pub async fn proxy_login(
-    app: &App,
+    app: &Services,
     peer: Option<std::net::IpAddr>,
     client: Option<std::net::IpAddr>,
     user: Option<&str>,
@@ -642,7 +596,7 @@ pub async fn proxy_login(
 /// password login there), and an interactive session starts. Returns the session and the
 /// mutual-authentication token for the client.
 pub async fn kerberos_login(
-    app: &App,
+    app: &Services,
     token: Vec<u8>,
     peer: Option<std::net::IpAddr>,
 ) -> Result<(LoggedIn, Option<Vec<u8>>)> {
@@ -753,7 +707,7 @@ fn address_bucket(client: Option<std::net::IpAddr>) -> String {
     }
 }
 
-fn oidc_directory<'a>(app: &'a App, id: &str) -> Result<&'a OidcDirectory> {
+fn oidc_directory<'a>(app: &'a Services, id: &str) -> Result<&'a OidcDirectory> {
     match app.directory(id) {
         Some(Directory::Oidc(o)) => Ok(o),
         Some(_) => Err(Error::invalid(format!(
@@ -763,7 +717,7 @@ fn oidc_directory<'a>(app: &'a App, id: &str) -> Result<&'a OidcDirectory> {
     }
 }
 
-fn redirect_uri(app: &App, directory_id: &str) -> String {
+fn redirect_uri(app: &Services, directory_id: &str) -> String {
     format!(
         "{}/api/auth/oidc/{directory_id}/callback",
         app.config.server.public_url()
@@ -776,7 +730,7 @@ fn redirect_uri(app: &App, directory_id: &str) -> String {
 /// (pending logins are limited per address); `presented`: the binding cookie the browser
 /// already holds, if any.
 pub async fn oidc_start(
-    app: &App,
+    app: &Services,
     directory_id: &str,
     client: Option<std::net::IpAddr>,
     presented: Option<&str>,
@@ -848,7 +802,7 @@ pub async fn oidc_start(
 /// the login, so a code and state obtained elsewhere cannot sign this browser in (login
 /// CSRF).
 pub async fn oidc_finish(
-    app: &App,
+    app: &Services,
     directory_id: Option<&str>,
     code: &str,
     state: &str,
@@ -936,7 +890,7 @@ pub async fn oidc_finish(
 
 /// Checks a password against one directory and returns the (created or refreshed) local user.
 async fn check_password(
-    app: &App,
+    app: &Services,
     dir: &Directory,
     username: &str,
     password: Secret,
@@ -970,7 +924,7 @@ async fn check_password(
 }
 
 /// Ends the caller's session (`DELETE /api/auth/logout`).
-pub async fn logout(app: &App, caller: &Principal) -> Result<()> {
+pub async fn logout(app: &Services, caller: &Principal) -> Result<()> {
     let Some(hash) = caller.session_hash.clone() else {
         return Err(Error::invalid(
             "there is no session to log out of: Basic credentials open none",

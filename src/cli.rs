@@ -202,7 +202,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     // LDAP settings that only the directory module can judge (CA file contents, URL form)
     // are configuration errors too, and get the same exit code.
-    if let Err(e) = crate::app::build_directories(&config) {
+    if let Err(e) = crate::services::build_directories(&config) {
         eprintln!("accesskeyd: configuration error: {e}");
         return ExitCode::from(2);
     }
@@ -271,7 +271,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         crate::jobs::spawn_refusal_summary(app.clone()),
     ];
     jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
-    jobs.extend(crate::notify::spawn_scheduler(app.clone()));
+    jobs.extend(crate::jobs::spawn_lapse_warnings(app.clone()));
     crate::http::serve_with_management(app, listener, management, shutdown_signal()).await?;
     for job in jobs {
         job.abort();

@@ -7,6 +7,7 @@
 //! one flooding address cannot starve an admin's login from elsewhere.
 
 use crate::config::PasswordHashingConfig;
+use crate::error::Error;
 use crate::secret::Secret;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -588,6 +589,21 @@ impl Hasher {
             running: s.running,
             queued: s.queued,
             shed_total: self.gate.shed_total.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a refused or failed hash means to the caller.
+impl From<HashError> for Error {
+    fn from(e: HashError) -> Error {
+        match e {
+            HashError::Busy {
+                retry_after_seconds: n,
+            } => Error::Overloaded(
+                format!("too many password checks are waiting; try again in {n} seconds"),
+                n,
+            ),
+            HashError::Failed(_) => Error::Internal(e.to_string()),
         }
     }
 }

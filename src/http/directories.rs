@@ -169,7 +169,7 @@ async fn start(
             .map_err(|e| crate::error::Error::invalid(format!("body: {e}")))?
     };
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: input.dry_run,
@@ -190,7 +190,7 @@ async fn approve(
     Path((id, run)): Path<(String, i64)>,
 ) -> Result<Json<RunOutput>, ApiError> {
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: false,

@@ -4,7 +4,8 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::app::App;
-use crate::auth::{self, Credentials, Principal};
+use crate::auth::{self, Credentials};
+use crate::caller::Principal;
 use crate::error::Error;
 use crate::secret::Secret;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};

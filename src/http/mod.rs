@@ -119,7 +119,7 @@ pub async fn serve_with_management(
 ) -> std::io::Result<()> {
     // Known credentials are decided from memory only while this process hears other
     // processes' revocations; that lasts exactly as long as it serves.
-    let hearing = crate::revocation::Hearing::start(&app)?;
+    let hearing = crate::hearing::Hearing::start(&app.services)?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let management = management.map(|listener| {
         tokio::spawn(serve::serve(

@@ -628,7 +628,7 @@ async fn start_sync(
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: f.dry_run.as_deref() == Some("true"),
@@ -707,7 +707,7 @@ async fn approve_run(
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: false,

@@ -1,7 +1,8 @@
 //! Users: records created by directory logins or the CLI, the per-user validity override,
 //! and deletion (which takes the user's keys and sessions in the same transaction).
 
-use crate::app::App;
+pub mod managers;
+
 use crate::audit::{self, Actor, Event};
 use crate::config::Config;
 use crate::directory::builtin::{validate_password, validate_username};
@@ -10,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::options;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
+use crate::services::Services;
 use crate::store::models::{to_ms, UserRow};
 use crate::store::schema::{access_keys, sessions, users};
 use crate::store::DbConn;
@@ -84,7 +86,7 @@ fn session_override(row: &UserRow) -> Option<i64> {
     row.session_duration_minutes.filter(|m| *m > 0)
 }
 
-pub async fn get(app: &App, id: &str) -> Result<UserInfo> {
+pub async fn get(app: &Services, id: &str) -> Result<UserInfo> {
     let id = id.to_string();
     let config = app.config.clone();
     app.store
@@ -98,7 +100,7 @@ pub async fn get(app: &App, id: &str) -> Result<UserInfo> {
 /// A page of users ordered by username, with the total count; `service_accounts`: only those
 /// (true) or only people (false).
 pub async fn list(
-    app: &App,
+    app: &Services,
     service_accounts: Option<bool>,
     offset: i64,
     limit: i64,
@@ -148,7 +150,7 @@ pub struct Update {
 
 /// Sets (minutes ≥ 0) or removes (negative) a user's validity override.
 pub async fn set_validity_override(
-    app: &App,
+    app: &Services,
     actor: &Actor,
     id: &str,
     minutes: i64,
@@ -166,7 +168,7 @@ pub async fn set_validity_override(
 }
 
 /// Applies an admin's changes to a user in one transaction, an audit event each.
-pub async fn update(app: &App, actor: &Actor, id: &str, u: Update) -> Result<UserInfo> {
+pub async fn update(app: &Services, actor: &Actor, id: &str, u: Update) -> Result<UserInfo> {
     if u.access_key_validity_minutes.is_none()
         && u.session_duration_minutes.is_none()
         && u.manager.is_none()
@@ -204,7 +206,7 @@ pub async fn update(app: &App, actor: &Actor, id: &str, u: Update) -> Result<Use
         .write(move |conn| {
             let row = find(conn, &id)?;
             if let Some(manager) = &u.manager {
-                crate::service_accounts::assign_manager_in(conn, &row.id, manager, &actor, now)?;
+                managers::assign_manager_in(conn, &row.id, manager, &actor, now)?;
             }
             let event = |conn: &mut DbConn, action: &str, detail: String| {
                 audit::record(
@@ -269,7 +271,7 @@ pub(crate) fn remove_in(
     let row = find(conn, user_id)?;
     // The service accounts this person answered for stop working until someone else does.
     // (`suspend_managed_by` announces each of them.)
-    crate::service_accounts::suspend_managed_by(conn, &row, actor, now, why)?;
+    managers::suspend_managed_by(conn, &row, actor, now, why)?;
     // Explicit deletes (rather than relying on the cascade alone) give the counts for the
     // audit trail and keep the behaviour independent of the backend.
     revocation::announce(conn, &Revoked::User(row.id.clone()))?;
@@ -293,7 +295,7 @@ pub(crate) fn remove_in(
 
 /// Deletes a user with all keys and sessions, in one transaction. The id is never reused, so
 /// a later user of the same name starts with nothing.
-pub async fn delete(app: &App, actor: &Actor, id: &str) -> Result<(UserRow, Deleted)> {
+pub async fn delete(app: &Services, actor: &Actor, id: &str) -> Result<(UserRow, Deleted)> {
     if actor
         .user_id
         .as_deref()
@@ -326,7 +328,11 @@ pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) 
 /// Creates or refreshes the local record of a directory user after a successful login,
 /// keyed by directory + stable id, and records the login time. An OpenID Connect directory
 /// takes [`upsert_oidc_login`]'s rules (never by name).
-pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> Result<UserInfo> {
+pub async fn upsert_login(
+    app: &Services,
+    directory_id: &str,
+    du: DirectoryUser,
+) -> Result<UserInfo> {
     let du = visible_names(du);
     if matches!(
         app.directory(directory_id),
@@ -342,7 +348,11 @@ pub async fn upsert_login(app: &App, directory_id: &str, du: DirectoryUser) -> R
     }
 }
 
-async fn upsert_login_once(app: &App, directory_id: &str, du: DirectoryUser) -> Result<UserInfo> {
+async fn upsert_login_once(
+    app: &Services,
+    directory_id: &str,
+    du: DirectoryUser,
+) -> Result<UserInfo> {
     let now = app.clock.now();
     // A bind to an LDAP directory proves the account is there, ending a suspension by sync.
     // An OpenID provider may still sign in someone SCIM deprovisioned: that does not.
@@ -528,7 +538,7 @@ enum OidcUpsert {
 /// A claimed name that another record holds refuses the login with 409 and records
 /// `login.name_conflict` (outcome failure, both stable ids); nothing else changes.
 pub async fn upsert_oidc_login(
-    app: &App,
+    app: &Services,
     directory_id: &str,
     du: DirectoryUser,
     actor: &Actor,
@@ -547,7 +557,7 @@ pub async fn upsert_oidc_login(
 }
 
 async fn upsert_oidc_once(
-    app: &App,
+    app: &Services,
     directory_id: &str,
     du: DirectoryUser,
     actor: &Actor,
@@ -709,7 +719,7 @@ pub enum FromEvent {
 /// their first login here (`create_users_from_events`). No `lastLoginAt` yet: the event that
 /// caused it sets that, forward-only like any other.
 pub async fn create_from_event(
-    app: &App,
+    app: &Services,
     actor: &Actor,
     directory_id: &str,
     du: DirectoryUser,
@@ -755,7 +765,7 @@ pub async fn create_from_event(
 
 /// Creates a user in the built-in directory.
 pub async fn create_local(
-    app: &App,
+    app: &Services,
     actor: &Actor,
     username: &str,
     password: Secret,
@@ -824,7 +834,7 @@ pub async fn create_local(
 
 /// Sets a built-in user's password and ends that user's sessions.
 pub async fn set_local_password(
-    app: &App,
+    app: &Services,
     actor: &Actor,
     username: &str,
     password: Secret,
@@ -875,7 +885,7 @@ pub async fn set_local_password(
 
 /// On the very first start (no admin at all) creates the built-in `admin` with a random
 /// password and returns that password, to be shown once.
-pub async fn ensure_initial_admin(app: &App) -> Result<Option<Secret>> {
+pub async fn ensure_initial_admin(app: &Services) -> Result<Option<Secret>> {
     let admins: i64 = app
         .store
         .read(|conn| {
