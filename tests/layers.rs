@@ -58,7 +58,6 @@ const KNOWN: &[&str] = &[
     "config (foundations) uses `crate::transfer::redact`, which is in transfer (storage)",
     "config (foundations) uses `crate::store::Backend::parse`, which is in store (storage)",
     "circle: config → store → transfer",
-    "circle: http::auth → http::extract → http::ui → http::users",
 ];
 
 /// Module path (`keys::format`) of every file under `src/`.

@@ -13,6 +13,8 @@ use ldap3::{
     SearchOptions,
 };
 use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::CertificateDer;
 
 use crate::config::LdapDirectoryConfig;
 use crate::directory::{DirectoryError, DirectoryUser};
@@ -1239,6 +1241,20 @@ fn validate_url(url: &str) -> Result<bool, DirectoryError> {
     Ok(ldaps)
 }
 
+/// A PEM error in words: the markers and lines it names as text, not as byte lists.
+fn pem_error_text(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "the line \"-----END {}-----\" is missing",
+            String::from_utf8_lossy(end_marker)
+        ),
+        pem::Error::IllegalSectionStart { line } => {
+            format!("illegal section start: {:?}", String::from_utf8_lossy(line))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Attribute descriptions: a name or OID, optionally with options (`cn;lang-en`).
 fn is_attribute_name(name: &str) -> bool {
     !name.is_empty()
@@ -1252,8 +1268,13 @@ fn load_tls_config(path: &Path) -> Result<Arc<ClientConfig>, DirectoryError> {
     let bad = |msg: String| DirectoryError::Misconfigured(msg);
     let pem = fs::read(path).map_err(|e| bad(format!("cannot read ca_file {shown}: {e}")))?;
     let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| bad(format!("ca_file {shown} is not valid PEM: {e}")))?;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| {
+            bad(format!(
+                "ca_file {shown} is not valid PEM: {}",
+                pem_error_text(&e)
+            ))
+        })?;
         roots.add(cert).map_err(|e| {
             bad(format!(
                 "ca_file {shown} holds an unusable certificate: {e}"
@@ -1440,6 +1461,16 @@ mod tests {
         let mut c = cfg();
         c.ca_file = Some(empty);
         assert!(misconfigured(c).contains("no PEM certificate"));
+
+        let cut = dir.path().join("cut.pem");
+        fs::write(&cut, "-----BEGIN CERTIFICATE-----\nAAAA\n").expect("write");
+        let mut c = cfg();
+        c.ca_file = Some(cut);
+        let message = misconfigured(c);
+        assert!(
+            message.contains("is not valid PEM: the line \"-----END CERTIFICATE-----\" is missing"),
+            "{message}"
+        );
 
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = rcgen::CertificateParams::new(vec!["ca".to_owned()])

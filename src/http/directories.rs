@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::extract::{Admin, Path, Query};
 use super::paging::PageParams;
-use super::AppState;
+use super::state::AppState;
 use crate::directory::Directory;
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Removal, Request, Trigger};

@@ -22,6 +22,14 @@ fn cookie_named<'a>(set: &'a [String], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} cookie in {set:?}"))
 }
 
+/// A `Set-Cookie` value's name=value and attributes, in any order (their order means
+/// nothing to a browser).
+fn attributes(set_cookie: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = set_cookie.split("; ").collect();
+    parts[1..].sort_unstable();
+    parts
+}
+
 /// The value of `<input type="hidden" name="csrf" value="...">` in a page.
 fn csrf_field(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
@@ -70,8 +78,10 @@ async fn signing_out_behind_https_clears_each_cookie_as_it_was_set() {
     );
     let cleared = cookie_named(&set, "accesskeyd_login_csrf");
     assert_eq!(
-        cleared,
-        "accesskeyd_login_csrf=; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        attributes(cleared),
+        attributes(
+            "accesskeyd_login_csrf=; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        )
     );
     let token = session
         .trim_start_matches("accesskeyd_session=")
@@ -101,8 +111,8 @@ async fn signing_out_behind_https_clears_each_cookie_as_it_was_set() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let set = set_cookies(r.headers());
     assert_eq!(
-        cookie_named(&set, "accesskeyd_session"),
-        "accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
+        attributes(cookie_named(&set, "accesskeyd_session")),
+        attributes("accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
     );
 
     // A page opened with the ended session sends the browser to sign in again and clears
@@ -117,7 +127,7 @@ async fn signing_out_behind_https_clears_each_cookie_as_it_was_set() {
     assert_eq!(r.headers()["location"], "/ui/login?notice=expired");
     let set = set_cookies(r.headers());
     assert_eq!(
-        cookie_named(&set, "accesskeyd_session"),
-        "accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
+        attributes(cookie_named(&set, "accesskeyd_session")),
+        attributes("accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
     );
 }
