@@ -598,7 +598,8 @@ async fn directories_tab(
             line.schedule = cfg
                 .sync
                 .schedule
-                .clone()
+                .as_ref()
+                .map(|s| s.source().to_string())
                 .unwrap_or_else(|| "none (runs only when started)".into());
             line.next_run = when(sync::next_run(cfg, app.clock.now()), "—");
             line.runs = runs.iter().map(run_line).collect();
