@@ -52,14 +52,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("interfaces", &["http", "cli", "main", "lib"]),
 ];
 
-/// Breaks of the rule that are being removed (a ratchet: an entry that no longer occurs fails
-/// the test too, so the list only shrinks). Each is the text the test prints for it.
-const KNOWN: &[&str] = &[
-    "config (foundations) uses `crate::transfer::redact`, which is in transfer (storage)",
-    "config (foundations) uses `crate::store::Backend::parse`, which is in store (storage)",
-    "circle: config → store → transfer",
-];
-
 /// Module path (`keys::format`) of every file under `src/`.
 fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
     let mut out = BTreeMap::new();
@@ -279,25 +271,10 @@ fn imports_only_point_down_and_never_circle() {
             .iter()
             .map(|c| format!("circle: {}", c.join(" → "))),
     );
-    let new: Vec<&String> = found
-        .iter()
-        .filter(|f| !KNOWN.contains(&f.as_str()))
-        .collect();
-    let gone: Vec<&&str> = KNOWN
-        .iter()
-        .filter(|k| !found.iter().any(|f| f == *k))
-        .collect();
     assert!(
-        new.is_empty(),
+        found.is_empty(),
         "imports that point up a layer, and import circles (modules that reach each other):\n{}",
-        new.iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    assert!(
-        gone.is_empty(),
-        "fixed, so take them off KNOWN in tests/layers.rs: {gone:?}"
+        found.join("\n")
     );
 }
 

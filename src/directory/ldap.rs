@@ -124,78 +124,12 @@ impl Entry {
 }
 
 impl LdapDirectory {
-    /// Validates the config (url scheme, starttls only with ldap://, readable CA file with at
-    /// least one cert) -> DirectoryError::Misconfigured naming the problem.
+    /// Builds the directory from its configuration, which loading has checked (URL form,
+    /// STARTTLS only with ldap://, bind DN and password, attribute names, filter, page size).
+    /// Only the CA file is read here: one that cannot be read or holds no usable certificate
+    /// is DirectoryError::Misconfigured naming the problem.
     pub fn new(cfg: LdapDirectoryConfig) -> Result<Self, DirectoryError> {
-        let bad = |msg: String| Err(DirectoryError::Misconfigured(msg));
-        let ldaps = validate_url(&cfg.url)?;
-        if cfg.starttls && ldaps {
-            return bad(format!(
-                "starttls is only for ldap:// URLs; {} already uses TLS",
-                cfg.url
-            ));
-        }
-        if cfg.timeout_seconds == 0 {
-            return bad("timeout_seconds must be at least 1".into());
-        }
-        match (&cfg.bind_dn, &cfg.bind_password) {
-            (Some(dn), _) if dn.trim().is_empty() => {
-                return bad("bind_dn is empty; leave it out for anonymous search".into())
-            }
-            // A simple bind with a DN and no password is an unauthenticated bind that servers
-            // accept as anonymous, which would hide a missing password until searches fail.
-            (Some(_), None) => return bad("bind_dn is set but bind_password is missing".into()),
-            (Some(_), Some(pw)) if pw.is_empty() => return bad("bind_password is empty".into()),
-            (None, Some(_)) => return bad("bind_password is set without bind_dn".into()),
-            _ => {}
-        }
-        if cfg.user_base.trim().is_empty() {
-            return bad("user_base is empty".into());
-        }
-        let user_filter = cfg.user_filter.trim();
-        // ldap3's parser also takes a bare `a=b`, which breaks once AND-ed, so insist on parens.
-        if !user_filter.is_empty()
-            && (!user_filter.starts_with('(')
-                || !user_filter.ends_with(')')
-                || ldap3::parse_filter(user_filter).is_err())
-        {
-            return bad(format!(
-                "user_filter {:?} is not a valid LDAP filter (it needs the surrounding parentheses)",
-                cfg.user_filter
-            ));
-        }
-        for (key, value) in [
-            ("username_attribute", &cfg.username_attribute),
-            ("id_attribute", &cfg.id_attribute),
-            ("display_name_attribute", &cfg.display_name_attribute),
-            ("first_name_attribute", &cfg.first_name_attribute),
-            ("last_name_attribute", &cfg.last_name_attribute),
-            ("email_attribute", &cfg.email_attribute),
-        ] {
-            if !is_attribute_name(value) {
-                return bad(format!("{key} {value:?} is not an LDAP attribute name"));
-            }
-        }
-        if matches!(&cfg.admin_group, Some(g) if g.trim().is_empty()) {
-            return bad("admin_group is empty; leave it out to have no admins".into());
-        }
-        if matches!(&cfg.required_group, Some(g) if g.trim().is_empty()) {
-            return bad("required_group is empty; leave it out to admit every user".into());
-        }
-        if let Some(attr) = &cfg.last_login_attribute {
-            if !is_attribute_name(attr) {
-                return bad(format!(
-                    "last_login_attribute {attr:?} is not an LDAP attribute name"
-                ));
-            }
-        }
-        if cfg.page_size < 1 {
-            return bad(format!(
-                "page_size must be at least 1, not {}",
-                cfg.page_size
-            ));
-        }
-
+        let ldaps = cfg.uses_ldaps();
         let uses_tls = ldaps || cfg.starttls;
         let tls = match &cfg.ca_file {
             Some(path) => {
@@ -1206,41 +1140,6 @@ fn parse_generalized_time(value: &str) -> Option<DateTime<Utc>> {
         .checked_add_signed(TimeDelta::nanoseconds(fraction_nanos))
 }
 
-/// Accepts `ldap://host[:port][/]` and `ldaps://...`; returns whether it is ldaps.
-fn validate_url(url: &str) -> Result<bool, DirectoryError> {
-    let bad = |why: &str| {
-        Err(DirectoryError::Misconfigured(format!(
-            "url {url:?} {why}; expected ldap://host[:port] or ldaps://host[:port]"
-        )))
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return bad("has no scheme");
-    };
-    // ldap3 matches the scheme after lowercasing by the url parser, so accept any case.
-    let ldaps = match scheme.to_ascii_lowercase().as_str() {
-        "ldap" => false,
-        "ldaps" => true,
-        _ => return bad("has an unsupported scheme"),
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains(['/', '?', '#', '@']) {
-        return bad("must not carry a DN, query, or user info");
-    }
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => {
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return bad("has an invalid port");
-            }
-            host
-        }
-        _ => authority,
-    };
-    if host.is_empty() {
-        return bad("has no host");
-    }
-    Ok(ldaps)
-}
-
 /// A PEM error in words: the markers and lines it names as text, not as byte lists.
 fn pem_error_text(e: &pem::Error) -> String {
     match e {
@@ -1253,14 +1152,6 @@ fn pem_error_text(e: &pem::Error) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// Attribute descriptions: a name or OID, optionally with options (`cn;lang-en`).
-fn is_attribute_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ';' | '.'))
 }
 
 fn load_tls_config(path: &Path) -> Result<Arc<ClientConfig>, DirectoryError> {
@@ -1424,32 +1315,6 @@ mod tests {
     }
 
     #[test]
-    fn bad_urls_are_misconfigured() {
-        for url in [
-            "ldapi:///var/run/slapd.sock",
-            "http://x",
-            "localhost:389",
-            "ldap://",
-            "ldap://:389",
-            "ldap://h:99999",
-            "ldap://h:x",
-            "ldap://h/dc=example,dc=org?uid",
-        ] {
-            let mut c = cfg();
-            c.url = url.into();
-            assert!(misconfigured(c).contains("url"), "{url}");
-        }
-    }
-
-    #[test]
-    fn starttls_only_with_plain_ldap() {
-        let mut c = cfg();
-        c.url = "ldaps://h".into();
-        c.starttls = true;
-        assert!(misconfigured(c).contains("starttls"));
-    }
-
-    #[test]
     fn ca_file_must_be_readable_and_hold_a_certificate() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = cfg();
@@ -1483,31 +1348,6 @@ mod tests {
         c.url = "ldaps://h".into();
         c.ca_file = Some(good);
         assert!(LdapDirectory::new(c).expect("valid").tls.is_some());
-    }
-
-    #[test]
-    fn other_settings_are_checked() {
-        let mut c = cfg();
-        c.bind_password = None;
-        assert!(misconfigured(c).contains("bind_password"));
-        let mut c = cfg();
-        c.bind_password = Some(Secret::new(""));
-        assert!(misconfigured(c).contains("bind_password"));
-        let mut c = cfg();
-        c.bind_dn = None;
-        assert!(misconfigured(c).contains("bind_dn"));
-        let mut c = cfg();
-        c.timeout_seconds = 0;
-        assert!(misconfigured(c).contains("timeout"));
-        let mut c = cfg();
-        c.user_filter = "objectClass=person".into();
-        assert!(misconfigured(c).contains("user_filter"));
-        let mut c = cfg();
-        c.username_attribute = "uid)(x".into();
-        assert!(misconfigured(c).contains("username_attribute"));
-        let mut c = cfg();
-        c.user_base = " ".into();
-        assert!(misconfigured(c).contains("user_base"));
     }
 
     #[test]
@@ -1876,19 +1716,6 @@ mod tests {
         assert_eq!(user.external_id, "0b5c-id");
         assert!(!user.disabled);
         assert_eq!(user.last_login, Some(utc("2026-11-28T02:03:04Z")));
-    }
-
-    #[test]
-    fn sync_settings_are_checked() {
-        let mut c = cfg();
-        c.required_group = Some(" ".into());
-        assert!(misconfigured(c).contains("required_group"));
-        let mut c = cfg();
-        c.last_login_attribute = Some("last login".into());
-        assert!(misconfigured(c).contains("last_login_attribute"));
-        let mut c = cfg();
-        c.page_size = 0;
-        assert!(misconfigured(c).contains("page_size"));
     }
 
     #[tokio::test]

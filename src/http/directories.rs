@@ -100,7 +100,7 @@ async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Val
                 let cfg = l.config();
                 let (rows, _) = sync::runs(app, &cfg.id, 0, 1).await?;
                 (
-                    cfg.sync.schedule.clone(),
+                    cfg.sync.schedule.as_ref().map(|s| s.source().to_string()),
                     sync::next_run(cfg, app.clock.now()),
                     rows.into_iter().next().map(run_output),
                 )

@@ -551,7 +551,8 @@ async fn directory_line(app: &App, d: &Directory) -> Result<DirectoryLine, Error
                 schedule: cfg
                     .sync
                     .schedule
-                    .clone()
+                    .as_ref()
+                    .map(|s| s.source().to_string())
                     .unwrap_or_else(|| "none (runs only when started)".into()),
                 next_run: when(sync::next_run(cfg, app.clock.now()), "—"),
                 runs: runs.iter().map(run_line).collect(),
