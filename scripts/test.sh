@@ -62,7 +62,8 @@ cargo clippy --all-targets --all-features -- -D warnings
 # compile and be lint-clean too: it has its own code path for Windows sign-in.
 cargo clippy --lib --bins -- -D warnings
 # What the README's plain `cargo test` runs, on the default build (its own code path for
-# Windows sign-in, `kerberos::` included): the unit tests and the fast tier (tests/api).
+# Windows sign-in, `kerberos::` included): the unit tests, the layer rule and the fast tier
+# (tests/api).
 cargo test
 # Unit tests, the fast tier and the end-to-end suite with its real peers (`system-tests`) on
 # SQLite (benches are run with `cargo bench`, see docs/performance.md), with the optional

@@ -200,9 +200,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // LDAP settings that only the directory module can judge (CA file contents, URL form)
-    // are configuration errors too, and get the same exit code.
-    if let Err(e) = crate::app::build_directories(&config) {
+    // What only the directory modules can judge (an LDAP CA file's contents) is a
+    // configuration error too, and gets the same exit code.
+    if let Err(e) = crate::services::build_directories(&config) {
         eprintln!("accesskeyd: configuration error: {e}");
         return ExitCode::from(2);
     }
@@ -271,7 +271,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         crate::jobs::spawn_refusal_summary(app.clone()),
     ];
     jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
-    jobs.extend(crate::notify::spawn_scheduler(app.clone()));
+    jobs.extend(crate::jobs::spawn_lapse_warnings(app.clone()));
     crate::http::serve_with_management(app, listener, management, shutdown_signal()).await?;
     for job in jobs {
         job.abort();
@@ -402,7 +402,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 
 async fn check_config(config: Config) -> ExitCode {
     let mut problems = 0;
-    let db_name = crate::transfer::redact(&config.database.url);
+    let db_name = crate::config::redact(&config.database.url);
     println!(
         "configuration: ok ({} directories)",
         config.directories.len()
@@ -682,7 +682,7 @@ async fn service_account(config: Config, cmd: ServiceAccount) -> anyhow::Result<
 }
 
 async fn migrate_data(from: String, to: String) -> anyhow::Result<()> {
-    let (f, t) = (crate::transfer::redact(&from), crate::transfer::redact(&to));
+    let (f, t) = (crate::config::redact(&from), crate::config::redact(&to));
     println!("copying {f} -> {t}");
     let counts = tokio::task::spawn_blocking(move || crate::transfer::copy(&from, &to)).await??;
     println!("copied and verified: {counts}");

@@ -4,8 +4,7 @@
 //! OS error) is a [`Message::Hidden`] detail: callers read a fixed text and an error id,
 //! the log line with the same id holds the detail.
 
-use crate::directory::DirectoryError;
-use crate::passwords::HashError;
+use http::StatusCode;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -209,32 +208,56 @@ impl From<diesel::r2d2::PoolError> for Error {
     }
 }
 
-impl From<HashError> for Error {
-    fn from(e: HashError) -> Error {
-        match e {
-            HashError::Busy {
-                retry_after_seconds: n,
-            } => Error::Overloaded(
-                format!("too many password checks are waiting; try again in {n} seconds"),
-                n,
-            ),
-            HashError::Failed(_) => Error::Internal(e.to_string()),
-        }
-    }
+/// A domain error as it is answered over HTTP (the API, the web pages and SCIM).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// For the caller: the domain's own words, or a fixed text naming `error_id`.
+    pub message: String,
+    /// Seconds for `Retry-After` (a 429, a shed 503).
+    pub retry_after: Option<u64>,
+    /// Set when a detail went to the log under this id.
+    pub error_id: Option<String>,
 }
 
-impl From<DirectoryError> for Error {
-    fn from(e: DirectoryError) -> Error {
-        match e {
-            DirectoryError::InvalidCredentials => {
-                Error::Unauthenticated("invalid username or password".into())
-            }
-            DirectoryError::Refused(m) => Error::Unauthenticated(format!("login refused: {m}")),
-            // The reason names the URL, the address, often the bind DN: for the log only.
-            DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => Error::outage(
-                DIRECTORY_UNAVAILABLE,
-                format!("the directory is unavailable: {m}"),
-            ),
+impl Error {
+    /// The one mapping of domain errors to HTTP: status, the message for the client, the
+    /// Retry-After seconds of a 429 or a shed 503, and the error id of a detail that went
+    /// to the log. The API, the web pages and SCIM all answer with it.
+    pub fn answer(self) -> Answer {
+        let e = self;
+        let (status, retry_after) = match &e {
+            Error::Invalid(_) => (StatusCode::BAD_REQUEST, None),
+            Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, None),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, None),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            Error::Conflict(_) => (StatusCode::CONFLICT, None),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+            Error::RateLimited(_, after) => (StatusCode::TOO_MANY_REQUESTS, Some(*after)),
+            Error::Overloaded(_, after) => (StatusCode::SERVICE_UNAVAILABLE, Some(*after)),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        let Some(detail) = e.detail() else {
+            return Answer {
+                status,
+                message: e.public_message().to_string(),
+                retry_after,
+                error_id: None,
+            };
+        };
+        // Random, not a counter: ids from several replicas must not collide in one log store,
+        // and must not tell a caller how many errors there were.
+        let id = format!("{:016x}", rand::random::<u64>());
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error_id = %id, error = %detail, status = status.as_u16(), "internal error");
+        } else {
+            tracing::warn!(error_id = %id, error = %detail, status = status.as_u16(), "request failed");
+        }
+        Answer {
+            status,
+            message: format!("{} (error id {id})", e.public_message()),
+            retry_after,
+            error_id: Some(id),
         }
     }
 }
@@ -242,23 +265,6 @@ impl From<DirectoryError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_directory_outage_keeps_its_reason_from_callers_but_not_from_the_log() {
-        let e = Error::from(DirectoryError::Unavailable(
-            "connect on ldap://10.0.0.5:389: I/O error: Connection refused (os error 111)".into(),
-        ));
-        assert_eq!(e.public_message(), DIRECTORY_UNAVAILABLE);
-        assert!(e
-            .detail()
-            .is_some_and(|d| d.contains("ldap://10.0.0.5:389")));
-        // The CLI and the log lines that print the error see the whole reason.
-        assert_eq!(
-            e.to_string(),
-            "the directory is unavailable: connect on ldap://10.0.0.5:389: I/O error: \
-             Connection refused (os error 111)"
-        );
-    }
 
     #[test]
     fn our_own_words_are_shown_as_they_are() {
@@ -281,5 +287,34 @@ mod tests {
             e.detail(),
             Some("database: relation \"users\" does not exist")
         );
+    }
+
+    #[test]
+    fn a_hidden_detail_becomes_an_error_id_and_a_fixed_text() {
+        let a = Error::answer(Error::outage(
+            DATABASE_UNAVAILABLE,
+            "the database is unavailable: could not connect to server at 10.0.0.9",
+        ));
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        let id = a.error_id.expect("an error id");
+        assert_eq!(id.len(), 16);
+        assert_eq!(
+            a.message,
+            format!("the database is unavailable; try again shortly (error id {id})")
+        );
+        assert!(!a.message.contains("10.0.0.9"));
+    }
+
+    #[test]
+    fn a_rule_of_ours_keeps_its_message_and_gets_no_id() {
+        let a = Error::answer(Error::conflict(
+            "a sync of directory `corp` is already running",
+        ));
+        assert_eq!(a.status, StatusCode::CONFLICT);
+        assert_eq!(a.message, "a sync of directory `corp` is already running");
+        assert_eq!(a.error_id, None);
+        let a = Error::answer(Error::Overloaded("too many password checks".into(), 2));
+        assert_eq!(a.retry_after, Some(2));
+        assert_eq!(a.error_id, None);
     }
 }

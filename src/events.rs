@@ -2,11 +2,11 @@
 //! identity provider's event hook): each moves a user's `lastLoginAt` forward, never back,
 //! so people who sign in elsewhere keep their keys alive.
 
-use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::services::Services;
 use crate::sessions::token_hash;
 use crate::store::models::to_ms;
 use crate::store::schema::{event_tokens, users as users_t};
@@ -109,7 +109,7 @@ pub fn refusal(is_builtin_admin: bool) -> Option<&'static str> {
 /// A new ingestion token for the directories `directories` (at least one; each must be
 /// configured), shown once; only its hash is stored.
 pub async fn create_token(
-    app: &App,
+    app: &Services,
     label: &str,
     directories: &[String],
 ) -> Result<(String, Secret)> {
@@ -167,7 +167,7 @@ pub struct TokenInfo {
 }
 
 /// Every ingestion token.
-pub async fn list_tokens(app: &App) -> Result<Vec<TokenInfo>> {
+pub async fn list_tokens(app: &Services) -> Result<Vec<TokenInfo>> {
     type Row = (String, String, i64, Option<i64>, Option<String>);
     let rows: Vec<Row> = app
         .store
@@ -197,7 +197,7 @@ pub async fn list_tokens(app: &App) -> Result<Vec<TokenInfo>> {
         .collect()
 }
 
-pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
+pub async fn revoke_token(app: &Services, id: &str) -> Result<()> {
     let id = id.to_string();
     let now = app.clock.now();
     app.store
@@ -223,7 +223,7 @@ pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
 /// Checks an ingestion token; returns who reports. The token is looked up with a read: an
 /// unknown one (anyone can send those) never takes the write lock. Only a found token's
 /// last use is written.
-pub async fn authenticate(app: &App, bearer: Option<&str>) -> Result<Reporter> {
+pub async fn authenticate(app: &Services, bearer: Option<&str>) -> Result<Reporter> {
     let token = bearer
         .filter(|t| t.starts_with(TOKEN_PREFIX))
         .ok_or_else(|| Error::Unauthenticated("an ingestion token is required".into()))?;
@@ -266,7 +266,7 @@ pub async fn authenticate(app: &App, bearer: Option<&str>) -> Result<Reporter> {
 /// usernames are looked up upstream; those found are created and their events applied
 /// (status `created`). A directory that cannot be asked leaves its events `unknown_user`.
 pub async fn ingest(
-    app: &App,
+    app: &Services,
     source: &Reporter,
     events: Vec<LoginEvent>,
 ) -> Result<Vec<EventResult>> {
@@ -326,7 +326,11 @@ pub async fn ingest(
     Ok(results)
 }
 
-async fn apply(app: &App, source: &Reporter, events: Vec<LoginEvent>) -> Result<Vec<EventResult>> {
+async fn apply(
+    app: &Services,
+    source: &Reporter,
+    events: Vec<LoginEvent>,
+) -> Result<Vec<EventResult>> {
     if events.is_empty() {
         return Err(Error::invalid("events: at least one event is required"));
     }

@@ -1,157 +1,18 @@
-//! Scheduled jobs and who runs them. On PostgreSQL exactly one replica at a time runs them:
-//! the one whose dedicated connection holds an advisory lock. The jobs run on that very
-//! connection, so a job can only run while its replica holds the lock; when the replica dies
-//! PostgreSQL ends its session, frees the lock, and another replica takes over at its next
-//! tick. On SQLite there is one process and it always leads.
+//! Scheduled jobs: what each does and when it runs. Only the replica that leads runs them
+//! (`leadership`).
 
 use crate::app::App;
-use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::models::to_ms;
 use crate::store::schema::job_runs;
-use crate::store::{Backend, DbConn};
+use crate::store::DbConn;
 use chrono::Duration as Span;
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Advisory-lock key of job leadership ("akd-jobs").
-const LEADER_LOCK: i64 = 0x616b_642d_6a6f_6273;
 
 /// Job runs older than this are removed by the cleanup job.
 const KEEP_JOB_RUNS_DAYS: i64 = 7;
-
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = Bool)]
-    locked: bool,
-}
-
-/// This replica's claim to run the scheduled jobs.
-pub struct Leadership {
-    backend: Backend,
-    replica: String,
-    conn: Mutex<Option<DbConn>>,
-    leader: AtomicBool,
-}
-
-impl Leadership {
-    pub fn new(backend: Backend, replica: String) -> Leadership {
-        Leadership {
-            backend,
-            replica,
-            conn: Mutex::new(None),
-            leader: AtomicBool::new(false),
-        }
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
-    }
-
-    pub fn replica(&self) -> &str {
-        &self.replica
-    }
-
-    fn lose(&self, conn: &mut Option<DbConn>, why: &str) {
-        if self.leader.swap(false, Ordering::Relaxed) {
-            tracing::warn!(replica = %self.replica, reason = why, "lost job leadership");
-        }
-        // Dropping the connection ends the session, which frees the lock if it still held it.
-        *conn = None;
-    }
-
-    /// Takes the lead if it is free (or keeps it) and says whether this replica leads.
-    pub fn claim_blocking(&self) -> Result<bool> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| Error::Internal("leadership lock poisoned".into()))?;
-        self.claim(&mut guard)
-    }
-
-    fn claim(&self, guard: &mut Option<DbConn>) -> Result<bool> {
-        if guard.is_none() {
-            let conn = self.backend.connect().map_err(|e| {
-                Error::outage(
-                    crate::error::DATABASE_UNAVAILABLE,
-                    format!("cannot connect for scheduled jobs: {e}"),
-                )
-            })?;
-            *guard = Some(conn);
-        }
-        if self.is_leader() {
-            return Ok(true);
-        }
-        let got = match guard.as_mut() {
-            None => false,
-            Some(DbConn::Sqlite(_)) => true,
-            Some(DbConn::Pg(pg)) => {
-                match diesel::sql_query(format!(
-                    "SELECT pg_try_advisory_lock({LEADER_LOCK}) AS locked"
-                ))
-                .get_result::<Locked>(pg)
-                {
-                    Ok(l) => l.locked,
-                    Err(e) => {
-                        self.lose(guard, "connection failed");
-                        return Err(e.into());
-                    }
-                }
-            }
-        };
-        if got {
-            self.leader.store(true, Ordering::Relaxed);
-            tracing::info!(replica = %self.replica, backend = self.backend.name(), "this replica now runs the scheduled jobs");
-        }
-        Ok(got)
-    }
-
-    /// Runs `job` if this replica leads (taking the lead if it is free), records the run in
-    /// `job_runs`, and returns the job's detail; `Ok(None)` when another replica leads.
-    pub fn run_blocking(
-        &self,
-        name: &str,
-        clock: &dyn Clock,
-        job: impl FnOnce(&mut DbConn) -> Result<String>,
-    ) -> Result<Option<String>> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| Error::Internal("leadership lock poisoned".into()))?;
-        if !self.claim(&mut guard)? {
-            return Ok(None);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Ok(None);
-        };
-        let started = clock.now();
-        let result = job(conn);
-        let finished = clock.now();
-        let (outcome, detail) = match &result {
-            Ok(d) => ("success", d.clone()),
-            Err(e) => ("failure", e.to_string()),
-        };
-        let recorded = diesel::insert_into(job_runs::table)
-            .values((
-                job_runs::job.eq(name),
-                job_runs::replica.eq(&self.replica),
-                job_runs::started_at.eq(to_ms(started)),
-                job_runs::finished_at.eq(Some(to_ms(finished))),
-                job_runs::outcome.eq(Some(outcome)),
-                job_runs::detail.eq(Some(&detail)),
-            ))
-            .execute(conn);
-        if result.is_err() || recorded.is_err() {
-            // A failed job or record may mean the connection (and so the lock) is gone; start
-            // over with a new connection and a new claim at the next tick.
-            self.lose(&mut guard, "a job or its record failed");
-        }
-        result.map(Some)
-    }
-}
 
 /// Expired sessions and old job records go (expired sessions are refused at lookup anyway;
 /// this keeps the tables small), and so do users deprovisioned through SCIM whose grace in
@@ -336,7 +197,7 @@ pub fn spawn_sync_schedulers(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> 
                     actor: crate::audit::Actor::system("schedule"),
                     approve_run: None,
                 };
-                match crate::sync::run_detached(app.clone(), request).await {
+                match crate::sync::run_detached(app.services.clone(), request).await {
                     Ok(_) => {}
                     Err(Error::Conflict(m)) => tracing::debug!(directory = %id, "{m}"),
                     Err(e) => {
@@ -347,4 +208,26 @@ pub fn spawn_sync_schedulers(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> 
         }));
     }
     handles
+}
+
+/// Runs the check on the configured schedule, on the leader replica only.
+pub fn spawn_lapse_warnings(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    let schedule = app.config.notifications.as_ref()?.schedule.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            let now = app.clock.now();
+            let Some(next) = schedule.after(&now).next() else {
+                return;
+            };
+            tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
+            let a = app.clone();
+            let leads = tokio::task::spawn_blocking(move || a.leadership.claim_blocking()).await;
+            if !matches!(leads, Ok(Ok(true))) {
+                continue;
+            }
+            if let Err(e) = crate::notify::run(&app).await {
+                tracing::warn!(error = %e, "key lapse warnings could not run");
+            }
+        }
+    }))
 }

@@ -3,10 +3,10 @@
 //! `Authentication/AccessKey/WarningDays` and service-account keys near their expiry, and
 //! tells them once per lapse — by e-mail (SMTP) and/or a webhook signed with HMAC-SHA256.
 
-use crate::app::App;
 use crate::config::{SmtpConfig, SmtpSecurity, WebhookConfig};
 use crate::error::{Error, Result};
 use crate::options;
+use crate::services::Services;
 use crate::store::models::{to_ms, AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, key_warnings, users};
 use crate::validity;
@@ -16,7 +16,6 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Accesskeyd-Signature";
@@ -128,7 +127,7 @@ pub fn due(
 
 /// Finds what is due and sends each warning on every configured channel that has not sent
 /// it for this lapse yet. A failed send is retried at the next run.
-pub async fn run(app: &Arc<App>) -> Result<Report> {
+pub async fn run(app: &Services) -> Result<Report> {
     let Some(cfg) = app.config.notifications.clone() else {
         return Ok(Report::default());
     };
@@ -216,7 +215,7 @@ fn tally(report: &mut Report, o: Outcome, sent: impl FnOnce(&mut Report)) {
 /// Claims (subject, lapse, channel) before sending, so that replicas or overlapping runs
 /// never send twice; a failed send gives the claim back for the next run.
 async fn once<F, Fut>(
-    app: &App,
+    app: &Services,
     w: &Warning,
     channel: &'static str,
     now: DateTime<Utc>,
@@ -482,30 +481,6 @@ async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(
         }
     }
     Err(format!("{last} (after {} attempts)", cfg.max_attempts))
-}
-
-/// Runs the check on the configured schedule, on the leader replica only.
-pub fn spawn_scheduler(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
-    use std::str::FromStr;
-    let cfg = app.config.notifications.clone()?;
-    let schedule = cron::Schedule::from_str(&cfg.schedule).ok()?;
-    Some(tokio::spawn(async move {
-        loop {
-            let now = app.clock.now();
-            let Some(next) = schedule.after(&now).next() else {
-                return;
-            };
-            tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
-            let a = app.clone();
-            let leads = tokio::task::spawn_blocking(move || a.leadership.claim_blocking()).await;
-            if !matches!(leads, Ok(Ok(true))) {
-                continue;
-            }
-            if let Err(e) = run(&app).await {
-                tracing::warn!(error = %e, "key lapse warnings could not run");
-            }
-        }
-    }))
 }
 
 #[cfg(test)]

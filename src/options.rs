@@ -1,11 +1,11 @@
 //! Runtime options that admins change through the API (`/api/system/configuration/options`).
 //! Stored in the database; an option never set takes its default from the configuration.
 
-use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
+use crate::services::Services;
 use crate::store::models::{to_ms, OptionRow};
 use crate::store::schema::options;
 use crate::store::{DbConn, Store};
@@ -242,7 +242,7 @@ pub async fn list(store: &Store, config: &Config) -> Result<Vec<OptionOutput>> {
 /// Validates every change first (nothing is written if any is wrong), then applies all in
 /// one transaction with an audit event each. With `dry_run` it only answers what would be.
 pub async fn set(
-    app: &App,
+    app: &Services,
     actor: &Actor,
     changes: Vec<Change>,
     dry_run: bool,
@@ -256,7 +256,7 @@ pub async fn set(
 }
 
 async fn set_once(
-    app: &App,
+    app: &Services,
     actor: &Actor,
     changes: Vec<Change>,
     dry_run: bool,

@@ -2,6 +2,7 @@
 //! is outgrown): users, keys (hashes only), options and the audit trail, verified by counts.
 //! Sessions are not copied (people log in again; keys keep working).
 
+use crate::config::redact;
 use crate::error::{Error, Result};
 use crate::store::models::{AccessKeyRow, AuditRow, OptionRow, UserRow};
 use crate::store::schema::{access_keys, audit_events, options, users};
@@ -40,33 +41,13 @@ pub fn counts(conn: &mut DbConn) -> Result<Counts> {
 }
 
 fn connect(url: &str) -> Result<DbConn> {
-    Backend::parse(url)?.connect().map_err(|e| {
+    let backend = Backend::parse(url).map_err(|e| Error::invalid(e.to_string()))?;
+    backend.connect().map_err(|e| {
         Error::outage(
             crate::error::DATABASE_UNAVAILABLE,
             format!("cannot connect to {}: {e}", redact(url)),
         )
     })
-}
-
-/// The URL without a password, for messages: the user-info part and any `password=`
-/// parameter are masked, also in forms the URL parser rejects (libpq's multi-host lists).
-pub fn redact(url: &str) -> String {
-    let mut out = match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    };
-    if let Some(i) = out.to_ascii_lowercase().find("password=") {
-        let start = i + "password=".len();
-        let end = out[start..].find('&').map_or(out.len(), |e| start + e);
-        out.replace_range(start..end, "***");
-    }
-    out
 }
 
 /// Copies everything from `from` into `to`, which must be empty (its schema is created or
@@ -167,27 +148,5 @@ fn copy_chunks<T>(
             return Ok(());
         }
         offset += CHUNK;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_in_messages_hide_passwords() {
-        assert_eq!(
-            redact("postgres://akd:s3cret@db:5432/akd"),
-            "postgres://akd:***@db:5432/akd"
-        );
-        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
-        assert_eq!(
-            redact("postgresql://akd:s3cret@h1:5432,h2:5432/akd?target_session_attrs=read-write"),
-            "postgresql://akd:***@h1:5432,h2:5432/akd?target_session_attrs=read-write"
-        );
-        assert_eq!(
-            redact("postgres://db/akd?user=akd&password=s3cret&sslmode=require"),
-            "postgres://db/akd?user=akd&password=***&sslmode=require"
-        );
     }
 }

@@ -37,6 +37,7 @@ pub enum DirectoryError {
 }
 
 use crate::config::BuiltinDirectoryConfig;
+use crate::error::{Error, DIRECTORY_UNAVAILABLE};
 
 /// A configured directory, ready to check passwords.
 pub enum Directory {
@@ -73,5 +74,45 @@ impl Directory {
 
     pub fn is_builtin(&self) -> bool {
         matches!(self, Directory::Builtin(_))
+    }
+}
+
+/// What a directory's failure means to the caller (conversions live beside their source).
+impl From<DirectoryError> for Error {
+    fn from(e: DirectoryError) -> Error {
+        match e {
+            DirectoryError::InvalidCredentials => {
+                Error::Unauthenticated("invalid username or password".into())
+            }
+            DirectoryError::Refused(m) => Error::Unauthenticated(format!("login refused: {m}")),
+            // The reason names the URL, the address, often the bind DN: for the log only.
+            DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => Error::outage(
+                DIRECTORY_UNAVAILABLE,
+                format!("the directory is unavailable: {m}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::DIRECTORY_UNAVAILABLE;
+
+    #[test]
+    fn a_directory_outage_keeps_its_reason_from_callers_but_not_from_the_log() {
+        let e = Error::from(DirectoryError::Unavailable(
+            "connect on ldap://10.0.0.5:389: I/O error: Connection refused (os error 111)".into(),
+        ));
+        assert_eq!(e.public_message(), DIRECTORY_UNAVAILABLE);
+        assert!(e
+            .detail()
+            .is_some_and(|d| d.contains("ldap://10.0.0.5:389")));
+        // The CLI and the log lines that print the error see the whole reason.
+        assert_eq!(
+            e.to_string(),
+            "the directory is unavailable: connect on ldap://10.0.0.5:389: I/O error: \
+             Connection refused (os error 111)"
+        );
     }
 }

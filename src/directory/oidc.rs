@@ -46,9 +46,9 @@ fn refused(why: impl Into<String>) -> DirectoryError {
 }
 
 impl OidcDirectory {
+    /// Builds the directory from its configuration, which loading has checked (the issuer
+    /// is an http(s) URL); fails only if the HTTP client cannot be set up.
     pub fn new(cfg: OidcDirectoryConfig) -> Result<OidcDirectory, DirectoryError> {
-        IssuerUrl::new(cfg.issuer.clone())
-            .map_err(|e| DirectoryError::Misconfigured(format!("issuer: {e}")))?;
         let http = reqwest::Client::builder()
             // Following redirects from the provider's endpoints opens the door to SSRF.
             .redirect(reqwest::redirect::Policy::none())

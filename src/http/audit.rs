@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::extract::{Admin, Query};
 use super::paging::PageParams;
-use super::AppState;
+use super::state::AppState;
 use crate::audit::{self, Filter};
 use axum::extract::State;
 use axum::routing::get;

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::extract::{Admin, Path, Query};
 use super::paging::PageParams;
-use super::AppState;
+use super::state::AppState;
 use crate::directory::Directory;
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Removal, Request, Trigger};
@@ -100,7 +100,7 @@ async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Val
                 let cfg = l.config();
                 let (rows, _) = sync::runs(app, &cfg.id, 0, 1).await?;
                 (
-                    cfg.sync.schedule.clone(),
+                    cfg.sync.schedule.as_ref().map(|s| s.source().to_string()),
                     sync::next_run(cfg, app.clock.now()),
                     rows.into_iter().next().map(run_output),
                 )
@@ -169,7 +169,7 @@ async fn start(
             .map_err(|e| crate::error::Error::invalid(format!("body: {e}")))?
     };
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: input.dry_run,
@@ -190,7 +190,7 @@ async fn approve(
     Path((id, run)): Path<(String, i64)>,
 ) -> Result<Json<RunOutput>, ApiError> {
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: false,

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::RawBody;
-use super::AppState;
+use super::state::AppState;
 use crate::error::Error;
 use crate::events::{self, LoginEvent};
 use axum::extract::State;

@@ -1,10 +1,13 @@
 //! Extractors: JSON bodies, queries and paths whose rejections use our error shape, and the
 //! authenticated caller read from `x-sq-auth`, `Authorization: Bearer` or `Basic`.
 
+use super::client_addr;
+use super::cookies;
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::app::App;
-use crate::auth::{self, Credentials, Principal};
+use crate::auth::{self, Credentials};
+use crate::caller::Principal;
 use crate::error::Error;
 use crate::secret::Secret;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
@@ -52,7 +55,7 @@ pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
 pub fn client_ip(parts: &Parts, app: &App) -> Option<IpAddr> {
     let server = &app.config.server;
     peer_ip(parts).map(|peer| {
-        super::client_addr::resolve(
+        client_addr::resolve(
             peer,
             &parts.headers,
             &server.trusted_proxies,
@@ -110,24 +113,11 @@ pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
     )))
 }
 
-/// The value of the cookie `name`, if the request carries it.
-pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value.to_string())
-}
-
 /// The browser session cookie. On the API it authenticates only requests that change
 /// nothing: a cross-site form could otherwise act with it (CSRF). Changes need `x-sq-auth`
 /// (the web pages under `/ui` check their own CSRF token instead).
 fn cookie_session(parts: &Parts) -> Result<Option<Credentials>, Error> {
-    let token = cookie(&parts.headers, super::auth::SESSION_COOKIE);
-    let Some(token) = token else {
+    let Some(token) = cookies::SESSION.read_headers(&parts.headers) else {
         return Ok(None);
     };
     if !parts.method.is_safe() {

@@ -3,7 +3,7 @@
 //! (`server.management_listen`), so that its numbers are not for everyone who can reach
 //! the API.
 
-use super::AppState;
+use super::state::AppState;
 use crate::passwords::HashStats;
 use axum::extract::State;
 use axum::http::{header, StatusCode};

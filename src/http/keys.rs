@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Path, Query};
 use super::paging::PageParams;
-use super::AppState;
+use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::keys::{self, KeyView, NewKey, Scope};
 use crate::store::models::from_ms;

@@ -1,92 +1,41 @@
 //! The HTTP API: one router per area, thin handlers (extract → call the domain → map the
 //! result), one error mapping.
+//!
+//! Imports between these files point one way, down this list (none imports this file):
+//! - `serve` (the accept loop), over `routes` (the public and management routers)
+//! - the areas: the API's (`auth`, `keys`, `users`, `system`, `audit`, `directories`,
+//!   `events`, `scim`, `health`) and the pages' (`ui`, which assembles `ui::account` and
+//!   `ui::admin` over `ui::session`, `ui::page` and `ui::views`)
+//! - `sign_in` (the OpenID Connect start and Windows sign-in, shared by `auth` and the pages)
+//! - `extract` (credentials, the caller, our rejections) and `output` (shared answers)
+//! - `cookies` (our cookies, their attributes), `paging`, `client_addr`
+//! - `state` (`AppState`), `error` (the one error mapping)
 
 pub mod audit;
 pub mod auth;
 pub mod client_addr;
+pub mod cookies;
 pub mod directories;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod output;
 pub mod paging;
+mod routes;
 pub mod scim;
 pub mod serve;
+pub mod sign_in;
+pub mod state;
 pub mod system;
 pub mod ui;
 pub mod users;
 
 use crate::app::App;
-use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Router;
 use std::sync::Arc;
-use tower_http::trace::TraceLayer;
 
-/// What every handler receives.
-#[derive(Clone)]
-pub struct AppState(pub Arc<App>);
-
-impl FromRef<AppState> for Arc<App> {
-    fn from_ref(s: &AppState) -> Arc<App> {
-        s.0.clone()
-    }
-}
-
-/// The whole API.
-pub fn router(app: Arc<App>) -> Router {
-    let limit = app.config.server.max_body_bytes;
-    let router = Router::new()
-        .merge(auth::router())
-        .merge(keys::router())
-        .merge(users::router())
-        .merge(system::router())
-        .merge(audit::router())
-        .merge(directories::router())
-        .merge(events::router())
-        .merge(scim::router())
-        .merge(health::router())
-        .merge(ui::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit));
-    traced(router).with_state(AppState(app))
-}
-
-/// Request spans and tower-http's per-request lines, only when its debug logging is on
-/// (`RUST_LOG=tower_http=debug,info`): otherwise they cost every request time and say
-/// nothing (failures are logged by the error mapping, with their errorId).
-fn traced(router: Router<AppState>) -> Router<AppState> {
-    if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
-        router.layer(TraceLayer::new_for_http())
-    } else {
-        router
-    }
-}
-
-/// The management listener's routes: `/metrics`, `/healthz` and `/readyz`, nothing else.
-pub fn management_router(app: Arc<App>) -> Router {
-    Router::new()
-        .merge(health::management_router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
-        .with_state(AppState(app))
-}
-
-async fn not_found() -> Response {
-    error::status_message(StatusCode::NOT_FOUND, "no such endpoint")
-}
-
-async fn method_not_allowed() -> Response {
-    error::status_message(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this endpoint",
-    )
-    .into_response()
-}
+pub use routes::{management_router, router};
 
 /// Serves the API on `listener` until `shutdown` completes, with the connection deadlines
 /// and cap of `[server]` ([`serve::serve`]).
@@ -119,7 +68,7 @@ pub async fn serve_with_management(
 ) -> std::io::Result<()> {
     // Known credentials are decided from memory only while this process hears other
     // processes' revocations; that lasts exactly as long as it serves.
-    let hearing = crate::revocation::Hearing::start(&app)?;
+    let hearing = crate::hearing::Hearing::start(&app.services)?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let management = management.map(|listener| {
         tokio::spawn(serve::serve(

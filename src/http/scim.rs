@@ -1,7 +1,7 @@
 //! `/scim/v2`: the SCIM 2.0 service provider an identity provider pushes users to. Answers
 //! and errors are SCIM's (`application/scim+json`, RFC 7644 §3.12).
 
-use super::AppState;
+use super::state::AppState;
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

@@ -4,6 +4,7 @@
 //! process's file descriptors).
 
 use super::error::status_message;
+use super::routes::{management_router, router};
 use crate::app::App;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, StatusCode, Uri};
@@ -57,14 +58,8 @@ pub async fn serve(
     };
     let request_timeout = Duration::from_secs(server.request_timeout_seconds);
     let (router, max_connections) = match which {
-        Listener::Public => (
-            super::router(app.clone()),
-            connection_cap(server.max_connections),
-        ),
-        Listener::Management => (
-            super::management_router(app.clone()),
-            MANAGEMENT_MAX_CONNECTIONS,
-        ),
+        Listener::Public => (router(app.clone()), connection_cap(server.max_connections)),
+        Listener::Management => (management_router(app.clone()), MANAGEMENT_MAX_CONNECTIONS),
     };
     tracing::info!(
         listener = ?which,

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody};
-use super::AppState;
+use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::options::{self, Change, OptionOutput};
 use axum::extract::State;

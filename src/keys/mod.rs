@@ -1,26 +1,24 @@
 //! Access keys: creation (password shown once, stored as argon2id), listing, deletion, and
 //! verification of a key and password, including the validity rule.
 
+pub mod cache;
 pub mod format;
 
-use crate::app::App;
 use crate::audit::{self, Event};
-use crate::auth::{Method, Principal};
+use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
 use crate::metrics::inc;
 use crate::options;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
+use crate::services::Services;
 use crate::store::models::{to_ms, AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, users};
-use crate::store::Store;
 use crate::users as users_domain;
 use crate::validity;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_LEN: usize = 1000;
@@ -117,7 +115,11 @@ fn service_account_expiry(
 }
 
 /// Creates a key and returns it with its password, which exists nowhere else afterwards.
-pub async fn create(app: &App, caller: &Principal, input: NewKey) -> Result<(KeyView, Secret)> {
+pub async fn create(
+    app: &Services,
+    caller: &Principal,
+    input: NewKey,
+) -> Result<(KeyView, Secret)> {
     if caller.method == Method::AccessKey
         && !app.config.access_keys.allow_key_sessions_to_create_keys
     {
@@ -240,7 +242,7 @@ fn contains_pattern(text: &str) -> String {
 /// A page of keys (newest first) and the total count. Non-admins see only their own.
 /// `search`: only keys whose label, key id or owner's username contains it (any case).
 pub async fn list(
-    app: &App,
+    app: &Services,
     caller: &Principal,
     scope: Scope,
     search: Option<&str>,
@@ -302,7 +304,7 @@ pub async fn list(
 
 /// Deletes a key by its key id. Owners delete their own; admins any. A key that is not the
 /// caller's looks the same as one that does not exist.
-pub async fn delete(app: &App, caller: &Principal, key_id: &str) -> Result<AccessKeyRow> {
+pub async fn delete(app: &Services, caller: &Principal, key_id: &str) -> Result<AccessKeyRow> {
     let key_id = key_id.to_string();
     let caller_id = caller.user.id.clone();
     let is_admin = caller.user.is_admin;
@@ -351,7 +353,7 @@ const BAD_KEY: &str = "invalid access key or password";
 /// `addr` (checked and reserved in one step) and the fair argon2 queue. A key that is
 /// merely not valid now does not count as a failure.
 pub async fn verify(
-    app: &App,
+    app: &Services,
     key_id: &str,
     password: Secret,
     addr: Option<IpAddr>,
@@ -434,59 +436,6 @@ pub async fn verify(
     inc(&app.metrics.key_auth_ok);
     app.last_used.touch(&app.store, &key.id, now);
     Ok(Verified { key, user })
-}
-
-/// Keys whose last write time is remembered at most; the memory starts over when full.
-const LAST_USED_CAPACITY: usize = 100_000;
-
-/// Writes `lastUsed` at most once per interval per key, in the background, so key traffic
-/// neither waits for nor turns into a database write per request.
-pub struct LastUsed {
-    interval_ms: i64,
-    written: Mutex<HashMap<String, i64>>,
-}
-
-impl LastUsed {
-    pub fn new(interval_seconds: u64) -> LastUsed {
-        LastUsed {
-            interval_ms: i64::try_from(interval_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
-            written: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn touch(&self, store: &Store, key_row_id: &str, now: DateTime<Utc>) {
-        let now_ms = to_ms(now);
-        {
-            let Ok(mut written) = self.written.lock() else {
-                return;
-            };
-            if written
-                .get(key_row_id)
-                .is_some_and(|last| now_ms - last < self.interval_ms)
-            {
-                return;
-            }
-            if written.len() >= LAST_USED_CAPACITY {
-                written.clear();
-            }
-            written.insert(key_row_id.to_string(), now_ms);
-        }
-        let store = store.clone();
-        let id = key_row_id.to_string();
-        tokio::spawn(async move {
-            let result = store
-                .write(move |conn| {
-                    diesel::update(access_keys::table.find(id))
-                        .set(access_keys::last_used_at.eq(Some(now_ms)))
-                        .execute(conn)?;
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "could not record an access key's last use");
-            }
-        });
-    }
 }
 
 #[cfg(test)]

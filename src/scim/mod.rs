@@ -4,12 +4,12 @@
 
 pub mod protocol;
 
-use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
+use crate::services::Services;
 use crate::sessions::token_hash;
 use crate::store::models::{from_ms, to_ms, UserRow};
 use crate::store::schema::{scim_tokens, users};
@@ -21,7 +21,7 @@ use protocol::{Filter, ScimError, ScimUser};
 pub const TOKEN_PREFIX: &str = "akscim_";
 
 impl From<Error> for ScimError {
-    /// The status and text of the API's one mapping (`http::error::domain_answer`): a
+    /// The status and text of the API's one mapping (`Error::answer`): a
     /// detail for the log only (SQL text, a bug) reaches the provider as a fixed text with
     /// the error id of the log line that holds it.
     fn from(e: Error) -> ScimError {
@@ -30,7 +30,7 @@ impl From<Error> for ScimError {
             Error::Conflict(_) => Some("uniqueness"),
             _ => None,
         };
-        let answer = crate::http::error::domain_answer(e);
+        let answer = e.answer();
         ScimError {
             status: answer.status.as_u16(),
             scim_type,
@@ -54,7 +54,11 @@ fn actor(directory: &str) -> Actor {
 }
 
 /// A new SCIM token for an OpenID Connect directory, shown once; only its hash is stored.
-pub async fn create_token(app: &App, directory: &str, label: &str) -> Result<(String, Secret)> {
+pub async fn create_token(
+    app: &Services,
+    directory: &str,
+    label: &str,
+) -> Result<(String, Secret)> {
     match app.directory(directory) {
         Some(Directory::Oidc(_)) => {}
         Some(_) => {
@@ -100,7 +104,7 @@ pub async fn create_token(app: &App, directory: &str, label: &str) -> Result<(St
 /// (id, directory, label, created, last used) of every SCIM token.
 pub type TokenInfo = (String, String, String, i64, Option<i64>);
 
-pub async fn list_tokens(app: &App) -> Result<Vec<TokenInfo>> {
+pub async fn list_tokens(app: &Services) -> Result<Vec<TokenInfo>> {
     app.store
         .read(|conn| {
             Ok(scim_tokens::table
@@ -117,7 +121,7 @@ pub async fn list_tokens(app: &App) -> Result<Vec<TokenInfo>> {
         .await
 }
 
-pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
+pub async fn revoke_token(app: &Services, id: &str) -> Result<()> {
     let id = id.to_string();
     let now = app.clock.now();
     app.store
@@ -141,7 +145,7 @@ pub async fn revoke_token(app: &App, id: &str) -> Result<()> {
 
 /// The directory a SCIM bearer token belongs to.
 pub async fn authenticate(
-    app: &App,
+    app: &Services,
     bearer: Option<&str>,
 ) -> std::result::Result<String, ScimError> {
     let token = bearer
@@ -193,7 +197,7 @@ fn to_scim(r: &UserRow) -> ScimUser {
 }
 
 /// The directory's `removal_grace_hours`, as a duration (zero: delete at once).
-fn grace(app: &App, dir: &str) -> chrono::Duration {
+fn grace(app: &Services, dir: &str) -> chrono::Duration {
     match app.directory(dir) {
         Some(Directory::Oidc(o)) => {
             chrono::Duration::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0))
@@ -245,7 +249,7 @@ fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserR
 
 /// Users of the directory that match `filter`, paged (1-based `start`).
 pub async fn list(
-    app: &App,
+    app: &Services,
     dir: &str,
     filter: Option<Filter>,
     start: u64,
@@ -299,7 +303,7 @@ fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
     }
 }
 
-pub async fn get(app: &App, dir: &str, id: &str) -> Result<ScimUser> {
+pub async fn get(app: &Services, dir: &str, id: &str) -> Result<ScimUser> {
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
     app.store
         .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
@@ -317,7 +321,7 @@ fn check_user_name(name: &str) -> Result<()> {
 
 /// Provisions a user. They exist without keys until they log in (the first login links the
 /// record to the provider's subject by userName). `active: false` creates them disabled.
-pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
+pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
@@ -375,7 +379,7 @@ pub async fn create(app: &App, dir: &str, u: ScimUser) -> Result<ScimUser> {
 /// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
 /// deprovisions: without a grace the user goes with keys and sessions and `None` is
 /// returned; with one the user is suspended (and `active: true` later restores them).
-pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
+pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
@@ -458,7 +462,7 @@ pub async fn update(app: &App, dir: &str, id: &str, u: ScimUser) -> Result<Optio
 
 /// PATCH: applies the operations to the current user, then stores the result.
 pub async fn patch(
-    app: &App,
+    app: &Services,
     dir: &str,
     id: &str,
     body: &serde_json::Value,
@@ -469,7 +473,7 @@ pub async fn patch(
 }
 
 /// DELETE: deprovisions the user with keys and sessions (after the grace, if any).
-pub async fn delete(app: &App, dir: &str, id: &str) -> Result<()> {
+pub async fn delete(app: &Services, dir: &str, id: &str) -> Result<()> {
     let now = app.clock.now();
     let grace = grace(app, dir);
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());

@@ -29,54 +29,11 @@ pub enum DbConn {
     Pg(PgConnection),
 }
 
-/// Which database a URL names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    /// The file path.
-    Sqlite(String),
-    /// The full `postgres://` URL.
-    Postgres(String),
-}
+// The URL's kind is configuration (`crate::config::Backend`); opening a connection to it
+// is storage's, so that half of its methods lives here.
+pub use crate::config::Backend;
 
 impl Backend {
-    pub fn parse(url: &str) -> Result<Backend> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err(Error::invalid("database.url: sqlite:// needs a file path"));
-            }
-            return Ok(Backend::Sqlite(path.to_string()));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Backend::Postgres(url.to_string()));
-        }
-        Err(Error::invalid(
-            "database.url: use sqlite://PATH or postgres://USER@HOST/DB",
-        ))
-    }
-
-    /// On PostgreSQL, bounds how long opening a connection may take (libpq waits forever by
-    /// default), unless the URL sets `connect_timeout` itself.
-    pub fn with_connect_timeout(self, seconds: u64) -> Backend {
-        match self {
-            Backend::Postgres(url) => match url::Url::parse(&url) {
-                Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "connect_timeout") => {
-                    u.query_pairs_mut()
-                        .append_pair("connect_timeout", &seconds.max(1).to_string());
-                    Backend::Postgres(u.to_string())
-                }
-                _ => Backend::Postgres(url),
-            },
-            other => other,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
-    }
-
     /// Opens one connection, configured for our use.
     pub fn connect(&self) -> std::result::Result<DbConn, diesel::ConnectionError> {
         match self {
@@ -200,7 +157,9 @@ impl Store {
     /// away later gives 503s until it is back (`serve` itself migrates first, so it needs the
     /// database to start).
     pub fn open(cfg: &DatabaseConfig) -> Result<Store> {
-        let backend = Backend::parse(&cfg.url)?.with_connect_timeout(cfg.connect_timeout_seconds);
+        let backend = Backend::parse(&cfg.url)
+            .map_err(|e| Error::invalid(e.to_string()))?
+            .with_connect_timeout(cfg.connect_timeout_seconds);
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
             .min_idle(Some(0))
@@ -265,45 +224,5 @@ impl Store {
         F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
     {
         self.with_conn(|conn| write_transaction(conn, f)).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_select_the_backend() {
-        assert_eq!(
-            Backend::parse("sqlite://a.db").unwrap(),
-            Backend::Sqlite("a.db".into())
-        );
-        assert_eq!(
-            Backend::parse("sqlite:///var/lib/a.db").unwrap(),
-            Backend::Sqlite("/var/lib/a.db".into())
-        );
-        assert!(matches!(
-            Backend::parse("postgres://u@h/db").unwrap(),
-            Backend::Postgres(_)
-        ));
-        assert!(matches!(
-            Backend::parse("postgresql://u@h/db").unwrap(),
-            Backend::Postgres(_)
-        ));
-        assert_eq!(
-            Backend::parse("postgres://u@h/db")
-                .unwrap()
-                .with_connect_timeout(3),
-            Backend::Postgres("postgres://u@h/db?connect_timeout=3".into())
-        );
-        assert_eq!(
-            Backend::parse("postgres://u@h/db?sslmode=require&connect_timeout=9")
-                .unwrap()
-                .with_connect_timeout(3),
-            Backend::Postgres("postgres://u@h/db?sslmode=require&connect_timeout=9".into())
-        );
-        assert!(Backend::parse("mysql://x").is_err());
-        assert!(Backend::parse("sqlite://").is_err());
-        assert!(Backend::parse("accesskeyd.db").is_err());
     }
 }

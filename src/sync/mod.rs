@@ -4,13 +4,13 @@
 
 pub mod plan;
 
-use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::config::{LdapDirectoryConfig, PERCENT_THRESHOLD_MIN_USERS};
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
+use crate::services::Services;
 use crate::store::models::{from_ms, to_ms, SyncRunRow};
 use crate::store::schema::{access_keys, sync_runs, users};
 use crate::store::DbConn;
@@ -67,7 +67,7 @@ pub struct PlanRecord {
     pub expired: Vec<Removal>,
 }
 
-fn ldap_directory<'a>(app: &'a App, id: &str) -> Result<&'a LdapDirectory> {
+fn ldap_directory<'a>(app: &'a Services, id: &str) -> Result<&'a LdapDirectory> {
     match app.directory(id) {
         Some(Directory::Ldap(l)) => Ok(l),
         Some(_) => Err(Error::invalid(format!(
@@ -322,7 +322,7 @@ async fn read(ldap: &LdapDirectory, local_ids: HashSet<String>) -> Result<Snapsh
 
 /// Runs one reconciliation of a directory and returns the recorded run.
 pub async fn run(
-    app: &App,
+    app: &Services,
     req: Request,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<SyncRunRow> {
@@ -334,7 +334,7 @@ pub async fn run(
         ..req
     };
     let now = app.clock.now();
-    let replica = app.leadership.replica().to_string();
+    let replica = app.replica.clone();
     let (r, d) = (req.clone(), dir.clone());
     let (run_id, approved, locals) = app
         .store
@@ -451,7 +451,7 @@ pub async fn run(
 
 /// Runs in a task of its own, so a caller that goes away (an HTTP client giving up, a
 /// scheduler stopped) does not cut a run off halfway and leave it marked running.
-pub async fn run_detached(app: std::sync::Arc<App>, req: Request) -> Result<SyncRunRow> {
+pub async fn run_detached(app: std::sync::Arc<Services>, req: Request) -> Result<SyncRunRow> {
     tokio::spawn(async move { run(&app, req, &|_| {}).await })
         .await
         .map_err(|e| Error::Internal(format!("sync task failed: {e}")))?
@@ -459,7 +459,7 @@ pub async fn run_detached(app: std::sync::Arc<App>, req: Request) -> Result<Sync
 
 /// Blocked, dry run, or apply.
 async fn decide(
-    app: &App,
+    app: &Services,
     req: &Request,
     run_id: i64,
     read: u64,
@@ -515,7 +515,7 @@ async fn decide(
 
 /// Applies a plan in one transaction; returns the ids of users whose standing changed.
 async fn apply(
-    app: &App,
+    app: &Services,
     req: &Request,
     run_id: i64,
     p: Plan,
@@ -657,7 +657,12 @@ fn reason_text(r: plan::Reason) -> &'static str {
 }
 
 /// The newest runs of a directory, with the total count.
-pub async fn runs(app: &App, dir: &str, offset: i64, limit: i64) -> Result<(Vec<SyncRunRow>, i64)> {
+pub async fn runs(
+    app: &Services,
+    dir: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<SyncRunRow>, i64)> {
     let dir = dir.to_string();
     app.store
         .read(move |conn| {
@@ -678,7 +683,7 @@ pub async fn runs(app: &App, dir: &str, offset: i64, limit: i64) -> Result<(Vec<
 }
 
 /// One run of a directory.
-pub async fn run_of(app: &App, dir: &str, run_id: i64) -> Result<SyncRunRow> {
+pub async fn run_of(app: &Services, dir: &str, run_id: i64) -> Result<SyncRunRow> {
     let dir = dir.to_string();
     app.store
         .read(move |conn| {
@@ -695,9 +700,7 @@ pub async fn run_of(app: &App, dir: &str, run_id: i64) -> Result<SyncRunRow> {
 
 /// When a directory's schedule fires next after `now`.
 pub fn next_run(cfg: &LdapDirectoryConfig, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    use std::str::FromStr;
-    let expr = cfg.sync.schedule.as_deref()?;
-    cron::Schedule::from_str(expr).ok()?.after(&now).next()
+    cfg.sync.schedule.as_ref()?.after(&now).next()
 }
 
 /// The stored plan of a run.

@@ -10,7 +10,7 @@ use accesskeyd::app::App;
 use accesskeyd::audit::Actor;
 use accesskeyd::clock::OffsetClock;
 use accesskeyd::config::Config;
-use accesskeyd::revocation::Hearing;
+use accesskeyd::hearing::Hearing;
 use accesskeyd::secret::Secret;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -88,7 +88,7 @@ impl TestApp {
         let app = App::new(config, clock.clone()).await.expect("app starts");
         // What a serving process runs beside its listener: remembered credentials are used
         // only while it hears revocations, as in production.
-        let hearing = Hearing::start(&app).expect("revocation hearing");
+        let hearing = Hearing::start(&app.services).expect("revocation hearing");
         accesskeyd::users::create_local(
             &app,
             &Actor::system("test"),

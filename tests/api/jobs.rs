@@ -47,7 +47,7 @@ async fn cleanup_removes_expired_sessions_and_records_its_runs() {
     };
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].0, "session-cleanup");
-    assert_eq!(runs[0].1, accesskeyd::app::replica_id());
+    assert_eq!(runs[0].1, accesskeyd::services::replica_id());
     assert_eq!(runs[0].2.as_deref(), Some("success"));
     let metrics = app.metrics().await;
     assert!(metrics.lines().any(|l| l == "accesskeyd_job_leader 1"));

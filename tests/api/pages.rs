@@ -8,6 +8,14 @@ use axum::http::StatusCode;
 /// `public_url` says people reach accesskeyd over HTTPS (through a reverse proxy).
 const BEHIND_HTTPS: &str = "\n[server]\npublic_url = \"https://akd.example.com\"\n";
 
+/// A `Set-Cookie` value's name=value and attributes, in any order (their order means
+/// nothing to a browser).
+fn attributes(set_cookie: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = set_cookie.split("; ").collect();
+    parts[1..].sort_unstable();
+    parts
+}
+
 /// The value a `Set-Cookie` sets.
 fn value_of(set_cookie: &str) -> String {
     let (_, rest) = set_cookie.split_once('=').expect("name=value");
@@ -44,8 +52,10 @@ async fn signing_out_behind_https_clears_each_cookie_as_it_was_set() {
         "{session}"
     );
     assert_eq!(
-        r.set_cookie("accesskeyd_login_csrf"),
-        "accesskeyd_login_csrf=; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        attributes(&r.set_cookie("accesskeyd_login_csrf")),
+        attributes(
+            "accesskeyd_login_csrf=; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        )
     );
     let token = value_of(&session);
 
@@ -63,8 +73,8 @@ async fn signing_out_behind_https_clears_each_cookie_as_it_was_set() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        r.set_cookie("accesskeyd_session"),
-        "accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
+        attributes(&r.set_cookie("accesskeyd_session")),
+        attributes("accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
     );
 
     // A page opened with the ended session sends the browser to sign in again and clears
@@ -77,8 +87,8 @@ async fn signing_out_behind_https_clears_each_cookie_as_it_was_set() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), "/ui/login?notice=expired");
     assert_eq!(
-        r.set_cookie("accesskeyd_session"),
-        "accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
+        attributes(&r.set_cookie("accesskeyd_session")),
+        attributes("accesskeyd_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
     );
 }
 

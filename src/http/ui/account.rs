@@ -1,30 +1,30 @@
 //! Sign-in (password, OpenID Connect, Windows), sign-out, and a person's own access keys.
 
-use super::{
-    error_page, notice_text, render, see_other, when, window_text, Form, Page, UiError, UiResult,
-    UiUser,
+use super::page::{error_page, render, see_other, CsrfOnly, Form, UiError, UiResult};
+use super::session::{tokens_match, UiUser};
+use super::views::{
+    notice_text, when, window_text, ConfirmPage, Created, DirectoryChoice, KeyRow, KeysPage,
+    LoginPage, Page, Validity,
 };
 use crate::auth::{self, LoginInput};
 use crate::directory::Directory;
 use crate::error::Error;
-use crate::http::auth::{
-    clear_cookie, clear_cookie_with, negotiate_header, session_cookie, set_cookie,
-    start_oidc_login, windows_sign_in, SameSite, WindowsOutcome, OIDC_CALLBACK_PATH,
-    UI_RETURN_COOKIE,
-};
-use crate::http::extract::{cookie, Path, Query, RemoteAddr};
-use crate::http::AppState;
+use crate::http::cookies;
+use crate::http::error::domain_status;
+use crate::http::extract::{Path, Query, RemoteAddr};
+use crate::http::sign_in::{negotiate_header, start_oidc_login, windows_sign_in, WindowsOutcome};
+use crate::http::state::AppState;
 use crate::keys::{self, format, NewKey, Scope};
 use crate::secret::Secret;
 use crate::store::models::from_ms;
 use crate::users;
-use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -41,112 +41,108 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Double-submit token of the sign-in form (there is no session to derive one from yet).
-const LOGIN_CSRF_COOKIE: &str = "accesskeyd_login_csrf";
-const LOGIN_CSRF_PATH: &str = "/ui/login";
-
-struct DirectoryChoice {
-    id: String,
-    name: String,
-}
-
-#[derive(Template)]
-#[template(path = "login.html", config = "src/http/ui/askama.toml")]
-struct LoginPage {
-    page: Page,
-    login_csrf: String,
-    password_directories: Vec<DirectoryChoice>,
-    oidc_directories: Vec<DirectoryChoice>,
-    windows: bool,
-    selected: String,
-    username: String,
-}
-
 #[derive(Deserialize)]
 struct NoticeQuery {
     notice: Option<String>,
 }
 
-fn login_form(
-    state: &AppState,
-    status: StatusCode,
-    csrf: Option<String>,
-    error: Option<String>,
-    notice: Option<String>,
-    selected: &str,
-    username: &str,
-) -> Response {
-    let app = &state.0;
-    let choice = |d: &Directory| DirectoryChoice {
-        id: d.id().to_string(),
-        name: d.name().to_string(),
-    };
-    // Keep the browser's token while it is there, so two open tabs both work.
-    let (csrf, fresh) = match csrf {
-        Some(c) => (c, false),
-        None => (crate::sessions::random_token(""), true),
-    };
-    let mut page = Page::anonymous("Sign in");
-    page.error = error;
-    page.notice = notice;
-    let mut response = render(
-        status,
-        &LoginPage {
-            page,
-            login_csrf: csrf.clone(),
-            password_directories: app
-                .directories
-                .iter()
-                .filter(|d| matches!(d, Directory::Builtin(_) | Directory::Ldap(_)))
-                .map(choice)
-                .collect(),
-            oidc_directories: app
-                .directories
-                .iter()
-                .filter(|d| matches!(d, Directory::Oidc(_)))
-                .map(choice)
-                .collect(),
-            windows: app.kerberos.is_some() || app.config.proxy_auth.is_some(),
-            selected: selected.to_string(),
-            username: username.to_string(),
-        },
-    );
-    if fresh {
-        if let Ok(v) = set_cookie(
-            state,
-            LOGIN_CSRF_COOKIE,
-            &csrf,
-            LOGIN_CSRF_PATH,
-            SameSite::Strict,
-            None,
-        ) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    response
+/// How the sign-in page is answered.
+enum LoginAnswer {
+    /// First shown, with the notice of a redirect.
+    First { notice: Option<String> },
+    /// Again after a refused attempt: its status and message, and what was typed (never the
+    /// password).
+    Again {
+        status: StatusCode,
+        error: String,
+        directory: String,
+        username: String,
+    },
 }
 
-async fn login_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<NoticeQuery>,
-) -> Response {
-    let selected = state
+/// The sign-in page, with the cookie of its double-submit token when the browser has none.
+fn login_form(state: &AppState, jar: CookieJar, answer: LoginAnswer) -> Response {
+    let (csrf, jar) = login_csrf(state, jar);
+    let mut page = Page::anonymous("Sign in");
+    let (status, selected, username) = match answer {
+        LoginAnswer::First { notice } => {
+            page.notice = notice;
+            (StatusCode::OK, default_directory(state), String::new())
+        }
+        LoginAnswer::Again {
+            status,
+            error,
+            directory,
+            username,
+        } => {
+            page.error = Some(error);
+            (status, directory, username)
+        }
+    };
+    let view = login_view(state, page, csrf, selected, username);
+    (jar, render(status, &view)).into_response()
+}
+
+/// The sign-in form's token: the browser's own while it has one, so that two open tabs
+/// both work; else a fresh one, set as its cookie.
+fn login_csrf(state: &AppState, jar: CookieJar) -> (String, CookieJar) {
+    match cookies::LOGIN_CSRF.read(&jar) {
+        Some(token) => (token, jar),
+        None => {
+            let token = crate::sessions::random_token("");
+            let jar = jar.add(cookies::LOGIN_CSRF.set(state, token.clone(), None));
+            (token, jar)
+        }
+    }
+}
+
+/// The directory the form starts with: the first LDAP directory, if any.
+fn default_directory(state: &AppState) -> String {
+    state
         .0
         .directories
         .iter()
         .find(|d| matches!(d, Directory::Ldap(_)))
         .map(|d| d.id().to_string())
-        .unwrap_or_default();
-    login_form(
-        &state,
-        StatusCode::OK,
-        cookie(&headers, LOGIN_CSRF_COOKIE),
-        None,
-        notice_text(q.notice.as_deref()),
-        &selected,
-        "",
-    )
+        .unwrap_or_default()
+}
+
+fn login_view(
+    state: &AppState,
+    page: Page,
+    login_csrf: String,
+    selected: String,
+    username: String,
+) -> LoginPage {
+    let app = &state.0;
+    let choices = |keep: fn(&Directory) -> bool| {
+        app.directories
+            .iter()
+            .filter(|d| keep(d))
+            .map(|d| DirectoryChoice {
+                id: d.id().to_string(),
+                name: d.name().to_string(),
+            })
+            .collect()
+    };
+    LoginPage {
+        page,
+        login_csrf,
+        password_directories: choices(|d| matches!(d, Directory::Builtin(_) | Directory::Ldap(_))),
+        oidc_directories: choices(|d| matches!(d, Directory::Oidc(_))),
+        windows: app.kerberos.is_some() || app.config.proxy_auth.is_some(),
+        selected,
+        username,
+    }
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
+    let notice = notice_text(q.notice.as_deref());
+    login_form(&state, jar, LoginAnswer::First { notice })
 }
 
 #[derive(Deserialize)]
@@ -162,89 +158,83 @@ struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     RemoteAddr(addr): RemoteAddr,
-    headers: HeaderMap,
+    jar: CookieJar,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
-    let directory = f.directory.unwrap_or_default();
-    let again = |status, error: String| {
-        login_form(
+    let directory = f.directory.clone().unwrap_or_default();
+    let username = f.username.clone();
+    match password_sign_in(&state, addr, &jar, f).await {
+        Ok(done) => signed_in(&state, jar, &done),
+        Err((status, error)) => login_form(
             &state,
-            status,
-            expected.clone(),
-            Some(error),
-            None,
-            &directory,
-            &f.username,
-        )
-    };
-    if !super::tokens_match(expected.as_deref().unwrap_or(""), f.csrf.as_deref()) {
-        return again(
+            jar,
+            LoginAnswer::Again {
+                status,
+                error,
+                directory,
+                username,
+            },
+        ),
+    }
+}
+
+/// Checks the sign-in form and signs in; a refusal in the words and status of the page.
+async fn password_sign_in(
+    state: &AppState,
+    addr: Option<String>,
+    jar: &CookieJar,
+    f: LoginForm,
+) -> Result<auth::LoggedIn, (StatusCode, String)> {
+    let expected = cookies::LOGIN_CSRF.read(jar);
+    if !tokens_match(expected.as_deref().unwrap_or(""), f.csrf.as_deref()) {
+        return Err((
             StatusCode::FORBIDDEN,
             "The sign-in form expired or did not come from this page; please try again.".into(),
-        );
+        ));
     }
     // Keys never open a browser session, whichever field they were typed into.
     if format::is_key_id(f.username.trim()) || format::is_password(f.password.trim()) {
-        return again(
+        return Err((
             StatusCode::BAD_REQUEST,
             "That is an access key. Access keys are for scripts, notebooks and OData clients \
              (Excel, Power BI), not for signing in here: use your own username and password."
                 .into(),
-        );
+        ));
     }
     let input = LoginInput {
         username: f.username.trim().to_string(),
         password: Secret::new(f.password),
-        directory_id: Some(directory.clone()),
+        directory_id: Some(f.directory.unwrap_or_default()),
     };
-    match auth::login(&state.0, input, addr).await {
-        Ok(done) => signed_in(&state, &done),
-        Err(e) => {
-            let (status, message, _) = crate::http::error::domain_status(e);
-            again(status, message)
-        }
-    }
+    auth::login(&state.0, input, addr).await.map_err(|e| {
+        let (status, message, _) = domain_status(e);
+        (status, message)
+    })
 }
 
-/// After a successful sign-in: the session cookie, and on to the key list.
-fn signed_in(state: &AppState, done: &auth::LoggedIn) -> Response {
-    let mut r = see_other("/ui/keys");
-    match session_cookie(state, done) {
-        Ok(c) => {
-            r.headers_mut().append(header::SET_COOKIE, c);
-            r.headers_mut().append(
-                header::SET_COOKIE,
-                clear_cookie_with(state, LOGIN_CSRF_COOKIE, LOGIN_CSRF_PATH, SameSite::Strict),
-            );
-            r
-        }
-        Err(e) => error_page(e),
-    }
+/// After a successful sign-in: the session cookie, the sign-in form's cookie cleared, and
+/// on to the key list.
+fn signed_in(state: &AppState, jar: CookieJar, done: &auth::LoggedIn) -> Response {
+    let jar = cookies::LOGIN_CSRF
+        .clear(state, jar)
+        .add(cookies::session(state, done));
+    (jar, see_other("/ui/keys")).into_response()
 }
 
 /// Starts an OpenID Connect login whose callback comes back to the pages.
 async fn oidc(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> UiResult {
     let (url, binding) = start_oidc_login(&state, &id, &parts).await?;
-    let mut r = see_other(&url);
-    r.headers_mut().append(header::SET_COOKIE, binding);
-    let mark = set_cookie(
-        &state,
-        UI_RETURN_COOKIE,
-        "1",
-        OIDC_CALLBACK_PATH,
-        SameSite::Lax,
-        Some(600),
-    )?;
-    r.headers_mut().append(header::SET_COOKIE, mark);
-    Ok(r)
+    let back = cookies::UI_RETURN.set(&state, "1", Some(cookies::UI_RETURN_SECONDS));
+    let jar = CookieJar::new().add(binding).add(back);
+    Ok((jar, see_other(&url)).into_response())
 }
 
 /// Windows sign-in from the page: the browser answers the Negotiate challenge by itself.
 async fn windows(State(state): State<AppState>, parts: Parts) -> UiResult {
     Ok(match windows_sign_in(&state, &parts).await? {
         WindowsOutcome::SignedIn(done, mutual) => {
-            let mut r = signed_in(&state, &done);
+            let jar = CookieJar::from_headers(&parts.headers);
+            let mut r = signed_in(&state, jar, &done);
             if let Some(m) = mutual {
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, negotiate_header(Some(&m))?);
@@ -267,42 +257,19 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> UiResult {
     })
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    csrf: Option<String>,
-}
-
-async fn logout(State(state): State<AppState>, u: UiUser, Form(f): Form<CsrfOnly>) -> UiResult {
+async fn logout(
+    State(state): State<AppState>,
+    u: UiUser,
+    jar: CookieJar,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
     u.check(f.csrf.as_deref())?;
     auth::logout(&state.0, &u.p).await?;
-    let mut r = see_other("/ui/login?notice=signed-out");
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        clear_cookie(&state, crate::http::auth::SESSION_COOKIE, "/"),
-    );
-    Ok(r)
-}
-
-struct KeyRow {
-    label: String,
-    description: Option<String>,
-    key_id: String,
-    created: String,
-    last_used: String,
-}
-
-struct Created {
-    label: String,
-    key_id: String,
-    password: String,
+    let jar = cookies::SESSION.clear(&state, jar);
+    Ok((jar, see_other("/ui/login?notice=signed-out")).into_response())
 }
 
 /// Whether the person's keys work, and until when: prominent when under 3 days away.
-struct Validity {
-    level: &'static str,
-    text: String,
-}
-
 fn validity(info: &users::UserInfo, now: DateTime<Utc>) -> Validity {
     use crate::validity::Window;
     match (info.window, info.keys_valid_until()) {
@@ -339,16 +306,6 @@ fn validity(info: &users::UserInfo, now: DateTime<Utc>) -> Validity {
             ),
         },
     }
-}
-
-#[derive(Template)]
-#[template(path = "keys.html", config = "src/http/ui/askama.toml")]
-struct KeysPage {
-    page: Page,
-    validity: Validity,
-    created: Option<Created>,
-    keys: Vec<KeyRow>,
-    max_label: usize,
 }
 
 async fn keys_view(
@@ -428,23 +385,12 @@ async fn create_key(
             Ok(render(StatusCode::CREATED, &page))
         }
         Err(e @ (Error::Invalid(_) | Error::Conflict(_) | Error::Forbidden(_))) => {
-            let (status, message, _) = crate::http::error::domain_status(e);
+            let (status, message, _) = domain_status(e);
             let page = keys_view(&state, &u, None, None, Some(message)).await?;
             Ok(render(status, &page))
         }
         Err(e) => Err(UiError(e)),
     }
-}
-
-#[derive(Template)]
-#[template(path = "confirm.html", config = "src/http/ui/askama.toml")]
-pub(super) struct ConfirmPage {
-    pub page: Page,
-    pub heading: String,
-    pub message: String,
-    pub action: String,
-    pub button: String,
-    pub cancel: String,
 }
 
 async fn confirm_delete(

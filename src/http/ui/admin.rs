@@ -1,22 +1,25 @@
 //! The Admin Panel: every access key, users and their validity overrides, the runtime
 //! configuration, directory sync, and the audit trail.
 
-use super::account::ConfirmPage;
-use super::{
-    notice_text, plural, render, see_other, when, window_text, Form, Page, Pager, UiAdmin,
-    UiResult, PAGE_SIZE,
+use super::page::{render, see_other, CsrfOnly, Form, UiResult};
+use super::session::UiAdmin;
+use super::views::{
+    notice_text, plural, when, window_text, AuditLine, AuditTab, ConfigTab, ConfirmPage,
+    DirectoriesTab, DirectoryLine, KeyLine, KeysTab, OptionLine, Page, Pager, RunLine, RunPage,
+    UserLine, UserPage, UsersTab, PAGE_SIZE,
 };
+use crate::app::App;
 use crate::audit::{self, Filter};
 use crate::directory::Directory;
 use crate::error::Error;
+use crate::http::error::domain_status;
 use crate::http::extract::{Path, Query};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::keys::{self, Scope};
 use crate::options::{self, Change};
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Reason, Request, Trigger};
 use crate::users::{self, UserInfo};
-use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -49,11 +52,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/admin/audit", get(audit_tab))
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    csrf: Option<String>,
-}
-
 /// `?q=` / `?offset=` / `?notice=` of the lists.
 #[derive(Deserialize, Default)]
 struct ListQuery {
@@ -80,25 +78,6 @@ fn admin_page(a: &UiAdmin, title: &str, notice: Option<&str>) -> Page {
 /// Form values go into URLs of links; percent-encode them.
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-struct KeyLine {
-    owner: String,
-    owner_is_admin: bool,
-    label: String,
-    key_id: String,
-    created: String,
-    last_used: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin_keys.html", config = "src/http/ui/askama.toml")]
-struct KeysTab {
-    page: Page,
-    q: String,
-    keys: Vec<KeyLine>,
-    total: i64,
-    pager: Pager,
 }
 
 async fn keys_tab(
@@ -182,21 +161,6 @@ async fn delete_key(
     Ok(see_other("/ui/admin/keys?notice=key-deleted"))
 }
 
-struct UserLine {
-    id: String,
-    username: String,
-    display_name: String,
-    is_admin: bool,
-    is_service_account: bool,
-    manager: String,
-    session: String,
-    status: String,
-    directory: String,
-    last_login: String,
-    validity: String,
-    valid_until: String,
-}
-
 fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>) -> UserLine {
     let r = &u.row;
     let until = u.keys_valid_until();
@@ -240,15 +204,6 @@ fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>)
     }
 }
 
-#[derive(Template)]
-#[template(path = "admin_users.html", config = "src/http/ui/askama.toml")]
-struct UsersTab {
-    page: Page,
-    users: Vec<UserLine>,
-    total: i64,
-    pager: Pager,
-}
-
 async fn users_tab(
     State(state): State<AppState>,
     a: UiAdmin,
@@ -265,17 +220,6 @@ async fn users_tab(
             total,
         },
     ))
-}
-
-#[derive(Template)]
-#[template(path = "admin_user.html", config = "src/http/ui/askama.toml")]
-struct UserPage {
-    page: Page,
-    u: UserLine,
-    override_text: String,
-    override_value: String,
-    key_count: i64,
-    system_days: i64,
 }
 
 async fn key_count(state: &AppState, a: &UiAdmin, user_id: &str) -> Result<i64, Error> {
@@ -325,8 +269,27 @@ async fn user_page(
 #[derive(Deserialize)]
 struct ValidityForm {
     csrf: Option<String>,
-    action: Option<String>,
+    action: Option<ValidityAction>,
     minutes: Option<String>,
+}
+
+/// The buttons of the user page's validity and session forms (the `action` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ValidityAction {
+    /// Saves the key-validity override given in `minutes`.
+    Set,
+    /// Back to the system's key validity.
+    Reset,
+    /// An override of 0: the user's keys are disabled.
+    Disable,
+    /// Saves the session duration given in `minutes`.
+    SessionSet,
+    /// Back to the system's session duration.
+    SessionReset,
+    /// Anything else: a 400 page, after the CSRF check.
+    #[serde(other)]
+    Unknown,
 }
 
 async fn set_validity(
@@ -336,52 +299,73 @@ async fn set_validity(
     Form(f): Form<ValidityForm>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
-    if let Some(kind) = f.action.as_deref().and_then(|a| a.strip_prefix("session-")) {
-        let minutes = match kind {
-            "reset" => -1,
-            _ => {
-                let text = f.minutes.unwrap_or_default();
-                text.trim().parse().map_err(|_| {
-                    Error::invalid(format!(
-                        "session duration: `{text}` is not a whole number of minutes"
-                    ))
-                })?
-            }
-        };
-        let update = users::Update {
-            session_duration_minutes: Some(minutes),
-            ..users::Update::default()
-        };
-        let info = users::update(&state.0, &a.0.p.actor(), &id, update).await?;
-        return Ok(see_other(&format!(
-            "/ui/admin/users/{}?notice=saved",
-            info.row.id
-        )));
-    }
-    let minutes = match f.action.as_deref() {
-        Some("reset") => -1,
-        Some("disable") => 0,
-        Some("set") => {
-            let text = f.minutes.unwrap_or_default();
-            let m: i64 = text.trim().parse().map_err(|_| {
-                Error::invalid(format!(
-                    "override: `{text}` is not a whole number of minutes"
-                ))
-            })?;
-            if m < 0 {
-                return Err(
-                    Error::invalid("override: minutes cannot be negative; use Reset").into(),
-                );
-            }
-            m
+    let action = f.action.unwrap_or(ValidityAction::Unknown);
+    let minutes = f.minutes.unwrap_or_default();
+    let info = match action {
+        ValidityAction::Set => set_override(&state, &a, &id, override_minutes(&minutes)?).await?,
+        ValidityAction::Reset => set_override(&state, &a, &id, RESET).await?,
+        ValidityAction::Disable => set_override(&state, &a, &id, 0).await?,
+        ValidityAction::SessionSet => {
+            set_session(&state, &a, &id, session_minutes(&minutes)?).await?
         }
-        _ => return Err(Error::invalid("override: unknown action").into()),
+        ValidityAction::SessionReset => set_session(&state, &a, &id, RESET).await?,
+        ValidityAction::Unknown => {
+            return Err(Error::invalid("override: unknown action").into());
+        }
     };
-    let info = users::set_validity_override(&state.0, &a.0.p.actor(), &id, minutes).await?;
     Ok(see_other(&format!(
         "/ui/admin/users/{}?notice=saved",
         info.row.id
     )))
+}
+
+/// What `users` takes for "back to the system value" (a negative number of minutes).
+const RESET: i64 = -1;
+
+/// The key-validity override typed in: whole minutes, 0 or more.
+fn override_minutes(text: &str) -> Result<i64, Error> {
+    let m: i64 = text.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "override: `{text}` is not a whole number of minutes"
+        ))
+    })?;
+    if m < 0 {
+        return Err(Error::invalid(
+            "override: minutes cannot be negative; use Reset",
+        ));
+    }
+    Ok(m)
+}
+
+/// The session duration typed in: whole minutes (`users` checks the range).
+fn session_minutes(text: &str) -> Result<i64, Error> {
+    text.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "session duration: `{text}` is not a whole number of minutes"
+        ))
+    })
+}
+
+async fn set_override(
+    state: &AppState,
+    a: &UiAdmin,
+    id: &str,
+    minutes: i64,
+) -> Result<UserInfo, Error> {
+    users::set_validity_override(&state.0, &a.0.p.actor(), id, minutes).await
+}
+
+async fn set_session(
+    state: &AppState,
+    a: &UiAdmin,
+    id: &str,
+    minutes: i64,
+) -> Result<UserInfo, Error> {
+    let update = users::Update {
+        session_duration_minutes: Some(minutes),
+        ..users::Update::default()
+    };
+    users::update(&state.0, &a.0.p.actor(), id, update).await
 }
 
 async fn confirm_user_delete(
@@ -417,23 +401,6 @@ async fn delete_user(
     users::delete(&state.0, &a.0.p.actor(), &id).await?;
     crate::metrics::inc(&state.0.metrics.users_deleted);
     Ok(see_other("/ui/admin/users?notice=user-deleted"))
-}
-
-struct OptionLine {
-    path: String,
-    description: String,
-    value: String,
-    default_value: String,
-    units: String,
-    modifiable: bool,
-    is_bool: bool,
-}
-
-#[derive(Template)]
-#[template(path = "admin_config.html", config = "src/http/ui/askama.toml")]
-struct ConfigTab {
-    page: Page,
-    options: Vec<OptionLine>,
 }
 
 async fn config_view(
@@ -502,7 +469,7 @@ async fn set_option(
     match options::set(&state.0, &a.0.p.actor(), vec![change], false).await {
         Ok(_) => Ok(see_other("/ui/admin/config?notice=saved")),
         Err(e @ Error::Invalid(_)) => {
-            let (status, message, _) = crate::http::error::domain_status(e);
+            let (status, message, _) = domain_status(e);
             Ok(render(
                 status,
                 &config_view(&state, &a, None, Some(message)).await?,
@@ -510,17 +477,6 @@ async fn set_option(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-struct RunLine {
-    id: i64,
-    started: String,
-    status: String,
-    status_class: &'static str,
-    trigger: String,
-    read: i64,
-    removed: i64,
-    note: String,
 }
 
 fn run_line(r: &SyncRunRow) -> RunLine {
@@ -547,63 +503,14 @@ fn run_line(r: &SyncRunRow) -> RunLine {
     }
 }
 
-struct DirectoryLine {
-    id: String,
-    name: String,
-    kind: &'static str,
-    syncs: bool,
-    kind_note: &'static str,
-    schedule: String,
-    next_run: String,
-    runs: Vec<RunLine>,
-}
-
-#[derive(Template)]
-#[template(path = "admin_directories.html", config = "src/http/ui/askama.toml")]
-struct DirectoriesTab {
-    page: Page,
-    directories: Vec<DirectoryLine>,
-}
-
 async fn directories_tab(
     State(state): State<AppState>,
     a: UiAdmin,
     Query(q): Query<ListQuery>,
 ) -> UiResult {
-    let app = &state.0;
     let mut directories = Vec::new();
-    for d in &app.directories {
-        let mut line = DirectoryLine {
-            id: d.id().to_string(),
-            name: d.name().to_string(),
-            kind: match d {
-                Directory::Builtin(_) => "built-in",
-                Directory::Ldap(_) => "LDAP",
-                Directory::Oidc(_) => "OpenID Connect",
-            },
-            syncs: false,
-            kind_note: match d {
-                Directory::Builtin(_) => "Users of the built-in directory are managed here; nothing to synchronise.",
-                Directory::Oidc(_) => "OpenID Connect providers are kept in step by SCIM provisioning, not by a scheduled read.",
-                Directory::Ldap(_) => "",
-            },
-            schedule: String::new(),
-            next_run: String::new(),
-            runs: Vec::new(),
-        };
-        if let Directory::Ldap(l) = d {
-            let cfg = l.config();
-            let (runs, _) = sync::runs(app, &cfg.id, 0, 10).await?;
-            line.syncs = true;
-            line.schedule = cfg
-                .sync
-                .schedule
-                .clone()
-                .unwrap_or_else(|| "none (runs only when started)".into());
-            line.next_run = when(sync::next_run(cfg, app.clock.now()), "—");
-            line.runs = runs.iter().map(run_line).collect();
-        }
-        directories.push(line);
+    for d in &state.0.directories {
+        directories.push(directory_line(&state.0, d).await?);
     }
     Ok(render(
         StatusCode::OK,
@@ -612,6 +519,47 @@ async fn directories_tab(
             directories,
         },
     ))
+}
+
+/// A directory on the Directories tab: LDAP directories with their schedule and recent
+/// runs, the others with why they have none.
+async fn directory_line(app: &App, d: &Directory) -> Result<DirectoryLine, Error> {
+    let line = |kind, kind_note| DirectoryLine {
+        id: d.id().to_string(),
+        name: d.name().to_string(),
+        kind,
+        syncs: false,
+        kind_note,
+        schedule: String::new(),
+        next_run: String::new(),
+        runs: Vec::new(),
+    };
+    Ok(match d {
+        Directory::Builtin(_) => line(
+            "built-in",
+            "Users of the built-in directory are managed here; nothing to synchronise.",
+        ),
+        Directory::Oidc(_) => line(
+            "OpenID Connect",
+            "OpenID Connect providers are kept in step by SCIM provisioning, not by a scheduled read.",
+        ),
+        Directory::Ldap(l) => {
+            let cfg = l.config();
+            let (runs, _) = sync::runs(app, &cfg.id, 0, 10).await?;
+            DirectoryLine {
+                syncs: true,
+                schedule: cfg
+                    .sync
+                    .schedule
+                    .as_ref()
+                    .map(|s| s.source().to_string())
+                    .unwrap_or_else(|| "none (runs only when started)".into()),
+                next_run: when(sync::next_run(cfg, app.clock.now()), "—"),
+                runs: runs.iter().map(run_line).collect(),
+                ..line("LDAP", "")
+            }
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -628,7 +576,7 @@ async fn start_sync(
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: f.dry_run.as_deref() == Some("true"),
@@ -642,19 +590,6 @@ async fn start_sync(
         "/ui/admin/directories/{}/runs/{}",
         row.directory_id, row.id
     )))
-}
-
-#[derive(Template)]
-#[template(path = "admin_run.html", config = "src/http/ui/askama.toml")]
-struct RunPage {
-    page: Page,
-    directory: String,
-    directory_id: String,
-    r: RunLine,
-    dry_run: bool,
-    applied: bool,
-    blocked: bool,
-    removals: Vec<(String, String)>,
 }
 
 async fn run_page(
@@ -707,7 +642,7 @@ async fn approve_run(
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
     let row = sync::run_detached(
-        state.0.clone(),
+        state.0.services.clone(),
         Request {
             directory_id: id,
             dry_run: false,
@@ -721,28 +656,6 @@ async fn approve_run(
         "/ui/admin/directories/{}/runs/{}?notice=approved",
         row.directory_id, row.id
     )))
-}
-
-struct AuditLine {
-    at: String,
-    action: String,
-    outcome: String,
-    failed: bool,
-    actor: String,
-    target: String,
-    detail: String,
-    remote: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin_audit.html", config = "src/http/ui/askama.toml")]
-struct AuditTab {
-    page: Page,
-    action: String,
-    actor: String,
-    entries: Vec<AuditLine>,
-    total: i64,
-    pager: Pager,
 }
 
 async fn audit_tab(
@@ -785,4 +698,55 @@ async fn audit_tab(
             total,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The action of a form body, decoded as the form extractor decodes it.
+    fn action(form: &str) -> Option<ValidityAction> {
+        let uri: axum::http::Uri = format!("/?{form}").parse().expect("uri");
+        axum::extract::Query::<ValidityForm>::try_from_uri(&uri)
+            .expect("a validity form")
+            .0
+            .action
+    }
+
+    #[test]
+    fn validity_actions_are_read_from_the_buttons() {
+        assert_eq!(
+            action("csrf=t&action=set&minutes=5"),
+            Some(ValidityAction::Set)
+        );
+        assert_eq!(action("action=reset"), Some(ValidityAction::Reset));
+        assert_eq!(action("action=disable"), Some(ValidityAction::Disable));
+        assert_eq!(
+            action("action=session-set&minutes=60"),
+            Some(ValidityAction::SessionSet)
+        );
+        assert_eq!(
+            action("action=session-reset"),
+            Some(ValidityAction::SessionReset)
+        );
+        assert_eq!(
+            action("action=session-other"),
+            Some(ValidityAction::Unknown)
+        );
+        assert_eq!(action("action="), Some(ValidityAction::Unknown));
+        assert_eq!(action("csrf=t"), None);
+    }
+
+    #[test]
+    fn typed_minutes_are_whole_and_an_override_is_not_negative() {
+        assert_eq!(override_minutes(" 90 ").ok(), Some(90));
+        assert_eq!(override_minutes("0").ok(), Some(0));
+        let e = override_minutes("-5").expect_err("negative");
+        assert!(e.to_string().contains("cannot be negative"), "{e}");
+        let e = override_minutes("1.5").expect_err("not whole");
+        assert!(e.to_string().contains("`1.5` is not a whole number"), "{e}");
+        assert_eq!(session_minutes("720").ok(), Some(720));
+        let e = session_minutes("").expect_err("empty");
+        assert!(e.to_string().contains("session duration"), "{e}");
+    }
 }

@@ -1,0 +1,104 @@
+//! Output types shared by several API areas: the SDK's UserOutputV1 (the user list, one
+//! user, and the answer to a login).
+
+use super::state::AppState;
+use crate::store::models::from_ms;
+use crate::users::UserInfo;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The SDK's ScalarValueOutputV1: a bare number makes the SDK fail to parse.
+#[derive(Debug, Serialize)]
+pub struct ScalarValue {
+    pub value: i64,
+    pub uom: &'static str,
+}
+
+/// UserOutputV1.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserOutput {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub name: String,
+    pub username: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    pub is_enabled: bool,
+    pub datasource_class: String,
+    pub datasource_id: String,
+    pub datasource_name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub access_key_validity_duration: Option<i64>,
+    pub effective_access_key_validity_duration: ScalarValue,
+    /// accesskeyd's own: when this user's keys stop working unless they log in again.
+    pub access_keys_valid_until: Option<DateTime<Utc>>,
+    /// accesskeyd's own: since when the user is suspended (gone from the directory, within
+    /// `removal_grace_hours`; or a service account whose manager was removed); keys and
+    /// sessions are refused meanwhile.
+    pub suspended_at: Option<DateTime<Utc>>,
+    /// The user's session duration override in minutes, null when none.
+    pub session_duration: Option<i64>,
+    /// The session duration in force for this user.
+    pub effective_session_duration: ScalarValue,
+    /// A service account (never logs in; its keys carry an expiry).
+    pub is_application_service_principal: bool,
+    /// A service account's responsible person; null for people, and for a suspended account.
+    pub manager: Option<IdentityOutput>,
+}
+
+/// `{"id","name","type"}`, as the SDK's identity previews.
+#[derive(Debug, Serialize)]
+pub struct IdentityOutput {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
+    let dir = state.0.directory(&u.row.directory_id);
+    let r = &u.row;
+    UserOutput {
+        id: r.id.clone(),
+        kind: "User",
+        name: r.display_name.clone().unwrap_or_else(|| r.username.clone()),
+        username: r.username.clone(),
+        first_name: r.first_name.clone(),
+        last_name: r.last_name.clone(),
+        email: r.email.clone(),
+        is_admin: r.is_admin,
+        is_enabled: r.is_enabled,
+        datasource_class: dir.map_or("Auth", |d| d.class()).to_string(),
+        datasource_id: r.directory_id.clone(),
+        datasource_name: dir.map_or_else(|| r.directory_id.clone(), |d| d.name().to_string()),
+        created_at: from_ms(r.created_at),
+        last_login_at: r.last_login(),
+        access_key_validity_duration: r.access_key_validity_minutes,
+        effective_access_key_validity_duration: ScalarValue {
+            value: u.window.minutes(),
+            uom: "min",
+        },
+        access_keys_valid_until: if r.is_service_account {
+            None
+        } else {
+            u.keys_valid_until()
+        },
+        suspended_at: r.suspended_at.map(from_ms),
+        session_duration: r.session_duration_minutes,
+        effective_session_duration: ScalarValue {
+            value: u.session_minutes,
+            uom: "min",
+        },
+        is_application_service_principal: r.is_service_account,
+        manager: r.manager_id.as_ref().map(|id| IdentityOutput {
+            id: id.clone(),
+            name: u.manager_name.clone().unwrap_or_default(),
+            kind: "User",
+        }),
+    }
+}

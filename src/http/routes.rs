@@ -1,0 +1,66 @@
+//! The routers: the whole API and pages for the public listener, and the management
+//! listener's few routes; the fallbacks for unknown paths and methods.
+
+use super::error::status_message;
+use super::state::AppState;
+use super::{audit, auth, directories, events, health, keys, scim, system, ui, users};
+use crate::app::App;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::sync::Arc;
+use tower_http::trace::TraceLayer;
+
+/// The whole API.
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.server.max_body_bytes;
+    let router = Router::new()
+        .merge(auth::router())
+        .merge(keys::router())
+        .merge(users::router())
+        .merge(system::router())
+        .merge(audit::router())
+        .merge(directories::router())
+        .merge(events::router())
+        .merge(scim::router())
+        .merge(health::router())
+        .merge(ui::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit));
+    traced(router).with_state(AppState(app))
+}
+
+/// Request spans and tower-http's per-request lines, only when its debug logging is on
+/// (`RUST_LOG=tower_http=debug,info`): otherwise they cost every request time and say
+/// nothing (failures are logged by the error mapping, with their errorId).
+fn traced(router: Router<AppState>) -> Router<AppState> {
+    if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+        router.layer(TraceLayer::new_for_http())
+    } else {
+        router
+    }
+}
+
+/// The management listener's routes: `/metrics`, `/healthz` and `/readyz`, nothing else.
+pub fn management_router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(health::management_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(AppState(app))
+}
+
+async fn not_found() -> Response {
+    status_message(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    status_message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+    .into_response()
+}

@@ -1,0 +1,63 @@
+//! What the key domain remembers between requests: when each key's `lastUsed` was last
+//! written, so key traffic does not turn into a database write per request.
+
+use crate::store::models::to_ms;
+use crate::store::schema::access_keys;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Keys whose last write time is remembered at most; the memory starts over when full.
+const LAST_USED_CAPACITY: usize = 100_000;
+
+/// Writes `lastUsed` at most once per interval per key, in the background, so key traffic
+/// neither waits for nor turns into a database write per request.
+pub struct LastUsed {
+    interval_ms: i64,
+    written: Mutex<HashMap<String, i64>>,
+}
+
+impl LastUsed {
+    pub fn new(interval_seconds: u64) -> LastUsed {
+        LastUsed {
+            interval_ms: i64::try_from(interval_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn touch(&self, store: &Store, key_row_id: &str, now: DateTime<Utc>) {
+        let now_ms = to_ms(now);
+        {
+            let Ok(mut written) = self.written.lock() else {
+                return;
+            };
+            if written
+                .get(key_row_id)
+                .is_some_and(|last| now_ms - last < self.interval_ms)
+            {
+                return;
+            }
+            if written.len() >= LAST_USED_CAPACITY {
+                written.clear();
+            }
+            written.insert(key_row_id.to_string(), now_ms);
+        }
+        let store = store.clone();
+        let id = key_row_id.to_string();
+        tokio::spawn(async move {
+            let result = store
+                .write(move |conn| {
+                    diesel::update(access_keys::table.find(id))
+                        .set(access_keys::last_used_at.eq(Some(now_ms)))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not record an access key's last use");
+            }
+        });
+    }
+}

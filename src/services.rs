@@ -1,0 +1,109 @@
+//! What the domain runs on: configuration, storage, clock, hasher, directories and the
+//! caches, built once and shared by every request and job (the application holds them).
+
+use crate::auth_cache::AuthCache;
+use crate::clock::Clock;
+use crate::config::{Config, DirectoryConfig};
+use crate::directory::ldap::LdapDirectory;
+use crate::directory::oidc::OidcDirectory;
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::keys::cache::LastUsed;
+use crate::metrics::Metrics;
+use crate::passwords::Hasher;
+use crate::store::Store;
+use crate::throttle::LoginThrottle;
+use std::sync::Arc;
+
+pub struct Services {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Hasher,
+    /// In configuration order; the built-in directory is always present.
+    pub directories: Vec<Directory>,
+    /// Decisions on known keys and sessions, answered from memory (see `auth_cache`).
+    pub auth_cache: Arc<AuthCache>,
+    pub last_used: LastUsed,
+    pub metrics: Metrics,
+    pub throttle: LoginThrottle,
+    /// This process's name among replicas (`replica_id`), recorded with what it runs.
+    pub replica: String,
+    /// Accepts Kerberos tickets when `[windows]` is configured (needs the `kerberos` feature).
+    pub kerberos: Option<Arc<crate::kerberos::Acceptor>>,
+    builtin_id: String,
+}
+
+impl Services {
+    /// Builds the services on an opened (and migrated) store.
+    pub fn with_store(config: Config, clock: Arc<dyn Clock>, store: Store) -> Result<Services> {
+        let hasher = Hasher::new(&config.password_hashing)?;
+        let directories = build_directories(&config)?;
+        let builtin_id = config
+            .builtin()
+            .map(|b| b.id.clone())
+            .ok_or_else(|| Error::invalid("directories: a `builtin` directory is required"))?;
+        let kerberos = match &config.windows {
+            Some(w) => Some(Arc::new(
+                crate::kerberos::Acceptor::new(w).map_err(Error::Invalid)?,
+            )),
+            None => None,
+        };
+        let auth_cache = Arc::new(AuthCache::new(
+            &config.credential_cache,
+            config.access_keys.last_used_write_interval_seconds,
+        ));
+        Ok(Services {
+            kerberos,
+            last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
+            throttle: LoginThrottle::new(&config.login_throttle),
+            builtin_id,
+            replica: replica_id(),
+            config,
+            store,
+            clock,
+            hasher,
+            directories,
+            auth_cache,
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn directory(&self, id: &str) -> Option<&Directory> {
+        self.directories
+            .iter()
+            .find(|d| d.id().eq_ignore_ascii_case(id))
+    }
+
+    pub fn builtin_id(&self) -> &str {
+        &self.builtin_id
+    }
+}
+
+/// The directories of a configuration, ready to use.
+pub fn build_directories(config: &Config) -> Result<Vec<Directory>> {
+    config
+        .directories
+        .iter()
+        .map(|d| match d {
+            DirectoryConfig::Builtin(b) => Ok(Directory::Builtin(b.clone())),
+            DirectoryConfig::Ldap(l) => LdapDirectory::new(l.as_ref().clone())
+                .map(|d| Directory::Ldap(Box::new(d)))
+                .map_err(|e| Error::invalid(format!("directories `{}`: {e}", l.id))),
+            DirectoryConfig::Oidc(o) => OidcDirectory::new(o.as_ref().clone())
+                .map(|d| Directory::Oidc(Box::new(d)))
+                .map_err(|e| Error::invalid(format!("directories `{}`: {e}", o.id))),
+        })
+        .collect()
+}
+
+/// This process's name among replicas: host name and process id.
+pub fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
