@@ -8,7 +8,7 @@ use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::error::Error;
 use crate::metrics::inc;
-use crate::users;
+use crate::users::{self, Override};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -149,8 +149,8 @@ async fn update(
     }
     // One transaction: a refused field leaves the others unapplied too.
     let update = users::Update {
-        access_key_validity_minutes: body.access_key_validity_duration,
-        session_duration_minutes: body.session_duration,
+        access_key_validity: body.access_key_validity_duration.map(Override::from_api),
+        session_duration: body.session_duration.map(Override::from_api),
         manager: body.manager,
     };
     let info = users::update(&state.0, &p.actor(), &id, update).await?;

@@ -143,30 +143,60 @@ pub async fn list(
 /// Longest session duration override, in minutes (a year).
 pub const MAX_SESSION_MINUTES: i64 = 525_600;
 
+/// A whole number of minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Minutes(pub i64);
+
+/// A per-user override of a system value: back to the system value, or a value of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Override {
+    Reset,
+    Set(Minutes),
+}
+
+impl Override {
+    /// The API's form (the vendor's convention): a negative number resets.
+    pub fn from_api(minutes: i64) -> Override {
+        if minutes < 0 {
+            Override::Reset
+        } else {
+            Override::Set(Minutes(minutes))
+        }
+    }
+
+    /// What is stored: the minutes, or nothing for the system value.
+    fn minutes(self) -> Option<i64> {
+        match self {
+            Override::Reset => None,
+            Override::Set(Minutes(m)) => Some(m),
+        }
+    }
+}
+
 /// What an admin changes of a user (`POST /api/users/{id}/update`); None leaves it as is.
 #[derive(Debug, Clone, Default)]
 pub struct Update {
-    /// Minutes ≥ 0 (0 disables the user's keys); negative removes the override.
-    pub access_key_validity_minutes: Option<i64>,
-    /// Minutes > 0; negative removes the override; 0 is refused.
-    pub session_duration_minutes: Option<i64>,
+    /// The key-validity window: minutes ≥ 0 (0 disables the user's keys), or reset.
+    pub access_key_validity: Option<Override>,
+    /// The session duration: minutes > 0 (0 is refused), or reset.
+    pub session_duration: Option<Override>,
     /// A service account's new manager: a user id or `DIRECTORY:USERNAME`.
     pub manager: Option<String>,
 }
 
-/// Sets (minutes ≥ 0) or removes (negative) a user's validity override.
+/// Sets or resets a user's validity override.
 pub async fn set_validity_override(
     app: &Services,
     actor: &Actor,
     id: &str,
-    minutes: i64,
+    to: Override,
 ) -> Result<UserInfo> {
     update(
         app,
         actor,
         id,
         Update {
-            access_key_validity_minutes: Some(minutes),
+            access_key_validity: Some(to),
             ..Update::default()
         },
     )
@@ -175,28 +205,32 @@ pub async fn set_validity_override(
 
 /// Applies an admin's changes to a user in one transaction, an audit event each.
 pub async fn update(app: &Services, actor: &Actor, id: &str, u: Update) -> Result<UserInfo> {
-    if u.access_key_validity_minutes.is_none()
-        && u.session_duration_minutes.is_none()
-        && u.manager.is_none()
-    {
+    if u.access_key_validity.is_none() && u.session_duration.is_none() && u.manager.is_none() {
         return Err(Error::invalid(
             "accessKeyValidityDuration, sessionDuration or manager: give at least one (minutes; negative resets to the system value)",
         ));
     }
-    if u.access_key_validity_minutes
-        .is_some_and(|m| m > MAX_OVERRIDE_MINUTES)
+    if let Some(Override::Set(Minutes(m))) = u.access_key_validity {
+        if m < 0 {
+            return Err(Error::invalid(
+                "accessKeyValidityDuration: minutes cannot be negative",
+            ));
+        }
+    }
+    if u.access_key_validity
+        .is_some_and(|o| o > Override::Set(Minutes(MAX_OVERRIDE_MINUTES)))
     {
         return Err(Error::invalid(format!(
             "accessKeyValidityDuration: at most {MAX_OVERRIDE_MINUTES} minutes"
         )));
     }
-    match u.session_duration_minutes {
-        Some(0) => {
+    match u.session_duration {
+        Some(Override::Set(Minutes(m))) if m <= 0 => {
             return Err(Error::invalid(
                 "sessionDuration: 0 would end sessions at once; give minutes, or a negative value to reset",
             ))
         }
-        Some(m) if m > MAX_SESSION_MINUTES => {
+        Some(Override::Set(Minutes(m))) if m > MAX_SESSION_MINUTES => {
             return Err(Error::invalid(format!(
                 "sessionDuration: at most {MAX_SESSION_MINUTES} minutes"
             )))
@@ -223,8 +257,8 @@ pub async fn update(app: &Services, actor: &Actor, id: &str, u: Update) -> Resul
                         .detail(detail),
                 )
             };
-            if let Some(minutes) = u.access_key_validity_minutes {
-                let stored = (minutes >= 0).then_some(minutes);
+            if let Some(to) = u.access_key_validity {
+                let stored = to.minutes();
                 diesel::update(users::table.find(&row.id))
                     .set(users::access_key_validity_minutes.eq(stored))
                     .execute(conn)?;
@@ -234,8 +268,8 @@ pub async fn update(app: &Services, actor: &Actor, id: &str, u: Update) -> Resul
                 };
                 event(conn, "user.validity_override", detail)?;
             }
-            if let Some(minutes) = u.session_duration_minutes {
-                let stored = (minutes > 0).then_some(minutes);
+            if let Some(to) = u.session_duration {
+                let stored = to.minutes();
                 diesel::update(users::table.find(&row.id))
                     .set(users::session_duration_minutes.eq(stored))
                     .execute(conn)?;
@@ -358,5 +392,19 @@ pub(crate) fn directory_user_row(
         session_duration_minutes: None,
         is_service_account: false,
         manager_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Minutes, Override};
+
+    #[test]
+    fn the_api_resets_with_a_negative_number_and_sets_anything_else() {
+        assert_eq!(Override::from_api(-1), Override::Reset);
+        assert_eq!(Override::from_api(0), Override::Set(Minutes(0)));
+        assert_eq!(Override::from_api(90), Override::Set(Minutes(90)));
+        assert_eq!(Override::Reset.minutes(), None);
+        assert_eq!(Override::Set(Minutes(0)).minutes(), Some(0));
     }
 }

@@ -19,7 +19,7 @@ use crate::keys::{self, Scope};
 use crate::options::{self, Change};
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Reason, Request, Trigger};
-use crate::users::{self, UserInfo};
+use crate::users::{self, Minutes, Override, UserInfo};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -302,13 +302,17 @@ async fn set_validity(
     let action = f.action.unwrap_or(ValidityAction::Unknown);
     let minutes = f.minutes.unwrap_or_default();
     let info = match action {
-        ValidityAction::Set => set_override(&state, &a, &id, override_minutes(&minutes)?).await?,
-        ValidityAction::Reset => set_override(&state, &a, &id, RESET).await?,
-        ValidityAction::Disable => set_override(&state, &a, &id, 0).await?,
-        ValidityAction::SessionSet => {
-            set_session(&state, &a, &id, session_minutes(&minutes)?).await?
+        ValidityAction::Set => {
+            let to = Override::Set(Minutes(override_minutes(&minutes)?));
+            set_override(&state, &a, &id, to).await?
         }
-        ValidityAction::SessionReset => set_session(&state, &a, &id, RESET).await?,
+        ValidityAction::Reset => set_override(&state, &a, &id, Override::Reset).await?,
+        ValidityAction::Disable => set_override(&state, &a, &id, Override::Set(Minutes(0))).await?,
+        ValidityAction::SessionSet => {
+            let to = Override::Set(Minutes(session_minutes(&minutes)?));
+            set_session(&state, &a, &id, to).await?
+        }
+        ValidityAction::SessionReset => set_session(&state, &a, &id, Override::Reset).await?,
         ValidityAction::Unknown => {
             return Err(Error::invalid("override: unknown action").into());
         }
@@ -318,9 +322,6 @@ async fn set_validity(
         info.row.id
     )))
 }
-
-/// What `users` takes for "back to the system value" (a negative number of minutes).
-const RESET: i64 = -1;
 
 /// The key-validity override typed in: whole minutes, 0 or more.
 fn override_minutes(text: &str) -> Result<i64, Error> {
@@ -350,19 +351,19 @@ async fn set_override(
     state: &AppState,
     a: &UiAdmin,
     id: &str,
-    minutes: i64,
+    to: Override,
 ) -> Result<UserInfo, Error> {
-    users::set_validity_override(&state.0, &a.0.p.actor(), id, minutes).await
+    users::set_validity_override(&state.0, &a.0.p.actor(), id, to).await
 }
 
 async fn set_session(
     state: &AppState,
     a: &UiAdmin,
     id: &str,
-    minutes: i64,
+    to: Override,
 ) -> Result<UserInfo, Error> {
     let update = users::Update {
-        session_duration_minutes: Some(minutes),
+        session_duration: Some(to),
         ..users::Update::default()
     };
     users::update(&state.0, &a.0.p.actor(), id, update).await
