@@ -1,5 +1,6 @@
 //! People log in through LDAP: records created on first login, attributes and admin standing
-//! refreshed, wrong passwords refused, an unreachable directory reported as 503.
+//! refreshed, wrong passwords refused, an unreachable directory reported as 503 (throttling
+//! and an outage's error id are in the fast tier, tests/api/logins.rs).
 
 use crate::harness::daemon::{assert_error, Daemon, LDAP_DIR};
 use crate::harness::log::CapturedLog;

@@ -1,5 +1,7 @@
 //! Windows sign-in through a trusted reverse proxy that did the Negotiate handshake: the
-//! user header counts only from the proxy's address and with its secret.
+//! user header counts only with the proxy's secret, and as a name the directory knows (the
+//! proxy's address rule and the message without any configuration are in the fast tier,
+//! tests/api/windows.rs).
 
 use crate::harness::daemon::{Daemon, LDAP_DIR};
 use crate::harness::slapd::Slapd;

@@ -1,7 +1,8 @@
 //! SCIM 2.0 provisioning through real HTTP: an identity provider creates, finds, updates and
 //! deprovisions users; deprovisioning takes keys and sessions; a provisioned user's first
 //! OpenID Connect login (against a real provider) links to the provisioned record by
-//! `externalId` = `sub`, or by userName only where the admin trusts the username claim.
+//! `externalId` = `sub`, or by userName only where the admin trusts the username claim (the
+//! rules that need no provider are in the fast tier, tests/api/scim.rs).
 
 use crate::harness::daemon::Daemon;
 use crate::harness::oidc::{Account, OidcProvider};
