@@ -298,7 +298,7 @@ impl AuthCache {
         user: &UserRow,
         days: i64,
         password: &Secret,
-        now: DateTime<Utc>,
+        use_written_at: DateTime<Utc>,
     ) {
         if !self.enabled {
             return;
@@ -325,7 +325,7 @@ impl AuthCache {
                 digest,
                 expires_at: key.expires_at,
                 decides,
-                use_noted_at: AtomicI64::new(now.timestamp_millis()),
+                use_noted_at: AtomicI64::new(use_written_at.timestamp_millis()),
             },
         );
     }

@@ -27,6 +27,21 @@ impl LastUsed {
         }
     }
 
+    /// When this key's use counts as written: its last write if that is within the
+    /// interval, else `now` (a use now will write). The credential cache starts from it, so
+    /// a key remembered again soon after a write is not written again a full interval late.
+    pub fn counted_as_written(&self, key_row_id: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+        let now_ms = to_ms(now);
+        let last = self
+            .written
+            .lock()
+            .ok()
+            .and_then(|w| w.get(key_row_id).copied())
+            .filter(|last| now_ms - last < self.interval_ms);
+        last.and_then(DateTime::from_timestamp_millis)
+            .unwrap_or(now)
+    }
+
     pub fn touch(&self, store: &Store, key_row_id: &str, now: DateTime<Utc>) {
         let now_ms = to_ms(now);
         {
@@ -59,5 +74,26 @@ impl LastUsed {
                 tracing::warn!(error = %e, "could not record an access key's last use");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_use_counts_as_written_at_the_last_write_within_the_interval() {
+        let last_used = LastUsed::new(60);
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        last_used
+            .written
+            .lock()
+            .expect("lock")
+            .insert("row-1".into(), to_ms(t0));
+        let soon = t0 + chrono::Duration::seconds(30);
+        let later = t0 + chrono::Duration::seconds(61);
+        assert_eq!(last_used.counted_as_written("row-1", soon), t0);
+        assert_eq!(last_used.counted_as_written("row-1", later), later);
+        assert_eq!(last_used.counted_as_written("row-2", soon), soon);
     }
 }

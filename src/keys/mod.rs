@@ -407,8 +407,10 @@ pub async fn verify(
         return Err(Error::Unauthenticated(BAD_KEY.into()));
     };
     // Remembered whatever the rule says now: memory answers only while the rule says yes.
+    // Its next `lastUsed` write is due an interval after the last one, not after this read.
+    let written = app.last_used.counted_as_written(&key.id, now);
     app.auth_cache
-        .remember_key(generation, &key, &user, days, &password, now);
+        .remember_key(generation, &key, &user, days, &password, written);
     let checked = if user.is_active() {
         validity::check_key(
             user.key_holder(&key),
