@@ -16,6 +16,7 @@ pub mod hearing;
 pub mod http;
 pub mod jobs;
 pub mod kerberos;
+pub mod key_format;
 pub mod keys;
 pub mod leadership;
 pub mod metrics;

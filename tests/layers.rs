@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "text",
             "metrics",
             "validity",
-            "keys::format",
+            "key_format",
             "scim::protocol",
             "sync::plan",
         ],

@@ -25,10 +25,10 @@ pub fn validate_username(name: &str) -> Result<()> {
             "username: no leading or trailing spaces or control characters",
         ));
     }
-    if name.starts_with(crate::keys::format::KEY_ID_PREFIX) {
+    if name.starts_with(crate::key_format::KEY_ID_PREFIX) {
         return Err(Error::invalid(format!(
             "username: may not start with `{}` (the access-key prefix)",
-            crate::keys::format::KEY_ID_PREFIX
+            crate::key_format::KEY_ID_PREFIX
         )));
     }
     Ok(())

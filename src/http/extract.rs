@@ -172,7 +172,7 @@ impl FromRequestParts<AppState> for RemoteAddr {
 #[cfg(test)]
 mod proptests {
     use super::*;
-    use crate::keys::format;
+    use crate::key_format as format;
     use axum::http::{HeaderValue, Method, Request, StatusCode};
     use proptest::prelude::*;
 

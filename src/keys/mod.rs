@@ -2,11 +2,11 @@
 //! verification of a key and password, including the validity rule.
 
 pub mod cache;
-pub mod format;
 
 use crate::audit::{self, Event};
 use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
+use crate::key_format as format;
 use crate::metrics::inc;
 use crate::options;
 use crate::revocation::{self, Revoked};

@@ -81,7 +81,7 @@ impl Hasher {
         if let Some(d) = self.dummy.get() {
             return Ok(d.clone());
         }
-        let made = self.hash_blocking(&Secret::new(crate::keys::format::new_password()))?;
+        let made = self.hash_blocking(&Secret::new(crate::key_format::new_password()))?;
         Ok(self.dummy.get_or_init(|| made).clone())
     }
 

@@ -206,7 +206,7 @@ pub async fn ensure_initial_admin(app: &Services) -> Result<Option<Secret>> {
     if admins > 0 {
         return Ok(None);
     }
-    let password = Secret::new(crate::keys::format::new_password()[4..].to_string());
+    let password = Secret::new(crate::key_format::new_password()[4..].to_string());
     match create_local(
         app,
         &Actor::system("first start"),

@@ -33,7 +33,7 @@ async fn password_guessing_is_throttled_with_429_and_retry_after() {
     let key = app.create_key(&carol, "poller").await;
     // A well-formed wrong password (a malformed one is refused without any work and counts
     // for nothing).
-    let wrong = accesskeyd::keys::format::new_password();
+    let wrong = accesskeyd::key_format::new_password();
     for _ in 0..5 {
         let s = app
             .get("/api/users/me")

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 /// ones are refused before any work and count for nothing).
 fn junk() -> Key {
     Key {
-        id: accesskeyd::keys::format::new_key_id(),
-        password: accesskeyd::keys::format::new_password(),
+        id: accesskeyd::key_format::new_key_id(),
+        password: accesskeyd::key_format::new_password(),
         created: Value::Null,
     }
 }

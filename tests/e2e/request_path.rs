@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 /// ones are refused before any work and count for nothing).
 fn junk() -> (String, String) {
     (
-        accesskeyd::keys::format::new_key_id(),
-        accesskeyd::keys::format::new_password(),
+        accesskeyd::key_format::new_key_id(),
+        accesskeyd::key_format::new_password(),
     )
 }
 
