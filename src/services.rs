@@ -16,7 +16,7 @@ use crate::throttle::LoginThrottle;
 use std::sync::Arc;
 
 pub struct Services {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
@@ -59,7 +59,7 @@ impl Services {
             throttle: LoginThrottle::new(&config.login_throttle),
             builtin_id,
             replica: replica_id(),
-            config,
+            config: Arc::new(config),
             store,
             clock,
             hasher,
