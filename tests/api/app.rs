@@ -289,20 +289,9 @@ impl TestApp {
     }
 
     /// Arranges a user's last interactive login directly in the database (as if it had
-    /// happened then), through the revocation road so the credential cache sees it.
+    /// happened then), for tests of what follows from an old login.
     pub async fn set_last_login(&self, user_id: &str, at: chrono::DateTime<chrono::Utc>) {
-        use accesskeyd::revocation::{self, Revoked};
-        use accesskeyd::store::schema::users;
-        use diesel::prelude::*;
-        let id = user_id.to_string();
-        revocation::write(&self.app, move |c| {
-            diesel::update(users::table.find(&id))
-                .set(users::last_login_at.eq(Some(at.timestamp_millis())))
-                .execute(c)?;
-            Ok(((), vec![Revoked::User(id)]))
-        })
-        .await
-        .expect("set last login");
+        crate::arrange::set_last_login(&self.app, user_id, at).await;
     }
 }
 

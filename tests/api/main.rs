@@ -3,6 +3,8 @@
 //! `cargo test` runs it; the peers' own tests are in `tests/e2e` (`scripts/test.sh`).
 
 mod app;
+#[path = "../e2e/harness/arrange.rs"]
+mod arrange;
 #[path = "../e2e/harness/db.rs"]
 mod db;
 #[path = "../e2e/harness/log.rs"]

@@ -170,20 +170,7 @@ impl Daemon {
     /// Arranges a user's last interactive login directly in the database (as if it had
     /// happened then), for tests of what follows from an old login.
     pub async fn set_last_login(&self, user_id: &str, at: chrono::DateTime<chrono::Utc>) {
-        use accesskeyd::revocation::{self, Revoked};
-        use accesskeyd::store::schema::users;
-        use diesel::prelude::*;
-        let id = user_id.to_string();
-        // Through the revocation road, as every change of the daemon's own: a window moved
-        // back must reach the credential cache.
-        revocation::write(&self.app, move |c| {
-            diesel::update(users::table.find(&id))
-                .set(users::last_login_at.eq(Some(at.timestamp_millis())))
-                .execute(c)?;
-            Ok(((), vec![Revoked::User(id)]))
-        })
-        .await
-        .expect("set last login");
+        super::arrange::set_last_login(&self.app, user_id, at).await;
     }
 
     pub fn advance(&self, by: chrono::Duration) {

@@ -1,6 +1,7 @@
 //! Test harness: real peers (slapd) and the daemon, each on free 127.0.0.1 ports and stopped
 //! on drop, also when a test fails.
 
+pub mod arrange;
 pub mod daemon;
 pub mod db;
 pub mod kdc;
