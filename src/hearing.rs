@@ -274,7 +274,7 @@ fn read_fresh(
 ) -> Result<Fresh> {
     const CHUNK: usize = 500;
     let mut fresh = Fresh {
-        validity_days: crate::options::validity_days(conn, config)?,
+        validity_days: crate::options::RuntimeOptions::load(conn, config)?.validity_days,
         ..Fresh::default()
     };
     for chunk in snapshot.key_ids.chunks(CHUNK) {

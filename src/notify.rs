@@ -5,7 +5,7 @@
 
 use crate::config::{SmtpConfig, SmtpSecurity, WebhookConfig};
 use crate::error::{Error, Result};
-use crate::options;
+use crate::options::RuntimeOptions;
 use crate::services::Services;
 use crate::store::models::{to_ms, AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, key_warnings, users};
@@ -152,8 +152,8 @@ pub async fn run(app: &Services) -> Result<Report> {
                 .into_iter()
                 .map(|u| (u.id.clone(), u))
                 .collect();
-            let system_days = options::validity_days(conn, &config)?;
-            let warning_days = options::current_i64(conn, &config, options::WARNING_DAYS)?;
+            let o = RuntimeOptions::load(conn, &config)?;
+            let (system_days, warning_days) = (o.validity_days, o.warning_days);
             Ok(due(
                 &keys,
                 &managers,

@@ -8,7 +8,7 @@ use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{to_ms, OptionRow};
 use crate::store::schema::options;
-use crate::store::{DbConn, Store};
+use crate::store::DbConn;
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -20,11 +20,85 @@ pub const SERVICE_ACCOUNT_MAX_LIFETIME: &str =
     "Authentication/AccessKey/ServicePrincipal/MaxLifetime";
 pub const WARNING_DAYS: &str = "Authentication/AccessKey/WarningDays";
 
-/// The type and range of an option's value.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Integer { min: i64, max: i64 },
-    Boolean,
+/// Every runtime option, typed, as in force: the stored value where an admin set one, else
+/// the default from the configuration. Read in one query ([`RuntimeOptions::load`]) by every
+/// handler, page, job and command that needs an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// `ValidityWithoutUserLogin`, days (0 disables every access key).
+    pub validity_days: i64,
+    /// `DefaultSessionDuration`, minutes.
+    pub session_minutes: i64,
+    /// `Creation/Enabled`: people create their own keys.
+    pub key_creation_enabled: bool,
+    /// `ServicePrincipal/MaxLifetime`, days.
+    pub service_account_max_lifetime_days: i64,
+    /// `WarningDays`, days (0 sends no warnings).
+    pub warning_days: i64,
+}
+
+impl RuntimeOptions {
+    /// The values when no admin has set any option: the configuration's.
+    pub fn defaults(config: &Config) -> RuntimeOptions {
+        RuntimeOptions {
+            validity_days: config.access_keys.validity_without_user_login_days,
+            session_minutes: config.sessions.interactive_ttl_minutes,
+            key_creation_enabled: config.access_keys.creation_enabled,
+            service_account_max_lifetime_days: config.access_keys.service_account_max_lifetime_days,
+            warning_days: config.access_keys.warning_days,
+        }
+    }
+
+    /// Every option in one read, inside a caller's connection (so a key check reads key,
+    /// user and options in one round trip).
+    pub fn load(conn: &mut DbConn, config: &Config) -> Result<RuntimeOptions> {
+        let rows: Vec<(String, String)> = options::table
+            .select((options::path, options::value))
+            .load(conn)?;
+        Ok(Self::from_stored(Self::defaults(config), &rows))
+    }
+
+    /// The defaults overlaid with stored `(path, JSON value)` rows. A stored value this build
+    /// cannot read (edited by hand, or an option of another version) keeps the default rather
+    /// than failing every request that reads options.
+    pub fn from_stored(defaults: RuntimeOptions, rows: &[(String, String)]) -> RuntimeOptions {
+        let mut out = defaults;
+        for (path, value) in rows {
+            let Some(def) = definition(path) else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<Value>(value) else {
+                tracing::warn!(option = %def.path, "stored option value is not JSON; default used");
+                continue;
+            };
+            if let Err(e) = def.assign(&mut out, &value) {
+                tracing::warn!(option = %def.path, error = %e, "stored option value refused; default used");
+            }
+        }
+        out
+    }
+}
+
+/// Where an option lives in [`RuntimeOptions`], with its type and range.
+#[derive(Clone, Copy)]
+pub enum Field {
+    Integer {
+        min: i64,
+        max: i64,
+        at: fn(&mut RuntimeOptions) -> &mut i64,
+    },
+    Boolean {
+        at: fn(&mut RuntimeOptions) -> &mut bool,
+    },
+}
+
+impl std::fmt::Debug for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Integer { min, max, .. } => write!(f, "Integer {{ min: {min}, max: {max} }}"),
+            Field::Boolean { .. } => f.write_str("Boolean"),
+        }
+    }
 }
 
 /// The definition of one option.
@@ -33,12 +107,11 @@ pub struct Definition {
     pub path: &'static str,
     pub description: &'static str,
     pub units: &'static str,
-    pub kind: Kind,
-    /// The default, from the configuration file.
-    pub default: fn(&Config) -> Value,
+    pub field: Field,
 }
 
-/// Every option this build knows. Adding one is adding a line here.
+/// Every option this build knows. Adding one is a field in [`RuntimeOptions`], its default
+/// in [`RuntimeOptions::defaults`] and a line here.
 pub const DEFINITIONS: &[Definition] = &[
     Definition {
         path: VALIDITY_WITHOUT_USER_LOGIN,
@@ -46,11 +119,11 @@ pub const DEFINITIONS: &[Definition] = &[
                   0 disables every access key. A user's accessKeyValidityDuration (minutes) \
                   overrides it.",
         units: "days",
-        kind: Kind::Integer {
+        field: Field::Integer {
             min: 0,
             max: 36_500,
+            at: |o| &mut o.validity_days,
         },
-        default: |c| Value::from(c.access_keys.validity_without_user_login_days),
     },
     Definition {
         path: DEFAULT_SESSION_DURATION,
@@ -58,37 +131,116 @@ pub const DEFINITIONS: &[Definition] = &[
                   A user's sessionDuration overrides it. Applies to sessions opened after a \
                   change.",
         units: "min",
-        kind: Kind::Integer {
+        field: Field::Integer {
             min: 1,
             max: 525_600,
+            at: |o| &mut o.session_minutes,
         },
-        default: |c| Value::from(c.sessions.interactive_ttl_minutes),
     },
     Definition {
         path: KEY_CREATION_ENABLED,
         description: "Whether people create their own access keys. When false only admins create \
                   keys (for themselves or on behalf of a user); existing keys keep working.",
         units: "",
-        kind: Kind::Boolean,
-        default: |c| Value::from(c.access_keys.creation_enabled),
+        field: Field::Boolean {
+            at: |o| &mut o.key_creation_enabled,
+        },
     },
     Definition {
         path: SERVICE_ACCOUNT_MAX_LIFETIME,
         description: "Longest lifetime of a service account's access key, in days from its \
                   creation; every such key needs an expiry within it.",
         units: "days",
-        kind: Kind::Integer { min: 1, max: 3_650 },
-        default: |c| Value::from(c.access_keys.service_account_max_lifetime_days),
+        field: Field::Integer {
+            min: 1,
+            max: 3_650,
+            at: |o| &mut o.service_account_max_lifetime_days,
+        },
     },
     Definition {
         path: WARNING_DAYS,
         description: "Days before access keys stop working that their owner (or a service \
                   account's manager) is warned; 0 sends no warnings.",
         units: "days",
-        kind: Kind::Integer { min: 0, max: 365 },
-        default: |c| Value::from(c.access_keys.warning_days),
+        field: Field::Integer {
+            min: 0,
+            max: 365,
+            at: |o| &mut o.warning_days,
+        },
     },
 ];
+
+impl Definition {
+    /// This option's value in `o`, as the API shows it.
+    fn get(&self, o: &RuntimeOptions) -> Value {
+        let mut o = *o;
+        match self.field {
+            Field::Integer { at, .. } => Value::from(*at(&mut o)),
+            Field::Boolean { at } => Value::from(*at(&mut o)),
+        }
+    }
+
+    /// `value` checked against the type and range, in its canonical form (7.0 is 7).
+    fn validate(&self, value: &Value) -> Result<Value> {
+        match self.field {
+            Field::Integer { min, max, .. } => self.integer(value, min, max).map(Value::from),
+            Field::Boolean { .. } => self.boolean(value).map(Value::from),
+        }
+    }
+
+    /// Checks `value`, then sets it in `o`.
+    fn assign(&self, o: &mut RuntimeOptions, value: &Value) -> Result<()> {
+        match self.field {
+            Field::Integer { min, max, at } => *at(o) = self.integer(value, min, max)?,
+            Field::Boolean { at } => *at(o) = self.boolean(value)?,
+        }
+        Ok(())
+    }
+
+    fn output(&self, current: &RuntimeOptions, defaults: &RuntimeOptions) -> OptionOutput {
+        OptionOutput {
+            path: self.path.to_string(),
+            value: self.get(current),
+            default_value: self.get(defaults),
+            description: self.description.to_string(),
+            modifiable: true,
+            units: self.units.to_string(),
+        }
+    }
+
+    fn integer(&self, value: &Value, min: i64, max: i64) -> Result<i64> {
+        let n = value
+            .as_i64()
+            .or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "configurationOptions: `{}` takes an integer number of {}, not {value}",
+                    self.path, self.units
+                ))
+            })?;
+        if n < min || n > max {
+            return Err(Error::invalid(format!(
+                "configurationOptions: `{}` must be between {min} and {max} {}",
+                self.path, self.units
+            )));
+        }
+        Ok(n)
+    }
+
+    fn boolean(&self, value: &Value) -> Result<bool> {
+        value.as_bool().ok_or_else(|| {
+            Error::invalid(format!(
+                "configurationOptions: `{}` takes true or false, not {value}",
+                self.path
+            ))
+        })
+    }
+}
 
 fn definition(path: &str) -> Option<&'static Definition> {
     DEFINITIONS
@@ -116,127 +268,26 @@ pub struct Change {
     pub note: Option<String>,
 }
 
-fn validate(def: &Definition, value: &Value) -> Result<Value> {
-    match def.kind {
-        Kind::Integer { min, max } => {
-            let n = value
-                .as_i64()
-                .or_else(|| {
-                    value
-                        .as_f64()
-                        .filter(|f| f.fract() == 0.0)
-                        .map(|f| f as i64)
-                })
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "configurationOptions: `{}` takes an integer number of {}, not {value}",
-                        def.path, def.units
-                    ))
-                })?;
-            if n < min || n > max {
-                return Err(Error::invalid(format!(
-                    "configurationOptions: `{}` must be between {min} and {max} {}",
-                    def.path, def.units
-                )));
-            }
-            Ok(Value::from(n))
-        }
-        Kind::Boolean => value.as_bool().map(Value::from).ok_or_else(|| {
-            Error::invalid(format!(
-                "configurationOptions: `{}` takes true or false, not {value}",
-                def.path
-            ))
-        }),
-    }
+/// Every option as the API shows it, from the values in force.
+pub fn outputs(current: &RuntimeOptions, config: &Config) -> Vec<OptionOutput> {
+    let defaults = RuntimeOptions::defaults(config);
+    DEFINITIONS
+        .iter()
+        .map(|def| def.output(current, &defaults))
+        .collect()
 }
 
-/// The system values every user's windows derive from.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemWindows {
-    /// `ValidityWithoutUserLogin`, days.
-    pub validity_days: i64,
-    /// `DefaultSessionDuration`, minutes.
-    pub session_minutes: i64,
-}
-
-/// Both values in one read (every user shown needs both).
-pub fn system_windows(conn: &mut DbConn, config: &Config) -> Result<SystemWindows> {
-    let rows: Vec<(String, String)> = options::table
-        .filter(options::path.eq_any([VALIDITY_WITHOUT_USER_LOGIN, DEFAULT_SESSION_DURATION]))
-        .select((options::path, options::value))
-        .load(conn)?;
-    let stored = |path: &str| {
-        rows.iter()
-            .find(|(p, _)| p == path)
-            .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
-            .and_then(|v| v.as_i64())
-    };
-    Ok(SystemWindows {
-        validity_days: stored(VALIDITY_WITHOUT_USER_LOGIN)
-            .unwrap_or(config.access_keys.validity_without_user_login_days),
-        session_minutes: stored(DEFAULT_SESSION_DURATION)
-            .unwrap_or(config.sessions.interactive_ttl_minutes),
-    })
-}
-
-/// The current value of an option (stored, or its default), inside a caller's connection.
-pub fn current(conn: &mut DbConn, config: &Config, path: &str) -> Result<Value> {
-    let def = definition(path)
-        .ok_or_else(|| Error::Internal(format!("no option definition for {path}")))?;
-    Ok(stored(conn, def.path)?.unwrap_or_else(|| (def.default)(config)))
-}
-
-pub fn current_i64(conn: &mut DbConn, config: &Config, path: &str) -> Result<i64> {
-    current(conn, config, path)?
-        .as_i64()
-        .ok_or_else(|| Error::Internal(format!("option {path} is not an integer")))
-}
-
-pub fn current_bool(conn: &mut DbConn, config: &Config, path: &str) -> Result<bool> {
-    current(conn, config, path)?
-        .as_bool()
-        .ok_or_else(|| Error::Internal(format!("option {path} is not a boolean")))
-}
-
-fn stored(conn: &mut DbConn, path: &str) -> Result<Option<Value>> {
-    let row: Option<String> = options::table
-        .filter(options::path.eq(path))
-        .select(options::value)
-        .first(conn)
-        .optional()?;
-    Ok(row.and_then(|v| serde_json::from_str(&v).ok()))
-}
-
-/// The current system validity window in days (inside a caller's connection, so a key check
-/// reads key, user and option in one round trip).
-pub fn validity_days(conn: &mut DbConn, config: &Config) -> Result<i64> {
-    Ok(stored(conn, VALIDITY_WITHOUT_USER_LOGIN)?
-        .and_then(|v| v.as_i64())
-        .unwrap_or(config.access_keys.validity_without_user_login_days))
-}
-
-fn output(conn: &mut DbConn, config: &Config, def: &Definition) -> Result<OptionOutput> {
-    let default = (def.default)(config);
-    Ok(OptionOutput {
-        path: def.path.to_string(),
-        value: stored(conn, def.path)?.unwrap_or_else(|| default.clone()),
-        default_value: default,
-        description: def.description.to_string(),
-        modifiable: true,
-        units: def.units.to_string(),
-    })
-}
-
-pub async fn list(store: &Store, config: &Config) -> Result<Vec<OptionOutput>> {
-    let config = config.clone();
-    store
-        .read(move |conn| {
-            DEFINITIONS
-                .iter()
-                .map(|d| output(conn, &config, d))
-                .collect()
-        })
+/// The options in force now, in a read of their own.
+pub async fn current(app: &Services) -> Result<RuntimeOptions> {
+    let config = app.config.clone();
+    app.store
+        .read(move |conn| RuntimeOptions::load(conn, &config))
         .await
+}
+
+/// Every option as the API shows it, in a read of its own.
+pub async fn list(app: &Services) -> Result<Vec<OptionOutput>> {
+    Ok(outputs(&current(app).await?, &app.config))
 }
 
 /// Validates every change first (nothing is written if any is wrong), then applies all in
@@ -271,7 +322,7 @@ async fn set_once(
         let def = definition(&c.path).ok_or_else(|| {
             Error::invalid(format!("configurationOptions: unknown option `{}`", c.path))
         })?;
-        valid.push((def, validate(def, &c.value)?, c.note));
+        valid.push((def, def.validate(&c.value)?, c.note));
     }
     let now = app.clock.now();
     let config = app.config.clone();
@@ -279,15 +330,16 @@ async fn set_once(
     let out = app
         .store
         .write(move |conn| {
-            let mut out = Vec::new();
+            let defaults = RuntimeOptions::defaults(&config);
+            let mut current = RuntimeOptions::load(conn, &config)?;
+            let mut out = Vec::with_capacity(valid.len());
             for (def, value, note) in &valid {
+                let old = def.get(&current);
+                def.assign(&mut current, value)?;
+                out.push(def.output(&current, &defaults));
                 if dry_run {
-                    let mut o = output(conn, &config, def)?;
-                    o.value = value.clone();
-                    out.push(o);
                     continue;
                 }
-                let old = output(conn, &config, def)?.value;
                 let row = OptionRow {
                     path: def.path.to_string(),
                     value: value.to_string(),
@@ -318,7 +370,6 @@ async fn set_once(
                         .target("option", def.path, def.path)
                         .detail(detail),
                 )?;
-                out.push(output(conn, &config, def)?);
             }
             if !dry_run {
                 revocation::announce(conn, &Revoked::All)?;
@@ -336,15 +387,103 @@ async fn set_once(
 mod tests {
     use super::*;
 
+    fn defaults() -> RuntimeOptions {
+        RuntimeOptions {
+            validity_days: 90,
+            session_minutes: 480,
+            key_creation_enabled: true,
+            service_account_max_lifetime_days: 365,
+            warning_days: 14,
+        }
+    }
+
+    fn row(path: &str, value: &str) -> (String, String) {
+        (path.to_string(), value.to_string())
+    }
+
     #[test]
     fn integer_validation() {
         let def = definition("authentication/accesskey/validitywithoutuserlogin").unwrap();
-        assert_eq!(validate(def, &Value::from(7)).unwrap(), Value::from(7));
-        assert_eq!(validate(def, &Value::from(7.0)).unwrap(), Value::from(7));
-        assert!(validate(def, &Value::from(7.5)).is_err());
-        assert!(validate(def, &Value::from(-1)).is_err());
-        assert!(validate(def, &Value::from("7")).is_err());
-        assert!(validate(def, &Value::Null).is_err());
+        assert_eq!(def.validate(&Value::from(7)).unwrap(), Value::from(7));
+        assert_eq!(def.validate(&Value::from(7.0)).unwrap(), Value::from(7));
+        assert!(def.validate(&Value::from(7.5)).is_err());
+        assert!(def.validate(&Value::from(-1)).is_err());
+        assert!(def.validate(&Value::from("7")).is_err());
+        assert!(def.validate(&Value::Null).is_err());
         assert!(definition("Nope/Nope").is_none());
+    }
+
+    #[test]
+    fn boolean_validation() {
+        let def = definition(KEY_CREATION_ENABLED).unwrap();
+        assert_eq!(
+            def.validate(&Value::from(false)).unwrap(),
+            Value::from(false)
+        );
+        assert!(def.validate(&Value::from(0)).is_err());
+        assert!(def.validate(&Value::from("false")).is_err());
+    }
+
+    #[test]
+    fn nothing_stored_is_the_configuration() {
+        assert_eq!(RuntimeOptions::from_stored(defaults(), &[]), defaults());
+    }
+
+    #[test]
+    fn stored_values_override_their_defaults_only() {
+        let o = RuntimeOptions::from_stored(
+            defaults(),
+            &[
+                row(VALIDITY_WITHOUT_USER_LOGIN, "7"),
+                row(KEY_CREATION_ENABLED, "false"),
+                row(WARNING_DAYS, "0"),
+            ],
+        );
+        assert_eq!(
+            o,
+            RuntimeOptions {
+                validity_days: 7,
+                key_creation_enabled: false,
+                warning_days: 0,
+                ..defaults()
+            }
+        );
+    }
+
+    #[test]
+    fn an_unreadable_stored_value_keeps_the_default() {
+        let o = RuntimeOptions::from_stored(
+            defaults(),
+            &[
+                row(VALIDITY_WITHOUT_USER_LOGIN, "not json"),
+                row(DEFAULT_SESSION_DURATION, "0"),
+                row(KEY_CREATION_ENABLED, "1"),
+                row("Some/Option/Of/Another/Version", "5"),
+            ],
+        );
+        assert_eq!(o, defaults());
+    }
+
+    #[test]
+    fn the_api_shows_value_and_default_of_every_option() {
+        let current = RuntimeOptions {
+            validity_days: 7,
+            ..defaults()
+        };
+        let shown: Vec<(String, Value, Value)> = DEFINITIONS
+            .iter()
+            .map(|d| d.output(&current, &defaults()))
+            .map(|o| (o.path, o.value, o.default_value))
+            .collect();
+        assert_eq!(shown.len(), DEFINITIONS.len());
+        assert_eq!(
+            shown[0],
+            (
+                VALIDITY_WITHOUT_USER_LOGIN.to_string(),
+                Value::from(7),
+                Value::from(90)
+            )
+        );
+        assert!(shown[1..].iter().all(|(_, v, d)| v == d));
     }
 }

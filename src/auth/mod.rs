@@ -7,7 +7,7 @@ use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
 use crate::keys::{self};
 use crate::metrics::inc;
-use crate::options;
+use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -204,7 +204,7 @@ async fn session_from_database(
                     .optional()?,
                 None => None,
             };
-            let days = options::validity_days(conn, &config)?;
+            let days = RuntimeOptions::load(conn, &config)?.validity_days;
             Ok(Some((session, user, key, days)))
         })
         .await?;

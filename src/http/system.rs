@@ -32,7 +32,7 @@ async fn list_options(
     State(state): State<AppState>,
     Admin(_): Admin,
 ) -> Result<Json<Value>, ApiError> {
-    let list = options::list(&state.0.store, &state.0.config).await?;
+    let list = options::list(&state.0).await?;
     Ok(Json(json!({ "configurationOptions": list })))
 }
 
@@ -74,7 +74,7 @@ async fn set_options(
         })
         .collect();
     let changed: Vec<OptionOutput> = options::set(app, &p.actor(), changes, input.dry_run).await?;
-    let list = options::list(&app.store, &app.config).await?;
+    let list = options::list(app).await?;
     let list = if input.dry_run {
         // Show the list as it would be.
         list.into_iter()

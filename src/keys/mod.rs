@@ -8,7 +8,7 @@ use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
 use crate::key_format as format;
 use crate::metrics::inc;
-use crate::options;
+use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -148,10 +148,8 @@ pub async fn create(
     let (enabled, max_days) = app
         .store
         .read(move |conn| {
-            Ok((
-                options::current_bool(conn, &config, options::KEY_CREATION_ENABLED)?,
-                options::current_i64(conn, &config, options::SERVICE_ACCOUNT_MAX_LIFETIME)?,
-            ))
+            let o = RuntimeOptions::load(conn, &config)?;
+            Ok((o.key_creation_enabled, o.service_account_max_lifetime_days))
         })
         .await?;
     if !enabled && !caller.user.is_admin {
@@ -208,7 +206,7 @@ pub async fn create(
                     .target("access_key", &row.key_id, &row.name)
                     .detail(format!("owner {} ({})", owner.username, owner.id)),
             )?;
-            let days = options::validity_days(conn, &config)?;
+            let days = RuntimeOptions::load(conn, &config)?.validity_days;
             Ok(key_view(row, &owner, days))
         })
         .await?;
@@ -291,7 +289,7 @@ pub async fn list(
                 .limit(limit)
                 .select((AccessKeyRow::as_select(), UserRow::as_select()))
                 .load(conn)?;
-            let days = options::validity_days(conn, &config)?;
+            let days = RuntimeOptions::load(conn, &config)?.validity_days;
             Ok((
                 rows.into_iter()
                     .map(|(row, owner)| key_view(row, &owner, days))
@@ -376,7 +374,11 @@ pub async fn verify(
                 .first(conn)
                 .optional()?;
             match pair {
-                Some((k, u)) => Ok(Some((k, u, options::validity_days(conn, &config)?))),
+                Some((k, u)) => Ok(Some((
+                    k,
+                    u,
+                    RuntimeOptions::load(conn, &config)?.validity_days,
+                ))),
                 None => Ok(None),
             }
         })

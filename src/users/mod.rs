@@ -15,7 +15,7 @@ use crate::audit::{self, Actor, Event};
 use crate::config::Config;
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
-use crate::options;
+use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{to_ms, UserRow};
@@ -60,7 +60,7 @@ pub(crate) fn find(conn: &mut DbConn, id: &str) -> Result<UserRow> {
 }
 
 pub(crate) fn with_window(conn: &mut DbConn, config: &Config, row: UserRow) -> Result<UserInfo> {
-    let system = options::system_windows(conn, config)?;
+    let system = RuntimeOptions::load(conn, config)?;
     let mut info = info_of(row, system);
     info.manager_name = manager_name(conn, &info.row)?;
     Ok(info)
@@ -78,7 +78,7 @@ fn manager_name(conn: &mut DbConn, row: &UserRow) -> Result<Option<String>> {
 }
 
 /// A user with the windows in force, given the system values.
-fn info_of(row: UserRow, system: options::SystemWindows) -> UserInfo {
+fn info_of(row: UserRow, system: RuntimeOptions) -> UserInfo {
     UserInfo {
         window: validity::window(row.access_key_validity_minutes, system.validity_days),
         session_minutes: session_override(&row).unwrap_or(system.session_minutes),
@@ -128,7 +128,7 @@ pub async fn list(
                 .limit(limit)
                 .select(UserRow::as_select())
                 .load(conn)?;
-            let system = options::system_windows(conn, &config)?;
+            let system = RuntimeOptions::load(conn, &config)?;
             let mut infos = Vec::with_capacity(rows.len());
             for row in rows {
                 let mut info = info_of(row, system);
@@ -361,7 +361,7 @@ pub async fn delete(app: &Services, actor: &Actor, id: &str) -> Result<(UserRow,
 pub fn session_minutes(conn: &mut DbConn, config: &Config, row: &UserRow) -> Result<i64> {
     match session_override(row) {
         Some(m) => Ok(m),
-        None => options::current_i64(conn, config, options::DEFAULT_SESSION_DURATION),
+        None => Ok(RuntimeOptions::load(conn, config)?.session_minutes),
     }
 }
 

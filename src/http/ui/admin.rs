@@ -242,12 +242,7 @@ async fn user_page(
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let info = users::get(&state.0, &id).await?;
-    let system_days = options::list(&state.0.store, &state.0.config)
-        .await?
-        .into_iter()
-        .find(|o| o.path == options::VALIDITY_WITHOUT_USER_LOGIN)
-        .and_then(|o| o.value.as_i64())
-        .unwrap_or(state.0.config.access_keys.validity_without_user_login_days);
+    let system_days = options::current(&state.0).await?.validity_days;
     let minutes = info.row.access_key_validity_minutes;
     Ok(render(
         StatusCode::OK,
@@ -410,7 +405,7 @@ async fn config_view(
     notice: Option<&str>,
     error: Option<String>,
 ) -> Result<ConfigTab, Error> {
-    let list = options::list(&state.0.store, &state.0.config).await?;
+    let list = options::list(&state.0).await?;
     let mut page = admin_page(a, "Configuration", notice);
     page.error = error;
     Ok(ConfigTab {
