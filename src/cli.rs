@@ -471,6 +471,7 @@ async fn sync(
     dry_run: bool,
     approve_run: Option<i64>,
 ) -> ExitCode {
+    use crate::sync::RunStatus;
     let app = match App::new(config, Arc::new(SystemClock)).await {
         Ok(a) => a,
         Err(e) => {
@@ -498,7 +499,7 @@ async fn sync(
         run.id, run.status, run.read_count, run.matched, run.renamed, run.removed, run.suspended,
         run.restored, run.admin_changes, run.last_logins
     );
-    let done = run.status == "ok";
+    let done = run.status == RunStatus::Ok;
     // With a grace period the run's removals are suspensions; expired ones are deletions.
     let removals_suspend = matches!(
         app.directory(&run.directory_id),
@@ -532,10 +533,10 @@ async fn sync(
     if let Some(e) = &run.error {
         println!("{e}");
     }
-    match run.status.as_str() {
-        "ok" | "dry-run" => ExitCode::SUCCESS,
-        "blocked" => ExitCode::from(3),
-        _ => ExitCode::FAILURE,
+    match run.status {
+        RunStatus::Ok | RunStatus::DryRun => ExitCode::SUCCESS,
+        RunStatus::Blocked => ExitCode::from(3),
+        RunStatus::Failed | RunStatus::Running => ExitCode::FAILURE,
     }
 }
 

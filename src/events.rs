@@ -34,14 +34,27 @@ pub struct LoginEvent {
     pub method: Option<String>,
 }
 
+/// What became of one event; the JSON names are `updated`, `created`, `unchanged`,
+/// `unknown_user` and `rejected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// `lastLoginAt` moved forward.
+    Updated,
+    /// The user was created from the directory, then updated.
+    Created,
+    /// An equal or later login is known.
+    Unchanged,
+    UnknownUser,
+    Rejected,
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EventResult {
     pub index: usize,
-    /// `updated`, `created` (the user was created from the directory, then updated),
-    /// `unchanged` (an equal or later login is known), `unknown_user`, `rejected`.
-    pub status: &'static str,
+    pub status: EventStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,7 +286,10 @@ pub async fn ingest(
     let mut results = apply(app, source, events.clone()).await?;
     let actor = Actor::system(&format!("events:{}", source.label));
     let mut created = Vec::new();
-    for r in results.iter_mut().filter(|r| r.status == "unknown_user") {
+    for r in results
+        .iter_mut()
+        .filter(|r| r.status == EventStatus::UnknownUser)
+    {
         let e = &events[r.index];
         let Some(Directory::Ldap(dir)) = app.directory(&e.directory_id) else {
             continue;
@@ -317,8 +333,8 @@ pub async fn ingest(
         let batch: Vec<LoginEvent> = created.into_iter().map(|(_, _, e)| e).collect();
         for ((index, new), mut r) in marks.into_iter().zip(apply(app, source, batch).await?) {
             r.index = index;
-            if new && r.status == "updated" {
-                r.status = "created";
+            if new && r.status == EventStatus::Updated {
+                r.status = EventStatus::Created;
             }
             results[index] = r;
         }
@@ -362,7 +378,7 @@ async fn apply(
                     .find(|k| k.eq_ignore_ascii_case(&e.directory_id))
                 else {
                     results.push(result(
-                        "rejected",
+                        EventStatus::Rejected,
                         None,
                         Some(format!("no directory `{}`", e.directory_id)),
                     ));
@@ -370,7 +386,7 @@ async fn apply(
                 };
                 if !scope.covers(dir) {
                     results.push(result(
-                        "rejected",
+                        EventStatus::Rejected,
                         None,
                         Some(format!(
                             "this token reports logins of {} only, not of directory `{dir}`",
@@ -381,7 +397,7 @@ async fn apply(
                 }
                 if e.at > now + FUTURE_SKEW {
                     results.push(result(
-                        "rejected",
+                        EventStatus::Rejected,
                         None,
                         Some("the time is in the future".into()),
                     ));
@@ -395,7 +411,7 @@ async fn apply(
                     (None, Some(u)) => q.filter(users_t::username.eq(u.clone())),
                     (None, None) => {
                         results.push(result(
-                            "rejected",
+                            EventStatus::Rejected,
                             None,
                             Some("username or externalId is required".into()),
                         ));
@@ -407,16 +423,16 @@ async fn apply(
                     .first(conn)
                     .optional()?;
                 let Some((id, last, is_admin)) = found else {
-                    results.push(result("unknown_user", None, None));
+                    results.push(result(EventStatus::UnknownUser, None, None));
                     continue;
                 };
                 if let Some(why) = refusal(is_admin && dir.eq_ignore_ascii_case(&builtin)) {
-                    results.push(result("rejected", None, Some(why.into())));
+                    results.push(result(EventStatus::Rejected, None, Some(why.into())));
                     continue;
                 }
                 let at = to_ms(e.at);
                 if last.is_some_and(|l| l >= at) {
-                    results.push(result("unchanged", Some(id), None));
+                    results.push(result(EventStatus::Unchanged, Some(id), None));
                     continue;
                 }
                 diesel::update(users_t::table.find(&id))
@@ -424,7 +440,7 @@ async fn apply(
                     .execute(conn)?;
                 updated += 1;
                 results.push(result(
-                    "updated",
+                    EventStatus::Updated,
                     Some(id),
                     e.method.map(|m| format!("method {m}")),
                 ));
@@ -474,5 +490,31 @@ mod tests {
     fn only_built_in_admins_are_refused_whatever_the_scope() {
         assert!(refusal(true).unwrap().contains("built-in admin"));
         assert_eq!(refusal(false), None);
+    }
+
+    #[test]
+    fn every_event_status_round_trips_through_its_json_string() {
+        let all = [
+            (EventStatus::Updated, "updated"),
+            (EventStatus::Created, "created"),
+            (EventStatus::Unchanged, "unchanged"),
+            (EventStatus::UnknownUser, "unknown_user"),
+            (EventStatus::Rejected, "rejected"),
+        ];
+        for (v, s) in all {
+            let json = serde_json::to_value(v).unwrap();
+            assert_eq!(
+                json,
+                serde_json::Value::from(s),
+                "the API's string for {v:?}"
+            );
+            assert_eq!(serde_json::from_value::<EventStatus>(json).unwrap(), v);
+        }
+        for unknown in ["", "Updated", "unknownUser", "unknown-user", "ok"] {
+            assert!(
+                serde_json::from_value::<EventStatus>(serde_json::Value::from(unknown)).is_err(),
+                "`{unknown}` must be refused"
+            );
+        }
     }
 }

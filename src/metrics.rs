@@ -32,15 +32,15 @@ pub fn inc(counter: &AtomicU64) {
 }
 
 impl Metrics {
-    /// Records a finished directory sync run.
-    pub fn sync_finished(&self, directory: &str, status: &str, removed: u64, duration_ms: i64) {
-        let status: &'static str = match status {
-            "ok" => "ok",
-            "failed" => "failed",
-            "blocked" => "blocked",
-            "dry-run" => "dry-run",
-            _ => "other",
-        };
+    /// Records a finished directory sync run. `status` is the run status's own string
+    /// (`RunStatus::as_str`), so the label values are a fixed few.
+    pub fn sync_finished(
+        &self,
+        directory: &str,
+        status: &'static str,
+        removed: u64,
+        duration_ms: i64,
+    ) {
         if let Ok(mut s) = self.sync.lock() {
             let m = s.entry(directory.to_string()).or_default();
             *m.runs.entry(status).or_default() += 1;

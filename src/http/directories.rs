@@ -7,7 +7,7 @@ use super::paging::PageParams;
 use super::state::AppState;
 use crate::directory::Directory;
 use crate::store::models::{from_ms, SyncRunRow};
-use crate::sync::{self, plan::Removal, Request, Trigger};
+use crate::sync::{self, plan::Removal, Request, RunStatus, Trigger};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -42,7 +42,7 @@ pub struct RunCounts {
 pub struct RunOutput {
     id: i64,
     directory_id: String,
-    status: String,
+    status: RunStatus,
     dry_run: bool,
     trigger: String,
     actor: Option<String>,

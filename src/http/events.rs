@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::extract::RawBody;
 use super::state::AppState;
 use crate::error::Error;
-use crate::events::{self, LoginEvent};
+use crate::events::{self, EventStatus, LoginEvent};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::routing::post;
@@ -43,13 +43,13 @@ async fn logins(
     let events: Vec<LoginEvent> =
         serde_json::from_value(list).map_err(|e| Error::invalid(format!("events: {e}")))?;
     let results = events::ingest(&s.0, &source, events).await?;
-    let count = |st: &str| results.iter().filter(|r| r.status == st).count();
+    let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();
     Ok(Json(json!({
-        "updated": count("updated"),
-        "created": count("created"),
-        "unchanged": count("unchanged"),
-        "unknownUsers": count("unknown_user"),
-        "rejected": count("rejected"),
+        "updated": count(EventStatus::Updated),
+        "created": count(EventStatus::Created),
+        "unchanged": count(EventStatus::Unchanged),
+        "unknownUsers": count(EventStatus::UnknownUser),
+        "rejected": count(EventStatus::Rejected),
         "results": results,
     })))
 }

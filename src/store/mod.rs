@@ -3,6 +3,7 @@
 //! runs on blocking threads through [`Store::read`] and [`Store::write`].
 
 pub mod models;
+pub mod run_status;
 pub mod schema;
 
 use crate::config::DatabaseConfig;

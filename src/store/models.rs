@@ -1,6 +1,7 @@
 //! Row types, one per table. Hash columns are not secrets, but rows still skip `Debug` so
 //! a stray `{:?}` never prints them.
 
+use super::run_status::RunStatus;
 use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
@@ -168,7 +169,7 @@ pub struct SyncRunRow {
     pub run_trigger: String,
     pub actor: Option<String>,
     pub replica: String,
-    pub status: String,
+    pub status: RunStatus,
     pub read_count: i64,
     pub matched: i64,
     pub renamed: i64,

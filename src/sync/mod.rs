@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{from_ms, to_ms, SyncRunRow};
+pub use crate::store::run_status::RunStatus;
 use crate::store::schema::{access_keys, sync_runs, users};
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
@@ -149,11 +150,11 @@ fn start(
     diesel::update(
         sync_runs::table
             .filter(sync_runs::directory_id.eq(&req.directory_id))
-            .filter(sync_runs::status.eq("running"))
+            .filter(sync_runs::status.eq(RunStatus::Running))
             .filter(sync_runs::started_at.lt(to_ms(now - STALE_AFTER))),
     )
     .set((
-        sync_runs::status.eq("failed"),
+        sync_runs::status.eq(RunStatus::Failed),
         sync_runs::error.eq(Some("abandoned: the process running it stopped")),
         sync_runs::finished_at.eq(Some(to_ms(now))),
     ))
@@ -169,7 +170,7 @@ fn start(
                     blocked.directory_id
                 )));
             }
-            if blocked.status != "blocked" {
+            if blocked.status != RunStatus::Blocked {
                 return Err(Error::conflict(format!(
                     "run {run_id} is `{}`, not blocked: there is nothing to approve",
                     blocked.status
@@ -212,7 +213,7 @@ fn start(
             }),
             sync_runs::actor.eq(&req.actor.name),
             sync_runs::replica.eq(app_replica),
-            sync_runs::status.eq("running"),
+            sync_runs::status.eq(RunStatus::Running),
             sync_runs::approves_run_id.eq(req.approve_run),
         ))
         .execute(conn);
@@ -232,16 +233,16 @@ fn start(
     }
     let id: i64 = sync_runs::table
         .filter(sync_runs::directory_id.eq(&req.directory_id))
-        .filter(sync_runs::status.eq("running"))
+        .filter(sync_runs::status.eq(RunStatus::Running))
         .select(sync_runs::id)
         .first(conn)?;
     Ok((id, approved))
 }
 
 /// The counts and outcome a run ends with.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Outcome {
-    status: &'static str,
+    status: RunStatus,
     read: u64,
     matched: u64,
     renamed: u64,
@@ -254,12 +255,31 @@ struct Outcome {
     plan: Option<PlanRecord>,
 }
 
+impl Outcome {
+    /// A run that changed nothing because reading or applying failed.
+    fn failed(error: String) -> Outcome {
+        Outcome {
+            status: RunStatus::Failed,
+            read: 0,
+            matched: 0,
+            renamed: 0,
+            removed: 0,
+            suspended: 0,
+            restored: 0,
+            admin_changes: 0,
+            last_logins: 0,
+            error: Some(error),
+            plan: None,
+        }
+    }
+}
+
 fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result<()> {
     // Old run records go (the newest runs are what operators read).
     diesel::delete(
         sync_runs::table
             .filter(sync_runs::started_at.lt(to_ms(now - Duration::days(KEEP_RUNS_DAYS))))
-            .filter(sync_runs::status.ne("running")),
+            .filter(sync_runs::status.ne(RunStatus::Running)),
     )
     .execute(conn)?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -358,11 +378,7 @@ pub async fn run(
         ))),
     };
     let outcome = match snapshot {
-        Err(e) => Outcome {
-            status: "failed",
-            error: Some(format!("{e}; nobody was removed")),
-            ..Outcome::default()
-        },
+        Err(e) => Outcome::failed(format!("{e}; nobody was removed")),
         Ok(snap) => {
             progress(&format!(
                 "read {} entr{} in {:.1} s",
@@ -375,12 +391,10 @@ pub async fn run(
             // Whatever happens here, the run must end recorded, not stay "running".
             decide(app, &req, run_id, snap.read, p, now)
                 .await
-                .unwrap_or_else(|e| Outcome {
-                    status: "failed",
-                    error: Some(format!(
+                .unwrap_or_else(|e| {
+                    Outcome::failed(format!(
                         "applying the changes failed: {e}; nothing was changed"
-                    )),
-                    ..Outcome::default()
+                    ))
                 })
         }
     };
@@ -393,7 +407,7 @@ pub async fn run(
         .store
         .write(move |conn| {
             finish(conn, run_id, &outcome, finished)?;
-            if let (Some(approved), "ok") = (actor_approves, outcome.status) {
+            if let (Some(approved), RunStatus::Ok) = (actor_approves, outcome.status) {
                 diesel::update(sync_runs::table.find(approved))
                     .set((
                         sync_runs::approved_by.eq(&actor.name),
@@ -410,7 +424,7 @@ pub async fn run(
                         )),
                 )?;
             }
-            if matches!(outcome.status, "failed" | "blocked") {
+            if matches!(outcome.status, RunStatus::Failed | RunStatus::Blocked) {
                 audit::record(
                     conn,
                     finished,
@@ -428,22 +442,26 @@ pub async fn run(
         })
         .await?;
     // Blocked and dry runs count who they would remove; only done runs removed anyone.
-    let removed = if o_status == "ok" {
+    let removed = if o_status == RunStatus::Ok {
         row.removed as u64
     } else {
         0
     };
-    app.metrics
-        .sync_finished(&dir, o_status, removed, (finished - now).num_milliseconds());
+    app.metrics.sync_finished(
+        &dir,
+        o_status.as_str(),
+        removed,
+        (finished - now).num_milliseconds(),
+    );
     match o_status {
-        "failed" => {
+        RunStatus::Failed => {
             tracing::warn!(directory = %dir, run = run_id, error = o_error.as_deref().unwrap_or(""), "directory sync failed; nobody was removed")
         }
-        "blocked" => {
+        RunStatus::Blocked => {
             tracing::warn!(directory = %dir, run = run_id, reason = o_error.as_deref().unwrap_or(""), "directory sync blocked; nobody was removed until an admin approves")
         }
         _ => {
-            tracing::info!(directory = %dir, run = run_id, status = o_status, read = row.read_count, removed = row.removed, suspended = row.suspended, renamed = row.renamed, "directory sync finished")
+            tracing::info!(directory = %dir, run = run_id, status = o_status.as_str(), read = row.read_count, removed = row.removed, suspended = row.suspended, renamed = row.renamed, "directory sync finished")
         }
     }
     Ok(row)
@@ -483,7 +501,7 @@ async fn decide(
         (p.removals.len() + p.expired.len(), 0)
     };
     let mut o = Outcome {
-        status: "ok",
+        status: RunStatus::Ok,
         read,
         matched: p.matched,
         renamed: p.renames.len() as u64,
@@ -496,14 +514,14 @@ async fn decide(
         plan: Some(record),
     };
     if let Some(reason) = p.blocked.clone() {
-        o.status = "blocked";
+        o.status = RunStatus::Blocked;
         o.error = Some(format!(
             "{reason}; nobody was removed. Approve run {run_id} or raise the threshold"
         ));
         return Ok(o);
     }
     if req.dry_run {
-        o.status = "dry-run";
+        o.status = RunStatus::DryRun;
         return Ok(o);
     }
     let affected = apply(app, req, run_id, p, grace, now).await?;

@@ -18,7 +18,7 @@ use crate::http::state::AppState;
 use crate::keys::{self, Scope};
 use crate::options::{self, Change};
 use crate::store::models::{from_ms, SyncRunRow};
-use crate::sync::{self, plan::Reason, Request, Trigger};
+use crate::sync::{self, plan::Reason, Request, RunStatus, Trigger};
 use crate::users::{self, Minutes, Override, UserInfo};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -479,15 +479,15 @@ fn run_line(r: &SyncRunRow) -> RunLine {
     RunLine {
         id: r.id,
         started: when(Some(from_ms(r.started_at)), ""),
-        status: match r.status.as_str() {
-            "dry-run" => "dry run: nothing changed".into(),
+        status: match r.status {
+            RunStatus::DryRun => "dry run: nothing changed".into(),
             other => other.to_string(),
         },
-        status_class: match r.status.as_str() {
-            "ok" | "dry-run" => "good",
-            "failed" => "bad",
-            "blocked" => "warn",
-            _ => "",
+        status_class: match r.status {
+            RunStatus::Ok | RunStatus::DryRun => "good",
+            RunStatus::Failed => "bad",
+            RunStatus::Blocked => "warn",
+            RunStatus::Running => "",
         },
         trigger: r.actor.clone().map_or_else(
             || r.run_trigger.clone(),
@@ -622,8 +622,8 @@ async fn run_page(
             directory: dir.name().to_string(),
             directory_id: dir.id().to_string(),
             dry_run: row.dry_run,
-            applied: row.status == "ok" && !row.dry_run,
-            blocked: row.status == "blocked",
+            applied: row.status == RunStatus::Ok && !row.dry_run,
+            blocked: row.status == RunStatus::Blocked,
             r: run_line(&row),
             removals,
         },
