@@ -2,6 +2,7 @@
 
 use crate::app::App;
 use crate::audit::Actor;
+use crate::bearer;
 use crate::clock::SystemClock;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
@@ -226,8 +227,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             approve_run,
         } => return sync(config, directory, dry_run, approve_run).await,
         Command::LocalUser(cmd) => local_user(config, cmd).await,
-        Command::ScimToken(cmd) => scim_token(config, cmd).await,
-        Command::EventToken(cmd) => event_token(config, cmd).await,
+        Command::ScimToken(cmd) => bearer_token(config, bearer::Kind::Scim, cmd.into()).await,
+        Command::EventToken(cmd) => bearer_token(config, bearer::Kind::Events, cmd.into()).await,
         Command::ServiceAccount(cmd) => service_account(config, cmd).await,
         Command::Notify => notify(config).await,
     };
@@ -540,63 +541,99 @@ async fn sync(
     }
 }
 
-async fn scim_token(config: Config, cmd: ScimToken) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock)).await?;
-    match cmd {
-        ScimToken::Create { directory, label } => {
-            let (id, token) = crate::scim::create_token(&app, &directory, &label).await?;
-            println!(
-                "SCIM token {id} for directory `{directory}` (shown only this once):\n\n    {}\n",
-                token.expose()
-            );
-            println!("SCIM base URL: {}/scim/v2", app.config.server.public_url());
-        }
-        ScimToken::List => {
-            for (id, dir, label, created, used) in crate::scim::list_tokens(&app).await? {
-                println!(
-                    "{id}  {dir}  {label}  created {}  last used {}",
-                    crate::store::models::from_ms(created).to_rfc3339(),
-                    used.map_or("never".to_string(), |u| crate::store::models::from_ms(u)
-                        .to_rfc3339())
-                );
-            }
-        }
-        ScimToken::Revoke { id } => {
-            crate::scim::revoke_token(&app, &id).await?;
-            println!("SCIM token {id} revoked");
-        }
-    }
-    Ok(())
+/// `scim-token` and `event-token` alike: what to do with a token of either kind.
+enum TokenCommand {
+    Create(NewToken),
+    List,
+    Revoke(String),
 }
 
-async fn event_token(config: Config, cmd: EventToken) -> anyhow::Result<()> {
+/// A token to create, with what its kind needs.
+enum NewToken {
+    Scim {
+        directory: String,
+        label: String,
+    },
+    Events {
+        label: String,
+        directories: Vec<String>,
+    },
+}
+
+impl From<ScimToken> for TokenCommand {
+    fn from(cmd: ScimToken) -> Self {
+        match cmd {
+            ScimToken::Create { directory, label } => {
+                TokenCommand::Create(NewToken::Scim { directory, label })
+            }
+            ScimToken::List => TokenCommand::List,
+            ScimToken::Revoke { id } => TokenCommand::Revoke(id),
+        }
+    }
+}
+
+impl From<EventToken> for TokenCommand {
+    fn from(cmd: EventToken) -> Self {
+        match cmd {
+            EventToken::Create { label, directories } => {
+                TokenCommand::Create(NewToken::Events { label, directories })
+            }
+            EventToken::List => TokenCommand::List,
+            EventToken::Revoke { id } => TokenCommand::Revoke(id),
+        }
+    }
+}
+
+/// One line of `scim-token list` / `event-token list` (never the token itself).
+fn token_line(t: &bearer::TokenInfo) -> String {
+    let what = match &t.scope {
+        bearer::Scope::Scim { directory } => format!("{directory}  {}", t.label),
+        bearer::Scope::Events { scope } => {
+            format!("{}  directories {}", t.label, scope.describe())
+        }
+    };
+    format!(
+        "{}  {what}  created {}  last used {}",
+        t.id,
+        t.created_at.to_rfc3339(),
+        t.last_used_at
+            .map_or("never".to_string(), |u| u.to_rfc3339())
+    )
+}
+
+async fn bearer_token(config: Config, kind: bearer::Kind, cmd: TokenCommand) -> anyhow::Result<()> {
     let app = App::new(config, Arc::new(SystemClock)).await?;
+    let noun = kind.noun();
     match cmd {
-        EventToken::Create { label, directories } => {
-            let (id, token) = crate::events::create_token(&app, &label, &directories).await?;
+        TokenCommand::Create(new) => {
+            // For whom, as the command line named them.
+            let (id, token, whom) = match new {
+                NewToken::Scim { directory, label } => {
+                    let (id, token) = crate::scim::create_token(&app, &directory, &label).await?;
+                    (id, token, format!("directory `{directory}`"))
+                }
+                NewToken::Events { label, directories } => {
+                    let (id, token) =
+                        crate::events::create_token(&app, &label, &directories).await?;
+                    (id, token, format!("directories {}", directories.join(", ")))
+                }
+            };
             println!(
-                "ingestion token {id} for directories {} (shown only this once):\n\n    {}\n",
-                directories.join(", "),
+                "{noun} {id} for {whom} (shown only this once):\n\n    {}\n",
                 token.expose()
             );
-        }
-        EventToken::List => {
-            for t in crate::events::list_tokens(&app).await? {
-                println!(
-                    "{}  {}  directories {}  created {}  last used {}",
-                    t.id,
-                    t.label,
-                    t.scope.describe(),
-                    crate::store::models::from_ms(t.created_at).to_rfc3339(),
-                    t.last_used_at
-                        .map_or("never".to_string(), |u| crate::store::models::from_ms(u)
-                            .to_rfc3339())
-                );
+            if kind == bearer::Kind::Scim {
+                println!("SCIM base URL: {}/scim/v2", app.config.server.public_url());
             }
         }
-        EventToken::Revoke { id } => {
-            crate::events::revoke_token(&app, &id).await?;
-            println!("ingestion token {id} revoked");
+        TokenCommand::List => {
+            for t in bearer::list(&app, kind).await? {
+                println!("{}", token_line(&t));
+            }
+        }
+        TokenCommand::Revoke(id) => {
+            bearer::revoke(&app, kind, &id).await?;
+            println!("{noun} {id} revoked");
         }
     }
     Ok(())

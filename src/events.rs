@@ -3,20 +3,19 @@
 //! so people who sign in elsewhere keep their keys alive.
 
 use crate::audit::{self, Actor, Event};
+use crate::bearer;
+pub use crate::bearer::TokenScope;
 use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::services::Services;
-use crate::sessions::token_hash;
 use crate::store::models::to_ms;
-use crate::store::schema::{event_tokens, users as users_t};
+use crate::store::schema::users as users_t;
 use crate::users;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Prefix of ingestion tokens, recognisable to secret scanners.
-pub const TOKEN_PREFIX: &str = "akevt_";
 /// Most events accepted in one request.
 pub const MAX_BATCH: usize = 1000;
 /// How far in the future an event's time may be (clocks differ a little).
@@ -61,48 +60,6 @@ pub struct EventResult {
     pub message: Option<String>,
 }
 
-/// The directories a token may report logins for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenScope {
-    /// Made before tokens had scopes: every directory (built-in admins never).
-    Every,
-    /// These directory ids only.
-    Only(Vec<String>),
-}
-
-impl TokenScope {
-    /// From the stored column: NULL is a token made before scopes. A value that cannot be
-    /// read refuses the token rather than widening it.
-    fn from_column(column: Option<&str>) -> Result<TokenScope> {
-        match column {
-            None => Ok(TokenScope::Every),
-            Some(json) => serde_json::from_str(json)
-                .map(TokenScope::Only)
-                .map_err(|e| {
-                    Error::Internal(format!(
-                        "an ingestion token's directories are unreadable: {e}"
-                    ))
-                }),
-        }
-    }
-
-    /// Whether events of `directory_id` may be reported with this token.
-    pub fn covers(&self, directory_id: &str) -> bool {
-        match self {
-            TokenScope::Every => true,
-            TokenScope::Only(ids) => ids.iter().any(|d| d.eq_ignore_ascii_case(directory_id)),
-        }
-    }
-
-    /// For people: `corp, builtin` or `every directory (made before scopes)`.
-    pub fn describe(&self) -> String {
-        match self {
-            TokenScope::Every => "every directory (made before tokens had scopes)".into(),
-            TokenScope::Only(ids) => ids.join(", "),
-        }
-    }
-}
-
 /// Who reports: a token's label (the reporting system's name) and its scope.
 #[derive(Debug, Clone)]
 pub struct Reporter {
@@ -140,138 +97,25 @@ pub async fn create_token(
             ids.push(dir.id().to_string());
         }
     }
-    let scope = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
-    let token = crate::sessions::random_token(TOKEN_PREFIX);
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = app.clock.now();
-    let (hash, label, tid) = (token_hash(&token), label.to_string(), id.clone());
-    let detail = format!("directories {}", ids.join(", "));
-    app.store
-        .write(move |conn| {
-            diesel::insert_into(event_tokens::table)
-                .values((
-                    event_tokens::id.eq(&tid),
-                    event_tokens::token_hash.eq(&hash),
-                    event_tokens::label.eq(&label),
-                    event_tokens::created_at.eq(to_ms(now)),
-                    event_tokens::directory_ids.eq(Some(&scope)),
-                ))
-                .execute(conn)?;
-            audit::record(
-                conn,
-                now,
-                &Event::new("event_token.create", &Actor::system("cli"))
-                    .target("event_token", &tid, &label)
-                    .detail(detail),
-            )
-        })
-        .await?;
-    Ok((id, Secret::new(token)))
+    let scope = bearer::Scope::Events {
+        scope: TokenScope::Only(ids),
+    };
+    bearer::create(app, label, scope).await
 }
 
-/// An ingestion token as `event-token list` shows it (never the token itself).
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub id: String,
-    pub label: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub scope: TokenScope,
-}
-
-/// Every ingestion token.
-pub async fn list_tokens(app: &Services) -> Result<Vec<TokenInfo>> {
-    type Row = (String, String, i64, Option<i64>, Option<String>);
-    let rows: Vec<Row> = app
-        .store
-        .read(|conn| {
-            Ok(event_tokens::table
-                .order(event_tokens::created_at)
-                .select((
-                    event_tokens::id,
-                    event_tokens::label,
-                    event_tokens::created_at,
-                    event_tokens::last_used_at,
-                    event_tokens::directory_ids,
-                ))
-                .load(conn)?)
-        })
-        .await?;
-    rows.into_iter()
-        .map(|(id, label, created_at, last_used_at, scope)| {
-            Ok(TokenInfo {
-                id,
-                label,
-                created_at,
-                last_used_at,
-                scope: TokenScope::from_column(scope.as_deref())?,
-            })
-        })
-        .collect()
-}
-
-pub async fn revoke_token(app: &Services, id: &str) -> Result<()> {
-    let id = id.to_string();
-    let now = app.clock.now();
-    app.store
-        .write(move |conn| {
-            if diesel::delete(event_tokens::table.find(&id)).execute(conn)? == 0 {
-                return Err(Error::not_found(format!(
-                    "no ingestion token with id `{id}`"
-                )));
-            }
-            audit::record(
-                conn,
-                now,
-                &Event::new("event_token.revoke", &Actor::system("cli")).target(
-                    "event_token",
-                    &id,
-                    &id,
-                ),
-            )
-        })
-        .await
-}
-
-/// Checks an ingestion token; returns who reports. The token is looked up with a read: an
-/// unknown one (anyone can send those) never takes the write lock. Only a found token's
-/// last use is written.
-pub async fn authenticate(app: &Services, bearer: Option<&str>) -> Result<Reporter> {
-    let token = bearer
-        .filter(|t| t.starts_with(TOKEN_PREFIX))
-        .ok_or_else(|| Error::Unauthenticated("an ingestion token is required".into()))?;
-    let hash = token_hash(token);
-    let h = hash.clone();
-    let found: Option<(String, String, Option<String>)> = app
-        .store
-        .read(move |conn| {
-            Ok(event_tokens::table
-                .filter(event_tokens::token_hash.eq(&h))
-                .select((
-                    event_tokens::id,
-                    event_tokens::label,
-                    event_tokens::directory_ids,
-                ))
-                .first(conn)
-                .optional()?)
-        })
-        .await?;
-    let Some((id, label, scope)) = found else {
-        return Err(Error::Unauthenticated(
-            "unknown or revoked ingestion token".into(),
+/// Checks an ingestion token; returns who reports. An unknown token never takes the write
+/// lock (`bearer::authenticate`).
+pub async fn authenticate(app: &Services, presented: Option<&str>) -> Result<Reporter> {
+    let token = bearer::authenticate(app, bearer::Kind::Events, presented).await?;
+    let bearer::Scope::Events { scope } = token.scope else {
+        return Err(Error::Internal(
+            "an ingestion token read as another kind".into(),
         ));
     };
-    let scope = TokenScope::from_column(scope.as_deref())?;
-    let now = to_ms(app.clock.now());
-    app.store
-        .write(move |conn| {
-            diesel::update(event_tokens::table.find(&id))
-                .set(event_tokens::last_used_at.eq(Some(now)))
-                .execute(conn)?;
-            Ok(())
-        })
-        .await?;
-    Ok(Reporter { label, scope })
+    Ok(Reporter {
+        label: token.label,
+        scope,
+    })
 }
 
 /// Applies a batch: known users in one transaction, forward only (replaying a batch changes
@@ -463,28 +307,6 @@ async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_scoped_token_covers_its_directories_only() {
-        let scope = TokenScope::Only(vec!["corp".into(), "builtin".into()]);
-        assert!(scope.covers("corp"));
-        assert!(scope.covers("CORP"), "directory ids compare in any case");
-        assert!(scope.covers("builtin"));
-        assert!(!scope.covers("partner"));
-        assert_eq!(scope.describe(), "corp, builtin");
-    }
-
-    #[test]
-    fn a_token_from_before_scopes_covers_every_directory() {
-        assert_eq!(TokenScope::from_column(None).unwrap(), TokenScope::Every);
-        assert!(TokenScope::Every.covers("partner"));
-        assert_eq!(
-            TokenScope::from_column(Some(r#"["corp"]"#)).unwrap(),
-            TokenScope::Only(vec!["corp".into()])
-        );
-        // Unreadable is refused, never widened to every directory.
-        assert!(TokenScope::from_column(Some("corp")).is_err());
-    }
 
     #[test]
     fn only_built_in_admins_are_refused_whatever_the_scope() {

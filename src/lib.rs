@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod auth_cache;
+pub mod bearer;
 pub mod caller;
 pub mod cli;
 pub mod clock;

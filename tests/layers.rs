@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "services",
             "revocation",
             "sessions",
+            "bearer",
             "tokens",
             "options",
             "users",

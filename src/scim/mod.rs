@@ -5,20 +5,17 @@
 pub mod protocol;
 
 use crate::audit::{self, Actor, Event};
+use crate::bearer;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
-use crate::sessions::token_hash;
 use crate::store::models::{from_ms, to_ms, UserRow};
-use crate::store::schema::{scim_tokens, users};
+use crate::store::schema::users;
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
 use diesel::prelude::*;
 use protocol::{Filter, ScimError, ScimUser};
-
-/// Prefix of SCIM bearer tokens, recognisable to secret scanners.
-pub const TOKEN_PREFIX: &str = "akscim_";
 
 impl From<Error> for ScimError {
     /// The status and text of the API's one mapping (`Error::answer`): a
@@ -68,108 +65,21 @@ pub async fn create_token(
         }
         None => return Err(Error::not_found(format!("no directory with id `{directory}`"))),
     }
-    let token = crate::sessions::random_token(TOKEN_PREFIX);
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = app.clock.now();
-    let (dir, hash, label, tid) = (
-        directory.to_string(),
-        token_hash(&token),
-        label.to_string(),
-        id.clone(),
-    );
-    app.store
-        .write(move |conn| {
-            diesel::insert_into(scim_tokens::table)
-                .values((
-                    scim_tokens::id.eq(&tid),
-                    scim_tokens::directory_id.eq(&dir),
-                    scim_tokens::token_hash.eq(&hash),
-                    scim_tokens::label.eq(&label),
-                    scim_tokens::created_at.eq(to_ms(now)),
-                ))
-                .execute(conn)?;
-            audit::record(
-                conn,
-                now,
-                &Event::new("scim_token.create", &Actor::system("cli"))
-                    .target("scim_token", &tid, &label)
-                    .detail(format!("directory {dir}")),
-            )?;
-            Ok(())
-        })
-        .await?;
-    Ok((id, Secret::new(token)))
-}
-
-/// (id, directory, label, created, last used) of every SCIM token.
-pub type TokenInfo = (String, String, String, i64, Option<i64>);
-
-pub async fn list_tokens(app: &Services) -> Result<Vec<TokenInfo>> {
-    app.store
-        .read(|conn| {
-            Ok(scim_tokens::table
-                .order(scim_tokens::created_at)
-                .select((
-                    scim_tokens::id,
-                    scim_tokens::directory_id,
-                    scim_tokens::label,
-                    scim_tokens::created_at,
-                    scim_tokens::last_used_at,
-                ))
-                .load(conn)?)
-        })
-        .await
-}
-
-pub async fn revoke_token(app: &Services, id: &str) -> Result<()> {
-    let id = id.to_string();
-    let now = app.clock.now();
-    app.store
-        .write(move |conn| {
-            let n = diesel::delete(scim_tokens::table.find(&id)).execute(conn)?;
-            if n == 0 {
-                return Err(Error::not_found(format!("no SCIM token with id `{id}`")));
-            }
-            audit::record(
-                conn,
-                now,
-                &Event::new("scim_token.revoke", &Actor::system("cli")).target(
-                    "scim_token",
-                    &id,
-                    &id,
-                ),
-            )
-        })
-        .await
+    let scope = bearer::Scope::Scim {
+        directory: directory.to_string(),
+    };
+    bearer::create(app, label, scope).await
 }
 
 /// The directory a SCIM bearer token belongs to.
 pub async fn authenticate(
     app: &Services,
-    bearer: Option<&str>,
+    presented: Option<&str>,
 ) -> std::result::Result<String, ScimError> {
-    let token = bearer
-        .filter(|t| t.starts_with(TOKEN_PREFIX))
-        .ok_or_else(|| ScimError::unauthorized("a SCIM bearer token is required"))?;
-    let hash = token_hash(token);
-    let now = to_ms(app.clock.now());
-    let dir: Option<String> = app
-        .store
-        .write(move |conn| {
-            let dir = scim_tokens::table
-                .filter(scim_tokens::token_hash.eq(&hash))
-                .select(scim_tokens::directory_id)
-                .first(conn)
-                .optional()?;
-            if dir.is_some() {
-                diesel::update(scim_tokens::table.filter(scim_tokens::token_hash.eq(&hash)))
-                    .set(scim_tokens::last_used_at.eq(Some(now)))
-                    .execute(conn)?;
-            }
-            Ok(dir)
-        })
-        .await?;
-    let dir = dir.ok_or_else(|| ScimError::unauthorized("unknown or revoked SCIM token"))?;
+    let token = bearer::authenticate(app, bearer::Kind::Scim, presented).await?;
+    let bearer::Scope::Scim { directory: dir } = token.scope else {
+        return Err(Error::Internal("a SCIM token read as another kind".into()).into());
+    };
     // The directory may have been removed from the configuration since.
     match app.directory(&dir) {
         Some(Directory::Oidc(_)) => Ok(dir),

@@ -136,9 +136,11 @@ async fn reported_logins_move_last_login_forward_and_revive_keys() {
         .json();
     assert_eq!(audit["totalResults"], 1);
     assert_eq!(audit["events"][0]["actor"], "events:portal");
-    let tokens = accesskeyd::events::list_tokens(&app.app).await.unwrap();
+    let tokens = accesskeyd::bearer::list(&app.app, accesskeyd::bearer::Kind::Events)
+        .await
+        .unwrap();
     assert!(tokens[0].last_used_at.is_some(), "last use recorded");
-    accesskeyd::events::revoke_token(&app.app, &tokens[0].id)
+    accesskeyd::bearer::revoke(&app.app, accesskeyd::bearer::Kind::Events, &tokens[0].id)
         .await
         .unwrap();
     let r = app
@@ -193,6 +195,8 @@ async fn an_unknown_ingestion_token_never_waits_for_the_write_lock() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let listed = accesskeyd::events::list_tokens(&app.app).await.unwrap();
+    let listed = accesskeyd::bearer::list(&app.app, accesskeyd::bearer::Kind::Events)
+        .await
+        .unwrap();
     assert!(listed[0].last_used_at.is_some());
 }

@@ -1,5 +1,6 @@
 //! SCIM rules that need no identity provider: the token is checked before the body is
-//! read, and names a provider sends lose invisible characters.
+//! read (and an unknown one never waits for the write lock), and names a provider sends
+//! lose invisible characters.
 
 use crate::app::{Resp, TestApp};
 use axum::http::StatusCode;
@@ -92,4 +93,49 @@ async fn names_a_provider_sends_lose_invisible_characters_before_anyone_sees_the
         !users.contains('\u{202E}') && !users.contains('\u{200B}'),
         "{users}"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_scim_token_never_waits_for_the_write_lock() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    // As with ingestion tokens: anyone may send unknown tokens, and checking one must not
+    // queue behind another writer for the SQLite write lock.
+    let holder = match &app.db {
+        crate::db::TestDatabase::Sqlite(url) => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let path = url.strip_prefix("sqlite://").unwrap().to_string();
+            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+            c.batch_execute("BEGIN IMMEDIATE").unwrap();
+            Some(c)
+        }
+        crate::db::TestDatabase::Postgres(_) => None,
+    };
+    let started = std::time::Instant::now();
+    let r = app
+        .get("/scim/v2/Users")
+        .bearer("akscim_unknown-token-from-anyone-00000000000000")
+        .send()
+        .await;
+    assert_scim_error(&r, StatusCode::UNAUTHORIZED, None);
+    assert!(
+        r.body.contains("unknown or revoked SCIM token"),
+        "{}",
+        r.body
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "waited {:?} for the write lock",
+        started.elapsed()
+    );
+    drop(holder);
+
+    // A known token works and its last use is recorded.
+    let r = app.get("/scim/v2/Users").bearer(&token).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let listed = accesskeyd::bearer::list(&app.app, accesskeyd::bearer::Kind::Scim)
+        .await
+        .unwrap();
+    assert!(listed[0].last_used_at.is_some());
 }

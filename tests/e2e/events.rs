@@ -218,9 +218,16 @@ async fn a_token_reports_only_for_its_directories_and_never_for_built_in_admins(
     assert_eq!(r[0].0, "updated", "{b}");
     assert_eq!(r[1].0, "updated", "{b}");
     assert_eq!(r[2].0, "rejected", "{b}");
-    let listed = accesskeyd::events::list_tokens(&d.app).await.unwrap();
+    let listed = accesskeyd::bearer::list(&d.app, accesskeyd::bearer::Kind::Events)
+        .await
+        .unwrap();
     let old = listed.iter().find(|t| t.id == "legacy").unwrap();
-    assert_eq!(old.scope, accesskeyd::events::TokenScope::Every);
+    assert_eq!(
+        old.scope,
+        accesskeyd::bearer::Scope::Events {
+            scope: accesskeyd::events::TokenScope::Every
+        }
+    );
 
     // The admin's last login is the one they made themselves; the others' moved.
     assert_eq!(last_login(admin).await, admin_before);

@@ -225,8 +225,10 @@ async fn provisioning_linking_and_deprovisioning() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // A revoked token stops working.
-    let tokens = accesskeyd::scim::list_tokens(&d.app).await.unwrap();
-    accesskeyd::scim::revoke_token(&d.app, &tokens[0].0)
+    let tokens = accesskeyd::bearer::list(&d.app, accesskeyd::bearer::Kind::Scim)
+        .await
+        .unwrap();
+    accesskeyd::bearer::revoke(&d.app, accesskeyd::bearer::Kind::Scim, &tokens[0].id)
         .await
         .unwrap();
     let (s, b) = scim.send(Method::GET, "/Users", None).await;
