@@ -108,10 +108,12 @@ async fn providers(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthInput {
-    /// A user's name, or an access key (its `keyId`).
+    /// A user's name, or an access key (its `keyId`); required unless `code` and `state`
+    /// are given.
+    #[schema(nullable = false)]
     username: Option<String>,
-    /// The user's password, or the access key's.
-    #[schema(value_type = Option<String>, format = Password)]
+    /// The user's password, or the access key's; required with `username`.
+    #[schema(value_type = Option<String>, format = Password, nullable = false)]
     password: Option<Secret>,
     /// Ignored (the SDK sends it).
     #[allow(dead_code)]

@@ -81,7 +81,8 @@ fn output(v: KeyView, password: Option<String>) -> KeyOutput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct KeyInput {
-    /// The label (required).
+    /// The label (required): visible characters, at most `access_keys.max_label_length`.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     description: Option<String>,
     /// Admins: create the key for this user (a person or a service account).
