@@ -47,6 +47,9 @@ done
 # A real SMTP server (PyPI aiosmtpd) receives the key-lapse warnings in the tests.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
   || { echo "pip install aiosmtpd failed" >&2; exit 1; }
+# An OpenAPI 3.1 validator for docs/openapi.json (tests/api/openapi.rs; skipped without it).
+python3 -c 'import openapi_spec_validator' 2>/dev/null || python3 -m pip install --quiet "openapi-spec-validator>=0.7" \
+  || { echo "pip install openapi-spec-validator failed" >&2; exit 1; }
 # The vendor's generated Python SDK, to check our JSON against its models.
 SEEQ_SDK=66.216.0.20261023
 python3 -c "import importlib.metadata as m, seeq.sdk, deprecated; assert m.version('seeq') == '$SEEQ_SDK'" 2>/dev/null \

@@ -174,7 +174,7 @@ pub fn prune(conn: &mut DbConn, now: DateTime<Utc>, days: u64) -> Result<usize> 
 }
 
 /// One stored event, for `GET /api/audit`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: i64,

@@ -22,7 +22,7 @@ pub const MAX_BATCH: usize = 1000;
 pub const FUTURE_SKEW: Duration = Duration::minutes(5);
 
 /// One reported login.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginEvent {
     pub directory_id: String,
@@ -35,7 +35,7 @@ pub struct LoginEvent {
 
 /// What became of one event; the JSON names are `updated`, `created`, `unchanged`,
 /// `unknown_user` and `rejected`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     /// `lastLoginAt` moved forward.
@@ -49,13 +49,15 @@ pub enum EventStatus {
 }
 
 /// What became of one event.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventResult {
     pub index: usize,
     pub status: EventStatus,
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -249,14 +249,16 @@ fn definition(path: &str) -> Option<&'static Definition> {
 }
 
 /// An option as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OptionOutput {
     pub path: String,
+    /// The value in force (a number, a boolean or a string, by option).
     pub value: Value,
     pub default_value: Value,
     pub description: String,
     pub modifiable: bool,
+    /// `days`, `minutes`, ... or empty.
     pub units: String,
 }
 

@@ -1,8 +1,9 @@
 //! `/api/auth`: providers, login, logout, and forward authentication for reverse proxies.
 
 use super::cookies;
-use super::error::{status_message, ApiError};
+use super::error::{status_message, ApiError, StatusMessage};
 use super::extract::{client_ip, credentials, Caller, JsonBody, Path, Query, RemoteAddr};
+use super::openapi::{BadInput, Forbidden, JsonInput, NotFound, Refused, Throttled, Unavailable};
 use super::output::{user_output, UserOutput};
 use super::sign_in::{negotiate_header, start_oidc_login, windows_sign_in, WindowsOutcome};
 use super::state::AppState;
@@ -14,38 +15,74 @@ use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use axum_extra::extract::cookie::CookieJar;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/providers", get(providers))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", delete(logout))
-        .route("/api/auth/verify", get(verify).post(verify))
-        .route("/api/auth/windows", get(windows))
-        .route("/api/auth/oidc/{id}/start", get(oidc_start))
-        .route("/api/auth/oidc/{id}/callback", get(oidc_callback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(providers))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(verify, verify_post))
+        .routes(routes!(windows))
+        .routes(routes!(oidc_start))
+        .routes(routes!(oidc_callback))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ProvidersQuery {
     /// Comma-separated directory ids; only these are listed.
     include_auth_provider_ids: Option<String>,
 }
 
-async fn providers(State(state): State<AppState>, Query(q): Query<ProvidersQuery>) -> Json<Value> {
+/// One directory as a login choice (the SDK's AuthProviderOutputV1).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthProvider {
+    /// `Auth` (built-in), `LDAP` or `OpenIDConnect`.
+    pub datasource_class: String,
+    /// The directory's id, as `authProviderId` of a login names it.
+    pub datasource_id: String,
+    pub name: String,
+    /// The same as `datasourceId`.
+    pub id: String,
+}
+
+/// The directories one can log in with.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthProviders {
+    pub auth_providers: Vec<AuthProvider>,
+}
+
+/// The configured directories, as login choices
+///
+/// One entry per configured directory; needs no credentials.
+#[utoipa::path(
+    get,
+    path = "/api/auth/providers",
+    tag = "auth",
+    operation_id = "getAuthProviders",
+    params(ProvidersQuery),
+    responses((status = 200, body = AuthProviders), BadInput),
+)]
+async fn providers(
+    State(state): State<AppState>,
+    Query(q): Query<ProvidersQuery>,
+) -> Json<AuthProviders> {
     let wanted: Option<Vec<String>> = q.include_auth_provider_ids.map(|ids| {
         ids.split(',')
             .map(|s| s.trim().to_ascii_lowercase())
             .filter(|s| !s.is_empty())
             .collect()
     });
-    let list: Vec<Value> = state
+    let list: Vec<AuthProvider> = state
         .0
         .directories
         .iter()
@@ -54,31 +91,62 @@ async fn providers(State(state): State<AppState>, Query(q): Query<ProvidersQuery
                 .as_ref()
                 .is_none_or(|w| w.contains(&d.id().to_ascii_lowercase()))
         })
-        .map(|d| {
-            json!({
-                "datasourceClass": d.class(),
-                "datasourceId": d.id(),
-                "name": d.name(),
-                "id": d.id(),
-            })
+        .map(|d| AuthProvider {
+            datasource_class: d.class().to_string(),
+            datasource_id: d.id().to_string(),
+            name: d.name().to_string(),
+            id: d.id().to_string(),
         })
         .collect();
-    Json(json!({ "authProviders": list }))
+    Json(AuthProviders {
+        auth_providers: list,
+    })
 }
 
-/// AuthInputV1. `code`/`state` belong to OIDC, which this build does not have.
-#[derive(Deserialize)]
+/// AuthInputV1: a username and password, or the `code` and `state` that complete an
+/// OpenID Connect login started with `/api/auth/oidc/{id}/start`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthInput {
+    /// A user's name, or an access key (its `keyId`); required unless `code` and `state`
+    /// are given.
+    #[schema(nullable = false)]
     username: Option<String>,
+    /// The user's password, or the access key's; required with `username`.
+    #[schema(value_type = Option<String>, format = Password, nullable = false)]
     password: Option<Secret>,
+    /// Ignored (the SDK sends it).
     #[allow(dead_code)]
     auth_provider_class: Option<String>,
+    /// The directory to check the name and password against (a `datasourceId` of
+    /// `/api/auth/providers`); without it an access key is tried first, then each directory.
     auth_provider_id: Option<String>,
+    /// OpenID Connect: the authorization code the provider returned.
     code: Option<String>,
+    /// OpenID Connect: the state the provider returned.
     state: Option<String>,
 }
 
+/// Logs in: a session token in `x-sq-auth`
+///
+/// An access key logs in as its owner (the key as the username, its password as the
+/// password). Needs no credentials.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body(content(
+        (AuthInput = "application/json"),
+        (AuthInput = "application/vnd.seeq.v1+json"),
+    )),
+    responses(
+        (status = 200, description = "Logged in", body = UserOutput, headers(
+            ("x-sq-auth" = String, description = "The session token, for `x-sq-auth` (or `Authorization: Bearer`) on later requests"),
+        )),
+        Refused, JsonInput, Forbidden, NotFound,
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     RemoteAddr(addr): RemoteAddr,
@@ -142,6 +210,28 @@ fn browser_logged_in(state: &AppState, done: auth::LoggedIn) -> Result<Response,
     Ok((session, logged_in(state, done)?).into_response())
 }
 
+/// Windows sign-in (Kerberos, SPNEGO)
+///
+/// Through a trusted reverse proxy that did the Negotiate handshake, or with Kerberos in
+/// the daemon. Answers the user, the session token in `x-sq-auth` and the session cookie.
+#[utoipa::path(
+    get,
+    path = "/api/auth/windows",
+    tag = "auth",
+    operation_id = "windowsSignIn",
+    responses(
+        (status = 200, description = "Signed in; also sets the session cookie", body = UserOutput, headers(
+            ("x-sq-auth" = String, description = "The session token"),
+            ("WWW-Authenticate" = String, description = "`Negotiate <token>`: mutual authentication, when Kerberos runs here"),
+        )),
+        (status = 401, description = "No or refused Negotiate credentials", body = StatusMessage, headers(
+            ("WWW-Authenticate" = String, description = "`Negotiate`"),
+        )),
+        (status = 501, description = "Neither a trusted proxy nor Kerberos is configured", body = StatusMessage),
+        BadInput, Forbidden, NotFound, Unavailable,
+        Throttled,
+    ),
+)]
 async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     match windows_sign_in(&state, &parts).await? {
         WindowsOutcome::SignedIn(done, mutual) => {
@@ -169,7 +259,24 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
     }
 }
 
-/// Sends the person to the OpenID provider (303), with the binding cookie.
+/// Starts an OpenID Connect login
+///
+/// Sends the person to the OpenID provider (303), with a cookie that binds the login to
+/// this browser (or client).
+#[utoipa::path(
+    get,
+    path = "/api/auth/oidc/{id}/start",
+    tag = "auth",
+    operation_id = "startOidcLogin",
+    params(("id" = String, Path, description = "An OpenID Connect directory's id")),
+    responses(
+        (status = 303, description = "To the provider's authorization endpoint", headers(
+            ("Location" = String, description = "The provider's authorization URL"),
+        )),
+        BadInput, NotFound, Unavailable,
+        Throttled,
+    ),
+)]
 async fn oidc_start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -186,16 +293,67 @@ async fn oidc_start(
         .into_response())
 }
 
-#[derive(Deserialize)]
+/// What the provider adds to the redirect (OpenID Connect's names, not camelCase).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CallbackQuery {
+    /// The authorization code.
     code: Option<String>,
+    /// The state sent with the authorization request.
     state: Option<String>,
+    /// The provider's error code, when it refused.
     error: Option<String>,
     error_description: Option<String>,
 }
 
+/// Completes an OpenID Connect login
+///
 /// Where the provider sends the browser back: completes the login, sets the session cookie.
-/// A login started from the web pages returns there (303 to the key list, or an error page).
+/// A login started from the web pages returns there (303 to the key list, or an HTML error
+/// page with the status below).
+#[utoipa::path(
+    get,
+    path = "/api/auth/oidc/{id}/callback",
+    tag = "auth",
+    operation_id = "completeOidcLogin",
+    params(("id" = String, Path, description = "An OpenID Connect directory's id"), CallbackQuery),
+    responses(
+        (status = 200, description = "Logged in; also sets the session cookie", body = UserOutput, headers(
+            ("x-sq-auth" = String, description = "The session token"),
+        )),
+        (status = 303, description = "A login started from the web pages: to the key list", headers(
+            ("Location" = String, description = "`/ui/keys`"),
+        )),
+        (status = 400, description = "Malformed or invalid", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 401, description = "The provider refused, or the login is not bound to this browser", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 403, description = "Not allowed", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 404, description = "No such directory", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 409, description = "The identity conflicts with an existing user", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 429, description = "Too many attempts", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 503, description = "The provider or the database is unavailable", content(
+            (StatusMessage = "application/json"),
+            (String = "text/html"),
+        )),
+    ),
+)]
 async fn oidc_callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -241,14 +399,73 @@ async fn oidc_complete(
     auth::oidc_finish(&state.0, Some(id), &code, &st, binding, addr).await
 }
 
+/// Logs out
+///
+/// The session token stops working everywhere.
+#[utoipa::path(
+    delete,
+    path = "/api/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    responses((status = 204, description = "Logged out"), Refused, Forbidden),
+)]
 async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<StatusCode, ApiError> {
     auth::logout(&state.0, &p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Forward authentication (nginx `auth_request`, Traefik ForwardAuth, Envoy): 200 with the
-/// caller in headers, or 401 with a Basic challenge.
-async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+/// Forward authentication
+///
+/// For nginx `auth_request`, Traefik ForwardAuth, Envoy: 200 with the caller in headers, or
+/// 401 with a Basic challenge.
+#[utoipa::path(
+    get,
+    path = "/api/auth/verify",
+    tag = "auth",
+    operation_id = "verify",
+    security(("basic" = []), ("sqAuth" = []), ("sessionBearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Authenticated; the caller in headers", headers(
+            ("X-Auth-User" = String, description = "The username"),
+            ("X-Auth-User-Id" = String, description = "The user's id"),
+            ("X-Auth-Admin" = String, description = "`true` or `false`"),
+            ("X-Auth-Method" = String, description = "`interactive` or `access-key`"),
+            ("X-Auth-Key-Id" = String, description = "The access key, for `access-key`"),
+        )),
+        Refused,
+    ),
+)]
+async fn verify(state: State<AppState>, request: Request) -> Result<Response, ApiError> {
+    verified(state, request).await
+}
+
+/// Forward authentication, as POST
+///
+/// The same as `GET /api/auth/verify`, for proxies that forward the method; a session
+/// cookie is refused here (403), as on every change.
+#[utoipa::path(
+    post,
+    path = "/api/auth/verify",
+    tag = "auth",
+    operation_id = "verifyPost",
+    security(("basic" = []), ("sqAuth" = []), ("sessionBearer" = [])),
+    responses(
+        (status = 200, description = "Authenticated; the caller in headers", headers(
+            ("X-Auth-User" = String, description = "The username"),
+            ("X-Auth-User-Id" = String, description = "The user's id"),
+            ("X-Auth-Admin" = String, description = "`true` or `false`"),
+            ("X-Auth-Method" = String, description = "`interactive` or `access-key`"),
+            ("X-Auth-Key-Id" = String, description = "The access key, for `access-key`"),
+        )),
+        Refused, Forbidden,
+    ),
+)]
+async fn verify_post(state: State<AppState>, request: Request) -> Result<Response, ApiError> {
+    verified(state, request).await
+}
+
+async fn verified(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     // The request itself, not `Parts`: extracting `Parts` clones its headers and extensions.
     let (parts, _) = request.into_parts();
     let creds = credentials(&parts)?

@@ -3,60 +3,95 @@
 
 use super::error::ApiError;
 use super::extract::{Admin, Path, Query};
-use super::paging::PageParams;
+use super::openapi::{Conflict, Forbidden, NotFound, RawInput, Refused};
+use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::directory::Directory;
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Removal, Request, RunStatus, Trigger};
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/directories", get(list))
-        .route("/api/directories/{id}/runs", get(runs))
-        .route("/api/directories/{id}/sync", post(start))
-        .route("/api/directories/{id}/runs/{run}/approve", post(approve))
+pub fn router() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(runs))
+        .routes(routes!(start))
+        .routes(routes!(approve));
+    // The optional body of `start` is named by reference (an `Option` body would admit
+    // `null`, which is refused), so its schema is added here.
+    router
+        .get_openapi_mut()
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .insert(SyncInput::name().into_owned(), SyncInput::schema());
+    router
 }
 
-#[derive(Debug, Serialize)]
+/// What a run counted. For `blocked` and `dry-run` runs what it would have done; for
+/// `failed` runs 0.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCounts {
+    /// Entries the directory returned in scope.
     read: i64,
+    /// Local users found in the read (disabled accounts included).
     matched: i64,
+    /// Records renamed.
     renamed: i64,
+    /// Users deleted (with a grace: those whose grace ended).
     removed: i64,
+    /// Users suspended (only with `removal_grace_hours`).
     suspended: i64,
+    /// Suspensions ended.
     restored: i64,
+    /// Admin standings changed.
     admin_changes: i64,
+    /// Last logins moved forward.
     last_logins: i64,
 }
 
 /// One sync run as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOutput {
+    /// The run's id, increasing.
     id: i64,
     directory_id: String,
     status: RunStatus,
+    /// Requested as a dry run (a dry run over a threshold ends `blocked`, and cannot be
+    /// approved).
     dry_run: bool,
+    /// `schedule`, `api`, `cli`, `ui` (*Run now* or *Dry run* in the web Admin Panel) or
+    /// `approval` (also an approval in the Admin Panel).
     trigger: String,
+    /// Who started it: `schedule`, `cli`, or the admin's username (API and Admin Panel).
     actor: Option<String>,
+    /// Host name and process id of the process that ran it.
     replica: String,
     started_at: DateTime<Utc>,
+    /// Null while running.
     finished_at: Option<DateTime<Utc>>,
     counts: RunCounts,
+    /// Why it failed or was blocked, else null.
     error: Option<String>,
-    /// Who the run removed, suspended or (dry run, blocked) would have.
+    /// Who leaves in this run: deleted, or suspended with a grace (for `blocked` and
+    /// `dry-run` runs: who would have).
     removals: Vec<Removal>,
-    /// Suspended users whose grace ended in this run.
+    /// Suspended earlier, deleted in this run because the grace ended.
     expired: Vec<Removal>,
+    /// For `approval` runs: the blocked run approved.
     approves_run_id: Option<i64>,
+    /// On a blocked run: who approved it (username or `cli`); set once the approving run
+    /// has ended `ok`.
     approved_by: Option<String>,
+    /// On a blocked run: when it was approved.
     approved_at: Option<DateTime<Utc>>,
 }
 
@@ -91,7 +126,49 @@ pub fn run_output(r: SyncRunRow) -> RunOutput {
     }
 }
 
-async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
+/// The kind of a directory.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    Builtin,
+    Ldap,
+    Oidc,
+}
+
+/// A directory with its sync schedule and last run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryOutput {
+    pub id: String,
+    pub name: String,
+    pub kind: DirectoryKind,
+    /// The cron schedule of its sync (LDAP); null when none.
+    pub schedule: Option<String>,
+    /// When the next scheduled sync starts; null when none.
+    pub next_run: Option<DateTime<Utc>>,
+    /// The latest run; null when none.
+    pub last_run: Option<RunOutput>,
+}
+
+/// The configured directories.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirectoryList {
+    pub directories: Vec<DirectoryOutput>,
+}
+
+/// The directories, with their sync schedule and last run (admins)
+#[utoipa::path(
+    get,
+    path = "/api/directories",
+    tag = "directories",
+    operation_id = "listDirectories",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = []), ("session" = [])),
+    responses((status = 200, body = DirectoryList), Refused, Forbidden),
+)]
+async fn list(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+) -> Result<Json<DirectoryList>, ApiError> {
     let app = &state.0;
     let mut out = Vec::new();
     for d in &app.directories {
@@ -107,28 +184,47 @@ async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Val
             }
             Directory::Builtin(_) | Directory::Oidc(_) => (None, None, None),
         };
-        out.push(json!({
-            "id": d.id(),
-            "name": d.name(),
-            "kind": match d {
-                Directory::Builtin(_) => "builtin",
-                Directory::Ldap(_) => "ldap",
-                Directory::Oidc(_) => "oidc",
+        out.push(DirectoryOutput {
+            id: d.id().to_string(),
+            name: d.name().to_string(),
+            kind: match d {
+                Directory::Builtin(_) => DirectoryKind::Builtin,
+                Directory::Ldap(_) => DirectoryKind::Ldap,
+                Directory::Oidc(_) => DirectoryKind::Oidc,
             },
-            "schedule": schedule,
-            "nextRun": next,
-            "lastRun": last,
-        }));
+            schedule,
+            next_run: next,
+            last_run: last,
+        });
     }
-    Ok(Json(json!({ "directories": out })))
+    Ok(Json(DirectoryList { directories: out }))
 }
 
+/// A page of a directory's sync runs.
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<RunOutput>,
+    #[serde(flatten)]
+    pub page: PageLinks,
+}
+
+/// A directory's sync runs (admins)
+#[utoipa::path(
+    get,
+    path = "/api/directories/{id}/runs",
+    tag = "directories",
+    operation_id = "listSyncRuns",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The directory's id"), PageParams),
+    responses((status = 200, body = RunList), Refused, Forbidden, NotFound),
+)]
 async fn runs(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let page = params.page()?;
     let dir = state
         .0
@@ -137,24 +233,38 @@ async fn runs(
     let dir_id = dir.id().to_string();
     let (rows, total) = sync::runs(&state.0, &dir_id, page.offset, page.limit).await?;
     let path = format!("/api/directories/{dir_id}/runs");
-    Ok(Json(json!({
-        "runs": rows.into_iter().map(run_output).collect::<Vec<_>>(),
-        "offset": page.offset,
-        "limit": page.limit,
-        "totalResults": total,
-        "next": page.next(&path, &[], total),
-        "prev": page.prev(&path, &[]),
-    })))
+    Ok(Json(RunList {
+        runs: rows.into_iter().map(run_output).collect(),
+        page: page.links(&path, &[], total),
+    }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SyncInput {
+    /// Decide, change nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-/// Runs a sync now and answers with the finished run (status ok, dry-run, blocked or failed).
+/// Runs a directory's sync now (admins)
+///
+/// Answers with the finished run (status ok, dry-run, blocked or failed). The body is
+/// optional: without one, a real run.
+#[utoipa::path(
+    post,
+    path = "/api/directories/{id}/sync",
+    tag = "directories",
+    operation_id = "startSync",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    params(("id" = String, Path, description = "An LDAP directory's id")),
+    request_body(
+        content = ref("#/components/schemas/SyncInput"),
+        content_type = "application/json",
+        description = "Optional: without a body, a real run",
+    ),
+    responses((status = 200, body = RunOutput), Refused, RawInput, Forbidden, NotFound, Conflict),
+)]
 async fn start(
     State(state): State<AppState>,
     Admin(p): Admin,
@@ -182,8 +292,22 @@ async fn start(
     Ok(Json(run_output(row)))
 }
 
-/// Approves a blocked run: a new run reads the directory again and removes at most the
-/// people the blocked run named.
+/// Approves a blocked sync run (admins)
+///
+/// A new run reads the directory again and removes at most the people the blocked run named;
+/// the answer is that run.
+#[utoipa::path(
+    post,
+    path = "/api/directories/{id}/runs/{run}/approve",
+    tag = "directories",
+    operation_id = "approveSyncRun",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    params(
+        ("id" = String, Path, description = "The directory's id"),
+        ("run" = i64, Path, description = "The blocked run's id"),
+    ),
+    responses((status = 200, body = RunOutput), Refused, Forbidden, NotFound, Conflict),
+)]
 async fn approve(
     State(state): State<AppState>,
     Admin(p): Admin,

@@ -8,7 +8,29 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+
+/// The error body of the API (and the answer to a deletion): Seeq's `statusMessage`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusMessage {
+    /// What happened, for a person.
+    pub status_message: String,
+    /// Names the server log line that holds the detail of a failure below the service (a
+    /// database, a directory); absent otherwise.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<String>,
+}
+
+impl StatusMessage {
+    pub fn new(message: impl Into<String>) -> StatusMessage {
+        StatusMessage {
+            status_message: message.into(),
+            error_id: None,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -71,7 +93,7 @@ impl From<PathRejection> for ApiError {
 }
 
 pub fn status_message(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "statusMessage": message.into() }))).into_response()
+    (status, Json(StatusMessage::new(message))).into_response()
 }
 
 /// [`Error::answer`] without the error id (the web pages show it in the message).
@@ -89,15 +111,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Rejected { status, message } => (status, message, None, None),
         };
-        let mut response = match error_id {
-            // An extra field: the vendor SDK reads statusMessage and ignores the rest.
-            Some(id) => (
-                status,
-                Json(json!({ "statusMessage": message, "errorId": id })),
-            )
-                .into_response(),
-            None => status_message(status, message),
+        // errorId is an extra field: the vendor SDK reads statusMessage and ignores the rest.
+        let body = StatusMessage {
+            status_message: message,
+            error_id,
         };
+        let mut response = (status, Json(body)).into_response();
         if let Some(after) = retry_after {
             response
                 .headers_mut()

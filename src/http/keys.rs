@@ -1,40 +1,50 @@
 //! `/api/accesskeys`: create (password shown once), list, delete.
 
 use super::error::ApiError;
+use super::error::StatusMessage;
 use super::extract::{Caller, JsonBody, Path, Query};
-use super::paging::PageParams;
+use super::openapi::{Conflict, Forbidden, JsonInput, NotFound, Refused};
+use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::keys::{self, KeyView, NewKey, Scope};
 use crate::store::models::from_ms;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/accesskeys", get(list).post(create))
-        .route("/api/accesskeys/{key_name}", delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
 }
 
 /// AccessKeyOutputV1.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyOutput {
+    /// The key's own id.
     pub id: String,
+    /// The access key itself: the "username" part of its credentials.
     pub key_id: String,
+    /// The label.
     pub name: String,
     pub description: Option<String>,
-    /// Only in the answer to creation.
+    /// The key's password: only in the answer to creation, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Password, nullable = false)]
     pub password: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the key last authenticated; null when never.
     pub last_used: Option<DateTime<Utc>>,
+    /// The owner's admin standing.
     pub is_admin: bool,
+    /// The owner's id.
     pub user_id: String,
     /// accesskeyd's own: the owner's username, for the admin list.
     pub username: String,
@@ -43,7 +53,9 @@ pub struct KeyOutput {
     /// accesskeyd's own: when the key stops working unless its owner signs in again (or its
     /// expiry); null when it does not work now.
     pub valid_until: Option<DateTime<Utc>>,
+    /// `AccessKey`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "AccessKey")]
     pub kind: &'static str,
 }
 
@@ -66,16 +78,38 @@ fn output(v: KeyView, password: Option<String>) -> KeyOutput {
 }
 
 /// AccessKeyInputV1.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct KeyInput {
+    /// The label (required): visible characters, at most `access_keys.max_label_length`.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     description: Option<String>,
+    /// Admins: create the key for this user (a person or a service account).
     user_id: Option<String>,
     /// ISO-8601; required for a service account's key.
     expiry: Option<DateTime<Utc>>,
 }
 
+/// Creates an access key
+///
+/// For the caller (an interactive session), or as an admin for `userId`. The answer holds
+/// the password, which is never shown again.
+#[utoipa::path(
+    post,
+    path = "/api/accesskeys",
+    tag = "accesskeys",
+    operation_id = "createKey",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    request_body(content(
+        (KeyInput = "application/json"),
+        (KeyInput = "application/vnd.seeq.v1+json"),
+    )),
+    responses(
+        (status = 201, description = "Created; with the password", body = KeyOutput),
+        Refused, JsonInput, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(p): Caller,
@@ -102,20 +136,48 @@ async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// How many keys to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
+    /// How many keys at most (default 40).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Admins: every user's keys.
     get_all: Option<bool>,
+    /// Admins: this user's keys.
     user_id: Option<String>,
 }
 
+/// A page of access keys.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    /// Without passwords.
+    pub keys: Vec<KeyOutput>,
+    #[serde(flatten)]
+    pub page: PageLinks,
+}
+
+/// Lists access keys
+///
+/// The caller's own; admins every user's (`getAll`) or one user's (`userId`).
+#[utoipa::path(
+    get,
+    path = "/api/accesskeys",
+    tag = "accesskeys",
+    operation_id = "listKeys",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = []), ("session" = [])),
+    params(ListParams),
+    responses((status = 200, body = KeyList), Refused, Forbidden, NotFound),
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(p): Caller,
     Query(params): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     let page = PageParams {
         offset: params.offset,
         limit: params.limit,
@@ -135,23 +197,35 @@ async fn list(
     };
     let (rows, total) = keys::list(&state.0, &p, scope, None, page.offset, page.limit).await?;
     let keys: Vec<KeyOutput> = rows.into_iter().map(|v| output(v, None)).collect();
-    Ok(Json(json!({
-        "keys": keys,
-        "offset": page.offset,
-        "limit": page.limit,
-        "totalResults": total,
-        "next": page.next("/api/accesskeys", &extra, total),
-        "prev": page.prev("/api/accesskeys", &extra),
-    })))
+    Ok(Json(KeyList {
+        keys,
+        page: page.links("/api/accesskeys", &extra, total),
+    }))
 }
 
+/// Deletes an access key
+///
+/// The owner's or, for admins, anyone's.
+#[utoipa::path(
+    delete,
+    path = "/api/accesskeys/{keyName}",
+    tag = "accesskeys",
+    operation_id = "deleteKey",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    params(("keyName" = String, Path, description = "The access key (its `keyId`)")),
+    responses(
+        (status = 200, description = "Deleted", body = StatusMessage),
+        Refused, Forbidden, NotFound,
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(p): Caller,
     Path(key_name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusMessage>, ApiError> {
     let row = keys::delete(&state.0, &p, &key_name).await?;
-    Ok(Json(json!({
-        "statusMessage": format!("access key `{}` ({}) deleted", row.key_id, row.name)
-    })))
+    Ok(Json(StatusMessage::new(format!(
+        "access key `{}` ({}) deleted",
+        row.key_id, row.name
+    ))))
 }

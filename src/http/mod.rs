@@ -7,6 +7,8 @@
 //!   `events`, `scim`, `health`) and the pages' (`ui`, which assembles `ui::account` and
 //!   `ui::admin` over `ui::session`, `ui::page` and `ui::views`)
 //! - `sign_in` (the OpenID Connect start and Windows sign-in, shared by `auth` and the pages)
+//! - `openapi` (the document's shared parts: security schemes, error answers; it serves
+//!   the document that `routes` assembles from the areas' operations)
 //! - `extract` (credentials, the caller, our rejections) and `output` (shared answers)
 //! - `cookies` (our cookies, their attributes), `paging`, `client_addr`
 //! - `state` (`AppState`), `error` (the one error mapping)
@@ -21,6 +23,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod openapi;
 pub mod output;
 pub mod paging;
 mod routes;
@@ -35,7 +38,7 @@ pub mod users;
 use crate::app::App;
 use std::sync::Arc;
 
-pub use routes::{management_router, router};
+pub use routes::{api, management_router, router};
 
 /// Serves the API on `listener` until `shutdown` completes, with the connection deadlines
 /// and cap of `[server]` ([`serve::serve`]).

@@ -6,21 +6,27 @@ use crate::store::models::from_ms;
 use crate::users::UserInfo;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The SDK's ScalarValueOutputV1: a bare number makes the SDK fail to parse.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ScalarValue {
     pub value: i64,
+    /// The unit: `min` (minutes).
+    #[schema(value_type = String, example = "min")]
     pub uom: &'static str,
 }
 
 /// UserOutputV1.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOutput {
     pub id: String,
+    /// `User`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "User")]
     pub kind: &'static str,
+    /// The display name (the username when there is none).
     pub name: String,
     pub username: String,
     pub first_name: Option<String>,
@@ -28,12 +34,18 @@ pub struct UserOutput {
     pub email: Option<String>,
     pub is_admin: bool,
     pub is_enabled: bool,
+    /// The directory's class: `Auth` (built-in), `LDAP` or `OpenIDConnect`.
     pub datasource_class: String,
+    /// The directory's id.
     pub datasource_id: String,
+    /// The directory's name.
     pub datasource_name: String,
     pub created_at: DateTime<Utc>,
+    /// The last interactive login; null when never.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The user's access-key validity override in minutes; null when none.
     pub access_key_validity_duration: Option<i64>,
+    /// The access-key validity window in force for this user.
     pub effective_access_key_validity_duration: ScalarValue,
     /// accesskeyd's own: when this user's keys stop working unless they log in again.
     pub access_keys_valid_until: Option<DateTime<Utc>>,
@@ -52,11 +64,13 @@ pub struct UserOutput {
 }
 
 /// `{"id","name","type"}`, as the SDK's identity previews.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IdentityOutput {
     pub id: String,
     pub name: String,
+    /// `User`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "User")]
     pub kind: &'static str,
 }
 

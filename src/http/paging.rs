@@ -1,15 +1,36 @@
 //! `offset`/`limit` paging with `next`/`prev` links, as the Seeq API pages lists.
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LIMIT: i64 = 40;
 pub const MAX_LIMIT: i64 = 1000;
 
-#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// How many items to skip (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
+    /// How many items at most (default 40).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+}
+
+/// The paging fields of a list answer, beside its items.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageLinks {
+    /// The offset of this page.
+    pub offset: i64,
+    /// The limit of this page.
+    pub limit: i64,
+    /// How many items there are in all.
+    pub total_results: i64,
+    /// The path and query of the next page; null on the last one.
+    pub next: Option<String>,
+    /// The path and query of the previous page; null on the first one.
+    pub prev: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +78,17 @@ impl Page {
     pub fn next(&self, path: &str, extra: &[(&str, String)], total: i64) -> Option<String> {
         let next = self.offset.checked_add(self.limit)?;
         (next < total).then(|| self.link(path, extra, next))
+    }
+
+    /// The paging fields of the answer: this page, the total, the `next` and `prev` links.
+    pub fn links(&self, path: &str, extra: &[(&str, String)], total: i64) -> PageLinks {
+        PageLinks {
+            offset: self.offset,
+            limit: self.limit,
+            total_results: total,
+            next: self.next(path, extra, total),
+            prev: self.prev(path, extra),
+        }
     }
 
     /// The `prev` link, when this page does not start at the beginning.

@@ -2,6 +2,7 @@
 //! listener's few routes; the fallbacks for unknown paths and methods.
 
 use super::error::status_message;
+use super::openapi::{self, ApiDoc};
 use super::state::AppState;
 use super::{audit, auth, directories, events, health, keys, scim, system, ui, users};
 use crate::app::App;
@@ -11,11 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The whole API.
-pub fn router(app: Arc<App>) -> Router {
-    let limit = app.config.server.max_body_bytes;
-    let router = Router::new()
+/// The API's routes with their operations: `/api` and `/scim/v2`, and the document itself.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(keys::router())
         .merge(users::router())
@@ -24,6 +27,16 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(directories::router())
         .merge(events::router())
         .merge(scim::router())
+        .routes(routes!(openapi::document))
+}
+
+/// The whole API.
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.server.max_body_bytes;
+    let (api, document) = api().split_for_parts();
+    openapi::keep(document);
+    // The probes and the pages are no API: plain routes, outside the document.
+    let router = api
         .merge(health::router())
         .merge(ui::router())
         .fallback(not_found)

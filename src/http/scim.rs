@@ -1,6 +1,7 @@
 //! `/scim/v2`: the SCIM 2.0 service provider an identity provider pushes users to. Answers
 //! and errors are SCIM's (`application/scim+json`, RFC 7644 §3.12).
 
+use super::openapi::{ScimBody, ScimConflict, ScimNotFound, ScimRefused};
 use super::state::AppState;
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
@@ -8,29 +9,175 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use chrono::{DateTime, Utc};
 use protocol::ScimError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/scim/v2/ServiceProviderConfig",
-            get(service_provider_config),
-        )
-        .route("/scim/v2/ResourceTypes", get(resource_types))
-        .route("/scim/v2/ResourceTypes/User", get(user_resource_type))
-        .route("/scim/v2/Schemas", get(schemas))
-        .route("/scim/v2/Schemas/{id}", get(schema))
-        .route("/scim/v2/Users", get(list).post(create))
-        .route("/scim/v2/Users/.search", axum::routing::post(search))
-        .route("/scim/v2/.search", axum::routing::post(search))
-        .route(
-            "/scim/v2/Users/{id}",
-            get(show).put(replace).patch(patch).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(service_provider_config))
+        .routes(routes!(resource_types))
+        .routes(routes!(user_resource_type))
+        .routes(routes!(schemas))
+        .routes(routes!(schema))
+        .routes(routes!(list, create))
+        .routes(routes!(search))
+        .routes(routes!(search_root))
+        .routes(routes!(show, replace, patch, remove))
+        // Not an operation: SCIM's 404 for every other path under /scim/v2.
         .route("/scim/v2/{*rest}", get(not_found).post(not_found))
+}
+
+// The shapes below describe, for the OpenAPI document, the JSON that `scim::protocol`
+// writes and reads with serde_json's `Value` (RFC 7643 §4.1, RFC 7644 §3.4.2, §3.4.3,
+// §3.5.2); the document's snapshot and the SCIM tests keep the two in step.
+
+/// A name's parts.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimName {
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+}
+
+/// The one email kept: the work address.
+#[derive(Serialize, ToSchema)]
+pub struct ScimEmail {
+    pub value: String,
+    /// `work`.
+    #[schema(nullable = false)]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<bool>,
+}
+
+/// Server-assigned facts about a resource.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimMeta {
+    /// `User`.
+    pub resource_type: String,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<DateTime<Utc>>,
+    /// The resource's URL.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// The SCIM User resource. Unassigned attributes are omitted; `attributes` and
+/// `excludedAttributes` omit more (never `id`, `schemas` or `meta`). In a request, `id` and
+/// `meta` are ignored and `userName` is required.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimUser {
+    /// `["urn:ietf:params:scim:schemas:core:2.0:User"]`
+    pub schemas: Vec<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// A boolean; in a request also the strings `True`/`False` (Entra ID sends them).
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<ScimName>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emails: Option<Vec<ScimEmail>>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<ScimMeta>,
+}
+
+/// A page of users (RFC 7644 §3.4.2).
+#[derive(Serialize, ToSchema)]
+pub struct ScimListResponse {
+    /// `["urn:ietf:params:scim:api:messages:2.0:ListResponse"]`
+    pub schemas: Vec<String>,
+    #[serde(rename = "totalResults")]
+    pub total_results: u64,
+    /// 1-based.
+    #[serde(rename = "startIndex")]
+    pub start_index: u64,
+    #[serde(rename = "itemsPerPage")]
+    pub items_per_page: u64,
+    #[serde(rename = "Resources")]
+    pub resources: Vec<ScimUser>,
+}
+
+/// One PATCH operation; `op` and attribute names in any case.
+#[derive(Serialize, ToSchema)]
+pub struct ScimPatchOperation {
+    /// `add`, `replace` or `remove`.
+    pub op: String,
+    /// The attribute (e.g. `active`, `name.givenName`, `emails[type eq "work"].value`);
+    /// without one, `value` is an object of attributes.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+/// A PATCH request (RFC 7644 §3.5.2).
+#[derive(Serialize, ToSchema)]
+pub struct ScimPatchRequest {
+    /// `["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`
+    pub schemas: Vec<String>,
+    #[serde(rename = "Operations")]
+    pub operations: Vec<ScimPatchOperation>,
+}
+
+/// A search request (RFC 7644 §3.4.3): the query parameters of a list, in a body.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimSearchRequest {
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<Vec<String>>,
+    /// e.g. `userName eq "ann"`.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_index: Option<u64>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Comma-separated, or an array.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Value>,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded_attributes: Option<Value>,
 }
 
 /// A SCIM answer: a status and a JSON document.
@@ -87,22 +234,76 @@ fn json_body(
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
 }
 
+/// The service provider's configuration (RFC 7644 §4)
+///
+/// Needs no token.
+#[utoipa::path(
+    get,
+    path = "/scim/v2/ServiceProviderConfig",
+    tag = "scim",
+    operation_id = "scimServiceProviderConfig",
+    responses((status = 200, description = "RFC 7643 §5", body = Object, content_type = "application/scim+json")),
+)]
 async fn service_provider_config(State(s): State<AppState>) -> Scim {
     Scim(StatusCode::OK, protocol::service_provider_config(&base(&s)))
 }
 
+/// The resource types: User (RFC 7644 §4)
+///
+/// Needs no token.
+#[utoipa::path(
+    get,
+    path = "/scim/v2/ResourceTypes",
+    tag = "scim",
+    operation_id = "scimResourceTypes",
+    responses((status = 200, description = "A ListResponse of RFC 7643 §6 resource types", body = Object, content_type = "application/scim+json")),
+)]
 async fn resource_types(State(s): State<AppState>) -> Scim {
     Scim(StatusCode::OK, protocol::resource_types(&base(&s)))
 }
 
+/// The User resource type (RFC 7644 §4)
+///
+/// Needs no token.
+#[utoipa::path(
+    get,
+    path = "/scim/v2/ResourceTypes/User",
+    tag = "scim",
+    operation_id = "scimUserResourceType",
+    responses((status = 200, description = "RFC 7643 §6", body = Object, content_type = "application/scim+json")),
+)]
 async fn user_resource_type(State(s): State<AppState>) -> Scim {
     Scim(StatusCode::OK, protocol::user_resource_type(&base(&s)))
 }
 
+/// The schemas: the core User schema (RFC 7644 §4)
+///
+/// Needs no token.
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Schemas",
+    tag = "scim",
+    operation_id = "scimSchemas",
+    responses((status = 200, description = "A ListResponse of RFC 7643 §7 schemas", body = Object, content_type = "application/scim+json")),
+)]
 async fn schemas() -> Scim {
     Scim(StatusCode::OK, protocol::schemas())
 }
 
+/// One schema (RFC 7644 §4)
+///
+/// Needs no token.
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Schemas/{id}",
+    tag = "scim",
+    operation_id = "scimSchema",
+    params(("id" = String, Path, description = "`urn:ietf:params:scim:schemas:core:2.0:User`")),
+    responses(
+        (status = 200, description = "RFC 7643 §7", body = Object, content_type = "application/scim+json"),
+        ScimNotFound,
+    ),
+)]
 async fn schema(Path(id): Path<String>) -> Answer {
     if id == protocol::USER_SCHEMA {
         Ok(Scim(StatusCode::OK, protocol::user_schema()))
@@ -115,13 +316,19 @@ async fn not_found() -> ScimError {
     ScimError::not_found("no such SCIM endpoint")
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// A filter (RFC 7644 §3.4.2.2), e.g. `userName eq "ann"`.
     filter: Option<String>,
+    /// 1-based; below 1 or not a number means 1.
     start_index: Option<String>,
+    /// At most 200; not a number means 200.
     count: Option<String>,
+    /// Comma-separated attributes to return (and `id`, `schemas`, `meta`).
     attributes: Option<String>,
+    /// Comma-separated attributes to leave out.
     excluded_attributes: Option<String>,
 }
 
@@ -210,13 +417,78 @@ async fn list_in(s: &AppState, dir: String, q: ListQuery) -> Answer {
     ))
 }
 
+/// Lists the users of the token's directory
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Users",
+    tag = "scim",
+    operation_id = "scimListUsers",
+    security(("scimBearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
+        ScimRefused,
+    ),
+)]
 async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Answer {
     let dir = directory(&s, &headers).await?;
     list_in(&s, dir, q).await
 }
 
-/// POST /Users/.search: the query in a SearchRequest body (RFC 7644 §3.4.3).
+/// Searches the users of the token's directory
+///
+/// The query in a SearchRequest body (RFC 7644 §3.4.3).
+#[utoipa::path(
+    post,
+    path = "/scim/v2/Users/.search",
+    tag = "scim",
+    operation_id = "scimSearchUsers",
+    security(("scimBearer" = [])),
+    request_body(content(
+        (ScimSearchRequest = "application/scim+json"),
+        (ScimSearchRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
+        ScimRefused, ScimBody,
+    ),
+)]
 async fn search(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer {
+    searched(state, headers, body).await
+}
+
+/// Searches from the root: the users of the token's directory
+///
+/// The same as `/scim/v2/Users/.search`: users are the only resources.
+#[utoipa::path(
+    post,
+    path = "/scim/v2/.search",
+    tag = "scim",
+    operation_id = "scimSearch",
+    security(("scimBearer" = [])),
+    request_body(content(
+        (ScimSearchRequest = "application/scim+json"),
+        (ScimSearchRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
+        ScimRefused, ScimBody,
+    ),
+)]
+async fn search_root(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer {
+    searched(state, headers, body).await
+}
+
+/// A SearchRequest, as a list's query.
+async fn searched(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -248,13 +520,29 @@ async fn search(
     list_in(&s, dir, q).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ShowQuery {
+    /// Comma-separated attributes to return (and `id`, `schemas`, `meta`).
     attributes: Option<String>,
+    /// Comma-separated attributes to leave out.
     excluded_attributes: Option<String>,
 }
 
+/// One user of the token's directory
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scimGetUser",
+    security(("scimBearer" = [])),
+    params(("id" = String, Path, description = "The user's id"), ShowQuery),
+    responses(
+        (status = 200, body = ScimUser, content_type = "application/scim+json"),
+        ScimRefused, ScimNotFound,
+    ),
+)]
 async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -270,6 +558,22 @@ async fn show(
     ))
 }
 
+/// Provisions a user in the token's directory
+#[utoipa::path(
+    post,
+    path = "/scim/v2/Users",
+    tag = "scim",
+    operation_id = "scimCreateUser",
+    security(("scimBearer" = [])),
+    request_body(content(
+        (ScimUser = "application/scim+json"),
+        (ScimUser = "application/json"),
+    )),
+    responses(
+        (status = 201, description = "Created", body = ScimUser, content_type = "application/scim+json"),
+        ScimRefused, ScimBody, ScimConflict,
+    ),
+)]
 async fn create(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -284,6 +588,26 @@ async fn create(
     ))
 }
 
+/// Replaces a user's attributes
+///
+/// `active: false` deprovisions the user: 204, the resource is gone.
+#[utoipa::path(
+    put,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scimReplaceUser",
+    security(("scimBearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body(content(
+        (ScimUser = "application/scim+json"),
+        (ScimUser = "application/json"),
+    )),
+    responses(
+        (status = 200, body = ScimUser, content_type = "application/scim+json"),
+        (status = 204, description = "Deprovisioned (`active: false`)"),
+        ScimRefused, ScimBody, ScimNotFound, ScimConflict,
+    ),
+)]
 async fn replace(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -298,6 +622,26 @@ async fn replace(
     })
 }
 
+/// Changes a user's attributes (PatchOp)
+///
+/// Setting `active` to false deprovisions the user: 204, the resource is gone.
+#[utoipa::path(
+    patch,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scimPatchUser",
+    security(("scimBearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body(content(
+        (ScimPatchRequest = "application/scim+json"),
+        (ScimPatchRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, body = ScimUser, content_type = "application/scim+json"),
+        (status = 204, description = "Deprovisioned (`active` set to false)"),
+        ScimRefused, ScimBody, ScimNotFound, ScimConflict,
+    ),
+)]
 async fn patch(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -314,6 +658,21 @@ async fn patch(
     )
 }
 
+/// Deprovisions a user
+///
+/// The user, their keys and sessions are removed.
+#[utoipa::path(
+    delete,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scimDeleteUser",
+    security(("scimBearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deprovisioned"),
+        ScimRefused, ScimNotFound,
+    ),
+)]
 async fn remove(
     State(s): State<AppState>,
     headers: HeaderMap,

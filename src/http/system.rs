@@ -2,60 +2,123 @@
 
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody};
+use super::openapi::{Conflict, Forbidden, JsonInput, Refused};
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::options::{self, Change, OptionOutput};
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/system/server-status", get(server_status))
-        .route(
-            "/api/system/configuration/options",
-            get(list_options).post(set_options),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(server_status))
+        .routes(routes!(list_options, set_options))
 }
 
-async fn server_status() -> Json<Value> {
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "serverSpecVersion": env!("CARGO_PKG_VERSION"),
-        "status": "HEALTHY",
+/// The SDK's ServerStatusOutputV1, the fields this service has.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    /// `<major>.<minor>.<patch>`
+    #[schema(value_type = String)]
+    pub version: &'static str,
+    #[schema(value_type = String)]
+    pub server_spec_version: &'static str,
+    /// `HEALTHY`.
+    #[schema(value_type = String, example = "HEALTHY")]
+    pub status: &'static str,
+}
+
+/// The server's version
+///
+/// Needs no credentials.
+#[utoipa::path(
+    get,
+    path = "/api/system/server-status",
+    tag = "system",
+    operation_id = "getServerStatus",
+    responses((status = 200, body = ServerStatus)),
+)]
+async fn server_status() -> Json<ServerStatus> {
+    Json(ServerStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        server_spec_version: env!("CARGO_PKG_VERSION"),
+        status: "HEALTHY",
+    })
+}
+
+/// The runtime configuration options.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionsOutput {
+    pub configuration_options: Vec<OptionOutput>,
+}
+
+/// The runtime configuration options (admins)
+#[utoipa::path(
+    get,
+    path = "/api/system/configuration/options",
+    tag = "system",
+    operation_id = "getConfigurationOptions",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = []), ("session" = [])),
+    responses((status = 200, body = OptionsOutput), Refused, Forbidden),
+)]
+async fn list_options(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+) -> Result<Json<OptionsOutput>, ApiError> {
+    let list = options::list(&state.0).await?;
+    Ok(Json(OptionsOutput {
+        configuration_options: list,
     }))
 }
 
-async fn list_options(
-    State(state): State<AppState>,
-    Admin(_): Admin,
-) -> Result<Json<Value>, ApiError> {
-    let list = options::list(&state.0).await?;
-    Ok(Json(json!({ "configurationOptions": list })))
-}
-
-#[derive(Debug, Deserialize)]
+/// One change.
+#[derive(Debug, Deserialize, ToSchema)]
 struct OptionInput {
+    /// The option, e.g. `Authentication/AccessKey/ValidityWithoutUserLogin`.
     path: String,
+    /// The new value, of the option's type.
     value: Value,
+    /// Why, for the audit trail.
     note: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OptionsInput {
     configuration_options: Vec<OptionInput>,
+    /// Answer the list as it would be, change nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
+/// Changes runtime configuration options (admins)
+///
+/// Answers every option after the change (or, for a dry run, as it would be). An unknown
+/// path or a value of the wrong type is a 400 and changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/system/configuration/options",
+    tag = "system",
+    operation_id = "setConfigurationOptions",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    request_body(content(
+        (OptionsInput = "application/json"),
+        (OptionsInput = "application/vnd.seeq.v1+json"),
+    )),
+    responses((status = 200, body = OptionsOutput), Refused, JsonInput, Forbidden, Conflict),
+)]
 async fn set_options(
     State(state): State<AppState>,
     Admin(p): Admin,
     JsonBody(input): JsonBody<OptionsInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OptionsOutput>, ApiError> {
     let app = &state.0;
     // Dry runs too: a preview should answer as the real change would, not say "fine" to
     // a change this caller cannot make.
@@ -89,5 +152,7 @@ async fn set_options(
     } else {
         list
     };
-    Ok(Json(json!({ "configurationOptions": list })))
+    Ok(Json(OptionsOutput {
+        configuration_options: list,
+    }))
 }

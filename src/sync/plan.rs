@@ -45,7 +45,7 @@ pub struct Policy {
     pub grace: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Reason {
     /// Not in a complete read of the directory (deleted, or out of scope).
@@ -55,13 +55,14 @@ pub enum Reason {
 }
 
 /// One person the run removes (or would remove).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Removal {
     pub user_id: String,
     pub username: String,
     pub external_id: String,
     pub reason: Reason,
+    /// How many keys they held.
     pub keys: i64,
 }
 

@@ -16,6 +16,7 @@ mod events;
 mod input;
 mod jobs;
 mod logins;
+mod openapi;
 mod pages;
 mod request_path;
 mod scim;
