@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod kerberos;
 pub mod key_format;
 pub mod keys;
+pub mod last_used;
 pub mod leadership;
 pub mod metrics;
 pub mod notify;

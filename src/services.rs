@@ -8,7 +8,7 @@ use crate::directory::ldap::LdapDirectory;
 use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::keys::cache::LastUsed;
+use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
 use crate::store::Store;

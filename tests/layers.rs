@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "caller",
             "auth_cache",
             "throttle",
-            "keys::cache",
+            "last_used",
             "leadership",
             "services",
             "revocation",

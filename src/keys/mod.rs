@@ -1,8 +1,6 @@
 //! Access keys: creation (password shown once, stored as argon2id), listing, deletion, and
 //! verification of a key and password, including the validity rule.
 
-pub mod cache;
-
 use crate::audit::{self, Event};
 use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};

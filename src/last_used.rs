@@ -1,5 +1,5 @@
-//! What the key domain remembers between requests: when each key's `lastUsed` was last
-//! written, so key traffic does not turn into a database write per request.
+//! When each key's `lastUsed` was last written, remembered between requests, so key traffic
+//! does not turn into a database write per request.
 
 use crate::store::models::to_ms;
 use crate::store::schema::access_keys;
