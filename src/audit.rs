@@ -58,9 +58,15 @@ impl<'a> Event<'a> {
         self.outcome = "failure";
         self
     }
-    pub fn target(mut self, kind: &'a str, id: &'a str, name: &'a str) -> Self {
+    /// `id`: a typed id or any other text naming the target.
+    pub fn target(
+        mut self,
+        kind: &'a str,
+        id: &'a (impl AsRef<str> + ?Sized),
+        name: &'a str,
+    ) -> Self {
         self.target_type = Some(kind);
-        self.target_id = Some(id);
+        self.target_id = Some(id.as_ref());
         self.target = Some(name);
         self
     }

@@ -6,6 +6,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
 use crate::error::Error;
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::users;
@@ -49,7 +50,7 @@ pub enum Command {
     /// threshold (approve with --approve-run).
     Sync {
         /// The directory id.
-        directory: String,
+        directory: DirectoryId,
         /// Read and decide, but change nothing; list who would be removed.
         #[arg(long, conflicts_with = "approve_run")]
         dry_run: bool,
@@ -93,7 +94,7 @@ pub enum ScimToken {
     /// Create a token for a directory and print it once.
     Create {
         /// The OpenID Connect directory the provider provisions.
-        directory: String,
+        directory: DirectoryId,
         /// What the token is for (e.g. "Entra ID provisioning").
         #[arg(long, default_value = "SCIM provisioning")]
         label: String,
@@ -117,7 +118,7 @@ pub enum EventToken {
         /// A directory whose users' logins the token reports (repeat for several). Built-in
         /// admins are never moved by a token.
         #[arg(long = "directory", value_name = "ID", required = true)]
-        directories: Vec<String>,
+        directories: Vec<DirectoryId>,
     },
     /// List tokens (never the tokens themselves) with their last use.
     List,
@@ -467,7 +468,7 @@ async fn check_config(config: Config) -> ExitCode {
 
 async fn sync(
     config: Config,
-    directory: String,
+    directory: DirectoryId,
     dry_run: bool,
     approve_run: Option<i64>,
 ) -> ExitCode {
@@ -575,7 +576,11 @@ async fn event_token(config: Config, cmd: EventToken) -> anyhow::Result<()> {
             let (id, token) = crate::events::create_token(&app, &label, &directories).await?;
             println!(
                 "ingestion token {id} for directories {} (shown only this once):\n\n    {}\n",
-                directories.join(", "),
+                directories
+                    .iter()
+                    .map(DirectoryId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 token.expose()
             );
         }

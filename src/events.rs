@@ -5,6 +5,7 @@
 use crate::audit::{self, Actor, Event};
 use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions::token_hash;
@@ -26,7 +27,7 @@ pub const FUTURE_SKEW: Duration = Duration::minutes(5);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginEvent {
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub username: Option<String>,
     pub external_id: Option<String>,
     pub at: DateTime<Utc>,
@@ -54,7 +55,7 @@ pub enum TokenScope {
     /// Made before tokens had scopes: every directory (built-in admins never).
     Every,
     /// These directory ids only.
-    Only(Vec<String>),
+    Only(Vec<DirectoryId>),
 }
 
 impl TokenScope {
@@ -74,7 +75,7 @@ impl TokenScope {
     }
 
     /// Whether events of `directory_id` may be reported with this token.
-    pub fn covers(&self, directory_id: &str) -> bool {
+    pub fn covers(&self, directory_id: &DirectoryId) -> bool {
         match self {
             TokenScope::Every => true,
             TokenScope::Only(ids) => ids.iter().any(|d| d.eq_ignore_ascii_case(directory_id)),
@@ -85,9 +86,17 @@ impl TokenScope {
     pub fn describe(&self) -> String {
         match self {
             TokenScope::Every => "every directory (made before tokens had scopes)".into(),
-            TokenScope::Only(ids) => ids.join(", "),
+            TokenScope::Only(ids) => join(ids),
         }
     }
+}
+
+/// `corp, builtin`.
+fn join(ids: &[DirectoryId]) -> String {
+    ids.iter()
+        .map(DirectoryId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Who reports: a token's label (the reporting system's name) and its scope.
@@ -111,20 +120,20 @@ pub fn refusal(is_builtin_admin: bool) -> Option<&'static str> {
 pub async fn create_token(
     app: &Services,
     label: &str,
-    directories: &[String],
+    directories: &[DirectoryId],
 ) -> Result<(String, Secret)> {
     if directories.is_empty() {
         return Err(Error::invalid(
             "directory: name at least one directory whose logins the token reports",
         ));
     }
-    let mut ids: Vec<String> = Vec::new();
+    let mut ids: Vec<DirectoryId> = Vec::new();
     for d in directories {
         let dir = app
             .directory(d)
             .ok_or_else(|| Error::invalid(format!("directory: no directory `{d}`")))?;
         if !ids.iter().any(|i| i == dir.id()) {
-            ids.push(dir.id().to_string());
+            ids.push(dir.id().clone());
         }
     }
     let scope = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
@@ -132,7 +141,7 @@ pub async fn create_token(
     let id = uuid::Uuid::new_v4().to_string();
     let now = app.clock.now();
     let (hash, label, tid) = (token_hash(&token), label.to_string(), id.clone());
-    let detail = format!("directories {}", ids.join(", "));
+    let detail = format!("directories {}", join(&ids));
     app.store
         .write(move |conn| {
             diesel::insert_into(event_tokens::table)
@@ -341,8 +350,8 @@ async fn apply(
         )));
     }
     let now = app.clock.now();
-    let known: Vec<String> = app.directories.iter().map(|d| d.id().to_string()).collect();
-    let builtin = app.builtin_id().to_string();
+    let known: Vec<DirectoryId> = app.directories.iter().map(|d| d.id().clone()).collect();
+    let builtin = app.builtin_id().clone();
     let scope = source.scope.clone();
     let actor = Actor::system(&format!("events:{}", source.label));
     app.store
@@ -451,17 +460,20 @@ mod tests {
     #[test]
     fn a_scoped_token_covers_its_directories_only() {
         let scope = TokenScope::Only(vec!["corp".into(), "builtin".into()]);
-        assert!(scope.covers("corp"));
-        assert!(scope.covers("CORP"), "directory ids compare in any case");
-        assert!(scope.covers("builtin"));
-        assert!(!scope.covers("partner"));
+        assert!(scope.covers(&"corp".into()));
+        assert!(
+            scope.covers(&"CORP".into()),
+            "directory ids compare in any case"
+        );
+        assert!(scope.covers(&"builtin".into()));
+        assert!(!scope.covers(&"partner".into()));
         assert_eq!(scope.describe(), "corp, builtin");
     }
 
     #[test]
     fn a_token_from_before_scopes_covers_every_directory() {
         assert_eq!(TokenScope::from_column(None).unwrap(), TokenScope::Every);
-        assert!(TokenScope::Every.covers("partner"));
+        assert!(TokenScope::Every.covers(&"partner".into()));
         assert_eq!(
             TokenScope::from_column(Some(r#"["corp"]"#)).unwrap(),
             TokenScope::Only(vec!["corp".into()])

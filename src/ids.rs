@@ -33,8 +33,8 @@ macro_rules! text_id {
             }
 
             /// The same id in any case (`str::eq_ignore_ascii_case`).
-            pub fn eq_ignore_ascii_case(&self, other: &str) -> bool {
-                self.0.eq_ignore_ascii_case(other)
+            pub fn eq_ignore_ascii_case(&self, other: &(impl AsRef<str> + ?Sized)) -> bool {
+                self.0.eq_ignore_ascii_case(other.as_ref())
             }
         }
 

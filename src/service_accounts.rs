@@ -49,7 +49,7 @@ pub async fn create(app: &Services, actor: &Actor, input: NewServiceAccount) -> 
         .unwrap_or_else(|| username_from(&name));
     validate_username(&username)?;
     let now = app.clock.now();
-    let dir = app.builtin_id().to_string();
+    let dir = app.builtin_id().clone();
     let actor = actor.clone();
     let config = app.config.clone();
     app.store

@@ -9,6 +9,7 @@ use super::state::AppState;
 use super::ui::page::{error_page, see_other, with_security_headers};
 use crate::auth::{self, LoginInput};
 use crate::error::Error;
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
@@ -52,7 +53,7 @@ async fn providers(State(state): State<AppState>, Query(q): Query<ProvidersQuery
         .filter(|d| {
             wanted
                 .as_ref()
-                .is_none_or(|w| w.contains(&d.id().to_ascii_lowercase()))
+                .is_none_or(|w| w.contains(&d.id().as_str().to_ascii_lowercase()))
         })
         .map(|d| {
             json!({
@@ -74,7 +75,7 @@ struct AuthInput {
     password: Option<Secret>,
     #[allow(dead_code)]
     auth_provider_class: Option<String>,
-    auth_provider_id: Option<String>,
+    auth_provider_id: Option<DirectoryId>,
     code: Option<String>,
     state: Option<String>,
 }
@@ -98,7 +99,10 @@ async fn login(
         let binding = cookies::OIDC_BINDING.read(&jar);
         let done = auth::oidc_finish(
             &state.0,
-            input.auth_provider_id.as_deref().filter(|s| !s.is_empty()),
+            input
+                .auth_provider_id
+                .as_ref()
+                .filter(|s| !s.as_str().is_empty()),
             code,
             st,
             binding.as_deref(),
@@ -118,7 +122,7 @@ async fn login(
         LoginInput {
             username,
             password,
-            directory_id: input.auth_provider_id.filter(|s| !s.is_empty()),
+            directory_id: input.auth_provider_id.filter(|s| !s.as_str().is_empty()),
         },
         addr,
     )
@@ -172,7 +176,7 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
 /// Sends the person to the OpenID provider (303), with the binding cookie.
 async fn oidc_start(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let (url, binding) = start_oidc_login(&state, &id, &parts).await?;
@@ -198,7 +202,7 @@ struct CallbackQuery {
 /// A login started from the web pages returns there (303 to the key list, or an error page).
 async fn oidc_callback(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     RemoteAddr(addr): RemoteAddr,
     jar: CookieJar,
     Query(q): Query<CallbackQuery>,
@@ -222,7 +226,7 @@ async fn oidc_callback(
 
 async fn oidc_complete(
     state: &AppState,
-    id: &str,
+    id: &DirectoryId,
     addr: Option<String>,
     binding: Option<&str>,
     q: CallbackQuery,

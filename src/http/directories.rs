@@ -6,6 +6,7 @@ use super::extract::{Admin, Path, Query};
 use super::paging::PageParams;
 use super::state::AppState;
 use crate::directory::Directory;
+use crate::ids::DirectoryId;
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Removal, Request, Trigger};
 use axum::extract::State;
@@ -41,7 +42,7 @@ pub struct RunCounts {
 #[serde(rename_all = "camelCase")]
 pub struct RunOutput {
     id: i64,
-    directory_id: String,
+    directory_id: DirectoryId,
     status: String,
     dry_run: bool,
     trigger: String,
@@ -126,7 +127,7 @@ async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Val
 async fn runs(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = params.page()?;
@@ -134,7 +135,7 @@ async fn runs(
         .0
         .directory(&id)
         .ok_or_else(|| crate::error::Error::not_found(format!("no directory with id `{id}`")))?;
-    let dir_id = dir.id().to_string();
+    let dir_id = dir.id().clone();
     let (rows, total) = sync::runs(&state.0, &dir_id, page.offset, page.limit).await?;
     let path = format!("/api/directories/{dir_id}/runs");
     Ok(Json(json!({
@@ -158,7 +159,7 @@ struct SyncInput {
 async fn start(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     super::extract::RawBody(body): super::extract::RawBody,
 ) -> Result<Json<RunOutput>, ApiError> {
     // The body is optional (`curl -X POST .../sync` starts a real run).
@@ -187,7 +188,7 @@ async fn start(
 async fn approve(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path((id, run)): Path<(String, i64)>,
+    Path((id, run)): Path<(DirectoryId, i64)>,
 ) -> Result<Json<RunOutput>, ApiError> {
     let row = sync::run_detached(
         state.0.services.clone(),

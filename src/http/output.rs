@@ -2,6 +2,7 @@
 //! user, and the answer to a login).
 
 use super::state::AppState;
+use crate::ids::DirectoryId;
 use crate::store::models::from_ms;
 use crate::users::UserInfo;
 use chrono::{DateTime, Utc};
@@ -29,7 +30,7 @@ pub struct UserOutput {
     pub is_admin: bool,
     pub is_enabled: bool,
     pub datasource_class: String,
-    pub datasource_id: String,
+    pub datasource_id: DirectoryId,
     pub datasource_name: String,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -75,7 +76,7 @@ pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
         is_enabled: r.is_enabled,
         datasource_class: dir.map_or("Auth", |d| d.class()).to_string(),
         datasource_id: r.directory_id.clone(),
-        datasource_name: dir.map_or_else(|| r.directory_id.clone(), |d| d.name().to_string()),
+        datasource_name: dir.map_or_else(|| r.directory_id.to_string(), |d| d.name().to_string()),
         created_at: from_ms(r.created_at),
         last_login_at: r.last_login(),
         access_key_validity_duration: r.access_key_validity_minutes,

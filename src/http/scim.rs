@@ -2,6 +2,7 @@
 //! and errors are SCIM's (`application/scim+json`, RFC 7644 §3.12).
 
 use super::state::AppState;
+use crate::ids::DirectoryId;
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -71,7 +72,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-async fn directory(state: &AppState, headers: &HeaderMap) -> Result<String, ScimError> {
+async fn directory(state: &AppState, headers: &HeaderMap) -> Result<DirectoryId, ScimError> {
     scim::authenticate(&state.0, bearer(headers)).await
 }
 
@@ -181,7 +182,7 @@ fn project(mut v: Value, attributes: Option<&str>, excluded: Option<&str>) -> Va
 }
 
 /// Lists the users of `dir`, the directory the caller's token authenticated for.
-async fn list_in(s: &AppState, dir: String, q: ListQuery) -> Answer {
+async fn list_in(s: &AppState, dir: DirectoryId, q: ListQuery) -> Answer {
     let filter = q
         .filter
         .as_deref()

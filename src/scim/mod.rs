@@ -7,6 +7,7 @@ pub mod protocol;
 use crate::audit::{self, Actor, Event};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -49,14 +50,14 @@ fn visible_names(mut u: ScimUser) -> ScimUser {
     u
 }
 
-fn actor(directory: &str) -> Actor {
+fn actor(directory: &DirectoryId) -> Actor {
     Actor::system(&format!("scim:{directory}"))
 }
 
 /// A new SCIM token for an OpenID Connect directory, shown once; only its hash is stored.
 pub async fn create_token(
     app: &Services,
-    directory: &str,
+    directory: &DirectoryId,
     label: &str,
 ) -> Result<(String, Secret)> {
     match app.directory(directory) {
@@ -72,7 +73,7 @@ pub async fn create_token(
     let id = uuid::Uuid::new_v4().to_string();
     let now = app.clock.now();
     let (dir, hash, label, tid) = (
-        directory.to_string(),
+        directory.clone(),
         token_hash(&token),
         label.to_string(),
         id.clone(),
@@ -102,7 +103,7 @@ pub async fn create_token(
 }
 
 /// (id, directory, label, created, last used) of every SCIM token.
-pub type TokenInfo = (String, String, String, i64, Option<i64>);
+pub type TokenInfo = (String, DirectoryId, String, i64, Option<i64>);
 
 pub async fn list_tokens(app: &Services) -> Result<Vec<TokenInfo>> {
     app.store
@@ -147,13 +148,13 @@ pub async fn revoke_token(app: &Services, id: &str) -> Result<()> {
 pub async fn authenticate(
     app: &Services,
     bearer: Option<&str>,
-) -> std::result::Result<String, ScimError> {
+) -> std::result::Result<DirectoryId, ScimError> {
     let token = bearer
         .filter(|t| t.starts_with(TOKEN_PREFIX))
         .ok_or_else(|| ScimError::unauthorized("a SCIM bearer token is required"))?;
     let hash = token_hash(token);
     let now = to_ms(app.clock.now());
-    let dir: Option<String> = app
+    let dir: Option<DirectoryId> = app
         .store
         .write(move |conn| {
             let dir = scim_tokens::table
@@ -197,7 +198,7 @@ fn to_scim(r: &UserRow) -> ScimUser {
 }
 
 /// The directory's `removal_grace_hours`, as a duration (zero: delete at once).
-fn grace(app: &Services, dir: &str) -> chrono::Duration {
+fn grace(app: &Services, dir: &DirectoryId) -> chrono::Duration {
     match app.directory(dir) {
         Some(Directory::Oidc(o)) => {
             chrono::Duration::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0))
@@ -240,22 +241,22 @@ fn deprovision_in(
     Ok(())
 }
 
-fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserRow> {
+fn find_in(conn: &mut crate::store::DbConn, dir: &DirectoryId, id: &str) -> Result<UserRow> {
     user_domain::find(conn, id)
         .ok()
-        .filter(|r| r.directory_id == dir)
+        .filter(|r| r.directory_id == *dir)
         .ok_or_else(|| Error::not_found(format!("no user `{id}`")))
 }
 
 /// Users of the directory that match `filter`, paged (1-based `start`).
 pub async fn list(
     app: &Services,
-    dir: &str,
+    dir: &DirectoryId,
     filter: Option<Filter>,
     start: u64,
     count: u64,
 ) -> Result<(Vec<ScimUser>, u64)> {
-    let dir = dir.to_string();
+    let dir = dir.clone();
     // Providers look users up one by one (`userName eq "..."` before each create): narrow
     // those in the database so a lookup does not read the whole directory. The exact
     // (case-insensitive, and-ed) match still happens below.
@@ -303,8 +304,8 @@ fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
     }
 }
 
-pub async fn get(app: &Services, dir: &str, id: &str) -> Result<ScimUser> {
-    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+pub async fn get(app: &Services, dir: &DirectoryId, id: &str) -> Result<ScimUser> {
+    let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     app.store
         .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
         .await
@@ -321,11 +322,11 @@ fn check_user_name(name: &str) -> Result<()> {
 
 /// Provisions a user. They exist without keys until they log in (the first login links the
 /// record to the provider's subject by userName). `active: false` creates them disabled.
-pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> {
+pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<ScimUser> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
-    let dir = dir.to_string();
+    let dir = dir.clone();
     app.store
         .write(move |conn| {
             let taken: i64 = users::table
@@ -379,12 +380,17 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
 /// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
 /// deprovisions: without a grace the user goes with keys and sessions and `None` is
 /// returned; with one the user is suspended (and `active: true` later restores them).
-pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
+pub async fn update(
+    app: &Services,
+    dir: &DirectoryId,
+    id: &str,
+    u: ScimUser,
+) -> Result<Option<ScimUser>> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
     let grace = grace(app, dir);
-    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let revoked = id.clone();
     let out = app
@@ -463,7 +469,7 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
 /// PATCH: applies the operations to the current user, then stores the result.
 pub async fn patch(
     app: &Services,
-    dir: &str,
+    dir: &DirectoryId,
     id: &str,
     body: &serde_json::Value,
 ) -> std::result::Result<Option<ScimUser>, ScimError> {
@@ -473,10 +479,10 @@ pub async fn patch(
 }
 
 /// DELETE: deprovisions the user with keys and sessions (after the grace, if any).
-pub async fn delete(app: &Services, dir: &str, id: &str) -> Result<()> {
+pub async fn delete(app: &Services, dir: &DirectoryId, id: &str) -> Result<()> {
     let now = app.clock.now();
     let grace = grace(app, dir);
-    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let i = id.clone();
     app.store
@@ -493,7 +499,7 @@ pub async fn delete(app: &Services, dir: &str, id: &str) -> Result<()> {
 /// transaction); returns their ids.
 pub fn remove_expired_in(
     conn: &mut crate::store::DbConn,
-    directory: &str,
+    directory: &DirectoryId,
     grace: chrono::Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>> {

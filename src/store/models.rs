@@ -2,6 +2,7 @@
 //! a stray `{:?}` never prints them.
 
 use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
+use crate::ids::DirectoryId;
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 
@@ -18,7 +19,7 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: String,
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub external_id: String,
     pub username: String,
     pub display_name: Option<String>,
@@ -57,7 +58,7 @@ impl UserRow {
     pub fn fixture(id: &str) -> UserRow {
         UserRow {
             id: id.into(),
-            directory_id: "corp".into(),
+            directory_id: DirectoryId::from("corp"),
             external_id: id.into(),
             username: id.into(),
             display_name: None,
@@ -161,7 +162,7 @@ pub struct NewAuditRow {
 #[diesel(table_name = sync_runs)]
 pub struct SyncRunRow {
     pub id: i64,
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub dry_run: bool,

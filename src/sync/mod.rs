@@ -9,6 +9,7 @@ use crate::config::{LdapDirectoryConfig, PERCENT_THRESHOLD_MIN_USERS};
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{from_ms, to_ms, SyncRunRow};
@@ -51,7 +52,7 @@ impl Trigger {
 
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub dry_run: bool,
     pub trigger: Trigger,
     pub actor: Actor,
@@ -67,7 +68,7 @@ pub struct PlanRecord {
     pub expired: Vec<Removal>,
 }
 
-fn ldap_directory<'a>(app: &'a Services, id: &str) -> Result<&'a LdapDirectory> {
+fn ldap_directory<'a>(app: &'a Services, id: &DirectoryId) -> Result<&'a LdapDirectory> {
     match app.directory(id) {
         Some(Directory::Ldap(l)) => Ok(l),
         Some(_) => Err(Error::invalid(format!(
@@ -88,7 +89,7 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
     }
 }
 
-fn load_locals(conn: &mut DbConn, dir: &str) -> Result<Vec<Local>> {
+fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
     // Only the columns the decision needs: this is one row per person of the directory.
     type Row = (String, String, String, bool, Option<i64>, Option<i64>);
     let rows: Vec<Row> = users::table
@@ -404,7 +405,7 @@ pub async fn run(
                     conn,
                     finished,
                     &Event::new("sync.approve", &actor)
-                        .target("directory", &d, &d)
+                        .target("directory", &d, d.as_str())
                         .detail(format!(
                             "approved blocked run {approved}; run {run_id} applied it"
                         )),
@@ -416,7 +417,7 @@ pub async fn run(
                     finished,
                     &Event::new("sync.run", &actor)
                         .failed()
-                        .target("directory", &d, &d)
+                        .target("directory", &d, d.as_str())
                         .detail(format!(
                             "run {run_id} {}: {}",
                             outcome.status,
@@ -433,8 +434,12 @@ pub async fn run(
     } else {
         0
     };
-    app.metrics
-        .sync_finished(&dir, o_status, removed, (finished - now).num_milliseconds());
+    app.metrics.sync_finished(
+        dir.as_str(),
+        o_status,
+        removed,
+        (finished - now).num_milliseconds(),
+    );
     match o_status {
         "failed" => {
             tracing::warn!(directory = %dir, run = run_id, error = o_error.as_deref().unwrap_or(""), "directory sync failed; nobody was removed")
@@ -659,11 +664,11 @@ fn reason_text(r: plan::Reason) -> &'static str {
 /// The newest runs of a directory, with the total count.
 pub async fn runs(
     app: &Services,
-    dir: &str,
+    dir: &DirectoryId,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<SyncRunRow>, i64)> {
-    let dir = dir.to_string();
+    let dir = dir.clone();
     app.store
         .read(move |conn| {
             let total: i64 = sync_runs::table
@@ -683,8 +688,8 @@ pub async fn runs(
 }
 
 /// One run of a directory.
-pub async fn run_of(app: &Services, dir: &str, run_id: i64) -> Result<SyncRunRow> {
-    let dir = dir.to_string();
+pub async fn run_of(app: &Services, dir: &DirectoryId, run_id: i64) -> Result<SyncRunRow> {
+    let dir = dir.clone();
     app.store
         .read(move |conn| {
             sync_runs::table

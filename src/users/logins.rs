@@ -5,6 +5,7 @@ use super::*;
 use crate::audit::{self, Actor, Event};
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{to_ms, UserRow};
@@ -27,7 +28,7 @@ pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) 
 /// takes [`upsert_oidc_login`]'s rules (never by name).
 pub async fn upsert_login(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
 ) -> Result<UserInfo> {
     let du = visible_names(du);
@@ -47,7 +48,7 @@ pub async fn upsert_login(
 
 async fn upsert_login_once(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
 ) -> Result<UserInfo> {
     let now = app.clock.now();
@@ -57,7 +58,7 @@ async fn upsert_login_once(
         app.directory(directory_id),
         Some(crate::directory::Directory::Ldap(_))
     );
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let config = app.config.clone();
     let (info, superseded) = app
         .store
@@ -124,7 +125,7 @@ async fn upsert_login_once(
 /// account is live (an LDAP bind), so it ends a suspension.
 fn refresh_in(
     conn: &mut DbConn,
-    dir: &str,
+    dir: &DirectoryId,
     row: UserRow,
     du: &DirectoryUser,
     now: DateTime<Utc>,
@@ -236,7 +237,7 @@ enum OidcUpsert {
 /// `login.name_conflict` (outcome failure, both stable ids); nothing else changes.
 pub async fn upsert_oidc_login(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
     actor: &Actor,
 ) -> Result<UserInfo> {
@@ -255,7 +256,7 @@ pub async fn upsert_oidc_login(
 
 async fn upsert_oidc_once(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
     actor: &Actor,
 ) -> Result<OidcUpsert> {
@@ -266,7 +267,7 @@ async fn upsert_oidc_once(
         }
         _ => false,
     };
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let config = app.config.clone();
     let actor = actor.clone();
     let out = app
@@ -377,7 +378,7 @@ mod tests {
             email: None,
             is_admin: false,
         };
-        directory_user_row("idp", du, Utc::now(), None)
+        directory_user_row(&DirectoryId::from("idp"), du, Utc::now(), None)
     }
 
     fn own(r: &UserRow, link: bool) -> OidcRecord {

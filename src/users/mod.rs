@@ -15,6 +15,7 @@ use crate::audit::{self, Actor, Event};
 use crate::config::Config;
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::options;
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
@@ -367,14 +368,14 @@ pub fn session_minutes(conn: &mut DbConn, config: &Config, row: &UserRow) -> Res
 
 /// A new record for a user a directory describes (no password: the directory checks it).
 pub(crate) fn directory_user_row(
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
     now: DateTime<Utc>,
     last_login: Option<DateTime<Utc>>,
 ) -> UserRow {
     UserRow {
         id: uuid::Uuid::new_v4().to_string(),
-        directory_id: directory_id.to_string(),
+        directory_id: directory_id.clone(),
         external_id: du.external_id,
         username: du.username,
         display_name: du.display_name,

@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, Event};
 use crate::directory::builtin::{validate_password, validate_username};
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -29,12 +30,12 @@ pub enum FromEvent {
 pub async fn create_from_event(
     app: &Services,
     actor: &Actor,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
 ) -> Result<FromEvent> {
     let du = logins::visible_names(du);
     let now = app.clock.now();
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let actor = actor.clone();
     app.store
         .write(move |conn| {
@@ -83,7 +84,7 @@ pub async fn create_local(
     validate_password(&password)?;
     let hash = app.hasher.hash(password).await?;
     let now = app.clock.now();
-    let dir = app.builtin_id().to_string();
+    let dir = app.builtin_id().clone();
     let username = username.to_string();
     let actor = actor.clone();
     app.store
@@ -150,7 +151,7 @@ pub async fn set_local_password(
     validate_password(&password)?;
     let hash = app.hasher.hash(password).await?;
     let now = app.clock.now();
-    let dir = app.builtin_id().to_string();
+    let dir = app.builtin_id().clone();
     let username = username.to_string();
     let actor = actor.clone();
     let id = app

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::http::error::domain_status;
 use crate::http::extract::{Path, Query};
 use crate::http::state::AppState;
+use crate::ids::DirectoryId;
 use crate::keys::{self, Scope};
 use crate::options::{self, Change};
 use crate::store::models::{from_ms, SyncRunRow};
@@ -190,7 +191,7 @@ fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>)
         directory: state
             .0
             .directory(&r.directory_id)
-            .map_or_else(|| r.directory_id.clone(), |d| d.name().to_string()),
+            .map_or_else(|| r.directory_id.to_string(), |d| d.name().to_string()),
         last_login: when(r.last_login(), "never"),
         validity: match r.access_key_validity_minutes {
             Some(_) => format!("{} (override)", window_text(u.window)),
@@ -572,7 +573,7 @@ struct SyncForm {
 async fn start_sync(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     Form(f): Form<SyncForm>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
@@ -596,7 +597,7 @@ async fn start_sync(
 async fn run_page(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path((id, run)): Path<(String, i64)>,
+    Path((id, run)): Path<(DirectoryId, i64)>,
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let dir = state
@@ -638,7 +639,7 @@ async fn run_page(
 async fn approve_run(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path((id, run)): Path<(String, i64)>,
+    Path((id, run)): Path<(DirectoryId, i64)>,
     Form(f): Form<CsrfOnly>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
