@@ -6,7 +6,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
 use crate::error::Error;
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, UserId};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::users;
@@ -148,7 +148,7 @@ pub enum ServiceAccount {
     /// Assign a new manager; a suspended account becomes active again.
     Reassign {
         /// The service account's user id.
-        id: String,
+        id: UserId,
         /// A user id, or DIRECTORY:USERNAME.
         #[arg(long)]
         manager: String,
@@ -156,7 +156,7 @@ pub enum ServiceAccount {
     /// Delete a service account with its keys.
     Delete {
         /// The service account's user id.
-        id: String,
+        id: UserId,
     },
 }
 

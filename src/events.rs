@@ -5,7 +5,7 @@
 use crate::audit::{self, Actor, Event};
 use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, UserId};
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions::token_hash;
@@ -44,7 +44,7 @@ pub struct EventResult {
     /// `unchanged` (an equal or later login is known), `unknown_user`, `rejected`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -360,7 +360,7 @@ async fn apply(
             let mut updated = 0;
             for (index, e) in events.into_iter().enumerate() {
                 let result =
-                    |status, user_id: Option<String>, message: Option<String>| EventResult {
+                    |status, user_id: Option<UserId>, message: Option<String>| EventResult {
                         index,
                         status,
                         user_id,
@@ -411,7 +411,7 @@ async fn apply(
                         continue;
                     }
                 };
-                let found: Option<(String, Option<i64>, bool)> = q
+                let found: Option<(UserId, Option<i64>, bool)> = q
                     .select((users_t::id, users_t::last_login_at, users_t::is_admin))
                     .first(conn)
                     .optional()?;

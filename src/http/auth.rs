@@ -273,7 +273,7 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Respo
     );
     headers.insert(
         HeaderName::from_static("x-auth-user-id"),
-        dynamic("x-auth-user-id", &p.user.id)?,
+        dynamic("x-auth-user-id", p.user.id.as_str())?,
     );
     headers.insert(
         HeaderName::from_static("x-auth-admin"),

@@ -5,6 +5,7 @@ use super::extract::{Caller, JsonBody, Path, Query};
 use super::paging::PageParams;
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
+use crate::ids::{KeyRowId, UserId};
 use crate::keys::{self, KeyView, NewKey, Scope};
 use crate::store::models::from_ms;
 use axum::extract::State;
@@ -25,7 +26,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyOutput {
-    pub id: String,
+    pub id: KeyRowId,
     pub key_id: String,
     pub name: String,
     pub description: Option<String>,
@@ -35,7 +36,7 @@ pub struct KeyOutput {
     pub created_at: DateTime<Utc>,
     pub last_used: Option<DateTime<Utc>>,
     pub is_admin: bool,
-    pub user_id: String,
+    pub user_id: UserId,
     /// accesskeyd's own: the owner's username, for the admin list.
     pub username: String,
     /// A service account's key: when it stops working; null for people's keys.
@@ -71,7 +72,7 @@ fn output(v: KeyView, password: Option<String>) -> KeyOutput {
 struct KeyInput {
     name: Option<String>,
     description: Option<String>,
-    user_id: Option<String>,
+    user_id: Option<UserId>,
     /// ISO-8601; required for a service account's key.
     expiry: Option<DateTime<Utc>>,
 }
@@ -108,7 +109,7 @@ struct ListParams {
     offset: Option<i64>,
     limit: Option<i64>,
     get_all: Option<bool>,
-    user_id: Option<String>,
+    user_id: Option<UserId>,
 }
 
 async fn list(
@@ -128,7 +129,7 @@ async fn list(
             Scope::All
         }
         (false, Some(id)) => {
-            extra.push(("userId", id.clone()));
+            extra.push(("userId", id.to_string()));
             Scope::User(id)
         }
         (false, None) => Scope::Mine,

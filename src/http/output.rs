@@ -2,7 +2,7 @@
 //! user, and the answer to a login).
 
 use super::state::AppState;
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, UserId};
 use crate::store::models::from_ms;
 use crate::users::UserInfo;
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ pub struct ScalarValue {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOutput {
-    pub id: String,
+    pub id: UserId,
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub name: String,
@@ -55,7 +55,7 @@ pub struct UserOutput {
 /// `{"id","name","type"}`, as the SDK's identity previews.
 #[derive(Debug, Serialize)]
 pub struct IdentityOutput {
-    pub id: String,
+    pub id: UserId,
     pub name: String,
     #[serde(rename = "type")]
     pub kind: &'static str,

@@ -2,7 +2,7 @@
 //! and errors are SCIM's (`application/scim+json`, RFC 7644 §3.12).
 
 use super::state::AppState;
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, UserId};
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -259,7 +259,7 @@ struct ShowQuery {
 async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Query(q): Query<ShowQuery>,
 ) -> Answer {
     let dir = directory(&s, &headers).await?;
@@ -288,7 +288,7 @@ async fn create(
 async fn replace(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
@@ -302,7 +302,7 @@ async fn replace(
 async fn patch(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
@@ -318,7 +318,7 @@ async fn patch(
 async fn remove(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<StatusCode, ScimError> {
     let dir = directory(&s, &headers).await?;
     scim::delete(&s.0, &dir, &id).await?;

@@ -7,6 +7,7 @@ use super::paging::PageParams;
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::error::Error;
+use crate::ids::UserId;
 use crate::metrics::inc;
 use crate::users::{self, Override};
 use axum::extract::State;
@@ -110,7 +111,7 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Json<UserOutput>, ApiError> {
     if !p.user.is_admin && !p.user.id.eq_ignore_ascii_case(&id) {
         return Err(Error::forbidden("only admins see other users").into());
@@ -132,7 +133,7 @@ struct UserUpdate {
 async fn update(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> Result<Json<UserOutput>, ApiError> {
     // Every field here binds keys: an admin's key changes none of them.
@@ -160,7 +161,7 @@ async fn update(
 async fn delete(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Json<Value>, ApiError> {
     let (row, deleted) = users::delete(&state.0, &p.actor(), &id).await?;
     inc(&state.0.metrics.users_deleted);

@@ -7,7 +7,7 @@ pub mod protocol;
 use crate::audit::{self, Actor, Event};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -241,7 +241,7 @@ fn deprovision_in(
     Ok(())
 }
 
-fn find_in(conn: &mut crate::store::DbConn, dir: &DirectoryId, id: &str) -> Result<UserRow> {
+fn find_in(conn: &mut crate::store::DbConn, dir: &DirectoryId, id: &UserId) -> Result<UserRow> {
     user_domain::find(conn, id)
         .ok()
         .filter(|r| r.directory_id == *dir)
@@ -304,7 +304,7 @@ fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
     }
 }
 
-pub async fn get(app: &Services, dir: &DirectoryId, id: &str) -> Result<ScimUser> {
+pub async fn get(app: &Services, dir: &DirectoryId, id: &UserId) -> Result<ScimUser> {
     let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     app.store
         .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
@@ -340,7 +340,7 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
                     u.user_name
                 )));
             }
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = UserId::generate();
             let row = UserRow {
                 id: id.clone(),
                 directory_id: dir.clone(),
@@ -383,7 +383,7 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
 pub async fn update(
     app: &Services,
     dir: &DirectoryId,
-    id: &str,
+    id: &UserId,
     u: ScimUser,
 ) -> Result<Option<ScimUser>> {
     check_user_name(&u.user_name)?;
@@ -470,7 +470,7 @@ pub async fn update(
 pub async fn patch(
     app: &Services,
     dir: &DirectoryId,
-    id: &str,
+    id: &UserId,
     body: &serde_json::Value,
 ) -> std::result::Result<Option<ScimUser>, ScimError> {
     let mut u = get(app, dir, id).await?;
@@ -479,7 +479,7 @@ pub async fn patch(
 }
 
 /// DELETE: deprovisions the user with keys and sessions (after the grace, if any).
-pub async fn delete(app: &Services, dir: &DirectoryId, id: &str) -> Result<()> {
+pub async fn delete(app: &Services, dir: &DirectoryId, id: &UserId) -> Result<()> {
     let now = app.clock.now();
     let grace = grace(app, dir);
     let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
@@ -502,8 +502,8 @@ pub fn remove_expired_in(
     directory: &DirectoryId,
     grace: chrono::Duration,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<String>> {
-    let due: Vec<String> = users::table
+) -> Result<Vec<UserId>> {
+    let due: Vec<UserId> = users::table
         .filter(users::directory_id.eq(directory))
         .filter(users::suspended_at.le(to_ms(now - grace)))
         .select(users::id)

@@ -2,7 +2,7 @@
 //! a stray `{:?}` never prints them.
 
 use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, KeyRowId, UserId};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 
@@ -18,7 +18,7 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 #[derive(Queryable, Selectable, Insertable, Identifiable, Clone, PartialEq)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub directory_id: DirectoryId,
     pub external_id: String,
     pub username: String,
@@ -39,7 +39,7 @@ pub struct UserRow {
     /// A non-human built-in user (the vendor's application service principal).
     pub is_service_account: bool,
     /// The person responsible for a service account; None once that person was removed.
-    pub manager_id: Option<String>,
+    pub manager_id: Option<UserId>,
 }
 
 impl UserRow {
@@ -57,7 +57,7 @@ impl UserRow {
     #[cfg(test)]
     pub fn fixture(id: &str) -> UserRow {
         UserRow {
-            id: id.into(),
+            id: UserId::from(id),
             directory_id: DirectoryId::from("corp"),
             external_id: id.into(),
             username: id.into(),
@@ -96,9 +96,9 @@ impl UserRow {
 #[derive(Queryable, Selectable, Insertable, Identifiable, Clone)]
 #[diesel(table_name = access_keys)]
 pub struct AccessKeyRow {
-    pub id: String,
+    pub id: KeyRowId,
     pub key_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     pub description: Option<String>,
     pub password_hash: String,
@@ -112,8 +112,8 @@ pub struct AccessKeyRow {
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub token_hash: String,
-    pub user_id: String,
-    pub access_key_id: Option<String>,
+    pub user_id: UserId,
+    pub access_key_id: Option<KeyRowId>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -134,7 +134,7 @@ pub struct AuditRow {
     pub at: i64,
     pub action: String,
     pub outcome: String,
-    pub actor_user_id: Option<String>,
+    pub actor_user_id: Option<UserId>,
     pub actor: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
@@ -149,7 +149,7 @@ pub struct NewAuditRow {
     pub at: i64,
     pub action: String,
     pub outcome: String,
-    pub actor_user_id: Option<String>,
+    pub actor_user_id: Option<UserId>,
     pub actor: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,

@@ -9,7 +9,7 @@ use crate::config::{LdapDirectoryConfig, PERCENT_THRESHOLD_MIN_USERS};
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::ids::DirectoryId;
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{from_ms, to_ms, SyncRunRow};
@@ -91,7 +91,7 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
 
 fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
     // Only the columns the decision needs: this is one row per person of the directory.
-    type Row = (String, String, String, bool, Option<i64>, Option<i64>);
+    type Row = (UserId, String, String, bool, Option<i64>, Option<i64>);
     let rows: Vec<Row> = users::table
         .filter(users::directory_id.eq(dir))
         .select((
@@ -103,12 +103,12 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
             users::suspended_at,
         ))
         .load(conn)?;
-    let owners: Vec<String> = access_keys::table
+    let owners: Vec<UserId> = access_keys::table
         .inner_join(users::table)
         .filter(users::directory_id.eq(dir))
         .select(access_keys::user_id)
         .load(conn)?;
-    let mut keys: HashMap<String, i64> = HashMap::new();
+    let mut keys: HashMap<UserId, i64> = HashMap::new();
     for o in owners {
         *keys.entry(o).or_default() += 1;
     }
@@ -145,7 +145,7 @@ fn start(
     app_replica: &str,
     req: &Request,
     now: DateTime<Utc>,
-) -> Result<(i64, Option<HashSet<String>>)> {
+) -> Result<(i64, Option<HashSet<UserId>>)> {
     // A run left "running" by a process that died must not block the directory forever.
     diesel::update(
         sync_runs::table
@@ -526,7 +526,7 @@ async fn apply(
     p: Plan,
     grace: bool,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<UserId>> {
     let actor = req.actor.clone();
     let dir = req.directory_id.clone();
     app.store
@@ -576,7 +576,7 @@ async fn apply(
             // record gives the name up, as at login.
             let renamed: HashSet<&str> = p.renames.iter().map(|(id, _, _)| id.as_str()).collect();
             for (_, _, to) in &p.renames {
-                let holder: Option<(String, String)> = users::table
+                let holder: Option<(UserId, String)> = users::table
                     .filter(users::directory_id.eq(&dir))
                     .filter(users::username.eq(to))
                     .select((users::id, users::username))
@@ -585,7 +585,7 @@ async fn apply(
                 if let Some((hid, hname)) =
                     holder.filter(|(hid, _)| !renamed.contains(hid.as_str()))
                 {
-                    let moved = format!("{hname}#{}", &hid[..8.min(hid.len())]);
+                    let moved = format!("{hname}#{}", &hid.as_str()[..8.min(hid.as_str().len())]);
                     diesel::update(users::table.find(&hid))
                         .set((users::username.eq(&moved), users::is_enabled.eq(false)))
                         .execute(conn)?;
