@@ -2,6 +2,7 @@
 //! describe, and mirrored as tracing events. Never holds a secret.
 
 use crate::error::Result;
+use crate::ids::UserId;
 use crate::store::models::{from_ms, to_ms, AuditRow, NewAuditRow};
 use crate::store::schema::audit_events;
 use crate::store::{DbConn, Store};
@@ -12,7 +13,7 @@ use std::borrow::Cow;
 /// Who did it (a user, or the system for start-up and CLI work).
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub name: Option<String>,
     pub remote_addr: Option<String>,
     /// The access key the actor used, when they acted with one.
@@ -58,9 +59,15 @@ impl<'a> Event<'a> {
         self.outcome = "failure";
         self
     }
-    pub fn target(mut self, kind: &'a str, id: &'a str, name: &'a str) -> Self {
+    /// `id`: a typed id or any other text naming the target.
+    pub fn target(
+        mut self,
+        kind: &'a str,
+        id: &'a (impl AsRef<str> + ?Sized),
+        name: &'a str,
+    ) -> Self {
         self.target_type = Some(kind);
-        self.target_id = Some(id);
+        self.target_id = Some(id.as_ref());
         self.target = Some(name);
         self
     }
@@ -110,7 +117,7 @@ pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result
         action = event.action,
         outcome = event.outcome,
         actor = actor.as_deref().unwrap_or("-"),
-        actor_user_id = event.actor.user_id.as_deref().unwrap_or("-"),
+        actor_user_id = event.actor.user_id.as_ref().map_or("-", UserId::as_str),
         target_type = event.target_type.unwrap_or("-"),
         target_id = target_id.as_deref().unwrap_or("-"),
         target = target.as_deref().unwrap_or("-"),
@@ -181,7 +188,7 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub action: String,
     pub outcome: String,
-    pub actor_user_id: Option<String>,
+    pub actor_user_id: Option<UserId>,
     pub actor: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,

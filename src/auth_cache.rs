@@ -14,6 +14,7 @@
 //! heard, the cache is not trusted for decisions at all (`set_live(false)`).
 
 use crate::config::CredentialCacheConfig;
+use crate::ids::{KeyRowId, UserId};
 use crate::secret::Secret;
 use crate::store::models::{from_ms, AccessKeyRow, SessionRow, UserRow};
 use crate::validity;
@@ -29,10 +30,10 @@ use subtle::ConstantTimeEq;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
     /// One key (its row id); sessions opened with it go too.
-    Key(String),
+    Key(KeyRowId),
     /// Anything about one user (row id): deleted, disabled, suspended, renamed, admin
     /// standing, overrides, a login that moved the window.
-    User(String),
+    User(UserId),
     /// One session (the hex SHA-256 of its token): logout.
     Session(String),
     /// Something system-wide (a runtime option).
@@ -54,8 +55,8 @@ impl Revoked {
     /// much is always safe).
     pub fn decode(text: &str) -> Revoked {
         match text.split_once(':') {
-            Some(("k", id)) if !id.is_empty() => Revoked::Key(id.into()),
-            Some(("u", id)) if !id.is_empty() => Revoked::User(id.into()),
+            Some(("k", id)) if !id.is_empty() => Revoked::Key(KeyRowId::from(id)),
+            Some(("u", id)) if !id.is_empty() => Revoked::User(UserId::from(id)),
             Some(("s", h)) if !h.is_empty() => Revoked::Session(h.into()),
             _ => Revoked::All,
         }
@@ -110,7 +111,7 @@ pub struct Snapshot {
     pub generation: u64,
     pub key_ids: Vec<String>,
     pub session_hashes: Vec<[u8; 32]>,
-    pub user_ids: Vec<String>,
+    pub user_ids: Vec<UserId>,
 }
 
 /// What the database says now about a snapshot.
@@ -384,13 +385,15 @@ impl AuthCache {
             Revoked::User(id) => {
                 state
                     .users
-                    .retain(|k, u| **k != **id && u.manager_id.as_deref() != Some(id.as_str()));
+                    .retain(|k, u| **k != *id.as_str() && u.manager_id.as_ref() != Some(id));
             }
             Revoked::Key(row_id) => {
-                state.keys.retain(|_, k| *k.row_id != **row_id);
-                state
-                    .sessions
-                    .retain(|_, s| s.key.as_ref().is_none_or(|(r, _, _)| **r != **row_id));
+                state.keys.retain(|_, k| *k.row_id != *row_id.as_str());
+                state.sessions.retain(|_, s| {
+                    s.key
+                        .as_ref()
+                        .is_none_or(|(r, _, _)| **r != *row_id.as_str())
+                });
             }
             Revoked::Session(hex_hash) => {
                 if let Some(d) = decode_hex32(hex_hash) {
@@ -412,7 +415,7 @@ impl AuthCache {
             generation: self.generation(),
             key_ids: state.keys.keys().cloned().collect(),
             session_hashes: state.sessions.keys().copied().collect(),
-            user_ids: state.users.keys().map(|u| u.to_string()).collect(),
+            user_ids: state.users.keys().map(|u| UserId::from(&**u)).collect(),
         })
     }
 
@@ -438,8 +441,8 @@ impl AuthCache {
         for key_id in &snapshot.key_ids {
             let agrees = match (state.keys.get(key_id), keys.get(key_id.as_str())) {
                 (Some(k), Some(row)) => {
-                    *k.row_id == *row.id
-                        && *k.user_id == *row.user_id
+                    *k.row_id == *row.id.as_str()
+                        && *k.user_id == *row.user_id.as_str()
                         && k.stored_hash == row.password_hash
                         && k.expires_at == row.expires_at
                 }
@@ -459,9 +462,10 @@ impl AuthCache {
         for digest in &snapshot.session_hashes {
             let agrees = match (state.sessions.get(digest), sessions.get(digest)) {
                 (Some(s), Some(row)) => {
-                    *s.user_id == *row.user_id
+                    *s.user_id == *row.user_id.as_str()
                         && s.expires_at == row.expires_at
-                        && s.key.as_ref().map(|(r, _, _)| r.to_string()) == row.access_key_id
+                        && s.key.as_ref().map(|(r, _, _)| &**r)
+                            == row.access_key_id.as_ref().map(KeyRowId::as_str)
                 }
                 (None, _) => true,
                 (Some(_), None) => false,
@@ -554,7 +558,7 @@ mod tests {
 
     fn key(id: &str, user: &str) -> AccessKeyRow {
         AccessKeyRow {
-            id: format!("row-{id}"),
+            id: KeyRowId::from(format!("row-{id}")),
             key_id: id.into(),
             user_id: user.into(),
             name: "k".into(),
@@ -742,7 +746,7 @@ mod tests {
             let u = person(&format!("u{i}"));
             c.remember_key(
                 c.generation(),
-                &key(&format!("akd_{i}"), &u.id),
+                &key(&format!("akd_{i}"), u.id.as_str()),
                 &u,
                 14,
                 &pw,

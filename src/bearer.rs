@@ -4,6 +4,7 @@
 
 use crate::audit::{self, Actor, Event};
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions::{random_token, token_hash};
@@ -62,7 +63,7 @@ pub enum TokenScope {
     /// Made before tokens had scopes: every directory (built-in admins never).
     Every,
     /// These directory ids only.
-    Only(Vec<String>),
+    Only(Vec<DirectoryId>),
 }
 
 impl TokenScope {
@@ -82,7 +83,7 @@ impl TokenScope {
     }
 
     /// Whether events of `directory_id` may be reported with this token.
-    pub fn covers(&self, directory_id: &str) -> bool {
+    pub fn covers(&self, directory_id: &DirectoryId) -> bool {
         match self {
             TokenScope::Every => true,
             TokenScope::Only(ids) => ids.iter().any(|d| d.eq_ignore_ascii_case(directory_id)),
@@ -93,7 +94,11 @@ impl TokenScope {
     pub fn describe(&self) -> String {
         match self {
             TokenScope::Every => "every directory (made before tokens had scopes)".into(),
-            TokenScope::Only(ids) => ids.join(", "),
+            TokenScope::Only(ids) => ids
+                .iter()
+                .map(DirectoryId::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }
@@ -102,7 +107,7 @@ impl TokenScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// A SCIM token provisions this one OpenID Connect directory.
-    Scim { directory: String },
+    Scim { directory: DirectoryId },
     /// An ingestion token reports logins of these directories.
     Events { scope: TokenScope },
 }
@@ -119,7 +124,9 @@ impl Scope {
     fn from_column(kind: Kind, column: Option<String>) -> Result<Scope> {
         match kind {
             Kind::Scim => column
-                .map(|directory| Scope::Scim { directory })
+                .map(|directory| Scope::Scim {
+                    directory: directory.into(),
+                })
                 .ok_or_else(|| Error::Internal("a SCIM token without a directory".into())),
             Kind::Events => Ok(Scope::Events {
                 scope: TokenScope::from_column(column.as_deref())?,
@@ -377,17 +384,20 @@ mod tests {
     #[test]
     fn a_scoped_token_covers_its_directories_only() {
         let scope = TokenScope::Only(vec!["corp".into(), "builtin".into()]);
-        assert!(scope.covers("corp"));
-        assert!(scope.covers("CORP"), "directory ids compare in any case");
-        assert!(scope.covers("builtin"));
-        assert!(!scope.covers("partner"));
+        assert!(scope.covers(&"corp".into()));
+        assert!(
+            scope.covers(&"CORP".into()),
+            "directory ids compare in any case"
+        );
+        assert!(scope.covers(&"builtin".into()));
+        assert!(!scope.covers(&"partner".into()));
         assert_eq!(scope.describe(), "corp, builtin");
     }
 
     #[test]
     fn a_token_from_before_scopes_covers_every_directory() {
         assert_eq!(TokenScope::from_column(None).unwrap(), TokenScope::Every);
-        assert!(TokenScope::Every.covers("partner"));
+        assert!(TokenScope::Every.covers(&"partner".into()));
         assert_eq!(
             TokenScope::from_column(Some(r#"["corp"]"#)).unwrap(),
             TokenScope::Only(vec!["corp".into()])

@@ -30,7 +30,8 @@ pub struct Principal {
     /// Shared with the credential cache: a request decided from memory copies nothing.
     pub user: Arc<UserRow>,
     pub method: Method,
-    /// The key behind an access-key caller: (row id, key id).
+    /// The key behind an access-key caller: (row id, key id). Text shared with the credential
+    /// cache rather than a `KeyRowId`, for the same reason as `user`.
     pub key: Option<(Arc<str>, Arc<str>)>,
     /// The session token's hash, when the caller came with a session.
     pub session_hash: Option<String>,

@@ -7,6 +7,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
 use crate::error::Error;
+use crate::ids::{DirectoryId, UserId};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::users;
@@ -50,7 +51,7 @@ pub enum Command {
     /// threshold (approve with --approve-run).
     Sync {
         /// The directory id.
-        directory: String,
+        directory: DirectoryId,
         /// Read and decide, but change nothing; list who would be removed.
         #[arg(long, conflicts_with = "approve_run")]
         dry_run: bool,
@@ -94,7 +95,7 @@ pub enum ScimToken {
     /// Create a token for a directory and print it once.
     Create {
         /// The OpenID Connect directory the provider provisions.
-        directory: String,
+        directory: DirectoryId,
         /// What the token is for (e.g. "Entra ID provisioning").
         #[arg(long, default_value = "SCIM provisioning")]
         label: String,
@@ -118,7 +119,7 @@ pub enum EventToken {
         /// A directory whose users' logins the token reports (repeat for several). Built-in
         /// admins are never moved by a token.
         #[arg(long = "directory", value_name = "ID", required = true)]
-        directories: Vec<String>,
+        directories: Vec<DirectoryId>,
     },
     /// List tokens (never the tokens themselves) with their last use.
     List,
@@ -148,7 +149,7 @@ pub enum ServiceAccount {
     /// Assign a new manager; a suspended account becomes active again.
     Reassign {
         /// The service account's user id.
-        id: String,
+        id: UserId,
         /// A user id, or DIRECTORY:USERNAME.
         #[arg(long)]
         manager: String,
@@ -156,7 +157,7 @@ pub enum ServiceAccount {
     /// Delete a service account with its keys.
     Delete {
         /// The service account's user id.
-        id: String,
+        id: UserId,
     },
 }
 
@@ -468,7 +469,7 @@ async fn check_config(config: Config) -> ExitCode {
 
 async fn sync(
     config: Config,
-    directory: String,
+    directory: DirectoryId,
     dry_run: bool,
     approve_run: Option<i64>,
 ) -> ExitCode {
@@ -551,12 +552,12 @@ enum TokenCommand {
 /// A token to create, with what its kind needs.
 enum NewToken {
     Scim {
-        directory: String,
+        directory: DirectoryId,
         label: String,
     },
     Events {
         label: String,
-        directories: Vec<String>,
+        directories: Vec<DirectoryId>,
     },
 }
 
@@ -615,7 +616,8 @@ async fn bearer_token(config: Config, kind: bearer::Kind, cmd: TokenCommand) -> 
                 NewToken::Events { label, directories } => {
                     let (id, token) =
                         crate::events::create_token(&app, &label, &directories).await?;
-                    (id, token, format!("directories {}", directories.join(", ")))
+                    let names: Vec<&str> = directories.iter().map(DirectoryId::as_str).collect();
+                    (id, token, format!("directories {}", names.join(", ")))
                 }
             };
             println!(

@@ -7,6 +7,7 @@ use crate::bearer;
 pub use crate::bearer::TokenScope;
 use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
+use crate::ids::{DirectoryId, UserId};
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::store::models::to_ms;
@@ -25,7 +26,7 @@ pub const FUTURE_SKEW: Duration = Duration::minutes(5);
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginEvent {
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub username: Option<String>,
     pub external_id: Option<String>,
     pub at: DateTime<Utc>,
@@ -56,7 +57,7 @@ pub struct EventResult {
     pub status: EventStatus,
     #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -83,20 +84,20 @@ pub fn refusal(is_builtin_admin: bool) -> Option<&'static str> {
 pub async fn create_token(
     app: &Services,
     label: &str,
-    directories: &[String],
+    directories: &[DirectoryId],
 ) -> Result<(String, Secret)> {
     if directories.is_empty() {
         return Err(Error::invalid(
             "directory: name at least one directory whose logins the token reports",
         ));
     }
-    let mut ids: Vec<String> = Vec::new();
+    let mut ids: Vec<DirectoryId> = Vec::new();
     for d in directories {
         let dir = app
             .directory(d)
             .ok_or_else(|| Error::invalid(format!("directory: no directory `{d}`")))?;
         if !ids.iter().any(|i| i == dir.id()) {
-            ids.push(dir.id().to_string());
+            ids.push(dir.id().clone());
         }
     }
     let scope = bearer::Scope::Events {
@@ -203,8 +204,8 @@ async fn apply(
         )));
     }
     let now = app.clock.now();
-    let known: Vec<String> = app.directories.iter().map(|d| d.id().to_string()).collect();
-    let builtin = app.builtin_id().to_string();
+    let known: Vec<DirectoryId> = app.directories.iter().map(|d| d.id().clone()).collect();
+    let builtin = app.builtin_id().clone();
     let scope = source.scope.clone();
     let actor = Actor::system(&format!("events:{}", source.label));
     app.store
@@ -213,7 +214,7 @@ async fn apply(
             let mut updated = 0;
             for (index, e) in events.into_iter().enumerate() {
                 let result =
-                    |status, user_id: Option<String>, message: Option<String>| EventResult {
+                    |status, user_id: Option<UserId>, message: Option<String>| EventResult {
                         index,
                         status,
                         user_id,
@@ -264,7 +265,7 @@ async fn apply(
                         continue;
                     }
                 };
-                let found: Option<(String, Option<i64>, bool)> = q
+                let found: Option<(UserId, Option<i64>, bool)> = q
                     .select((users_t::id, users_t::last_login_at, users_t::is_admin))
                     .first(conn)
                     .optional()?;

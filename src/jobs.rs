@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::store::models::to_ms;
 use crate::store::schema::job_runs;
 use crate::store::DbConn;
@@ -21,7 +22,7 @@ const KEEP_JOB_RUNS_DAYS: i64 = 7;
 pub fn cleanup(
     conn: &mut DbConn,
     now: chrono::DateTime<chrono::Utc>,
-    scim_graces: &[(String, Span)],
+    scim_graces: &[(DirectoryId, Span)],
 ) -> Result<String> {
     let sessions = crate::sessions::remove_expired(conn, now)?;
     let cutoff = to_ms(now - Span::days(KEEP_JOB_RUNS_DAYS));
@@ -56,7 +57,7 @@ pub fn prune_history(
 }
 
 /// Every OpenID Connect directory with its SCIM deprovisioning grace.
-pub fn scim_graces(app: &App) -> Vec<(String, Span)> {
+pub fn scim_graces(app: &App) -> Vec<(DirectoryId, Span)> {
     app.directories
         .iter()
         .filter_map(|d| match d {

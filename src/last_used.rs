@@ -42,6 +42,8 @@ impl LastUsed {
             .unwrap_or(now)
     }
 
+    /// Notes a use of the key with this row id (`KeyRowId::as_str`: the text the credential
+    /// cache shares, so a request decided from memory copies nothing to get here).
     pub fn touch(&self, store: &Store, key_row_id: &str, now: DateTime<Utc>) {
         let now_ms = to_ms(now);
         {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod hearing;
 pub mod http;
+pub mod ids;
 pub mod jobs;
 pub mod kerberos;
 pub mod key_format;

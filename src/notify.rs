@@ -5,6 +5,7 @@
 
 use crate::config::{SmtpConfig, SmtpSecurity, WebhookConfig};
 use crate::error::{Error, Result};
+use crate::ids::UserId;
 use crate::options::RuntimeOptions;
 use crate::services::Services;
 use crate::store::models::{to_ms, AccessKeyRow, UserRow};
@@ -29,7 +30,7 @@ pub struct Warning {
     /// Dedup subject: the person's user id, or `key:<key row id>`.
     #[serde(skip)]
     pub subject: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     /// Who is told by e-mail: the person, or the service account's manager.
     pub recipient: Option<String>,
@@ -63,7 +64,7 @@ pub struct Report {
 /// are not warned about.
 pub fn due(
     keys: &[(AccessKeyRow, UserRow)],
-    managers: &BTreeMap<String, UserRow>,
+    managers: &BTreeMap<UserId, UserRow>,
     system_days: i64,
     warning_days: i64,
     now: DateTime<Utc>,
@@ -73,7 +74,7 @@ pub fn due(
         return Vec::new();
     }
     let horizon = now + Duration::days(warning_days);
-    let mut people: BTreeMap<String, Warning> = BTreeMap::new();
+    let mut people: BTreeMap<UserId, Warning> = BTreeMap::new();
     let mut out = Vec::new();
     for (key, owner) in keys {
         if !owner.is_active() {
@@ -108,7 +109,7 @@ pub fn due(
                 .entry(owner.id.clone())
                 .or_insert_with(|| Warning {
                     kind: "person",
-                    subject: owner.id.clone(),
+                    subject: owner.id.to_string(),
                     user_id: owner.id.clone(),
                     username: owner.username.clone(),
                     recipient: owner.email.clone(),
@@ -141,11 +142,11 @@ pub async fn run(app: &Services) -> Result<Report> {
                 .inner_join(users::table)
                 .select((AccessKeyRow::as_select(), UserRow::as_select()))
                 .load(conn)?;
-            let manager_ids: Vec<String> = keys
+            let manager_ids: Vec<UserId> = keys
                 .iter()
                 .filter_map(|(_, u)| u.manager_id.clone())
                 .collect();
-            let managers: BTreeMap<String, UserRow> = users::table
+            let managers: BTreeMap<UserId, UserRow> = users::table
                 .filter(users::id.eq_any(manager_ids))
                 .select(UserRow::as_select())
                 .load(conn)?
@@ -539,7 +540,7 @@ mod tests {
             (key("e", "etl", Some(now + Duration::days(2))), sa.clone()),
             (key("f", "etl", Some(now + Duration::days(200))), sa),
         ];
-        let managers = BTreeMap::from([("fine".to_string(), fine)]);
+        let managers = BTreeMap::from([(UserId::from("fine"), fine)]);
         let due = due(&keys, &managers, 14, 3, now, "https://x/ui/login");
         assert_eq!(due.len(), 2, "{due:?}");
         let sa_w = due.iter().find(|w| w.kind == "service_account").unwrap();

@@ -6,6 +6,7 @@
 use crate::audit::{self, Actor, Event};
 use crate::directory::builtin::validate_username;
 use crate::error::{Error, Result};
+use crate::ids::UserId;
 use crate::services::Services;
 use crate::store::schema::users;
 use crate::users::{self as users_domain, UserInfo};
@@ -49,7 +50,7 @@ pub async fn create(app: &Services, actor: &Actor, input: NewServiceAccount) -> 
         .unwrap_or_else(|| username_from(&name));
     validate_username(&username)?;
     let now = app.clock.now();
-    let dir = app.builtin_id().to_string();
+    let dir = app.builtin_id().clone();
     let actor = actor.clone();
     let config = app.config.clone();
     app.store
@@ -80,7 +81,7 @@ pub async fn create(app: &Services, actor: &Actor, input: NewServiceAccount) -> 
                 None,
             );
             // Built-in users are their own stable id.
-            row.external_id = row.id.clone();
+            row.external_id = row.id.to_string();
             row.is_service_account = true;
             row.manager_id = Some(manager.id.clone());
             diesel::insert_into(users::table)
@@ -102,7 +103,7 @@ pub async fn create(app: &Services, actor: &Actor, input: NewServiceAccount) -> 
 pub async fn set_manager(
     app: &Services,
     actor: &Actor,
-    id: &str,
+    id: &UserId,
     manager: &str,
 ) -> Result<UserInfo> {
     let update = users_domain::Update {

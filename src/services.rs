@@ -8,6 +8,7 @@ use crate::directory::ldap::LdapDirectory;
 use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
@@ -31,7 +32,7 @@ pub struct Services {
     pub replica: String,
     /// Accepts Kerberos tickets when `[windows]` is configured (needs the `kerberos` feature).
     pub kerberos: Option<Arc<crate::kerberos::Acceptor>>,
-    builtin_id: String,
+    builtin_id: DirectoryId,
 }
 
 impl Services {
@@ -69,13 +70,14 @@ impl Services {
         })
     }
 
-    pub fn directory(&self, id: &str) -> Option<&Directory> {
+    /// The directory with this id, in any case.
+    pub fn directory(&self, id: &DirectoryId) -> Option<&Directory> {
         self.directories
             .iter()
             .find(|d| d.id().eq_ignore_ascii_case(id))
     }
 
-    pub fn builtin_id(&self) -> &str {
+    pub fn builtin_id(&self) -> &DirectoryId {
         &self.builtin_id
     }
 }

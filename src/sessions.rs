@@ -1,6 +1,7 @@
 //! Session tokens: issued at login, stored only as SHA-256 hashes, expired and revoked here.
 
 use crate::error::Result;
+use crate::ids::{KeyRowId, UserId};
 use crate::secret::Secret;
 use crate::store::models::{to_ms, SessionRow};
 use crate::store::schema::sessions;
@@ -34,16 +35,16 @@ pub fn random_token(prefix: &str) -> String {
 /// Creates a session (inside the caller's transaction) and returns its token.
 pub fn issue(
     conn: &mut DbConn,
-    user_id: &str,
-    access_key_id: Option<&str>,
+    user_id: &UserId,
+    access_key_id: Option<&KeyRowId>,
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Secret> {
     let token = random_token(TOKEN_PREFIX);
     let row = SessionRow {
         token_hash: token_hash(&token),
-        user_id: user_id.to_string(),
-        access_key_id: access_key_id.map(str::to_string),
+        user_id: user_id.clone(),
+        access_key_id: access_key_id.cloned(),
         created_at: to_ms(now),
         expires_at: to_ms(now + ttl),
     };

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "validity",
             "key_format",
+            "ids",
             "scim::protocol",
             "sync::plan",
         ],

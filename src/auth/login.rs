@@ -5,6 +5,7 @@ use crate::audit::{self, Actor, Event};
 use crate::caller::Method;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::kerberos;
 use crate::key_format as format;
 use crate::keys;
@@ -43,7 +44,7 @@ pub struct LoginInput {
     pub username: String,
     pub password: Secret,
     /// `authProviderId`: the directory to use; None tries key, then every directory in order.
-    pub directory_id: Option<String>,
+    pub directory_id: Option<DirectoryId>,
 }
 
 /// A successful login: the user and the token of the new session.
@@ -69,7 +70,7 @@ pub async fn login(
         return Err(Error::invalid("password: required"));
     }
     check_lengths(&input.username, &input.password)?;
-    let directory = match input.directory_id.as_deref() {
+    let directory = match input.directory_id.as_ref() {
         Some(id) => Some(app.directory(id).ok_or_else(|| {
             Error::invalid(format!("authProviderId: no directory with id `{id}`"))
         })?),
@@ -209,7 +210,7 @@ async fn interactive_login(
             }
             Err(Error::Unauthenticated(_)) => {}
             Err(e @ Error::Unavailable(_)) => {
-                tracing::warn!(directory = dir.id(), error = %e, "directory unavailable during login");
+                tracing::warn!(directory = %dir.id(), error = %e, "directory unavailable during login");
                 unavailable = Some(e);
             }
             Err(e) => return Err(e),
@@ -227,7 +228,7 @@ async fn interactive_login(
 pub(super) async fn open_interactive_session(
     app: &Services,
     info: users::UserInfo,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     remote_addr: Option<String>,
 ) -> Result<LoggedIn> {
     let now = app.clock.now();
@@ -239,7 +240,7 @@ pub(super) async fn open_interactive_session(
         remote_addr,
         key_id: None,
     };
-    let dir_id = directory_id.to_string();
+    let dir_id = directory_id.clone();
     let (token, ttl) = app
         .store
         .write(move |conn| {

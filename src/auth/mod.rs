@@ -126,7 +126,7 @@ pub async fn authenticate(
             Ok(Principal {
                 user: Arc::new(v.user),
                 method: Method::AccessKey,
-                key: Some((Arc::from(v.key.id), Arc::from(v.key.key_id))),
+                key: Some((Arc::from(v.key.id.into_string()), Arc::from(v.key.key_id))),
                 session_hash: None,
                 remote_addr,
             })
@@ -227,7 +227,7 @@ async fn session_from_database(
                     k.key_id
                 ))
             })?;
-            app.last_used.touch(&app.store, &k.id, now);
+            app.last_used.touch(&app.store, k.id.as_str(), now);
             Some((Arc::from(k.id.as_str()), Arc::from(k.key_id.as_str())))
         }
     };

@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, Event};
 use crate::directory::oidc::OidcDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::metrics::inc;
 use crate::secret::Secret;
 use crate::services::Services;
@@ -78,7 +79,7 @@ fn address_bucket(client: Option<std::net::IpAddr>) -> String {
     }
 }
 
-fn oidc_directory<'a>(app: &'a Services, id: &str) -> Result<&'a OidcDirectory> {
+fn oidc_directory<'a>(app: &'a Services, id: &DirectoryId) -> Result<&'a OidcDirectory> {
     match app.directory(id) {
         Some(Directory::Oidc(o)) => Ok(o),
         Some(_) => Err(Error::invalid(format!(
@@ -88,7 +89,7 @@ fn oidc_directory<'a>(app: &'a Services, id: &str) -> Result<&'a OidcDirectory> 
     }
 }
 
-fn redirect_uri(app: &Services, directory_id: &str) -> String {
+fn redirect_uri(app: &Services, directory_id: &DirectoryId) -> String {
     format!(
         "{}/api/auth/oidc/{directory_id}/callback",
         app.config.server.public_url()
@@ -102,7 +103,7 @@ fn redirect_uri(app: &Services, directory_id: &str) -> String {
 /// already holds, if any.
 pub async fn oidc_start(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     client: Option<std::net::IpAddr>,
     presented: Option<&str>,
 ) -> Result<OidcStarted> {
@@ -174,7 +175,7 @@ pub async fn oidc_start(
 /// CSRF).
 pub async fn oidc_finish(
     app: &Services,
-    directory_id: Option<&str>,
+    directory_id: Option<&DirectoryId>,
     code: &str,
     state: &str,
     binding: Option<&str>,
@@ -182,7 +183,7 @@ pub async fn oidc_finish(
 ) -> Result<LoggedIn> {
     let now = app.clock.now();
     let hash = sessions::token_hash(state);
-    type Pending = (String, String, String, i64, Option<String>);
+    type Pending = (DirectoryId, String, String, i64, Option<String>);
     let pending: Option<Pending> = app
         .store
         .write(move |conn| {

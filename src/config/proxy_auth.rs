@@ -3,6 +3,7 @@
 use super::directories::{is_ldap_directory, DirectoryConfig};
 use super::error::{invalid, ConfigError};
 use super::layering::{read_secret_file, string_list};
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct ProxyAuthConfig {
     /// The LDAP / AD directory the names belong to (looked up there, no password).
-    pub directory: String,
+    pub directory: DirectoryId,
     pub user_header: String,
     pub secret_header: String,
     pub secret: Secret,
@@ -86,7 +87,7 @@ impl RawProxyAuth {
             })
             .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
         Ok(ProxyAuthConfig {
-            directory: self.directory,
+            directory: DirectoryId::from(self.directory),
             user_header: self.user_header.unwrap_or_else(|| "X-Remote-User".into()),
             secret_header: self
                 .secret_header

@@ -3,6 +3,7 @@
 
 use super::directories::{is_ldap_directory, DirectoryConfig};
 use super::error::{invalid, ConfigError};
+use crate::ids::DirectoryId;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -25,7 +26,7 @@ pub struct RealmMapping {
     /// Kerberos realm, matched without regard to case (`CORP.EXAMPLE.COM`).
     pub realm: String,
     /// Id of an LDAP / AD directory.
-    pub directory: String,
+    pub directory: DirectoryId,
     /// Unset: the principal's name part (`alice` of `alice@CORP`) is looked up like a login
     /// name (the directory's `username_attribute`, e.g. `sAMAccountName`). Set (e.g.
     /// `userPrincipalName`): the whole principal is looked up in this attribute.
@@ -82,7 +83,7 @@ impl RawWindows {
                     format!("`{}` is mapped twice", r.realm),
                 ));
             }
-            if !is_ldap_directory(directories, &r.directory) {
+            if !is_ldap_directory(directories, r.directory.as_str()) {
                 return Err(invalid(
                     key("directory"),
                     format!(

@@ -2,6 +2,7 @@
 //! It holds the break-glass admin for when the company directory is down.
 
 use crate::error::{Error, Result};
+use crate::ids::DirectoryId;
 use crate::passwords::Hasher;
 use crate::secret::Secret;
 use crate::store::models::UserRow;
@@ -50,12 +51,12 @@ pub fn validate_password(password: &Secret) -> Result<()> {
 pub async fn authenticate(
     store: &Store,
     hasher: &Hasher,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     username: &str,
     password: Secret,
     from: Option<std::net::IpAddr>,
 ) -> Result<UserRow> {
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let name = username.to_string();
     let user: Option<UserRow> = store
         .read(move |conn| {

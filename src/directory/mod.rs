@@ -38,6 +38,7 @@ pub enum DirectoryError {
 
 use crate::config::BuiltinDirectoryConfig;
 use crate::error::{Error, DIRECTORY_UNAVAILABLE};
+use crate::ids::DirectoryId;
 
 /// A configured directory, ready to check passwords.
 pub enum Directory {
@@ -47,7 +48,7 @@ pub enum Directory {
 }
 
 impl Directory {
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &DirectoryId {
         match self {
             Directory::Builtin(b) => &b.id,
             Directory::Ldap(l) => &l.config().id,

@@ -10,6 +10,7 @@ use super::state::AppState;
 use super::ui::page::{error_page, see_other, with_security_headers};
 use crate::auth::{self, LoginInput};
 use crate::error::Error;
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
@@ -89,7 +90,7 @@ async fn providers(
         .filter(|d| {
             wanted
                 .as_ref()
-                .is_none_or(|w| w.contains(&d.id().to_ascii_lowercase()))
+                .is_none_or(|w| w.contains(&d.id().as_str().to_ascii_lowercase()))
         })
         .map(|d| AuthProvider {
             datasource_class: d.class().to_string(),
@@ -120,7 +121,7 @@ struct AuthInput {
     auth_provider_class: Option<String>,
     /// The directory to check the name and password against (a `datasourceId` of
     /// `/api/auth/providers`); without it an access key is tried first, then each directory.
-    auth_provider_id: Option<String>,
+    auth_provider_id: Option<DirectoryId>,
     /// OpenID Connect: the authorization code the provider returned.
     code: Option<String>,
     /// OpenID Connect: the state the provider returned.
@@ -166,7 +167,10 @@ async fn login(
         let binding = cookies::OIDC_BINDING.read(&jar);
         let done = auth::oidc_finish(
             &state.0,
-            input.auth_provider_id.as_deref().filter(|s| !s.is_empty()),
+            input
+                .auth_provider_id
+                .as_ref()
+                .filter(|s| !s.as_str().is_empty()),
             code,
             st,
             binding.as_deref(),
@@ -186,7 +190,7 @@ async fn login(
         LoginInput {
             username,
             password,
-            directory_id: input.auth_provider_id.filter(|s| !s.is_empty()),
+            directory_id: input.auth_provider_id.filter(|s| !s.as_str().is_empty()),
         },
         addr,
     )
@@ -279,7 +283,7 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
 )]
 async fn oidc_start(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let (url, binding) = start_oidc_login(&state, &id, &parts).await?;
@@ -356,7 +360,7 @@ struct CallbackQuery {
 )]
 async fn oidc_callback(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     RemoteAddr(addr): RemoteAddr,
     jar: CookieJar,
     Query(q): Query<CallbackQuery>,
@@ -380,7 +384,7 @@ async fn oidc_callback(
 
 async fn oidc_complete(
     state: &AppState,
-    id: &str,
+    id: &DirectoryId,
     addr: Option<String>,
     binding: Option<&str>,
     q: CallbackQuery,
@@ -486,7 +490,7 @@ async fn verified(State(state): State<AppState>, request: Request) -> Result<Res
     );
     headers.insert(
         HeaderName::from_static("x-auth-user-id"),
-        dynamic("x-auth-user-id", &p.user.id)?,
+        dynamic("x-auth-user-id", p.user.id.as_str())?,
     );
     headers.insert(
         HeaderName::from_static("x-auth-admin"),

@@ -7,6 +7,7 @@ use super::openapi::{Conflict, Forbidden, NotFound, RawInput, Refused};
 use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::directory::Directory;
+use crate::ids::DirectoryId;
 use crate::store::models::{from_ms, SyncRunRow};
 use crate::sync::{self, plan::Removal, Request, RunStatus, Trigger};
 use axum::extract::State;
@@ -63,7 +64,7 @@ pub struct RunCounts {
 pub struct RunOutput {
     /// The run's id, increasing.
     id: i64,
-    directory_id: String,
+    directory_id: DirectoryId,
     status: RunStatus,
     /// Requested as a dry run (a dry run over a threshold ends `blocked`, and cannot be
     /// approved).
@@ -222,7 +223,7 @@ pub struct RunList {
 async fn runs(
     State(state): State<AppState>,
     Admin(_admin): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<RunList>, ApiError> {
     let page = params.page()?;
@@ -230,7 +231,7 @@ async fn runs(
         .0
         .directory(&id)
         .ok_or_else(|| crate::error::Error::not_found(format!("no directory with id `{id}`")))?;
-    let dir_id = dir.id().to_string();
+    let dir_id = dir.id().clone();
     let (rows, total) = sync::runs(&state.0, &dir_id, page.offset, page.limit).await?;
     let path = format!("/api/directories/{dir_id}/runs");
     Ok(Json(RunList {
@@ -268,7 +269,7 @@ struct SyncInput {
 async fn start(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     super::extract::RawBody(body): super::extract::RawBody,
 ) -> Result<Json<RunOutput>, ApiError> {
     // The body is optional (`curl -X POST .../sync` starts a real run).
@@ -311,7 +312,7 @@ async fn start(
 async fn approve(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path((id, run)): Path<(String, i64)>,
+    Path((id, run)): Path<(DirectoryId, i64)>,
 ) -> Result<Json<RunOutput>, ApiError> {
     let row = sync::run_detached(
         state.0.services.clone(),

@@ -7,6 +7,7 @@ use super::openapi::{Conflict, Forbidden, JsonInput, NotFound, Refused};
 use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
+use crate::ids::{KeyRowId, UserId};
 use crate::keys::{self, KeyView, NewKey, Scope};
 use crate::store::models::from_ms;
 use axum::extract::State;
@@ -29,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct KeyOutput {
     /// The key's own id.
-    pub id: String,
+    pub id: KeyRowId,
     /// The access key itself: the "username" part of its credentials.
     pub key_id: String,
     /// The label.
@@ -45,7 +46,7 @@ pub struct KeyOutput {
     /// The owner's admin standing.
     pub is_admin: bool,
     /// The owner's id.
-    pub user_id: String,
+    pub user_id: UserId,
     /// accesskeyd's own: the owner's username, for the admin list.
     pub username: String,
     /// A service account's key: when it stops working; null for people's keys.
@@ -86,7 +87,7 @@ struct KeyInput {
     name: Option<String>,
     description: Option<String>,
     /// Admins: create the key for this user (a person or a service account).
-    user_id: Option<String>,
+    user_id: Option<UserId>,
     /// ISO-8601; required for a service account's key.
     expiry: Option<DateTime<Utc>>,
 }
@@ -149,7 +150,7 @@ struct ListParams {
     /// Admins: every user's keys.
     get_all: Option<bool>,
     /// Admins: this user's keys.
-    user_id: Option<String>,
+    user_id: Option<UserId>,
 }
 
 /// A page of access keys.
@@ -190,7 +191,7 @@ async fn list(
             Scope::All
         }
         (false, Some(id)) => {
-            extra.push(("userId", id.clone()));
+            extra.push(("userId", id.to_string()));
             Scope::User(id)
         }
         (false, None) => Scope::Mine,

@@ -2,6 +2,7 @@
 //! user, and the answer to a login).
 
 use super::state::AppState;
+use crate::ids::{DirectoryId, UserId};
 use crate::store::models::from_ms;
 use crate::users::UserInfo;
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ pub struct ScalarValue {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOutput {
-    pub id: String,
+    pub id: UserId,
     /// `User`.
     #[serde(rename = "type")]
     #[schema(value_type = String, example = "User")]
@@ -37,7 +38,7 @@ pub struct UserOutput {
     /// The directory's class: `Auth` (built-in), `LDAP` or `OpenIDConnect`.
     pub datasource_class: String,
     /// The directory's id.
-    pub datasource_id: String,
+    pub datasource_id: DirectoryId,
     /// The directory's name.
     pub datasource_name: String,
     pub created_at: DateTime<Utc>,
@@ -66,7 +67,7 @@ pub struct UserOutput {
 /// `{"id","name","type"}`, as the SDK's identity previews.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IdentityOutput {
-    pub id: String,
+    pub id: UserId,
     pub name: String,
     /// `User`.
     #[serde(rename = "type")]
@@ -89,7 +90,7 @@ pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
         is_enabled: r.is_enabled,
         datasource_class: dir.map_or("Auth", |d| d.class()).to_string(),
         datasource_id: r.directory_id.clone(),
-        datasource_name: dir.map_or_else(|| r.directory_id.clone(), |d| d.name().to_string()),
+        datasource_name: dir.map_or_else(|| r.directory_id.to_string(), |d| d.name().to_string()),
         created_at: from_ms(r.created_at),
         last_login_at: r.last_login(),
         access_key_validity_duration: r.access_key_validity_minutes,

@@ -3,6 +3,7 @@
 
 use super::openapi::{ScimBody, ScimConflict, ScimNotFound, ScimRefused};
 use super::state::AppState;
+use crate::ids::{DirectoryId, UserId};
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -218,7 +219,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-async fn directory(state: &AppState, headers: &HeaderMap) -> Result<String, ScimError> {
+async fn directory(state: &AppState, headers: &HeaderMap) -> Result<DirectoryId, ScimError> {
     scim::authenticate(&state.0, bearer(headers)).await
 }
 
@@ -388,7 +389,7 @@ fn project(mut v: Value, attributes: Option<&str>, excluded: Option<&str>) -> Va
 }
 
 /// Lists the users of `dir`, the directory the caller's token authenticated for.
-async fn list_in(s: &AppState, dir: String, q: ListQuery) -> Answer {
+async fn list_in(s: &AppState, dir: DirectoryId, q: ListQuery) -> Answer {
     let filter = q
         .filter
         .as_deref()
@@ -546,7 +547,7 @@ struct ShowQuery {
 async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Query(q): Query<ShowQuery>,
 ) -> Answer {
     let dir = directory(&s, &headers).await?;
@@ -611,7 +612,7 @@ async fn create(
 async fn replace(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
@@ -645,7 +646,7 @@ async fn replace(
 async fn patch(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
@@ -676,7 +677,7 @@ async fn patch(
 async fn remove(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<StatusCode, ScimError> {
     let dir = directory(&s, &headers).await?;
     scim::delete(&s.0, &dir, &id).await?;

@@ -7,6 +7,7 @@ use super::extract::{client_ip, peer_ip};
 use super::state::AppState;
 use crate::auth;
 use crate::error::Error;
+use crate::ids::DirectoryId;
 use crate::kerberos;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -18,7 +19,7 @@ use base64::Engine;
 /// ([`cookies::OIDC_BINDING`]).
 pub async fn start_oidc_login(
     state: &AppState,
-    id: &str,
+    id: &DirectoryId,
     parts: &Parts,
 ) -> Result<(String, Cookie<'static>), Error> {
     let presented = cookies::OIDC_BINDING.read_headers(&parts.headers);

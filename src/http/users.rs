@@ -8,6 +8,7 @@ use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::error::Error;
+use crate::ids::UserId;
 use crate::metrics::inc;
 use crate::users::{self, Override};
 use axum::extract::State;
@@ -170,7 +171,7 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Json<UserOutput>, ApiError> {
     if !p.user.is_admin && !p.user.id.eq_ignore_ascii_case(&id) {
         return Err(Error::forbidden("only admins see other users").into());
@@ -216,7 +217,7 @@ struct UserUpdate {
 async fn update(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> Result<Json<UserOutput>, ApiError> {
     // Every field here binds keys: an admin's key changes none of them.
@@ -259,7 +260,7 @@ async fn update(
 async fn delete(
     State(state): State<AppState>,
     Admin(p): Admin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Json<StatusMessage>, ApiError> {
     let (row, deleted) = users::delete(&state.0, &p.actor(), &id).await?;
     inc(&state.0.metrics.users_deleted);

@@ -4,6 +4,7 @@
 use crate::audit::{self, Event};
 use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
+use crate::ids::{KeyRowId, UserId};
 use crate::key_format as format;
 use crate::metrics::inc;
 use crate::options::RuntimeOptions;
@@ -54,7 +55,7 @@ pub struct NewKey {
     pub name: Option<String>,
     pub description: Option<String>,
     /// Admin only: create for this user instead of oneself.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// Required for a service account's key, refused for a person's.
     pub expiry: Option<DateTime<Utc>>,
 }
@@ -125,7 +126,7 @@ pub async fn create(
             "access keys can only be created from an interactive login, not with an access key",
         ));
     }
-    let owner_id = match input.user_id.as_deref().map(str::to_ascii_lowercase) {
+    let owner_id = match input.user_id.as_ref().map(UserId::to_ascii_lowercase) {
         Some(id) if id != caller.user.id => {
             if !caller.user.is_admin {
                 return Err(Error::forbidden(
@@ -184,7 +185,7 @@ pub async fn create(
                 )));
             }
             let row = AccessKeyRow {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: KeyRowId::generate(),
                 key_id: format::new_key_id(),
                 user_id: owner.id.clone(),
                 name,
@@ -216,7 +217,7 @@ pub async fn create(
 #[derive(Debug, Clone)]
 pub enum Scope {
     Mine,
-    User(String),
+    User(UserId),
     All,
 }
 
@@ -408,7 +409,7 @@ pub async fn verify(
     };
     // Remembered whatever the rule says now: memory answers only while the rule says yes.
     // Its next `lastUsed` write is due an interval after the last one, not after this read.
-    let written = app.last_used.counted_as_written(&key.id, now);
+    let written = app.last_used.counted_as_written(key.id.as_str(), now);
     app.auth_cache
         .remember_key(generation, &key, &user, days, &password, written);
     let checked = if user.is_active() {
@@ -436,7 +437,7 @@ pub async fn verify(
         return Err(Error::Unauthenticated(message));
     }
     inc(&app.metrics.key_auth_ok);
-    app.last_used.touch(&app.store, &key.id, now);
+    app.last_used.touch(&app.store, key.id.as_str(), now);
     Ok(Verified { key, user })
 }
 

@@ -8,6 +8,7 @@ use crate::audit::{self, Actor, Event};
 use crate::bearer;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -46,14 +47,14 @@ fn visible_names(mut u: ScimUser) -> ScimUser {
     u
 }
 
-fn actor(directory: &str) -> Actor {
+fn actor(directory: &DirectoryId) -> Actor {
     Actor::system(&format!("scim:{directory}"))
 }
 
 /// A new SCIM token for an OpenID Connect directory, shown once; only its hash is stored.
 pub async fn create_token(
     app: &Services,
-    directory: &str,
+    directory: &DirectoryId,
     label: &str,
 ) -> Result<(String, Secret)> {
     match app.directory(directory) {
@@ -66,7 +67,7 @@ pub async fn create_token(
         None => return Err(Error::not_found(format!("no directory with id `{directory}`"))),
     }
     let scope = bearer::Scope::Scim {
-        directory: directory.to_string(),
+        directory: directory.clone(),
     };
     bearer::create(app, label, scope).await
 }
@@ -75,7 +76,7 @@ pub async fn create_token(
 pub async fn authenticate(
     app: &Services,
     presented: Option<&str>,
-) -> std::result::Result<String, ScimError> {
+) -> std::result::Result<DirectoryId, ScimError> {
     let token = bearer::authenticate(app, bearer::Kind::Scim, presented).await?;
     let bearer::Scope::Scim { directory: dir } = token.scope else {
         return Err(Error::Internal("a SCIM token read as another kind".into()).into());
@@ -107,7 +108,7 @@ fn to_scim(r: &UserRow) -> ScimUser {
 }
 
 /// The directory's `removal_grace_hours`, as a duration (zero: delete at once).
-fn grace(app: &Services, dir: &str) -> chrono::Duration {
+fn grace(app: &Services, dir: &DirectoryId) -> chrono::Duration {
     match app.directory(dir) {
         Some(Directory::Oidc(o)) => {
             chrono::Duration::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0))
@@ -150,22 +151,22 @@ fn deprovision_in(
     Ok(())
 }
 
-fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserRow> {
+fn find_in(conn: &mut crate::store::DbConn, dir: &DirectoryId, id: &UserId) -> Result<UserRow> {
     user_domain::find(conn, id)
         .ok()
-        .filter(|r| r.directory_id == dir)
+        .filter(|r| r.directory_id == *dir)
         .ok_or_else(|| Error::not_found(format!("no user `{id}`")))
 }
 
 /// Users of the directory that match `filter`, paged (1-based `start`).
 pub async fn list(
     app: &Services,
-    dir: &str,
+    dir: &DirectoryId,
     filter: Option<Filter>,
     start: u64,
     count: u64,
 ) -> Result<(Vec<ScimUser>, u64)> {
-    let dir = dir.to_string();
+    let dir = dir.clone();
     // Providers look users up one by one (`userName eq "..."` before each create): narrow
     // those in the database so a lookup does not read the whole directory. The exact
     // (case-insensitive, and-ed) match still happens below.
@@ -213,8 +214,8 @@ fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
     }
 }
 
-pub async fn get(app: &Services, dir: &str, id: &str) -> Result<ScimUser> {
-    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+pub async fn get(app: &Services, dir: &DirectoryId, id: &UserId) -> Result<ScimUser> {
+    let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     app.store
         .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
         .await
@@ -231,11 +232,11 @@ fn check_user_name(name: &str) -> Result<()> {
 
 /// Provisions a user. They exist without keys until they log in (the first login links the
 /// record to the provider's subject by userName). `active: false` creates them disabled.
-pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> {
+pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<ScimUser> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
-    let dir = dir.to_string();
+    let dir = dir.clone();
     app.store
         .write(move |conn| {
             let taken: i64 = users::table
@@ -249,7 +250,7 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
                     u.user_name
                 )));
             }
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = UserId::generate();
             let row = UserRow {
                 id: id.clone(),
                 directory_id: dir.clone(),
@@ -289,12 +290,17 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
 /// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
 /// deprovisions: without a grace the user goes with keys and sessions and `None` is
 /// returned; with one the user is suspended (and `active: true` later restores them).
-pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
+pub async fn update(
+    app: &Services,
+    dir: &DirectoryId,
+    id: &UserId,
+    u: ScimUser,
+) -> Result<Option<ScimUser>> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
     let grace = grace(app, dir);
-    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let revoked = id.clone();
     let out = app
@@ -373,8 +379,8 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
 /// PATCH: applies the operations to the current user, then stores the result.
 pub async fn patch(
     app: &Services,
-    dir: &str,
-    id: &str,
+    dir: &DirectoryId,
+    id: &UserId,
     body: &serde_json::Value,
 ) -> std::result::Result<Option<ScimUser>, ScimError> {
     let mut u = get(app, dir, id).await?;
@@ -383,10 +389,10 @@ pub async fn patch(
 }
 
 /// DELETE: deprovisions the user with keys and sessions (after the grace, if any).
-pub async fn delete(app: &Services, dir: &str, id: &str) -> Result<()> {
+pub async fn delete(app: &Services, dir: &DirectoryId, id: &UserId) -> Result<()> {
     let now = app.clock.now();
     let grace = grace(app, dir);
-    let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
+    let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let i = id.clone();
     app.store
@@ -403,11 +409,11 @@ pub async fn delete(app: &Services, dir: &str, id: &str) -> Result<()> {
 /// transaction); returns their ids.
 pub fn remove_expired_in(
     conn: &mut crate::store::DbConn,
-    directory: &str,
+    directory: &DirectoryId,
     grace: chrono::Duration,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<String>> {
-    let due: Vec<String> = users::table
+) -> Result<Vec<UserId>> {
+    let due: Vec<UserId> = users::table
         .filter(users::directory_id.eq(directory))
         .filter(users::suspended_at.le(to_ms(now - grace)))
         .select(users::id)

@@ -3,6 +3,7 @@
 
 use super::run_status::RunStatus;
 use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
+use crate::ids::{DirectoryId, KeyRowId, UserId};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 
@@ -18,8 +19,8 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 #[derive(Queryable, Selectable, Insertable, Identifiable, Clone, PartialEq)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: String,
-    pub directory_id: String,
+    pub id: UserId,
+    pub directory_id: DirectoryId,
     pub external_id: String,
     pub username: String,
     pub display_name: Option<String>,
@@ -39,7 +40,7 @@ pub struct UserRow {
     /// A non-human built-in user (the vendor's application service principal).
     pub is_service_account: bool,
     /// The person responsible for a service account; None once that person was removed.
-    pub manager_id: Option<String>,
+    pub manager_id: Option<UserId>,
 }
 
 impl UserRow {
@@ -57,8 +58,8 @@ impl UserRow {
     #[cfg(test)]
     pub fn fixture(id: &str) -> UserRow {
         UserRow {
-            id: id.into(),
-            directory_id: "corp".into(),
+            id: UserId::from(id),
+            directory_id: DirectoryId::from("corp"),
             external_id: id.into(),
             username: id.into(),
             display_name: None,
@@ -96,9 +97,9 @@ impl UserRow {
 #[derive(Queryable, Selectable, Insertable, Identifiable, Clone)]
 #[diesel(table_name = access_keys)]
 pub struct AccessKeyRow {
-    pub id: String,
+    pub id: KeyRowId,
     pub key_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     pub description: Option<String>,
     pub password_hash: String,
@@ -112,8 +113,8 @@ pub struct AccessKeyRow {
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub token_hash: String,
-    pub user_id: String,
-    pub access_key_id: Option<String>,
+    pub user_id: UserId,
+    pub access_key_id: Option<KeyRowId>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -134,7 +135,7 @@ pub struct AuditRow {
     pub at: i64,
     pub action: String,
     pub outcome: String,
-    pub actor_user_id: Option<String>,
+    pub actor_user_id: Option<UserId>,
     pub actor: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
@@ -149,7 +150,7 @@ pub struct NewAuditRow {
     pub at: i64,
     pub action: String,
     pub outcome: String,
-    pub actor_user_id: Option<String>,
+    pub actor_user_id: Option<UserId>,
     pub actor: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
@@ -162,7 +163,7 @@ pub struct NewAuditRow {
 #[diesel(table_name = sync_runs)]
 pub struct SyncRunRow {
     pub id: i64,
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub dry_run: bool,

@@ -9,6 +9,7 @@ use crate::config::{LdapDirectoryConfig, PERCENT_THRESHOLD_MIN_USERS};
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{from_ms, to_ms, SyncRunRow};
@@ -52,7 +53,7 @@ impl Trigger {
 
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub dry_run: bool,
     pub trigger: Trigger,
     pub actor: Actor,
@@ -68,7 +69,7 @@ pub struct PlanRecord {
     pub expired: Vec<Removal>,
 }
 
-fn ldap_directory<'a>(app: &'a Services, id: &str) -> Result<&'a LdapDirectory> {
+fn ldap_directory<'a>(app: &'a Services, id: &DirectoryId) -> Result<&'a LdapDirectory> {
     match app.directory(id) {
         Some(Directory::Ldap(l)) => Ok(l),
         Some(_) => Err(Error::invalid(format!(
@@ -89,9 +90,9 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
     }
 }
 
-fn load_locals(conn: &mut DbConn, dir: &str) -> Result<Vec<Local>> {
+fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
     // Only the columns the decision needs: this is one row per person of the directory.
-    type Row = (String, String, String, bool, Option<i64>, Option<i64>);
+    type Row = (UserId, String, String, bool, Option<i64>, Option<i64>);
     let rows: Vec<Row> = users::table
         .filter(users::directory_id.eq(dir))
         .select((
@@ -103,12 +104,12 @@ fn load_locals(conn: &mut DbConn, dir: &str) -> Result<Vec<Local>> {
             users::suspended_at,
         ))
         .load(conn)?;
-    let owners: Vec<String> = access_keys::table
+    let owners: Vec<UserId> = access_keys::table
         .inner_join(users::table)
         .filter(users::directory_id.eq(dir))
         .select(access_keys::user_id)
         .load(conn)?;
-    let mut keys: HashMap<String, i64> = HashMap::new();
+    let mut keys: HashMap<UserId, i64> = HashMap::new();
     for o in owners {
         *keys.entry(o).or_default() += 1;
     }
@@ -145,7 +146,7 @@ fn start(
     app_replica: &str,
     req: &Request,
     now: DateTime<Utc>,
-) -> Result<(i64, Option<HashSet<String>>)> {
+) -> Result<(i64, Option<HashSet<UserId>>)> {
     // A run left "running" by a process that died must not block the directory forever.
     diesel::update(
         sync_runs::table
@@ -418,7 +419,7 @@ pub async fn run(
                     conn,
                     finished,
                     &Event::new("sync.approve", &actor)
-                        .target("directory", &d, &d)
+                        .target("directory", &d, d.as_str())
                         .detail(format!(
                             "approved blocked run {approved}; run {run_id} applied it"
                         )),
@@ -430,7 +431,7 @@ pub async fn run(
                     finished,
                     &Event::new("sync.run", &actor)
                         .failed()
-                        .target("directory", &d, &d)
+                        .target("directory", &d, d.as_str())
                         .detail(format!(
                             "run {run_id} {}: {}",
                             outcome.status,
@@ -448,7 +449,7 @@ pub async fn run(
         0
     };
     app.metrics.sync_finished(
-        &dir,
+        dir.as_str(),
         o_status.as_str(),
         removed,
         (finished - now).num_milliseconds(),
@@ -539,7 +540,7 @@ async fn apply(
     p: Plan,
     grace: bool,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<UserId>> {
     let actor = req.actor.clone();
     let dir = req.directory_id.clone();
     app.store
@@ -589,7 +590,7 @@ async fn apply(
             // record gives the name up, as at login.
             let renamed: HashSet<&str> = p.renames.iter().map(|(id, _, _)| id.as_str()).collect();
             for (_, _, to) in &p.renames {
-                let holder: Option<(String, String)> = users::table
+                let holder: Option<(UserId, String)> = users::table
                     .filter(users::directory_id.eq(&dir))
                     .filter(users::username.eq(to))
                     .select((users::id, users::username))
@@ -598,7 +599,7 @@ async fn apply(
                 if let Some((hid, hname)) =
                     holder.filter(|(hid, _)| !renamed.contains(hid.as_str()))
                 {
-                    let moved = format!("{hname}#{}", &hid[..8.min(hid.len())]);
+                    let moved = format!("{hname}#{}", &hid.as_str()[..8.min(hid.as_str().len())]);
                     diesel::update(users::table.find(&hid))
                         .set((users::username.eq(&moved), users::is_enabled.eq(false)))
                         .execute(conn)?;
@@ -677,11 +678,11 @@ fn reason_text(r: plan::Reason) -> &'static str {
 /// The newest runs of a directory, with the total count.
 pub async fn runs(
     app: &Services,
-    dir: &str,
+    dir: &DirectoryId,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<SyncRunRow>, i64)> {
-    let dir = dir.to_string();
+    let dir = dir.clone();
     app.store
         .read(move |conn| {
             let total: i64 = sync_runs::table
@@ -701,8 +702,8 @@ pub async fn runs(
 }
 
 /// One run of a directory.
-pub async fn run_of(app: &Services, dir: &str, run_id: i64) -> Result<SyncRunRow> {
-    let dir = dir.to_string();
+pub async fn run_of(app: &Services, dir: &DirectoryId, run_id: i64) -> Result<SyncRunRow> {
+    let dir = dir.clone();
     app.store
         .read(move |conn| {
             sync_runs::table

@@ -2,6 +2,7 @@
 //! the directory showed × the policy → renames, admin changes, last logins, removals, and
 //! whether the run must stop as blocked. No I/O; time is an argument.
 
+use crate::ids::UserId;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -9,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 /// A local user of the directory being reconciled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Local {
-    pub id: String,
+    pub id: UserId,
     pub external_id: String,
     pub username: String,
     pub is_admin: bool,
@@ -58,7 +59,7 @@ pub enum Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Removal {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub external_id: String,
     pub reason: Reason,
@@ -70,17 +71,17 @@ pub struct Removal {
 pub struct Plan {
     pub matched: u64,
     /// (user id, old name, new name)
-    pub renames: Vec<(String, String, String)>,
+    pub renames: Vec<(UserId, String, String)>,
     /// (user id, username, new admin standing)
-    pub admin_changes: Vec<(String, String, bool)>,
+    pub admin_changes: Vec<(UserId, String, bool)>,
     /// (user id, newer last login from the directory)
-    pub last_logins: Vec<(String, DateTime<Utc>)>,
+    pub last_logins: Vec<(UserId, DateTime<Utc>)>,
     /// Leaving now: deleted at once (no grace), or suspended (grace).
     pub removals: Vec<Removal>,
     /// Suspended earlier, grace over: deleted now. Counted when they were suspended.
     pub expired: Vec<Removal>,
     /// Suspended earlier and back in the directory: (user id, username).
-    pub restores: Vec<(String, String)>,
+    pub restores: Vec<(UserId, String)>,
     /// Why the run must not remove anyone, if it must not.
     pub blocked: Option<String>,
 }
@@ -102,7 +103,7 @@ pub fn plan(
     snap: &Snapshot,
     policy: &Policy,
     now: DateTime<Utc>,
-    approved: Option<&HashSet<String>>,
+    approved: Option<&HashSet<UserId>>,
 ) -> Plan {
     let mut p = Plan::default();
     for l in local {
@@ -153,7 +154,7 @@ fn blocked(
     read: u64,
     p: &Plan,
     policy: &Policy,
-    approved: Option<&HashSet<String>>,
+    approved: Option<&HashSet<UserId>>,
 ) -> Option<String> {
     let leaving = p.removals.len() as u64 + p.expired.len() as u64;
     if leaving == 0 {
@@ -200,7 +201,7 @@ mod tests {
     fn local(n: usize) -> Vec<Local> {
         (0..n)
             .map(|i| Local {
-                id: format!("u{i}"),
+                id: UserId::from(format!("u{i}")),
                 external_id: format!("x{i}"),
                 username: format!("user{i}"),
                 is_admin: false,
@@ -328,7 +329,7 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("deletion_threshold = 10"));
-        let ok: HashSet<String> = p.removals.iter().map(|r| r.user_id.clone()).collect();
+        let ok: HashSet<UserId> = p.removals.iter().map(|r| r.user_id.clone()).collect();
         assert_eq!(plan(&l, &s, &policy(), t0(), Some(&ok)).blocked, None);
         // An approval does not cover more than it named.
         s.seen.remove("x50");
@@ -351,7 +352,7 @@ mod tests {
         let p = plan(&l, &s, &policy(), t0(), None);
         assert!(p.blocked.unwrap().contains("no users"));
         // Approval cannot override an empty read.
-        let ok: HashSet<String> = ["u0".into(), "u1".into()].into();
+        let ok: HashSet<UserId> = ["u0".into(), "u1".into()].into();
         assert!(plan(&l, &s, &policy(), t0(), Some(&ok)).blocked.is_some());
         // No local users: nothing to protect.
         assert_eq!(plan(&[], &s, &policy(), t0(), None).blocked, None);

@@ -5,6 +5,7 @@ use super::*;
 use crate::audit::{self, Actor, Event};
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
 use crate::store::models::{to_ms, UserRow};
@@ -15,11 +16,11 @@ use diesel::prelude::*;
 
 /// Sets `lastLoginAt` (inside the caller's transaction) and announces the moved window; the
 /// caller tells `revocation::changed` after the commit. Only interactive logins call this.
-pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn touch_login(conn: &mut DbConn, user_id: &UserId, now: DateTime<Utc>) -> Result<()> {
     diesel::update(users::table.find(user_id))
         .set(users::last_login_at.eq(Some(to_ms(now))))
         .execute(conn)?;
-    revocation::announce(conn, &Revoked::User(user_id.to_string()))
+    revocation::announce(conn, &Revoked::User(user_id.clone()))
 }
 
 /// Creates or refreshes the local record of a directory user after a successful login,
@@ -27,7 +28,7 @@ pub(crate) fn touch_login(conn: &mut DbConn, user_id: &str, now: DateTime<Utc>) 
 /// takes [`upsert_oidc_login`]'s rules (never by name).
 pub async fn upsert_login(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
 ) -> Result<UserInfo> {
     let du = visible_names(du);
@@ -47,7 +48,7 @@ pub async fn upsert_login(
 
 async fn upsert_login_once(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
 ) -> Result<UserInfo> {
     let now = app.clock.now();
@@ -57,7 +58,7 @@ async fn upsert_login_once(
         app.directory(directory_id),
         Some(crate::directory::Directory::Ldap(_))
     );
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let config = app.config.clone();
     let (info, superseded) = app
         .store
@@ -83,7 +84,7 @@ async fn upsert_login_once(
                 .first(conn)
                 .optional()?;
             if let Some(old) = holder.filter(|h| Some(&h.id) != this_id.as_ref()) {
-                let renamed = format!("{}#{}", old.username, &old.id[..8]);
+                let renamed = format!("{}#{}", old.username, &old.id.as_str()[..8]);
                 diesel::update(users::table.find(&old.id))
                     .set((users::username.eq(&renamed), users::is_enabled.eq(false)))
                     .execute(conn)?;
@@ -124,12 +125,12 @@ async fn upsert_login_once(
 /// account is live (an LDAP bind), so it ends a suspension.
 fn refresh_in(
     conn: &mut DbConn,
-    dir: &str,
+    dir: &DirectoryId,
     row: UserRow,
     du: &DirectoryUser,
     now: DateTime<Utc>,
     login_restores: bool,
-) -> Result<String> {
+) -> Result<UserId> {
     // Deprovisioned by SCIM, signing in at the provider anyway: nothing changes (not even
     // lastLoginAt); the caller refuses the login.
     if row.suspended_at.is_some() && !login_restores {
@@ -174,7 +175,7 @@ fn refresh_in(
 pub(crate) enum OidcRecord {
     /// The identity's own record: found by `sub`, or a SCIM-provisioned one that this login
     /// links to its `sub` (`link`).
-    Own { id: String, link: bool },
+    Own { id: UserId, link: bool },
     /// The identity has no record yet: a new one under the claimed name.
     New,
     /// Another record holds the claimed name: the login is refused and nothing changes.
@@ -236,7 +237,7 @@ enum OidcUpsert {
 /// `login.name_conflict` (outcome failure, both stable ids); nothing else changes.
 pub async fn upsert_oidc_login(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
     actor: &Actor,
 ) -> Result<UserInfo> {
@@ -255,7 +256,7 @@ pub async fn upsert_oidc_login(
 
 async fn upsert_oidc_once(
     app: &Services,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
     actor: &Actor,
 ) -> Result<OidcUpsert> {
@@ -266,7 +267,7 @@ async fn upsert_oidc_once(
         }
         _ => false,
     };
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let config = app.config.clone();
     let actor = actor.clone();
     let out = app
@@ -377,7 +378,7 @@ mod tests {
             email: None,
             is_admin: false,
         };
-        directory_user_row("idp", du, Utc::now(), None)
+        directory_user_row(&DirectoryId::from("idp"), du, Utc::now(), None)
     }
 
     fn own(r: &UserRow, link: bool) -> OidcRecord {

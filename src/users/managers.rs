@@ -4,6 +4,7 @@
 
 use crate::audit::{self, Actor, Event};
 use crate::error::{Error, Result};
+use crate::ids::UserId;
 use crate::revocation::{announce, Revoked};
 use crate::store::models::{to_ms, UserRow};
 use crate::store::schema::users;
@@ -56,7 +57,7 @@ pub(crate) fn resolve_manager(conn: &mut DbConn, reference: &str) -> Result<User
     Ok(manager)
 }
 
-fn find_service_account(conn: &mut DbConn, id: &str) -> Result<UserRow> {
+fn find_service_account(conn: &mut DbConn, id: &UserId) -> Result<UserRow> {
     let row = users::table
         .find(id.to_ascii_lowercase())
         .select(UserRow::as_select())
@@ -71,7 +72,7 @@ fn find_service_account(conn: &mut DbConn, id: &str) -> Result<UserRow> {
 /// account; the new manager an active person.
 pub(crate) fn assign_manager_in(
     conn: &mut DbConn,
-    id: &str,
+    id: &UserId,
     manager: &str,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -120,7 +121,7 @@ pub(crate) fn suspend_managed_by(
     for sa in &managed {
         diesel::update(users::table.find(&sa.id))
             .set((
-                users::manager_id.eq(None::<String>),
+                users::manager_id.eq(None::<UserId>),
                 users::suspended_at.eq(Some(to_ms(now))),
             ))
             .execute(conn)?;

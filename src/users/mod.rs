@@ -15,6 +15,7 @@ use crate::audit::{self, Actor, Event};
 use crate::config::Config;
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
+use crate::ids::{DirectoryId, UserId};
 use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
@@ -50,7 +51,8 @@ impl UserInfo {
     }
 }
 
-pub(crate) fn find(conn: &mut DbConn, id: &str) -> Result<UserRow> {
+/// The user `id`, given in any case (ids are stored lowercase).
+pub(crate) fn find(conn: &mut DbConn, id: &UserId) -> Result<UserRow> {
     users::table
         .find(id.to_ascii_lowercase())
         .select(UserRow::as_select())
@@ -92,8 +94,8 @@ fn session_override(row: &UserRow) -> Option<i64> {
     row.session_duration_minutes.filter(|m| *m > 0)
 }
 
-pub async fn get(app: &Services, id: &str) -> Result<UserInfo> {
-    let id = id.to_string();
+pub async fn get(app: &Services, id: &UserId) -> Result<UserInfo> {
+    let id = id.clone();
     let config = app.config.clone();
     app.store
         .read(move |conn| {
@@ -188,7 +190,7 @@ pub struct Update {
 pub async fn set_validity_override(
     app: &Services,
     actor: &Actor,
-    id: &str,
+    id: &UserId,
     to: Override,
 ) -> Result<UserInfo> {
     update(
@@ -204,7 +206,7 @@ pub async fn set_validity_override(
 }
 
 /// Applies an admin's changes to a user in one transaction, an audit event each.
-pub async fn update(app: &Services, actor: &Actor, id: &str, u: Update) -> Result<UserInfo> {
+pub async fn update(app: &Services, actor: &Actor, id: &UserId, u: Update) -> Result<UserInfo> {
     if u.access_key_validity.is_none() && u.session_duration.is_none() && u.manager.is_none() {
         return Err(Error::invalid(
             "accessKeyValidityDuration, sessionDuration or manager: give at least one (minutes; negative resets to the system value)",
@@ -238,7 +240,7 @@ pub async fn update(app: &Services, actor: &Actor, id: &str, u: Update) -> Resul
         _ => {}
     }
     let now = app.clock.now();
-    let id = id.to_string();
+    let id = id.clone();
     let actor = actor.clone();
     let config = app.config.clone();
     let info = app
@@ -302,7 +304,7 @@ pub struct Deleted {
 /// `revocation::changed` after the commit.
 pub(crate) fn remove_in(
     conn: &mut DbConn,
-    user_id: &str,
+    user_id: &UserId,
     action: &str,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -335,10 +337,10 @@ pub(crate) fn remove_in(
 
 /// Deletes a user with all keys and sessions, in one transaction. The id is never reused, so
 /// a later user of the same name starts with nothing.
-pub async fn delete(app: &Services, actor: &Actor, id: &str) -> Result<(UserRow, Deleted)> {
+pub async fn delete(app: &Services, actor: &Actor, id: &UserId) -> Result<(UserRow, Deleted)> {
     if actor
         .user_id
-        .as_deref()
+        .as_ref()
         .is_some_and(|me| me.eq_ignore_ascii_case(id))
     {
         return Err(Error::conflict(
@@ -346,7 +348,7 @@ pub async fn delete(app: &Services, actor: &Actor, id: &str) -> Result<(UserRow,
         ));
     }
     let now = app.clock.now();
-    let id = id.to_string();
+    let id = id.clone();
     let actor = actor.clone();
     let (row, deleted) = app
         .store
@@ -367,14 +369,14 @@ pub fn session_minutes(conn: &mut DbConn, config: &Config, row: &UserRow) -> Res
 
 /// A new record for a user a directory describes (no password: the directory checks it).
 pub(crate) fn directory_user_row(
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
     now: DateTime<Utc>,
     last_login: Option<DateTime<Utc>>,
 ) -> UserRow {
     UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        directory_id: directory_id.to_string(),
+        id: UserId::generate(),
+        directory_id: directory_id.clone(),
         external_id: du.external_id,
         username: du.username,
         display_name: du.display_name,

@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, Event};
 use crate::directory::builtin::{validate_password, validate_username};
 use crate::directory::DirectoryUser;
 use crate::error::{Error, Result};
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
@@ -16,9 +17,9 @@ use diesel::prelude::*;
 /// What [`create_from_event`] found or did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FromEvent {
-    Created(String),
+    Created(UserId),
     /// A record with this stable id exists already (the event spelled the name differently).
-    Exists(String),
+    Exists(UserId),
     /// Another record holds the name: left for that person's next login or sync to sort out.
     NameTaken,
 }
@@ -29,16 +30,16 @@ pub enum FromEvent {
 pub async fn create_from_event(
     app: &Services,
     actor: &Actor,
-    directory_id: &str,
+    directory_id: &DirectoryId,
     du: DirectoryUser,
 ) -> Result<FromEvent> {
     let du = logins::visible_names(du);
     let now = app.clock.now();
-    let dir = directory_id.to_string();
+    let dir = directory_id.clone();
     let actor = actor.clone();
     app.store
         .write(move |conn| {
-            let existing: Option<String> = users::table
+            let existing: Option<UserId> = users::table
                 .filter(users::directory_id.eq(&dir))
                 .filter(users::external_id.eq(&du.external_id))
                 .select(users::id)
@@ -83,7 +84,7 @@ pub async fn create_local(
     validate_password(&password)?;
     let hash = app.hasher.hash(password).await?;
     let now = app.clock.now();
-    let dir = app.builtin_id().to_string();
+    let dir = app.builtin_id().clone();
     let username = username.to_string();
     let actor = actor.clone();
     app.store
@@ -98,12 +99,12 @@ pub async fn create_local(
                     "a built-in user named `{username}` already exists"
                 )));
             }
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = UserId::generate();
             let row = UserRow {
                 id: id.clone(),
                 directory_id: dir,
                 // The built-in directory is its own upstream: the stable id is the user id.
-                external_id: id,
+                external_id: id.into_string(),
                 username,
                 display_name: None,
                 first_name: None,
@@ -150,7 +151,7 @@ pub async fn set_local_password(
     validate_password(&password)?;
     let hash = app.hasher.hash(password).await?;
     let now = app.clock.now();
-    let dir = app.builtin_id().to_string();
+    let dir = app.builtin_id().clone();
     let username = username.to_string();
     let actor = actor.clone();
     let id = app

@@ -229,7 +229,7 @@ impl TestApp {
         .await
         .expect("create local user");
         LocalUser {
-            id: row.id,
+            id: row.id.to_string(),
             name: name.to_string(),
             password,
         }

@@ -23,7 +23,7 @@ fn assert_scim_error(r: &Resp, expected: StatusCode, scim_type: Option<&str>) {
 }
 
 async fn token(app: &TestApp) -> String {
-    let (_, token) = accesskeyd::scim::create_token(&app.app, "idp", "test provider")
+    let (_, token) = accesskeyd::scim::create_token(&app.app, &"idp".into(), "test provider")
         .await
         .unwrap();
     token.expose().to_string()

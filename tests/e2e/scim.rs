@@ -67,7 +67,7 @@ async fn setup_with(directory_extra: &str) -> (OidcProvider, Daemon, Scim) {
         p.issuer()
     );
     let d = Daemon::start_with(None, &extra, &[]).await;
-    let (_, token) = accesskeyd::scim::create_token(&d.app, "idp", "test provider")
+    let (_, token) = accesskeyd::scim::create_token(&d.app, &"idp".into(), "test provider")
         .await
         .unwrap();
     let scim = Scim {
@@ -234,9 +234,11 @@ async fn provisioning_linking_and_deprovisioning() {
     let (s, b) = scim.send(Method::GET, "/Users", None).await;
     assert_scim_error(s, &b, StatusCode::UNAUTHORIZED, None);
     // Tokens are only for OpenID Connect directories.
-    assert!(accesskeyd::scim::create_token(&d.app, "builtin", "x")
-        .await
-        .is_err());
+    assert!(
+        accesskeyd::scim::create_token(&d.app, &"builtin".into(), "x")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

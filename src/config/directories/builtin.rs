@@ -1,11 +1,12 @@
 //! `kind = "builtin"`: accesskeyd's own directory (the break-glass admin, service accounts,
 //! local users). There is always exactly one.
 
+use crate::ids::DirectoryId;
 use serde::Deserialize;
 
 #[derive(Debug, Clone)]
 pub struct BuiltinDirectoryConfig {
-    pub id: String,
+    pub id: DirectoryId,
     /// Shown in `/api/auth/providers`. SPy selects a provider by this name and defaults to
     /// "Seeq", so that is our default too.
     pub name: String,
@@ -14,7 +15,7 @@ pub struct BuiltinDirectoryConfig {
 impl Default for BuiltinDirectoryConfig {
     fn default() -> Self {
         BuiltinDirectoryConfig {
-            id: "builtin".into(),
+            id: DirectoryId::from("builtin"),
             name: "Seeq".into(),
         }
     }
@@ -32,7 +33,7 @@ impl RawBuiltin {
     pub(super) fn validate(self) -> BuiltinDirectoryConfig {
         BuiltinDirectoryConfig {
             name: self.name.unwrap_or_else(|| "Seeq".into()),
-            id: self.id,
+            id: DirectoryId::from(self.id),
         }
     }
 }

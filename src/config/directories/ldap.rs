@@ -4,6 +4,7 @@
 
 use crate::config::error::{invalid, ConfigError};
 use crate::config::layering::{lenient_opt, read_secret_file};
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ pub const DEFAULT_SYNC_SCHEDULE: &str = "0 */15 * * * *";
 /// password, names of attributes are attribute names, and the filter parses.
 #[derive(Debug, Clone)]
 pub struct LdapDirectoryConfig {
-    pub id: String,
+    pub id: DirectoryId,
     pub name: String,
     pub url: String,
     pub starttls: bool,
@@ -312,7 +313,7 @@ impl RawLdap {
         };
         Ok(LdapDirectoryConfig {
             name: self.name.unwrap_or_else(|| self.id.clone()),
-            id: self.id,
+            id: DirectoryId::from(self.id),
             url,
             starttls,
             ca_file: self.ca_file,

@@ -14,6 +14,7 @@ pub use oidc::{OidcDirectoryConfig, DEFAULT_PENDING_LOGINS_PER_ADDRESS};
 
 use crate::config::error::{invalid, ConfigError};
 use crate::config::layering::{deserialize, fields_of};
+use crate::ids::DirectoryId;
 use builtin::RawBuiltin;
 use ldap::RawLdap;
 use oidc::RawOidc;
@@ -30,7 +31,7 @@ pub enum DirectoryConfig {
 }
 
 impl DirectoryConfig {
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &DirectoryId {
         match self {
             DirectoryConfig::Builtin(b) => &b.id,
             DirectoryConfig::Ldap(l) => &l.id,
@@ -175,7 +176,7 @@ pub(super) fn validate(entries: Vec<RawDirectory>) -> Result<Vec<DirectoryConfig
     let mut ids = HashSet::new();
     for (i, raw) in entries.into_iter().enumerate() {
         let dir = raw.validate(i)?;
-        if !ids.insert(dir.id().to_ascii_lowercase()) {
+        if !ids.insert(dir.id().as_str().to_ascii_lowercase()) {
             return Err(invalid(
                 format!("directories[{i}].id"),
                 format!("`{}` is used twice", dir.id()),
@@ -204,7 +205,7 @@ pub(super) fn validate(entries: Vec<RawDirectory>) -> Result<Vec<DirectoryConfig
     let builtin_id = directories
         .iter()
         .find_map(|d| match d {
-            DirectoryConfig::Builtin(b) => Some(b.id.clone()),
+            DirectoryConfig::Builtin(b) => Some(b.id.to_string()),
             _ => None,
         })
         .unwrap_or_default();

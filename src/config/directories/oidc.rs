@@ -2,6 +2,7 @@
 
 use crate::config::error::{invalid, ConfigError};
 use crate::config::layering::{lenient_opt, read_secret_file, string_list_opt};
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ pub const DEFAULT_PENDING_LOGINS_PER_ADDRESS: u64 = 20;
 /// An OpenID Connect provider people log in through.
 #[derive(Debug, Clone)]
 pub struct OidcDirectoryConfig {
-    pub id: String,
+    pub id: DirectoryId,
     pub name: String,
     /// The issuer URL; endpoints and keys come from its `/.well-known/openid-configuration`.
     pub issuer: String,
@@ -146,7 +147,7 @@ impl RawOidc {
         }
         Ok(OidcDirectoryConfig {
             name: self.name.unwrap_or_else(|| self.id.clone()),
-            id: self.id,
+            id: DirectoryId::from(self.id),
             issuer,
             client_id,
             client_secret,

@@ -14,6 +14,7 @@ use crate::http::error::domain_status;
 use crate::http::extract::{Path, Query, RemoteAddr};
 use crate::http::sign_in::{negotiate_header, start_oidc_login, windows_sign_in, WindowsOutcome};
 use crate::http::state::AppState;
+use crate::ids::DirectoryId;
 use crate::key_format as format;
 use crate::keys::{self, NewKey, Scope};
 use crate::secret::Secret;
@@ -205,7 +206,7 @@ async fn password_sign_in(
     let input = LoginInput {
         username: f.username.trim().to_string(),
         password: Secret::new(f.password),
-        directory_id: Some(f.directory.unwrap_or_default()),
+        directory_id: Some(DirectoryId::from(f.directory.unwrap_or_default())),
     };
     auth::login(&state.0, input, addr).await.map_err(|e| {
         let (status, message, _) = domain_status(e);
@@ -223,7 +224,11 @@ fn signed_in(state: &AppState, jar: CookieJar, done: &auth::LoggedIn) -> Respons
 }
 
 /// Starts an OpenID Connect login whose callback comes back to the pages.
-async fn oidc(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> UiResult {
+async fn oidc(
+    State(state): State<AppState>,
+    Path(id): Path<DirectoryId>,
+    parts: Parts,
+) -> UiResult {
     let (url, binding) = start_oidc_login(&state, &id, &parts).await?;
     let back = cookies::UI_RETURN.set(&state, "1", Some(cookies::UI_RETURN_SECONDS));
     let jar = CookieJar::new().add(binding).add(back);

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::http::error::domain_status;
 use crate::http::extract::{Path, Query};
 use crate::http::state::AppState;
+use crate::ids::{DirectoryId, UserId};
 use crate::keys::{self, Scope};
 use crate::options::{self, Change};
 use crate::store::models::{from_ms, SyncRunRow};
@@ -165,7 +166,7 @@ fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>)
     let r = &u.row;
     let until = u.keys_valid_until();
     UserLine {
-        id: r.id.clone(),
+        id: r.id.to_string(),
         username: r.username.clone(),
         display_name: r.display_name.clone().unwrap_or_default(),
         is_admin: r.is_admin,
@@ -190,7 +191,7 @@ fn user_line(state: &AppState, u: &UserInfo, now: chrono::DateTime<chrono::Utc>)
         directory: state
             .0
             .directory(&r.directory_id)
-            .map_or_else(|| r.directory_id.clone(), |d| d.name().to_string()),
+            .map_or_else(|| r.directory_id.to_string(), |d| d.name().to_string()),
         last_login: when(r.last_login(), "never"),
         validity: match r.access_key_validity_minutes {
             Some(_) => format!("{} (override)", window_text(u.window)),
@@ -222,23 +223,15 @@ async fn users_tab(
     ))
 }
 
-async fn key_count(state: &AppState, a: &UiAdmin, user_id: &str) -> Result<i64, Error> {
-    let (_, total) = keys::list(
-        &state.0,
-        &a.0.p,
-        Scope::User(user_id.to_string()),
-        None,
-        0,
-        1,
-    )
-    .await?;
+async fn key_count(state: &AppState, a: &UiAdmin, user_id: &UserId) -> Result<i64, Error> {
+    let (_, total) = keys::list(&state.0, &a.0.p, Scope::User(user_id.clone()), None, 0, 1).await?;
     Ok(total)
 }
 
 async fn user_page(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let info = users::get(&state.0, &id).await?;
@@ -290,7 +283,7 @@ enum ValidityAction {
 async fn set_validity(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Form(f): Form<ValidityForm>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
@@ -345,7 +338,7 @@ fn session_minutes(text: &str) -> Result<i64, Error> {
 async fn set_override(
     state: &AppState,
     a: &UiAdmin,
-    id: &str,
+    id: &UserId,
     to: Override,
 ) -> Result<UserInfo, Error> {
     users::set_validity_override(&state.0, &a.0.p.actor(), id, to).await
@@ -354,7 +347,7 @@ async fn set_override(
 async fn set_session(
     state: &AppState,
     a: &UiAdmin,
-    id: &str,
+    id: &UserId,
     to: Override,
 ) -> Result<UserInfo, Error> {
     let update = users::Update {
@@ -367,7 +360,7 @@ async fn set_session(
 async fn confirm_user_delete(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> UiResult {
     let info = users::get(&state.0, &id).await?;
     let keys = key_count(&state, &a, &info.row.id).await?;
@@ -390,7 +383,7 @@ async fn confirm_user_delete(
 async fn delete_user(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Form(f): Form<CsrfOnly>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
@@ -567,7 +560,7 @@ struct SyncForm {
 async fn start_sync(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path(id): Path<String>,
+    Path(id): Path<DirectoryId>,
     Form(f): Form<SyncForm>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;
@@ -591,7 +584,7 @@ async fn start_sync(
 async fn run_page(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path((id, run)): Path<(String, i64)>,
+    Path((id, run)): Path<(DirectoryId, i64)>,
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let dir = state
@@ -633,7 +626,7 @@ async fn run_page(
 async fn approve_run(
     State(state): State<AppState>,
     a: UiAdmin,
-    Path((id, run)): Path<(String, i64)>,
+    Path((id, run)): Path<(DirectoryId, i64)>,
     Form(f): Form<CsrfOnly>,
 ) -> UiResult {
     a.0.check(f.csrf.as_deref())?;

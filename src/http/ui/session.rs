@@ -62,7 +62,7 @@ impl UiUser {
                     .display_name
                     .clone()
                     .unwrap_or_else(|| self.p.user.username.clone()),
-                directory: self.p.user.directory_id.clone(),
+                directory: self.p.user.directory_id.to_string(),
                 is_admin: self.p.user.is_admin,
             }),
             section,

@@ -3,6 +3,7 @@
 
 use super::error::ScimError;
 use super::user::{strip_core_urn, ScimUser};
+use crate::ids::UserId;
 
 /// A user filter: the subset of RFC 7644 §3.4.2.2 that IdPs send to find a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +170,7 @@ pub fn matches(f: &Filter, u: &ScimUser) -> bool {
     match f {
         Filter::Eq(Attr::UserName, v) => eq_ignore_case(&u.user_name, v),
         Filter::Eq(Attr::ExternalId, v) => u.external_id.as_deref() == Some(v.as_str()),
-        Filter::Eq(Attr::Id, v) => u.id.as_deref() == Some(v.as_str()),
+        Filter::Eq(Attr::Id, v) => u.id.as_ref().map(UserId::as_str) == Some(v.as_str()),
         Filter::And(a, b) => matches(a, u) && matches(b, u),
     }
 }

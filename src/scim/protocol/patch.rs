@@ -7,6 +7,7 @@ use super::user::{
     get_ci, opt_string, parse_bool, pick_email, required_string, starts_with_ci, strip_core_urn,
     ScimUser,
 };
+use crate::ids::UserId;
 use serde_json::Value;
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -121,7 +122,7 @@ fn apply_target(
     match target {
         // Clients echo the id back; accept that, refuse a change (it is readOnly).
         Target::Id => {
-            if v.as_str().is_none() || v.as_str() != u.id.as_deref() {
+            if v.as_str().is_none() || v.as_str() != u.id.as_ref().map(UserId::as_str) {
                 return Err(ScimError::invalid_value("'id' is read-only"));
             }
         }

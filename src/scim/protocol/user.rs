@@ -3,6 +3,7 @@
 //! email kept, the core schema URN before a name) that PATCH and filters share.
 
 use super::error::ScimError;
+use crate::ids::UserId;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
@@ -11,7 +12,7 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// A user as SCIM sees it. `id`, `created` and `last_modified` are server-assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScimUser {
-    pub id: Option<String>,
+    pub id: Option<UserId>,
     pub external_id: Option<String>,
     pub user_name: String,
     pub active: bool,

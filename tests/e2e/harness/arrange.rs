@@ -15,7 +15,7 @@ pub async fn set_last_login(app: &App, user_id: &str, at: chrono::DateTime<chron
         diesel::update(users::table.find(&id))
             .set(users::last_login_at.eq(Some(at.timestamp_millis())))
             .execute(c)?;
-        Ok(((), vec![Revoked::User(id)]))
+        Ok(((), vec![Revoked::User(id.into())]))
     })
     .await
     .expect("set last login");
