@@ -1,6 +1,8 @@
 //! SCIM 2.0 provisioning (RFC 7643/7644) for OpenID Connect directories: the identity
-//! provider creates, updates and deprovisions users. Deprovisioning (DELETE, or `active`
-//! set to false) removes the user with keys and sessions on the same path as every removal.
+//! provider creates, updates and deprovisions users. `active` set to false suspends the user
+//! (keys refused, sessions ended) and keeps the record until a DELETE, or until the
+//! directory's removal grace ends; a DELETE removes the user with keys and sessions on the
+//! same path as every removal (after the grace, if the directory has one).
 
 pub mod protocol;
 
@@ -12,7 +14,7 @@ use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions::token_hash;
 use crate::store::models::{from_ms, to_ms, UserRow};
-use crate::store::schema::{scim_tokens, users};
+use crate::store::schema::{scim_tokens, sessions, users};
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
 use diesel::prelude::*;
 use protocol::{Filter, ScimError, ScimUser};
@@ -196,7 +198,7 @@ fn to_scim(r: &UserRow) -> ScimUser {
     }
 }
 
-/// The directory's `removal_grace_hours`, as a duration (zero: delete at once).
+/// The directory's `removal_grace_hours`, as a duration (zero: no timed deletion).
 fn grace(app: &Services, dir: &str) -> chrono::Duration {
     match app.directory(dir) {
         Some(Directory::Oidc(o)) => {
@@ -206,8 +208,61 @@ fn grace(app: &Services, dir: &str) -> chrono::Duration {
     }
 }
 
-/// Deprovisions inside a transaction: deleted at once, or suspended for the directory's grace
-/// (keys and sessions refused from now; the cleanup job deletes when the grace ends).
+/// Suspends inside a transaction: keys are refused and sessions end from now, the record
+/// stays (SCIM shows it with `active: false`). The state of a user the provider set inactive,
+/// and of one it deleted while the directory has a grace; the cleanup job deletes them when
+/// the grace ends (`remove_expired_in`), and `active: true` restores them before. A user
+/// already suspended keeps their first suspension time, so the grace is not restarted.
+/// Returns the ended sessions (announced), for the caller to forget after the commit.
+fn suspend_in(
+    conn: &mut crate::store::DbConn,
+    row: &UserRow,
+    who: &Actor,
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::Duration,
+    why: &str,
+) -> Result<Vec<Revoked>> {
+    if row.suspended_at.is_some() {
+        return Ok(Vec::new());
+    }
+    diesel::update(users::table.find(&row.id))
+        .set(users::suspended_at.eq(Some(to_ms(now))))
+        .execute(conn)?;
+    revocation::announce(conn, &Revoked::User(row.id.clone()))?;
+    // Sessions end rather than wait: a person re-activated later signs in again, so a session
+    // opened before the suspension (on a lost laptop, say) never comes back with them. Each
+    // is announced: a remembered session would otherwise outlive its row once the user is
+    // back.
+    let ended: Vec<String> = sessions::table
+        .filter(sessions::user_id.eq(&row.id))
+        .select(sessions::token_hash)
+        .load(conn)?;
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(&row.id))).execute(conn)?;
+    let ended: Vec<Revoked> = ended.into_iter().map(Revoked::Session).collect();
+    for s in &ended {
+        revocation::announce(conn, s)?;
+    }
+    let until = if grace.is_zero() {
+        "kept until deleted or re-activated via SCIM".to_string()
+    } else {
+        format!("deleted in {} h unless re-activated", grace.num_hours())
+    };
+    audit::record(
+        conn,
+        now,
+        &Event::new("user.suspend", who)
+            .target("user", &row.id, &row.username)
+            .detail(format!(
+                "directory {}; {why}; keys refused, {} session(s) ended; {until}",
+                row.directory_id,
+                ended.len()
+            )),
+    )?;
+    Ok(ended)
+}
+
+/// DELETE inside a transaction: the user goes with keys and sessions at once, or, with a
+/// grace, is suspended until it ends (`suspend_in`, whose ended sessions it returns).
 fn deprovision_in(
     conn: &mut crate::store::DbConn,
     row: &UserRow,
@@ -215,29 +270,12 @@ fn deprovision_in(
     now: chrono::DateTime<chrono::Utc>,
     grace: chrono::Duration,
     why: &str,
-) -> Result<()> {
+) -> Result<Vec<Revoked>> {
     if grace.is_zero() {
         user_domain::remove_in(conn, &row.id, "user.deprovision", who, now, why)?;
-        return Ok(());
+        return Ok(Vec::new());
     }
-    if row.suspended_at.is_none() {
-        diesel::update(users::table.find(&row.id))
-            .set(users::suspended_at.eq(Some(to_ms(now))))
-            .execute(conn)?;
-        revocation::announce(conn, &Revoked::User(row.id.clone()))?;
-        audit::record(
-            conn,
-            now,
-            &Event::new("user.suspend", who)
-                .target("user", &row.id, &row.username)
-                .detail(format!(
-                    "directory {}; {why}; deleted in {} h unless re-activated",
-                    row.directory_id,
-                    grace.num_hours()
-                )),
-        )?;
-    }
-    Ok(())
+    suspend_in(conn, row, who, now, grace, why)
 }
 
 fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserRow> {
@@ -376,10 +414,10 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
         .await
 }
 
-/// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
-/// deprovisions: without a grace the user goes with keys and sessions and `None` is
-/// returned; with one the user is suspended (and `active: true` later restores them).
-pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<Option<ScimUser>> {
+/// Replaces a user's attributes (PUT, or the result of a PATCH) and returns the user as
+/// stored. `active: false` suspends an active user (`suspend_in`); `active: true` restores a
+/// suspended one, keys intact.
+pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<ScimUser> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
@@ -387,19 +425,16 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let revoked = id.clone();
-    let out = app
+    let (out, ended) = app
         .store
         .write(move |conn| {
             let row = find_in(conn, &dir, &id)?;
             revocation::announce(conn, &Revoked::User(row.id.clone()))?;
-            // Deprovisioning is the change from active to inactive; a user who is already
+            // Suspension is the change from active to inactive; a user who is already
             // inactive (created so, or suspended) only has attributes updated.
+            let mut ended = Vec::new();
             if !u.active && row.is_active() {
-                deprovision_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
-                if grace.is_zero() {
-                    return Ok(None);
-                }
-                return Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)));
+                ended = suspend_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
             }
             if u.active && row.suspended_at.is_some() {
                 diesel::update(users::table.find(&row.id))
@@ -410,9 +445,7 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
                     now,
                     &Event::new("user.restore", &who)
                         .target("user", &row.id, &row.username)
-                        .detail(format!(
-                            "directory {dir}: re-activated via SCIM within the grace"
-                        )),
+                        .detail(format!("directory {dir}: re-activated via SCIM")),
                 )?;
             }
             if u.user_name != row.username {
@@ -452,11 +485,14 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
                     .target("user", &row.id, &u.user_name)
                     .detail(format!("directory {dir}: attributes updated via SCIM")),
             )?;
-            Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)))
+            Ok((to_scim(&user_domain::find(conn, &row.id)?), ended))
         })
         .await?;
-    // Deprovisioned, suspended or restored: standing changed either way.
+    // Suspended or restored: standing changed either way.
     revocation::changed(app, Revoked::User(revoked));
+    for s in ended {
+        revocation::changed(app, s);
+    }
     Ok(out)
 }
 
@@ -466,7 +502,7 @@ pub async fn patch(
     dir: &str,
     id: &str,
     body: &serde_json::Value,
-) -> std::result::Result<Option<ScimUser>, ScimError> {
+) -> std::result::Result<ScimUser, ScimError> {
     let mut u = get(app, dir, id).await?;
     protocol::apply_patch(&mut u, body)?;
     Ok(update(app, dir, id, u).await?)
@@ -479,24 +515,32 @@ pub async fn delete(app: &Services, dir: &str, id: &str) -> Result<()> {
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let i = id.clone();
-    app.store
+    let ended = app
+        .store
         .write(move |conn| {
             let row = find_in(conn, &dir, &i)?;
             deprovision_in(conn, &row, &who, now, grace, "deleted via SCIM")
         })
         .await?;
     revocation::changed(app, Revoked::User(id));
+    for s in ended {
+        revocation::changed(app, s);
+    }
     Ok(())
 }
 
 /// Deletes users of `directory` whose SCIM deprovisioning grace has ended (inside the caller's
-/// transaction); returns their ids.
+/// transaction); returns their ids. Without a grace nothing ends: a user set inactive stays
+/// suspended until the provider deletes or re-activates them (its DELETE removes at once).
 pub fn remove_expired_in(
     conn: &mut crate::store::DbConn,
     directory: &str,
     grace: chrono::Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>> {
+    if grace.is_zero() {
+        return Ok(Vec::new());
+    }
     let due: Vec<String> = users::table
         .filter(users::directory_id.eq(directory))
         .filter(users::suspended_at.le(to_ms(now - grace)))

@@ -162,7 +162,8 @@ fn apply_target(
 fn remove_target(u: &mut ScimUser, target: Target) -> Result<(), ScimError> {
     match target {
         Target::Id => return Err(ScimError::invalid_value("'id' is read-only")),
-        Target::Active => return Err(ScimError::invalid_value("'active' cannot be removed")),
+        // Unassigned is not active (RFC 7643 §2.5 leaves its meaning to us): the safe side.
+        Target::Active => u.active = false,
         Target::UserName => {
             return Err(ScimError::invalid_value(
                 "'userName' is required and cannot be removed",
@@ -459,10 +460,14 @@ mod tests {
             (None, None)
         );
         assert_eq!(u.email, None);
-        for path in ["active", "userName", "id"] {
+        for path in ["userName", "id"] {
             let r = apply_patch(&mut u, &patch(json!([{"op": "remove", "path": path}])));
             assert_eq!(err_type(r), (400, Some("invalidValue")), "{path}");
         }
+        // Removing `active` makes the user inactive.
+        assert!(u.active);
+        apply_patch(&mut u, &patch(json!([{"op": "remove", "path": "active"}]))).unwrap();
+        assert!(!u.active);
         let r = apply_patch(&mut u, &patch(json!([{"op": "remove"}])));
         assert_eq!(err_type(r), (400, Some("noTarget")));
     }
