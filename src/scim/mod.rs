@@ -17,7 +17,7 @@ use crate::store::models::{from_ms, to_ms, UserRow};
 use crate::store::schema::{scim_tokens, sessions, users};
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
 use diesel::prelude::*;
-use protocol::{Filter, ScimError, ScimUser};
+use protocol::{Email, Filter, ScimError, ScimUser};
 
 /// Prefix of SCIM bearer tokens, recognisable to secret scanners.
 pub const TOKEN_PREFIX: &str = "akscim_";
@@ -181,7 +181,8 @@ pub async fn authenticate(
     }
 }
 
-fn to_scim(r: &UserRow) -> ScimUser {
+/// A user as SCIM shows them; `email_primary` is their `scim_email_primary`.
+fn to_scim(r: &UserRow, email_primary: bool) -> ScimUser {
     ScimUser {
         id: Some(r.id.clone()),
         external_id: r.scim_external_id.clone(),
@@ -190,7 +191,10 @@ fn to_scim(r: &UserRow) -> ScimUser {
         given_name: r.first_name.clone(),
         family_name: r.last_name.clone(),
         display_name: r.display_name.clone(),
-        email: r.email.clone(),
+        email: r.email.clone().map(|value| Email {
+            value,
+            primary: email_primary,
+        }),
         created: Some(from_ms(r.created_at)),
         last_modified: Some(from_ms(
             r.last_login_at.unwrap_or(r.created_at).max(r.created_at),
@@ -285,6 +289,16 @@ fn find_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<UserR
         .ok_or_else(|| Error::not_found(format!("no user `{id}`")))
 }
 
+/// The user of `dir` with this id as SCIM shows them.
+fn scim_user_in(conn: &mut crate::store::DbConn, dir: &str, id: &str) -> Result<ScimUser> {
+    let row = find_in(conn, dir, id)?;
+    let primary = users::table
+        .find(&row.id)
+        .select(users::scim_email_primary)
+        .first(conn)?;
+    Ok(to_scim(&row, primary))
+}
+
 /// Users of the directory that match `filter`, paged (1-based `start`).
 pub async fn list(
     app: &Services,
@@ -298,7 +312,7 @@ pub async fn list(
     // those in the database so a lookup does not read the whole directory. The exact
     // (case-insensitive, and-ed) match still happens below.
     let narrow = filter.as_ref().and_then(first_eq);
-    let all: Vec<UserRow> = app
+    let all: Vec<(UserRow, bool)> = app
         .store
         .read(move |conn| {
             let mut q = users::table
@@ -313,13 +327,13 @@ pub async fn list(
                 None => q,
             };
             Ok(q.order(users::created_at)
-                .select(UserRow::as_select())
+                .select((UserRow::as_select(), users::scim_email_primary))
                 .load(conn)?)
         })
         .await?;
     let matching: Vec<ScimUser> = all
         .iter()
-        .map(to_scim)
+        .map(|(r, primary)| to_scim(r, *primary))
         .filter(|u| filter.as_ref().is_none_or(|f| protocol::matches(f, u)))
         .collect();
     let total = matching.len() as u64;
@@ -344,7 +358,7 @@ fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
 pub async fn get(app: &Services, dir: &str, id: &str) -> Result<ScimUser> {
     let (dir, id) = (dir.to_string(), id.to_ascii_lowercase());
     app.store
-        .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
+        .read(move |conn| scim_user_in(conn, &dir, &id))
         .await
 }
 
@@ -386,7 +400,7 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
                 display_name: u.display_name.clone(),
                 first_name: u.given_name.clone(),
                 last_name: u.family_name.clone(),
-                email: u.email.clone(),
+                email: u.email.as_ref().map(|e| e.value.clone()),
                 is_admin: false,
                 is_enabled: u.active,
                 password_hash: None,
@@ -399,8 +413,9 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
                 is_service_account: false,
                 manager_id: None,
             };
+            let primary = u.email.as_ref().is_none_or(|e| e.primary);
             diesel::insert_into(users::table)
-                .values(&row)
+                .values((&row, users::scim_email_primary.eq(primary)))
                 .execute(conn)?;
             audit::record(
                 conn,
@@ -409,7 +424,7 @@ pub async fn create(app: &Services, dir: &str, u: ScimUser) -> Result<ScimUser> 
                     .target("user", &row.id, &row.username)
                     .detail(format!("directory {dir} via SCIM")),
             )?;
-            Ok(to_scim(&row))
+            Ok(to_scim(&row, primary))
         })
         .await
 }
@@ -467,7 +482,8 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
                     users::display_name.eq(&u.display_name),
                     users::first_name.eq(&u.given_name),
                     users::last_name.eq(&u.family_name),
-                    users::email.eq(&u.email),
+                    users::email.eq(u.email.as_ref().map(|e| &e.value)),
+                    users::scim_email_primary.eq(u.email.as_ref().is_none_or(|e| e.primary)),
                     users::scim_external_id.eq(&u.external_id),
                     // A suspended user stays suspended (and otherwise as is) until re-activated;
                     // anyone else is enabled exactly when the provider says active.
@@ -485,7 +501,7 @@ pub async fn update(app: &Services, dir: &str, id: &str, u: ScimUser) -> Result<
                     .target("user", &row.id, &u.user_name)
                     .detail(format!("directory {dir}: attributes updated via SCIM")),
             )?;
-            Ok((to_scim(&user_domain::find(conn, &row.id)?), ended))
+            Ok((scim_user_in(conn, &dir, &row.id)?, ended))
         })
         .await?;
     // Suspended or restored: standing changed either way.

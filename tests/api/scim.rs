@@ -399,3 +399,52 @@ async fn bad_input_gets_a_scim_error_not_a_server_error() {
     .await;
     assert_scim_error(&r, StatusCode::NOT_FOUND, None);
 }
+
+#[tokio::test]
+async fn an_email_sent_as_not_primary_comes_back_as_sent() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    let not_primary = json!([{"value": "eve@example.org", "type": "work", "primary": false}]);
+    let r = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "eve", "emails": not_primary})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["emails"], not_primary);
+    let user = format!("/Users/{}", r.json()["id"].as_str().unwrap());
+    let r = scim(&app, &token, Method::GET, &user, None).await;
+    assert_eq!(r.json()["emails"], not_primary, "{}", r.body);
+
+    // PATCHed to primary, then back, as the checker does: each answer and each read as sent.
+    for primary in [true, false] {
+        let emails = json!([{"value": "eve@example.org", "type": "work", "primary": primary}]);
+        let body = json!({"schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "emails", "value": emails}]});
+        let r = scim(&app, &token, Method::PATCH, &user, Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["emails"], emails);
+        let r = scim(&app, &token, Method::GET, &user, None).await;
+        assert_eq!(r.json()["emails"], emails, "{}", r.body);
+    }
+    // Entra's form changes the address only.
+    let body = json!({"schemas": [PATCH_OP], "Operations": [
+        {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "eve@example.com"}]});
+    let r = scim(&app, &token, Method::PATCH, &user, Some(body)).await;
+    assert_eq!(
+        r.json()["emails"],
+        json!([{"value": "eve@example.com", "type": "work", "primary": false}])
+    );
+    // The API shows the address.
+    let admin = app.admin().await;
+    let id = user.trim_start_matches("/Users/");
+    let r = app
+        .get(&format!("/api/users/{id}"))
+        .auth(&admin)
+        .send()
+        .await;
+    assert_eq!(r.json()["email"], "eve@example.com", "{}", r.body);
+}
