@@ -55,6 +55,13 @@ SEEQ_SDK=66.216.0.20261023
 python3 -c "import importlib.metadata as m, seeq.sdk, deprecated; assert m.version('seeq') == '$SEEQ_SDK'" 2>/dev/null \
   || python3 -m pip install --quiet "seeq==$SEEQ_SDK" deprecated \
   || { echo "pip install seeq==$SEEQ_SDK failed" >&2; exit 1; }
+# The SCIM conformance checker (PyPI scim2-tester, run through scim2-cli's `scim2 test`) for
+# tests/e2e/scim_conformance.rs, which pools SCIM_CHECKER_RUNS runs (default 5).
+SCIM2_TESTER=0.5.2
+SCIM2_CLI=0.6.0
+{ command -v scim2 >/dev/null && python3 -c "import importlib.metadata as m; assert m.version('scim2-tester') == '$SCIM2_TESTER' and m.version('scim2-cli') == '$SCIM2_CLI'" 2>/dev/null; } \
+  || python3 -m pip install --quiet "scim2-tester==$SCIM2_TESTER" "scim2-cli==$SCIM2_CLI" \
+  || { echo "pip install scim2-tester==$SCIM2_TESTER scim2-cli==$SCIM2_CLI failed" >&2; exit 1; }
 
 # Reuse one build directory across clones (CI builds in a fresh clone each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/accesskeyd-target}"

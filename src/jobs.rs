@@ -61,7 +61,7 @@ pub fn scim_graces(app: &App) -> Vec<(DirectoryId, Span)> {
     app.directories
         .iter()
         .filter_map(|d| match d {
-            // Grace 0 included: users suspended under an earlier, longer grace go now.
+            // Grace 0 included; it removes nobody (an inactive user stays until DELETE).
             crate::directory::Directory::Oidc(o) => Some((
                 o.config().id.clone(),
                 Span::hours(i64::try_from(o.config().removal_grace_hours).unwrap_or(0)),

@@ -66,9 +66,14 @@ pub fn copy(from: &str, to: &str) -> Result<Counts> {
     }
     write_transaction(&mut dst, |dst| {
         // Parents before children: keys reference users.
-        let all_users: Vec<UserRow> = users::table.select(UserRow::as_select()).load(&mut src)?;
-        for row in &all_users {
-            diesel::insert_into(users::table).values(row).execute(dst)?;
+        // `scim_email_primary` is not in UserRow (only SCIM reads it): copied beside it.
+        let all_users: Vec<(UserRow, bool)> = users::table
+            .select((UserRow::as_select(), users::scim_email_primary))
+            .load(&mut src)?;
+        for (row, email_primary) in &all_users {
+            diesel::insert_into(users::table)
+                .values((row, users::scim_email_primary.eq(email_primary)))
+                .execute(dst)?;
         }
         let all_options: Vec<OptionRow> = options::table
             .select(OptionRow::as_select())
@@ -148,5 +153,36 @@ fn copy_chunks<T>(
             return Ok(());
         }
         offset += CHUNK;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scim_email_sent_as_not_primary_stays_so_in_the_copy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+        let (from, to) = (url("from.db"), url("to.db"));
+        let mut src = connect(&from).expect("source");
+        run_migrations(&mut src).expect("migrate");
+        for (id, primary) in [("u-1", false), ("u-2", true)] {
+            diesel::insert_into(users::table)
+                .values((&UserRow::fixture(id), users::scim_email_primary.eq(primary)))
+                .execute(&mut src)
+                .expect("insert");
+        }
+        copy(&from, &to).expect("copy");
+        let mut dst = connect(&to).expect("target");
+        let copied: Vec<(String, bool)> = users::table
+            .order(users::id)
+            .select((users::id, users::scim_email_primary))
+            .load(&mut dst)
+            .expect("read");
+        assert_eq!(
+            copied,
+            [("u-1".to_string(), false), ("u-2".to_string(), true)]
+        );
     }
 }

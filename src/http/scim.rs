@@ -6,6 +6,7 @@ use super::state::AppState;
 use crate::ids::{DirectoryId, UserId};
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -235,6 +236,16 @@ fn json_body(
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
 }
 
+/// A query string that does not parse (a repeated parameter, say) is a SCIM error like any
+/// other bad input, read after the token was checked.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ScimError> {
+    q.map(|Query(q)| q).map_err(|r| ScimError {
+        status: r.status().as_u16(),
+        scim_type: None,
+        detail: r.body_text(),
+    })
+}
+
 /// The service provider's configuration (RFC 7644 §4)
 ///
 /// Needs no token.
@@ -431,8 +442,13 @@ async fn list_in(s: &AppState, dir: DirectoryId, q: ListQuery) -> Answer {
         ScimRefused,
     ),
 )]
-async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Answer {
+async fn list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Answer {
     let dir = directory(&s, &headers).await?;
+    let q = query(q)?;
     list_in(&s, dir, q).await
 }
 
@@ -548,15 +564,37 @@ async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<UserId>,
-    Query(q): Query<ShowQuery>,
+    q: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Answer {
     let dir = directory(&s, &headers).await?;
+    let q = query(q)?;
     let u = scim::get(&s.0, &dir, &id).await?;
     let v = protocol::user_to_json(&u, &base(&s));
     Ok(Scim(
         StatusCode::OK,
         project(v, q.attributes.as_deref(), q.excluded_attributes.as_deref()),
     ))
+}
+
+/// A user as the answer to a write: the whole resource, or the part the caller asked for
+/// with `attributes` / `excludedAttributes` (RFC 7644 §3.9 applies to every operation that
+/// returns a resource).
+fn written(s: &AppState, status: StatusCode, u: &protocol::ScimUser, q: &ShowQuery) -> Scim {
+    let v = protocol::user_to_json(u, &base(s));
+    Scim(
+        status,
+        project(v, q.attributes.as_deref(), q.excluded_attributes.as_deref()),
+    )
+}
+
+/// The client asked for no body (`Prefer: return=minimal`, RFC 7240).
+fn wants_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
 }
 
 /// Provisions a user in the token's directory
@@ -578,20 +616,20 @@ async fn show(
 async fn create(
     State(s): State<AppState>,
     headers: HeaderMap,
+    q: Result<Query<ShowQuery>, QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer {
     let dir = directory(&s, &headers).await?;
+    let q = query(q)?;
     let u = protocol::user_from_json(&json_body(&body)?)?;
     let created = scim::create(&s.0, &dir, u).await?;
-    Ok(Scim(
-        StatusCode::CREATED,
-        protocol::user_to_json(&created, &base(&s)),
-    ))
+    Ok(written(&s, StatusCode::CREATED, &created, &q))
 }
 
 /// Replaces a user's attributes
 ///
-/// `active: false` deprovisions the user: 204, the resource is gone.
+/// `active: false` suspends the user (keys and sessions stop at once); the resource stays,
+/// readable with `active: false`.
 #[utoipa::path(
     put,
     path = "/scim/v2/Users/{id}",
@@ -605,27 +643,29 @@ async fn create(
     )),
     responses(
         (status = 200, body = ScimUser, content_type = "application/scim+json"),
-        (status = 204, description = "Deprovisioned (`active: false`)"),
         ScimRefused, ScimBody, ScimNotFound, ScimConflict,
     ),
 )]
+/// PUT answers 200 and the resource, always (RFC 7644 §3.5.1), also when it set the user
+/// inactive: the record stays, suspended.
 async fn replace(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<UserId>,
+    q: Result<Query<ShowQuery>, QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Response, ScimError> {
+) -> Answer {
     let dir = directory(&s, &headers).await?;
+    let q = query(q)?;
     let u = protocol::user_from_json(&json_body(&body)?)?;
-    Ok(match scim::update(&s.0, &dir, &id, u).await? {
-        Some(u) => Scim(StatusCode::OK, protocol::user_to_json(&u, &base(&s))).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+    let u = scim::update(&s.0, &dir, &id, u).await?;
+    Ok(written(&s, StatusCode::OK, &u, &q))
 }
 
 /// Changes a user's attributes (PatchOp)
 ///
-/// Setting `active` to false deprovisions the user: 204, the resource is gone.
+/// Setting `active` to false suspends the user (keys and sessions stop at once); the
+/// resource stays, readable with `active: false`.
 #[utoipa::path(
     patch,
     path = "/scim/v2/Users/{id}",
@@ -639,24 +679,26 @@ async fn replace(
     )),
     responses(
         (status = 200, body = ScimUser, content_type = "application/scim+json"),
-        (status = 204, description = "Deprovisioned (`active` set to false)"),
+        (status = 204, description = "Changed; no body because the request asked for none (`Prefer: return=minimal`)"),
         ScimRefused, ScimBody, ScimNotFound, ScimConflict,
     ),
 )]
+/// PATCH answers 200 and the resource; 204 only if the client asked for no body, which
+/// RFC 7644 §3.5.2 allows for PATCH alone.
 async fn patch(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<UserId>,
+    q: Result<Query<ShowQuery>, QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ScimError> {
     let dir = directory(&s, &headers).await?;
-    Ok(
-        match scim::patch(&s.0, &dir, &id, &json_body(&body)?).await? {
-            Some(u) => Scim(StatusCode::OK, protocol::user_to_json(&u, &base(&s))).into_response(),
-            // Deprovisioned: the resource is gone.
-            None => StatusCode::NO_CONTENT.into_response(),
-        },
-    )
+    let q = query(q)?;
+    let u = scim::patch(&s.0, &dir, &id, &json_body(&body)?).await?;
+    if wants_minimal(&headers) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(written(&s, StatusCode::OK, &u, &q).into_response())
 }
 
 /// Deprovisions a user

@@ -1,6 +1,8 @@
 //! SCIM 2.0 provisioning (RFC 7643/7644) for OpenID Connect directories: the identity
-//! provider creates, updates and deprovisions users. Deprovisioning (DELETE, or `active`
-//! set to false) removes the user with keys and sessions on the same path as every removal.
+//! provider creates, updates and deprovisions users. `active` set to false suspends the user
+//! (keys refused, sessions ended) and keeps the record until a DELETE, or until the
+//! directory's removal grace ends; a DELETE removes the user with keys and sessions on the
+//! same path as every removal (after the grace, if the directory has one).
 
 pub mod protocol;
 
@@ -13,10 +15,10 @@ use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::store::models::{from_ms, to_ms, UserRow};
-use crate::store::schema::users;
+use crate::store::schema::{sessions, users};
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
 use diesel::prelude::*;
-use protocol::{Filter, ScimError, ScimUser};
+use protocol::{Email, Filter, ScimError, ScimUser};
 
 impl From<Error> for ScimError {
     /// The status and text of the API's one mapping (`Error::answer`): a
@@ -90,7 +92,8 @@ pub async fn authenticate(
     }
 }
 
-fn to_scim(r: &UserRow) -> ScimUser {
+/// A user as SCIM shows them; `email_primary` is their `scim_email_primary`.
+fn to_scim(r: &UserRow, email_primary: bool) -> ScimUser {
     ScimUser {
         id: Some(r.id.clone()),
         external_id: r.scim_external_id.clone(),
@@ -99,7 +102,10 @@ fn to_scim(r: &UserRow) -> ScimUser {
         given_name: r.first_name.clone(),
         family_name: r.last_name.clone(),
         display_name: r.display_name.clone(),
-        email: r.email.clone(),
+        email: r.email.clone().map(|value| Email {
+            value,
+            primary: email_primary,
+        }),
         created: Some(from_ms(r.created_at)),
         last_modified: Some(from_ms(
             r.last_login_at.unwrap_or(r.created_at).max(r.created_at),
@@ -107,7 +113,7 @@ fn to_scim(r: &UserRow) -> ScimUser {
     }
 }
 
-/// The directory's `removal_grace_hours`, as a duration (zero: delete at once).
+/// The directory's `removal_grace_hours`, as a duration (zero: no timed deletion).
 fn grace(app: &Services, dir: &DirectoryId) -> chrono::Duration {
     match app.directory(dir) {
         Some(Directory::Oidc(o)) => {
@@ -117,8 +123,61 @@ fn grace(app: &Services, dir: &DirectoryId) -> chrono::Duration {
     }
 }
 
-/// Deprovisions inside a transaction: deleted at once, or suspended for the directory's grace
-/// (keys and sessions refused from now; the cleanup job deletes when the grace ends).
+/// Suspends inside a transaction: keys are refused and sessions end from now, the record
+/// stays (SCIM shows it with `active: false`). The state of a user the provider set inactive,
+/// and of one it deleted while the directory has a grace; the cleanup job deletes them when
+/// the grace ends (`remove_expired_in`), and `active: true` restores them before. A user
+/// already suspended keeps their first suspension time, so the grace is not restarted.
+/// Returns the ended sessions (announced), for the caller to forget after the commit.
+fn suspend_in(
+    conn: &mut crate::store::DbConn,
+    row: &UserRow,
+    who: &Actor,
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::Duration,
+    why: &str,
+) -> Result<Vec<Revoked>> {
+    if row.suspended_at.is_some() {
+        return Ok(Vec::new());
+    }
+    diesel::update(users::table.find(&row.id))
+        .set(users::suspended_at.eq(Some(to_ms(now))))
+        .execute(conn)?;
+    revocation::announce(conn, &Revoked::User(row.id.clone()))?;
+    // Sessions end rather than wait: a person re-activated later signs in again, so a session
+    // opened before the suspension (on a lost laptop, say) never comes back with them. Each
+    // is announced: a remembered session would otherwise outlive its row once the user is
+    // back.
+    let ended: Vec<String> = sessions::table
+        .filter(sessions::user_id.eq(&row.id))
+        .select(sessions::token_hash)
+        .load(conn)?;
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(&row.id))).execute(conn)?;
+    let ended: Vec<Revoked> = ended.into_iter().map(Revoked::Session).collect();
+    for s in &ended {
+        revocation::announce(conn, s)?;
+    }
+    let until = if grace.is_zero() {
+        "kept until deleted or re-activated via SCIM".to_string()
+    } else {
+        format!("deleted in {} h unless re-activated", grace.num_hours())
+    };
+    audit::record(
+        conn,
+        now,
+        &Event::new("user.suspend", who)
+            .target("user", &row.id, &row.username)
+            .detail(format!(
+                "directory {}; {why}; keys refused, {} session(s) ended; {until}",
+                row.directory_id,
+                ended.len()
+            )),
+    )?;
+    Ok(ended)
+}
+
+/// DELETE inside a transaction: the user goes with keys and sessions at once, or, with a
+/// grace, is suspended until it ends (`suspend_in`, whose ended sessions it returns).
 fn deprovision_in(
     conn: &mut crate::store::DbConn,
     row: &UserRow,
@@ -126,29 +185,12 @@ fn deprovision_in(
     now: chrono::DateTime<chrono::Utc>,
     grace: chrono::Duration,
     why: &str,
-) -> Result<()> {
+) -> Result<Vec<Revoked>> {
     if grace.is_zero() {
         user_domain::remove_in(conn, &row.id, "user.deprovision", who, now, why)?;
-        return Ok(());
+        return Ok(Vec::new());
     }
-    if row.suspended_at.is_none() {
-        diesel::update(users::table.find(&row.id))
-            .set(users::suspended_at.eq(Some(to_ms(now))))
-            .execute(conn)?;
-        revocation::announce(conn, &Revoked::User(row.id.clone()))?;
-        audit::record(
-            conn,
-            now,
-            &Event::new("user.suspend", who)
-                .target("user", &row.id, &row.username)
-                .detail(format!(
-                    "directory {}; {why}; deleted in {} h unless re-activated",
-                    row.directory_id,
-                    grace.num_hours()
-                )),
-        )?;
-    }
-    Ok(())
+    suspend_in(conn, row, who, now, grace, why)
 }
 
 fn find_in(conn: &mut crate::store::DbConn, dir: &DirectoryId, id: &UserId) -> Result<UserRow> {
@@ -156,6 +198,20 @@ fn find_in(conn: &mut crate::store::DbConn, dir: &DirectoryId, id: &UserId) -> R
         .ok()
         .filter(|r| r.directory_id == *dir)
         .ok_or_else(|| Error::not_found(format!("no user `{id}`")))
+}
+
+/// The user of `dir` with this id as SCIM shows them.
+fn scim_user_in(
+    conn: &mut crate::store::DbConn,
+    dir: &DirectoryId,
+    id: &UserId,
+) -> Result<ScimUser> {
+    let row = find_in(conn, dir, id)?;
+    let primary = users::table
+        .find(&row.id)
+        .select(users::scim_email_primary)
+        .first(conn)?;
+    Ok(to_scim(&row, primary))
 }
 
 /// Users of the directory that match `filter`, paged (1-based `start`).
@@ -171,7 +227,7 @@ pub async fn list(
     // those in the database so a lookup does not read the whole directory. The exact
     // (case-insensitive, and-ed) match still happens below.
     let narrow = filter.as_ref().and_then(first_eq);
-    let all: Vec<UserRow> = app
+    let all: Vec<(UserRow, bool)> = app
         .store
         .read(move |conn| {
             let mut q = users::table
@@ -186,13 +242,13 @@ pub async fn list(
                 None => q,
             };
             Ok(q.order(users::created_at)
-                .select(UserRow::as_select())
+                .select((UserRow::as_select(), users::scim_email_primary))
                 .load(conn)?)
         })
         .await?;
     let matching: Vec<ScimUser> = all
         .iter()
-        .map(to_scim)
+        .map(|(r, primary)| to_scim(r, *primary))
         .filter(|u| filter.as_ref().is_none_or(|f| protocol::matches(f, u)))
         .collect();
     let total = matching.len() as u64;
@@ -217,7 +273,7 @@ fn first_eq(f: &Filter) -> Option<(protocol::Attr, String)> {
 pub async fn get(app: &Services, dir: &DirectoryId, id: &UserId) -> Result<ScimUser> {
     let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     app.store
-        .read(move |conn| Ok(to_scim(&find_in(conn, &dir, &id)?)))
+        .read(move |conn| scim_user_in(conn, &dir, &id))
         .await
 }
 
@@ -259,7 +315,7 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
                 display_name: u.display_name.clone(),
                 first_name: u.given_name.clone(),
                 last_name: u.family_name.clone(),
-                email: u.email.clone(),
+                email: u.email.as_ref().map(|e| e.value.clone()),
                 is_admin: false,
                 is_enabled: u.active,
                 password_hash: None,
@@ -272,8 +328,9 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
                 is_service_account: false,
                 manager_id: None,
             };
+            let primary = u.email.as_ref().is_none_or(|e| e.primary);
             diesel::insert_into(users::table)
-                .values(&row)
+                .values((&row, users::scim_email_primary.eq(primary)))
                 .execute(conn)?;
             audit::record(
                 conn,
@@ -282,20 +339,20 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
                     .target("user", &row.id, &row.username)
                     .detail(format!("directory {dir} via SCIM")),
             )?;
-            Ok(to_scim(&row))
+            Ok(to_scim(&row, primary))
         })
         .await
 }
 
-/// Replaces a user's attributes (PUT, or the result of a PATCH). `active: false`
-/// deprovisions: without a grace the user goes with keys and sessions and `None` is
-/// returned; with one the user is suspended (and `active: true` later restores them).
+/// Replaces a user's attributes (PUT, or the result of a PATCH) and returns the user as
+/// stored. `active: false` suspends an active user (`suspend_in`); `active: true` restores a
+/// suspended one, keys intact.
 pub async fn update(
     app: &Services,
     dir: &DirectoryId,
     id: &UserId,
     u: ScimUser,
-) -> Result<Option<ScimUser>> {
+) -> Result<ScimUser> {
     check_user_name(&u.user_name)?;
     let u = visible_names(u);
     let now = app.clock.now();
@@ -303,19 +360,16 @@ pub async fn update(
     let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let revoked = id.clone();
-    let out = app
+    let (out, ended) = app
         .store
         .write(move |conn| {
             let row = find_in(conn, &dir, &id)?;
             revocation::announce(conn, &Revoked::User(row.id.clone()))?;
-            // Deprovisioning is the change from active to inactive; a user who is already
+            // Suspension is the change from active to inactive; a user who is already
             // inactive (created so, or suspended) only has attributes updated.
+            let mut ended = Vec::new();
             if !u.active && row.is_active() {
-                deprovision_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
-                if grace.is_zero() {
-                    return Ok(None);
-                }
-                return Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)));
+                ended = suspend_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
             }
             if u.active && row.suspended_at.is_some() {
                 diesel::update(users::table.find(&row.id))
@@ -326,9 +380,7 @@ pub async fn update(
                     now,
                     &Event::new("user.restore", &who)
                         .target("user", &row.id, &row.username)
-                        .detail(format!(
-                            "directory {dir}: re-activated via SCIM within the grace"
-                        )),
+                        .detail(format!("directory {dir}: re-activated via SCIM")),
                 )?;
             }
             if u.user_name != row.username {
@@ -350,7 +402,8 @@ pub async fn update(
                     users::display_name.eq(&u.display_name),
                     users::first_name.eq(&u.given_name),
                     users::last_name.eq(&u.family_name),
-                    users::email.eq(&u.email),
+                    users::email.eq(u.email.as_ref().map(|e| &e.value)),
+                    users::scim_email_primary.eq(u.email.as_ref().is_none_or(|e| e.primary)),
                     users::scim_external_id.eq(&u.external_id),
                     // A suspended user stays suspended (and otherwise as is) until re-activated;
                     // anyone else is enabled exactly when the provider says active.
@@ -368,11 +421,14 @@ pub async fn update(
                     .target("user", &row.id, &u.user_name)
                     .detail(format!("directory {dir}: attributes updated via SCIM")),
             )?;
-            Ok(Some(to_scim(&user_domain::find(conn, &row.id)?)))
+            Ok((scim_user_in(conn, &dir, &row.id)?, ended))
         })
         .await?;
-    // Deprovisioned, suspended or restored: standing changed either way.
+    // Suspended or restored: standing changed either way.
     revocation::changed(app, Revoked::User(revoked));
+    for s in ended {
+        revocation::changed(app, s);
+    }
     Ok(out)
 }
 
@@ -382,7 +438,7 @@ pub async fn patch(
     dir: &DirectoryId,
     id: &UserId,
     body: &serde_json::Value,
-) -> std::result::Result<Option<ScimUser>, ScimError> {
+) -> std::result::Result<ScimUser, ScimError> {
     let mut u = get(app, dir, id).await?;
     protocol::apply_patch(&mut u, body)?;
     Ok(update(app, dir, id, u).await?)
@@ -395,24 +451,32 @@ pub async fn delete(app: &Services, dir: &DirectoryId, id: &UserId) -> Result<()
     let (dir, id) = (dir.clone(), id.to_ascii_lowercase());
     let who = actor(&dir);
     let i = id.clone();
-    app.store
+    let ended = app
+        .store
         .write(move |conn| {
             let row = find_in(conn, &dir, &i)?;
             deprovision_in(conn, &row, &who, now, grace, "deleted via SCIM")
         })
         .await?;
     revocation::changed(app, Revoked::User(id));
+    for s in ended {
+        revocation::changed(app, s);
+    }
     Ok(())
 }
 
 /// Deletes users of `directory` whose SCIM deprovisioning grace has ended (inside the caller's
-/// transaction); returns their ids.
+/// transaction); returns their ids. Without a grace nothing ends: a user set inactive stays
+/// suspended until the provider deletes or re-activates them (its DELETE removes at once).
 pub fn remove_expired_in(
     conn: &mut crate::store::DbConn,
     directory: &DirectoryId,
     grace: chrono::Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<UserId>> {
+    if grace.is_zero() {
+        return Ok(Vec::new());
+    }
     let due: Vec<UserId> = users::table
         .filter(users::directory_id.eq(directory))
         .filter(users::suspended_at.le(to_ms(now - grace)))

@@ -22,6 +22,7 @@ diesel::table! {
         session_duration_minutes -> Nullable<BigInt>,
         is_service_account -> Bool,
         manager_id -> Nullable<Text>,
+        scim_email_primary -> Bool,
     }
 }
 

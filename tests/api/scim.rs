@@ -1,9 +1,11 @@
 //! SCIM rules that need no identity provider: the token is checked before the body is
-//! read (and an unknown one never waits for the write lock), and names a provider sends
-//! lose invisible characters.
+//! read (and an unknown one never waits for the write lock), names a provider sends lose
+//! invisible characters, and the life of a provisioned user (set inactive: suspended and
+//! still readable; re-activated; deleted; removed when a grace ends) with a key an admin
+//! made for them.
 
-use crate::app::{Resp, TestApp};
-use axum::http::StatusCode;
+use crate::app::{Key, Resp, TestApp};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// An OpenID Connect directory for SCIM tokens; its issuer is never asked.
@@ -93,6 +95,359 @@ async fn names_a_provider_sends_lose_invisible_characters_before_anyone_sees_the
         !users.contains('\u{202E}') && !users.contains('\u{200B}'),
         "{users}"
     );
+}
+
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// A SCIM request with the provider's token; the answer.
+async fn scim(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
+    let req = app
+        .request(method, &format!("/scim/v2{path}"))
+        .bearer(token);
+    match body {
+        Some(b) => {
+            req.body("application/scim+json", b.to_string())
+                .send()
+                .await
+        }
+        None => req.send().await,
+    }
+}
+
+fn set_active(active: bool) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]})
+}
+
+/// A user provisioned through SCIM who signed in just now, with a key an admin made for them.
+async fn provisioned_with_key(app: &TestApp, token: &str, name: &str) -> (String, Key) {
+    let created = scim(
+        app,
+        token,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": name})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    app.set_last_login(&id, app.now()).await;
+    let admin = app.admin().await;
+    let r = app
+        .post("/api/accesskeys")
+        .auth(&admin)
+        .json(json!({"name": "provisioned", "userId": id}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let key = Key::from_created(&r.json());
+    assert!(app.key_works(&key).await);
+    (id, key)
+}
+
+/// The cleanup job as it runs on the leader, with this daemon's SCIM graces.
+async fn run_cleanup(app: &TestApp) -> String {
+    let daemon = app.app.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = daemon.clock.now();
+        let graces = accesskeyd::jobs::scim_graces(&daemon);
+        daemon
+            .leadership
+            .run_blocking("session-cleanup", daemon.clock.as_ref(), |conn| {
+                accesskeyd::jobs::cleanup(conn, now, &graces)
+            })
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .expect("the only process leads")
+}
+
+#[tokio::test]
+async fn a_user_set_inactive_is_suspended_at_once_and_stays_readable_until_deleted() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    let (id, key) = provisioned_with_key(&app, &token, "ann").await;
+    let user = format!("/Users/{id}");
+
+    // Set inactive: 200 with the resource; the key stops at once.
+    let r = scim(&app, &token, Method::PATCH, &user, Some(set_active(false))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["active"], false, "{}", r.body);
+    assert_eq!(r.json()["id"], id.as_str());
+    assert!(!app.key_works(&key).await, "keys stop at once");
+    // Still readable, and found by the provider's lookup, as inactive.
+    let r = scim(&app, &token, Method::GET, &user, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["active"], false);
+    let r = scim(
+        &app,
+        &token,
+        Method::GET,
+        "/Users?filter=userName%20eq%20%22ann%22",
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["Resources"][0]["active"], false, "{}", r.body);
+    let admin = app.admin().await;
+    let audit = app
+        .get("/api/audit?action=user.suspend")
+        .auth(&admin)
+        .send()
+        .await
+        .json();
+    assert_eq!(audit["totalResults"], 1, "{audit}");
+    assert!(audit["events"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("set inactive via SCIM"));
+
+    // Without a grace nothing is removed by time: a year of cleanup runs later, still there.
+    app.advance(chrono::Duration::days(365));
+    assert!(run_cleanup(&app)
+        .await
+        .ends_with(" 0 deprovisioned user(s)"));
+    let r = scim(&app, &token, Method::GET, &user, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Re-activated (Entra restores a soft-deleted user so): the key works again once its
+    // owner has signed in within the validity window, as for anyone.
+    let r = scim(&app, &token, Method::PATCH, &user, Some(set_active(true))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["active"], true);
+    app.set_last_login(&id, app.now()).await;
+    assert!(app.key_works(&key).await, "restored with the key");
+
+    // Removing `active` means inactive.
+    let remove = json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "active"}]});
+    let r = scim(&app, &token, Method::PATCH, &user, Some(remove)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["active"], false);
+    assert!(!app.key_works(&key).await);
+
+    // DELETE: gone, with the key.
+    let r = scim(&app, &token, Method::DELETE, &user, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = scim(&app, &token, Method::GET, &user, None).await;
+    assert_scim_error(&r, StatusCode::NOT_FOUND, None);
+    assert!(!app.key_works(&key).await);
+    // (A new admin session: the first ended in the year that passed.)
+    let admin = app.admin().await;
+    let audit = app
+        .get("/api/audit?action=user.deprovision")
+        .auth(&admin)
+        .send()
+        .await
+        .json();
+    assert!(
+        audit["events"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 access key(s)"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn put_answers_200_with_the_resource_also_when_it_sets_the_user_inactive() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    let (id, key) = provisioned_with_key(&app, &token, "bob").await;
+    let put = json!({"schemas": [USER_SCHEMA], "userName": "bob", "active": false,
+        "name": {"givenName": "Bob", "familyName": "Baker"}, "displayName": "Bob B."});
+    let r = scim(
+        &app,
+        &token,
+        Method::PUT,
+        &format!("/Users/{id}"),
+        Some(put),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header("content-type"), "application/scim+json");
+    let body = r.json();
+    assert_eq!(body["active"], false, "{body}");
+    // The other attributes of the same request are stored too.
+    assert_eq!(body["name"]["familyName"], "Baker", "{body}");
+    assert_eq!(body["displayName"], "Bob B.", "{body}");
+    assert!(!app.key_works(&key).await);
+    let r = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(r.json(), body);
+
+    // `attributes` applies to the answer of a write as to a read; a PATCH answers 204 only
+    // when the client asks for no body.
+    let r = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{id}?attributes=displayName"),
+        Some(set_active(true)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["displayName"], "Bob B.");
+    assert!(r.json().get("active").is_none(), "{}", r.body);
+    let r = app
+        .request(Method::PATCH, &format!("/scim/v2/Users/{id}"))
+        .bearer(&token)
+        .header("prefer", "return=minimal")
+        .body("application/scim+json", set_active(false).to_string())
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(r.body.is_empty());
+    let r = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(r.json()["active"], false, "the change was made: {}", r.body);
+}
+
+#[tokio::test]
+async fn with_a_grace_users_set_inactive_are_removed_when_it_ends() {
+    let app = TestApp::spawn_with(&format!("{IDP}removal_grace_hours = 24\n")).await;
+    let token = token(&app).await;
+    let (id, key) = provisioned_with_key(&app, &token, "cid").await;
+    let r = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(set_active(false)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!app.key_works(&key).await);
+    // Within the grace: kept.
+    app.advance(chrono::Duration::hours(23));
+    assert!(run_cleanup(&app)
+        .await
+        .ends_with(" 0 deprovisioned user(s)"));
+    let r = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(r.json()["active"], false, "{}", r.body);
+    // Setting inactive again does not restart the grace.
+    scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(set_active(false)),
+    )
+    .await;
+    app.advance(chrono::Duration::hours(2));
+    assert!(run_cleanup(&app)
+        .await
+        .ends_with(" 1 deprovisioned user(s)"));
+    let r = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
+    assert_scim_error(&r, StatusCode::NOT_FOUND, None);
+    assert!(!app.key_works(&key).await);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_scim_error_not_a_server_error() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    let created = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "dan"})),
+    )
+    .await;
+    let user = format!("/Users/{}", created.json()["id"].as_str().unwrap());
+    // A repeated query parameter, on reads and on writes alike; without a token, only 401.
+    for (method, path) in [
+        (Method::GET, "/Users?count=1&count=2".to_string()),
+        (Method::GET, format!("{user}?attributes=a&attributes=b")),
+        (Method::PATCH, format!("{user}?attributes=a&attributes=b")),
+    ] {
+        let body = (method == Method::PATCH).then(|| set_active(true));
+        let r = scim(&app, &token, method.clone(), &path, body).await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, None);
+        let r = app.request(method, &format!("/scim/v2{path}")).send().await;
+        assert_scim_error(&r, StatusCode::UNAUTHORIZED, None);
+    }
+    // Bodies that are not what they should be.
+    for (method, body, scim_type) in [
+        (Method::PUT, json!([1]), "invalidSyntax"),
+        (Method::PUT, json!({"userName": 7}), "invalidValue"),
+        (
+            Method::PATCH,
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "userName"}]}),
+            "invalidValue",
+        ),
+        (
+            Method::PATCH,
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "emails[value co \"x\"]", "value": "y"}]}),
+            "invalidPath",
+        ),
+    ] {
+        let r = scim(&app, &token, method, &user, Some(body)).await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some(scim_type));
+    }
+    let r = app
+        .request(Method::PATCH, &format!("/scim/v2{user}"))
+        .bearer(&token)
+        .body("application/scim+json", "{\"schemas\": [")
+        .send()
+        .await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidSyntax"));
+    let r = scim(
+        &app,
+        &token,
+        Method::PUT,
+        "/Users/no-such-user",
+        Some(json!({"userName": "x"})),
+    )
+    .await;
+    assert_scim_error(&r, StatusCode::NOT_FOUND, None);
+}
+
+#[tokio::test]
+async fn an_email_sent_as_not_primary_comes_back_as_sent() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    let not_primary = json!([{"value": "eve@example.org", "type": "work", "primary": false}]);
+    let r = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "eve", "emails": not_primary})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["emails"], not_primary);
+    let user = format!("/Users/{}", r.json()["id"].as_str().unwrap());
+    let r = scim(&app, &token, Method::GET, &user, None).await;
+    assert_eq!(r.json()["emails"], not_primary, "{}", r.body);
+
+    // PATCHed to primary, then back, as the checker does: each answer and each read as sent.
+    for primary in [true, false] {
+        let emails = json!([{"value": "eve@example.org", "type": "work", "primary": primary}]);
+        let body = json!({"schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "emails", "value": emails}]});
+        let r = scim(&app, &token, Method::PATCH, &user, Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["emails"], emails);
+        let r = scim(&app, &token, Method::GET, &user, None).await;
+        assert_eq!(r.json()["emails"], emails, "{}", r.body);
+    }
+    // Entra's form changes the address only.
+    let body = json!({"schemas": [PATCH_OP], "Operations": [
+        {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "eve@example.com"}]});
+    let r = scim(&app, &token, Method::PATCH, &user, Some(body)).await;
+    assert_eq!(
+        r.json()["emails"],
+        json!([{"value": "eve@example.com", "type": "work", "primary": false}])
+    );
+    // The API shows the address.
+    let admin = app.admin().await;
+    let id = user.trim_start_matches("/Users/");
+    let r = app
+        .get(&format!("/api/users/{id}"))
+        .auth(&admin)
+        .send()
+        .await;
+    assert_eq!(r.json()["email"], "eve@example.com", "{}", r.body);
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod oidc;
 mod proxy;
 mod request_path;
 mod scim;
+mod scim_conformance;
 mod sdk;
 mod service_accounts;
 mod sync;

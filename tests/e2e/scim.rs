@@ -1,5 +1,6 @@
-//! SCIM 2.0 provisioning through real HTTP: an identity provider creates, finds, updates and
-//! deprovisions users; deprovisioning takes keys and sessions; a provisioned user's first
+//! SCIM 2.0 provisioning through real HTTP: an identity provider creates, finds, updates,
+//! deactivates and deletes users; deactivation stops keys and sessions at once, deletion
+//! takes them; a provisioned user's first
 //! OpenID Connect login (against a real provider) links to the provisioned record by
 //! `externalId` = `sub`, or by userName only where the admin trusts the username claim (the
 //! rules that need no provider are in the fast tier, tests/api/scim.rs).
@@ -178,25 +179,67 @@ async fn provisioning_linking_and_deprovisioning() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["displayName"], "Ben B.");
 
-    // Deprovisioned (Entra sends active "False" as a string): keys and sessions go.
+    // Set inactive (Entra sends active "False" as a string): suspended at once, keys and
+    // sessions refused; the record stays readable with active false until a DELETE.
     let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
-    let (s, _) = scim
-        .send(Method::PATCH, &format!("/Users/{id}"), Some(off))
+    let (s, b) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(off.clone()))
         .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["active"].clone(), b["displayName"].clone()),
+        (json!(false), json!("Ben B."))
+    );
     assert_eq!(
         d.client().with_basic(&key, &pw).me().await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(session.me().await.status, StatusCode::UNAUTHORIZED);
     let (s, b) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
-    assert_scim_error(s, &b, StatusCode::NOT_FOUND, None);
-    let audit = d
-        .admin()
-        .await
-        .get("/api/audit?action=user.deprovision")
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["active"], false);
+    let admin = d.admin().await;
+    let audit = admin.get("/api/audit?action=user.suspend").await;
+    assert_eq!(audit.body["totalResults"], 1, "{}", audit.body);
+    assert!(audit.body["events"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 session(s) ended"));
+    // Signing in at the provider does not undo it.
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Re-activated: the key works again; the session ended, so Ben signs in anew.
+    let on = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "True"}]});
+    let (s, b) = scim
+        .send(Method::PATCH, &format!("/Users/{id}"), Some(on))
         .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["active"], true);
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::OK
+    );
+    assert_eq!(session.me().await.status, StatusCode::UNAUTHORIZED);
+    let (r, _) = browser_login(&d, &p, "idp", BEN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Inactive again, then deleted (Entra's hard delete): gone with keys and sessions.
+    scim.send(Method::PATCH, &format!("/Users/{id}"), Some(off))
+        .await;
+    let (s, _) = scim
+        .send(Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_scim_error(s, &b, StatusCode::NOT_FOUND, None);
+    assert_eq!(
+        d.client().with_basic(&key, &pw).me().await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let audit = admin.get("/api/audit?action=user.deprovision").await;
     assert_eq!(audit.body["totalResults"], 1);
     assert!(audit.body["events"][0]["detail"]
         .as_str()
@@ -215,6 +258,17 @@ async fn provisioning_linking_and_deprovisioning() {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["name"]["givenName"], "Carol");
+    // A PUT that sets the user inactive answers 200 with the resource too.
+    let put = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "carol",
+        "name": {"givenName": "Carol"}, "active": false});
+    let (s, b) = scim
+        .send(Method::PUT, &format!("/Users/{cid}"), Some(put))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["id"].as_str(), b["active"].as_bool()),
+        (Some(cid.as_str()), Some(false))
+    );
     let (s, _) = scim
         .send(Method::DELETE, &format!("/Users/{cid}"), None)
         .await;
@@ -282,7 +336,18 @@ async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed(
     assert_eq!(b["active"], true);
     assert_eq!(basic.me().await.status, StatusCode::OK);
 
-    // Deleted: suspended; after the grace the cleanup job removes user and key.
+    // Deleted: suspended; after the grace the cleanup job removes user and key, and so a
+    // user who was only set inactive.
+    let carol = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "carol", "active": true});
+    let (_, c) = scim.send(Method::POST, "/Users", Some(carol)).await;
+    let cid = c["id"].as_str().unwrap().to_string();
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let (s, _) = scim
+        .send(Method::PATCH, &format!("/Users/{cid}"), Some(off))
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let (s, _) = scim
         .send(Method::DELETE, &format!("/Users/{id}"), None)
         .await;
@@ -304,9 +369,13 @@ async fn with_a_grace_deprovisioned_users_are_suspended_restorable_then_removed(
     .unwrap()
     .unwrap()
     .unwrap();
-    assert!(detail.ends_with(" 1 deprovisioned user(s)"), "{detail}");
-    let (s, _) = scim.send(Method::GET, &format!("/Users/{id}"), None).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(detail.ends_with(" 2 deprovisioned user(s)"), "{detail}");
+    for gone in [&id, &cid] {
+        let (s, _) = scim
+            .send(Method::GET, &format!("/Users/{gone}"), None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
     let audit = d
         .admin()
         .await

@@ -20,4 +20,4 @@ pub use error::{ScimError, ERROR_SCHEMA};
 pub use filter::{matches, parse_filter, Attr, Filter};
 pub use list::{list_response, paging, LIST_RESPONSE_SCHEMA, MAX_RESULTS};
 pub use patch::{apply_patch, PATCH_OP_SCHEMA};
-pub use user::{user_from_json, user_to_json, ScimUser, USER_SCHEMA};
+pub use user::{user_from_json, user_to_json, Email, ScimUser, USER_SCHEMA};

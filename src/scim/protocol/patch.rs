@@ -5,7 +5,7 @@ use super::error::ScimError;
 use super::filter::{tokenize, Tok};
 use super::user::{
     get_ci, opt_string, parse_bool, pick_email, required_string, starts_with_ci, strip_core_urn,
-    ScimUser,
+    Email, ScimUser,
 };
 use crate::ids::UserId;
 use serde_json::Value;
@@ -154,7 +154,11 @@ fn apply_target(
         },
         // We keep a single email, so adding one replaces it.
         Target::Emails | Target::WorkEmail => u.email = pick_email(v)?,
-        Target::WorkEmailValue => u.email = opt_string(v, "emails.value")?,
+        // A new address for the same email: it stays as primary as it was.
+        Target::WorkEmailValue => {
+            let primary = u.email.as_ref().is_none_or(|e| e.primary);
+            u.email = opt_string(v, "emails.value")?.map(|value| Email { value, primary });
+        }
         Target::Ignored => {}
     }
     Ok(())
@@ -163,7 +167,8 @@ fn apply_target(
 fn remove_target(u: &mut ScimUser, target: Target) -> Result<(), ScimError> {
     match target {
         Target::Id => return Err(ScimError::invalid_value("'id' is read-only")),
-        Target::Active => return Err(ScimError::invalid_value("'active' cannot be removed")),
+        // Unassigned is not active (RFC 7643 §2.5 leaves its meaning to us): the safe side.
+        Target::Active => u.active = false,
         Target::UserName => {
             return Err(ScimError::invalid_value(
                 "'userName' is required and cannot be removed",
@@ -344,7 +349,7 @@ mod tests {
         assert_eq!(u.user_name, "alice2@example.com");
         assert_eq!(u.given_name.as_deref(), Some("Al"));
         assert_eq!(u.family_name.as_deref(), Some("L"));
-        assert_eq!(u.email.as_deref(), Some("al@example.com"));
+        assert_eq!(u.email, Some(Email::new("al@example.com")));
         assert_eq!(u.external_id.as_deref(), Some("ext-2"));
         assert_eq!(u.display_name.as_deref(), Some("Al L"));
     }
@@ -372,7 +377,7 @@ mod tests {
         assert!(u.active);
         assert_eq!(u.given_name.as_deref(), Some("Ally"));
         assert_eq!(u.family_name.as_deref(), Some("Pleasance"));
-        assert_eq!(u.email.as_deref(), Some("p@example.com"));
+        assert_eq!(u.email, Some(Email::new("p@example.com")));
     }
 
     #[test]
@@ -383,7 +388,7 @@ mod tests {
             &patch(json!([{"op": "add", "path": "emails[TYPE eq \"Work\"]", "value": {"value": "w@x"}}])),
         )
         .unwrap();
-        assert_eq!(u.email.as_deref(), Some("w@x"));
+        assert_eq!(u.email, Some(Email::new("w@x")));
         apply_patch(
             &mut u,
             &patch(
@@ -391,7 +396,7 @@ mod tests {
             ),
         )
         .unwrap();
-        assert_eq!(u.email.as_deref(), Some("p@x"));
+        assert_eq!(u.email, Some(Email::new("p@x")));
         let r = apply_patch(
             &mut u,
             &patch(
@@ -412,6 +417,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.email, None);
+    }
+
+    #[test]
+    fn email_primary_round_trips_as_sent() {
+        let mut u = alice();
+        let not_primary = Email {
+            value: "n@x".into(),
+            primary: false,
+        };
+        apply_patch(
+            &mut u,
+            &patch(json!([{"op": "replace", "path": "emails",
+                "value": [{"value": "n@x", "type": "work", "primary": false}]}])),
+        )
+        .unwrap();
+        assert_eq!(u.email, Some(not_primary.clone()));
+        // A new address through the filtered path keeps it as it was.
+        apply_patch(
+            &mut u,
+            &patch(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "m@x"}])),
+        )
+        .unwrap();
+        assert_eq!(
+            u.email,
+            Some(Email {
+                value: "m@x".into(),
+                ..not_primary
+            })
+        );
+        apply_patch(
+            &mut u,
+            &patch(json!([{"op": "add", "path": "emails",
+                "value": [{"value": "p@x", "type": "work", "primary": true}]}])),
+        )
+        .unwrap();
+        assert_eq!(u.email, Some(Email::new("p@x")));
     }
 
     #[test]
@@ -460,10 +501,14 @@ mod tests {
             (None, None)
         );
         assert_eq!(u.email, None);
-        for path in ["active", "userName", "id"] {
+        for path in ["userName", "id"] {
             let r = apply_patch(&mut u, &patch(json!([{"op": "remove", "path": path}])));
             assert_eq!(err_type(r), (400, Some("invalidValue")), "{path}");
         }
+        // Removing `active` makes the user inactive.
+        assert!(u.active);
+        apply_patch(&mut u, &patch(json!([{"op": "remove", "path": "active"}]))).unwrap();
+        assert!(!u.active);
         let r = apply_patch(&mut u, &patch(json!([{"op": "remove"}])));
         assert_eq!(err_type(r), (400, Some("noTarget")));
     }

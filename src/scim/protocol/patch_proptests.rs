@@ -258,7 +258,7 @@ fn user() -> ScimUser {
         given_name: Some("Alice".into()),
         family_name: Some("Liddell".into()),
         display_name: Some("Alice Liddell".into()),
-        email: Some("alice@example.com".into()),
+        email: Some(Email::new("alice@example.com")),
         created: None,
         last_modified: None,
     }

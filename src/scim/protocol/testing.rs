@@ -2,7 +2,7 @@
 //! that write JSON string literals and names in mixed case as identity providers may.
 
 use super::error::ScimError;
-use super::user::ScimUser;
+use super::user::{Email, ScimUser};
 use chrono::{TimeZone, Utc};
 
 pub(super) fn alice() -> ScimUser {
@@ -14,7 +14,7 @@ pub(super) fn alice() -> ScimUser {
         given_name: Some("Alice".into()),
         family_name: Some("Liddell".into()),
         display_name: Some("Alice Liddell".into()),
-        email: Some("alice@example.com".into()),
+        email: Some(Email::new("alice@example.com")),
         created: Some(Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().unwrap()),
         last_modified: Some(Utc.with_ymd_and_hms(2024, 2, 3, 4, 5, 6).single().unwrap()),
     }

@@ -9,6 +9,25 @@ use serde_json::{json, Map, Value};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
+/// The one email kept (RFC 7643 §4.1.2), as sent: its address, and whether it was sent as
+/// the primary one. `type` is not kept: the one email is the work email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub value: String,
+    /// `primary` as sent; true when it was not, this being the only email kept.
+    pub primary: bool,
+}
+
+impl Email {
+    /// An address without a `primary` of its own.
+    pub fn new(value: impl Into<String>) -> Email {
+        Email {
+            value: value.into(),
+            primary: true,
+        }
+    }
+}
+
 /// A user as SCIM sees it. `id`, `created` and `last_modified` are server-assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScimUser {
@@ -19,7 +38,7 @@ pub struct ScimUser {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
-    pub email: Option<String>,
+    pub email: Option<Email>,
     pub created: Option<DateTime<Utc>>,
     pub last_modified: Option<DateTime<Utc>>,
 }
@@ -52,7 +71,7 @@ pub fn user_to_json(u: &ScimUser, base_url: &str) -> Value {
     if let Some(e) = &u.email {
         o.insert(
             "emails".into(),
-            json!([{"value": e, "type": "work", "primary": true}]),
+            json!([{"value": e.value, "type": "work", "primary": e.primary}]),
         );
     }
     let mut meta = Map::new();
@@ -168,9 +187,10 @@ pub(super) fn parse_bool(v: &Value, label: &str) -> Result<bool, ScimError> {
     }
 }
 
-/// We keep one email: the primary one, else the first. A lone object is taken as a
-/// one-element array because some clients send the value of a filtered path that way.
-pub(super) fn pick_email(v: &Value) -> Result<Option<String>, ScimError> {
+/// We keep one email: the primary one, else the first, with its `primary` as sent. A lone
+/// object is taken as a one-element array because some clients send the value of a
+/// filtered path that way.
+pub(super) fn pick_email(v: &Value) -> Result<Option<Email>, ScimError> {
     let items = match v {
         Value::Null => return Ok(None),
         Value::Array(a) => a.as_slice(),
@@ -182,18 +202,22 @@ pub(super) fn pick_email(v: &Value) -> Result<Option<String>, ScimError> {
         let o = item
             .as_object()
             .ok_or_else(|| ScimError::invalid_value("'emails' entries must be objects"))?;
-        let value = opt_attr(o, "value", "emails.value")?;
-        let is_primary = match get_ci(o, "primary") {
-            None | Some(Value::Null) => false,
-            Some(p) => parse_bool(p, "emails.primary")?,
+        let Some(value) = opt_attr(o, "value", "emails.value")? else {
+            continue;
         };
-        if value.is_some() {
-            if is_primary && primary.is_none() {
-                primary.clone_from(&value);
-            }
-            if first.is_none() {
-                first = value;
-            }
+        let sent = match get_ci(o, "primary") {
+            None | Some(Value::Null) => None,
+            Some(p) => Some(parse_bool(p, "emails.primary")?),
+        };
+        let email = Email {
+            value,
+            primary: sent.unwrap_or(true),
+        };
+        if sent == Some(true) && primary.is_none() {
+            primary = Some(email.clone());
+        }
+        if first.is_none() {
+            first = Some(email);
         }
     }
     Ok(primary.or(first))
@@ -280,12 +304,37 @@ mod tests {
         assert!(!u.active);
         assert_eq!(u.user_name, "bob");
         assert_eq!(u.given_name.as_deref(), Some("Bob"));
-        assert_eq!(u.email.as_deref(), Some("b@work"));
+        assert_eq!(u.email, Some(Email::new("b@work")));
         let u = user_from_json(&json!({"userName": "b", "active": "TRUE",
             "emails": [{"value": "first"}, {"value": "second"}]}))
         .unwrap();
         assert!(u.active);
-        assert_eq!(u.email.as_deref(), Some("first"));
+        assert_eq!(u.email, Some(Email::new("first")));
+    }
+
+    #[test]
+    fn an_email_sent_as_not_primary_comes_back_so() {
+        let sent = json!([{"value": "b@x", "type": "work", "primary": false}]);
+        let u = user_from_json(&json!({"userName": "b", "emails": sent})).unwrap();
+        assert_eq!(
+            u.email,
+            Some(Email {
+                value: "b@x".into(),
+                primary: false
+            })
+        );
+        assert_eq!(user_to_json(&u, "https://h")["emails"], sent);
+        // Of several, none primary: the first, as sent.
+        let u = user_from_json(&json!({"userName": "b", "emails": [
+            {"value": "one", "primary": false}, {"value": "two", "primary": false}]}))
+        .unwrap();
+        assert_eq!(
+            u.email,
+            Some(Email {
+                value: "one".into(),
+                primary: false
+            })
+        );
     }
 
     #[test]
