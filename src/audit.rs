@@ -3,8 +3,9 @@
 
 use crate::error::Result;
 use crate::ids::UserId;
-use crate::store::models::{from_ms, to_ms, AuditRow, NewAuditRow};
+use crate::store::models::{AuditRow, NewAuditRow};
 use crate::store::schema::audit_events;
+use crate::store::timestamp::Timestamp;
 use crate::store::{DbConn, Store};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -126,7 +127,7 @@ pub fn record(conn: &mut DbConn, at: DateTime<Utc>, event: &Event<'_>) -> Result
         "audit"
     );
     let row = NewAuditRow {
-        at: to_ms(at),
+        at: Timestamp::from(at),
         action: event.action.to_string(),
         outcome: event.outcome.to_string(),
         actor_user_id: event.actor.user_id.clone(),
@@ -176,7 +177,7 @@ pub fn prune(conn: &mut DbConn, now: DateTime<Utc>, days: u64) -> Result<usize> 
     let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400_000);
     let cutoff = now
         .checked_sub_signed(chrono::Duration::days(days))
-        .map_or(i64::MIN, to_ms);
+        .map_or(Timestamp::MIN, Timestamp::from);
     Ok(diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff))).execute(conn)?)
 }
 
@@ -201,7 +202,7 @@ impl From<AuditRow> for AuditEntry {
     fn from(r: AuditRow) -> Self {
         AuditEntry {
             id: r.id,
-            at: from_ms(r.at),
+            at: r.at.at(),
             action: r.action,
             outcome: r.outcome,
             actor_user_id: r.actor_user_id,

@@ -16,7 +16,8 @@
 use crate::config::CredentialCacheConfig;
 use crate::ids::{KeyRowId, UserId};
 use crate::secret::Secret;
-use crate::store::models::{from_ms, AccessKeyRow, SessionRow, UserRow};
+use crate::store::models::{AccessKeyRow, SessionRow, UserRow};
+use crate::store::timestamp::Timestamp;
 use crate::validity;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -71,7 +72,7 @@ struct KnownKey {
     user_id: Arc<str>,
     stored_hash: String,
     digest: [u8; 32],
-    expires_at: Option<i64>,
+    expires_at: Option<Timestamp>,
     /// Filled while the cache was live, right after a fresh read: usable for decisions.
     /// Entries learned while it was not only spare argon2 (the row is read every time).
     decides: bool,
@@ -84,8 +85,8 @@ struct KnownKey {
 struct KnownSession {
     user_id: Arc<str>,
     /// (row id, key id, key expiry) of the key a key session was opened with.
-    key: Option<(Arc<str>, Arc<str>, Option<i64>)>,
-    expires_at: i64,
+    key: Option<(Arc<str>, Arc<str>, Option<Timestamp>)>,
+    expires_at: Timestamp,
 }
 
 #[derive(Default)]
@@ -253,7 +254,7 @@ impl AuthCache {
         let (Some(user), Some(days)) = (state.users.get(&s.user_id), state.validity_days) else {
             return self.miss();
         };
-        if now.timestamp_millis() >= s.expires_at || !user.is_active() {
+        if Timestamp::from(now) >= s.expires_at || !user.is_active() {
             return self.miss();
         }
         if let Some((_, _, expires_at)) = &s.key {
@@ -504,13 +505,18 @@ impl AuthCache {
 }
 
 /// The rule for a key of `user` with the key's expiry, the system window `days`, at `now`.
-fn key_may_act(user: &UserRow, expires_at: Option<i64>, days: i64, now: DateTime<Utc>) -> bool {
+fn key_may_act(
+    user: &UserRow,
+    expires_at: Option<Timestamp>,
+    days: i64,
+    now: DateTime<Utc>,
+) -> bool {
     if !user.is_active() {
         return false;
     }
     let holder = if user.is_service_account {
         validity::Holder::ServiceAccount {
-            key_expires_at: expires_at.map(from_ms),
+            key_expires_at: expires_at.map(Timestamp::at),
         }
     } else {
         validity::Holder::Person {
@@ -564,7 +570,7 @@ mod tests {
             name: "k".into(),
             description: None,
             password_hash: "$argon2id$h1".into(),
-            created_at: 0,
+            created_at: Timestamp::default(),
             last_used_at: None,
             expires_at: None,
         }
@@ -576,7 +582,7 @@ mod tests {
 
     fn person(id: &str) -> UserRow {
         let mut u = UserRow::fixture(id);
-        u.last_login_at = Some((now() - Duration::days(1)).timestamp_millis());
+        u.last_login_at = Some(Timestamp::from(now() - Duration::days(1)));
         u
     }
 
@@ -615,8 +621,8 @@ mod tests {
             token_hash: token_hash.clone(),
             user_id: "u1".into(),
             access_key_id: Some("row-akd_1".into()),
-            created_at: 0,
-            expires_at: (now() + Duration::hours(1)).timestamp_millis(),
+            created_at: Timestamp::default(),
+            expires_at: Timestamp::from(now() + Duration::hours(1)),
         };
         let k = key("akd_1", "u1");
         c.remember_session(c.generation(), token_digest("aks_t"), &s, &u, Some(&k), 14);
@@ -687,14 +693,14 @@ mod tests {
         let c = cache();
         let pw = Secret::new("akp_right");
         let mut u = person("u1");
-        u.suspended_at = Some(1);
+        u.suspended_at = Some(Timestamp::from_millis(1));
         c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
         assert!(c.key("akd_1", &pw, now()).is_none());
 
         let mut sa = UserRow::fixture("sa");
         sa.is_service_account = true;
         let mut k = key("akd_2", "sa");
-        k.expires_at = Some((now() + Duration::hours(1)).timestamp_millis());
+        k.expires_at = Some(Timestamp::from(now() + Duration::hours(1)));
         c.remember_key(c.generation(), &k, &sa, 14, &pw, now());
         assert!(c.key("akd_2", &pw, now()).is_some());
         assert!(c.key("akd_2", &pw, now() + Duration::hours(2)).is_none());

@@ -8,8 +8,8 @@ use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions::{random_token, token_hash};
-use crate::store::models::{from_ms, to_ms};
 use crate::store::schema::{event_tokens, scim_tokens};
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -153,16 +153,16 @@ pub struct TokenInfo {
     pub scope: Scope,
 }
 
-/// A stored token as read: id, label, created, last used (ms) and the scope column.
-type Row = (String, String, i64, Option<i64>, Option<String>);
+/// A stored token as read: id, label, created, last used and the scope column.
+type Row = (String, String, Timestamp, Option<Timestamp>, Option<String>);
 
 impl TokenInfo {
     fn from_row(kind: Kind, (id, label, created, used, scope): Row) -> Result<TokenInfo> {
         Ok(TokenInfo {
             id,
             label,
-            created_at: from_ms(created),
-            last_used_at: used.map(from_ms),
+            created_at: created.at(),
+            last_used_at: used.map(Timestamp::at),
             scope: Scope::from_column(kind, scope)?,
         })
     }
@@ -210,7 +210,7 @@ pub async fn create(app: &Services, label: &str, scope: Scope) -> Result<(String
                         scim_tokens::directory_id.eq(directory),
                         scim_tokens::token_hash.eq(&hash),
                         scim_tokens::label.eq(&label),
-                        scim_tokens::created_at.eq(to_ms(now)),
+                        scim_tokens::created_at.eq(Timestamp::from(now)),
                     ))
                     .execute(conn)?,
                 Scope::Events { .. } => diesel::insert_into(event_tokens::table)
@@ -218,7 +218,7 @@ pub async fn create(app: &Services, label: &str, scope: Scope) -> Result<(String
                         event_tokens::id.eq(&tid),
                         event_tokens::token_hash.eq(&hash),
                         event_tokens::label.eq(&label),
-                        event_tokens::created_at.eq(to_ms(now)),
+                        event_tokens::created_at.eq(Timestamp::from(now)),
                         event_tokens::directory_ids.eq(&directory_ids),
                     ))
                     .execute(conn)?,
@@ -331,7 +331,7 @@ pub async fn authenticate(app: &Services, kind: Kind, bearer: Option<&str>) -> R
     let id = info.id.clone();
     app.store
         .write(move |conn| {
-            let used = Some(to_ms(now));
+            let used = Some(Timestamp::from(now));
             match kind {
                 Kind::Scim => diesel::update(scim_tokens::table.find(&id))
                     .set(scim_tokens::last_used_at.eq(used))

@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::ids::{DirectoryId, UserId};
 use crate::secret::Secret;
 use crate::services::Services;
-use crate::store::models::to_ms;
 use crate::store::schema::users as users_t;
+use crate::store::timestamp::Timestamp;
 use crate::users;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -265,7 +265,7 @@ async fn apply(
                         continue;
                     }
                 };
-                let found: Option<(UserId, Option<i64>, bool)> = q
+                let found: Option<(UserId, Option<Timestamp>, bool)> = q
                     .select((users_t::id, users_t::last_login_at, users_t::is_admin))
                     .first(conn)
                     .optional()?;
@@ -277,7 +277,7 @@ async fn apply(
                     results.push(result(EventStatus::Rejected, None, Some(why.into())));
                     continue;
                 }
-                let at = to_ms(e.at);
+                let at = Timestamp::from(e.at);
                 if last.is_some_and(|l| l >= at) {
                     results.push(result(EventStatus::Unchanged, Some(id), None));
                     continue;

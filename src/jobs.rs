@@ -4,8 +4,8 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ids::DirectoryId;
-use crate::store::models::to_ms;
 use crate::store::schema::job_runs;
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use chrono::Duration as Span;
 use diesel::prelude::*;
@@ -25,17 +25,16 @@ pub fn cleanup(
     scim_graces: &[(DirectoryId, Span)],
 ) -> Result<String> {
     let sessions = crate::sessions::remove_expired(conn, now)?;
-    let cutoff = to_ms(now - Span::days(KEEP_JOB_RUNS_DAYS));
+    let cutoff = Timestamp::from(now - Span::days(KEEP_JOB_RUNS_DAYS));
     let runs =
         diesel::delete(job_runs::table.filter(job_runs::started_at.lt(cutoff))).execute(conn)?;
     let mut users = 0;
     for (dir, grace) in scim_graces {
         users += crate::scim::remove_expired_in(conn, dir, *grace, now)?.len();
     }
-    diesel::delete(
-        crate::store::schema::key_warnings::table
-            .filter(crate::store::schema::key_warnings::lapse_at.lt(to_ms(now - Span::days(1)))),
-    )
+    diesel::delete(crate::store::schema::key_warnings::table.filter(
+        crate::store::schema::key_warnings::lapse_at.lt(Timestamp::from(now - Span::days(1))),
+    ))
     .execute(conn)?;
     Ok(format!(
         "removed {sessions} expired session(s), {runs} old job record(s) and {users} deprovisioned user(s)"

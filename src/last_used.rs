@@ -1,8 +1,8 @@
 //! When each key's `lastUsed` was last written, remembered between requests, so key traffic
 //! does not turn into a database write per request.
 
-use crate::store::models::to_ms;
 use crate::store::schema::access_keys;
+use crate::store::timestamp::Timestamp;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -16,7 +16,7 @@ const LAST_USED_CAPACITY: usize = 100_000;
 /// neither waits for nor turns into a database write per request.
 pub struct LastUsed {
     interval_ms: i64,
-    written: Mutex<HashMap<String, i64>>,
+    written: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl LastUsed {
@@ -31,35 +31,34 @@ impl LastUsed {
     /// interval, else `now` (a use now will write). The credential cache starts from it, so
     /// a key remembered again soon after a write is not written again a full interval late.
     pub fn counted_as_written(&self, key_row_id: &str, now: DateTime<Utc>) -> DateTime<Utc> {
-        let now_ms = to_ms(now);
+        let stamp = Timestamp::from(now);
         let last = self
             .written
             .lock()
             .ok()
             .and_then(|w| w.get(key_row_id).copied())
-            .filter(|last| now_ms - last < self.interval_ms);
-        last.and_then(DateTime::from_timestamp_millis)
-            .unwrap_or(now)
+            .filter(|last| stamp.millis() - last.millis() < self.interval_ms);
+        last.map_or(now, Timestamp::at)
     }
 
     /// Notes a use of the key with this row id (`KeyRowId::as_str`: the text the credential
     /// cache shares, so a request decided from memory copies nothing to get here).
     pub fn touch(&self, store: &Store, key_row_id: &str, now: DateTime<Utc>) {
-        let now_ms = to_ms(now);
+        let stamp = Timestamp::from(now);
         {
             let Ok(mut written) = self.written.lock() else {
                 return;
             };
             if written
                 .get(key_row_id)
-                .is_some_and(|last| now_ms - last < self.interval_ms)
+                .is_some_and(|last| stamp.millis() - last.millis() < self.interval_ms)
             {
                 return;
             }
             if written.len() >= LAST_USED_CAPACITY {
                 written.clear();
             }
-            written.insert(key_row_id.to_string(), now_ms);
+            written.insert(key_row_id.to_string(), stamp);
         }
         let store = store.clone();
         let id = key_row_id.to_string();
@@ -67,7 +66,7 @@ impl LastUsed {
             let result = store
                 .write(move |conn| {
                     diesel::update(access_keys::table.find(id))
-                        .set(access_keys::last_used_at.eq(Some(now_ms)))
+                        .set(access_keys::last_used_at.eq(Some(stamp)))
                         .execute(conn)?;
                     Ok(())
                 })
@@ -91,7 +90,7 @@ mod tests {
             .written
             .lock()
             .expect("lock")
-            .insert("row-1".into(), to_ms(t0));
+            .insert("row-1".into(), Timestamp::from(t0));
         let soon = t0 + chrono::Duration::seconds(30);
         let later = t0 + chrono::Duration::seconds(61);
         assert_eq!(last_used.counted_as_written("row-1", soon), t0);

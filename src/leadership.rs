@@ -6,8 +6,8 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::models::to_ms;
 use crate::store::schema::job_runs;
+use crate::store::timestamp::Timestamp;
 use crate::store::{Backend, DbConn};
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
@@ -132,8 +132,8 @@ impl Leadership {
             .values((
                 job_runs::job.eq(name),
                 job_runs::replica.eq(&self.replica),
-                job_runs::started_at.eq(to_ms(started)),
-                job_runs::finished_at.eq(Some(to_ms(finished))),
+                job_runs::started_at.eq(Timestamp::from(started)),
+                job_runs::finished_at.eq(Some(Timestamp::from(finished))),
                 job_runs::outcome.eq(Some(outcome)),
                 job_runs::detail.eq(Some(&detail)),
             ))

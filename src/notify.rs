@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::options::RuntimeOptions;
 use crate::services::Services;
-use crate::store::models::{to_ms, AccessKeyRow, UserRow};
+use crate::store::models::{AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, key_warnings, users};
+use crate::store::timestamp::Timestamp;
 use crate::validity;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -226,7 +227,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<(), String>>,
 {
-    let (subject, lapse) = (w.subject.clone(), to_ms(w.valid_until));
+    let (subject, lapse) = (w.subject.clone(), Timestamp::from(w.valid_until));
     let claim = app
         .store
         .write(move |conn| {
@@ -244,7 +245,7 @@ where
                     key_warnings::subject.eq(&subject),
                     key_warnings::lapse_at.eq(lapse),
                     key_warnings::channel.eq(channel),
-                    key_warnings::sent_at.eq(to_ms(now)),
+                    key_warnings::sent_at.eq(Timestamp::from(now)),
                 ))
                 .execute(conn)?;
             Ok(true)
@@ -263,7 +264,7 @@ where
         Ok(()) => Ok(Outcome::Sent),
         Err(e) => {
             tracing::warn!(user = %w.username, channel, error = %e, "key lapse warning not sent; retried at the next run");
-            let (subject, lapse) = (w.subject.clone(), to_ms(w.valid_until));
+            let (subject, lapse) = (w.subject.clone(), Timestamp::from(w.valid_until));
             app.store
                 .write(move |conn| {
                     diesel::delete(
@@ -500,11 +501,11 @@ mod tests {
     }
 
     use super::*;
-    use crate::store::models::from_ms;
+    use crate::store::timestamp::Timestamp;
 
     fn user(id: &str, last_login: Option<DateTime<Utc>>) -> UserRow {
         UserRow {
-            last_login_at: last_login.map(to_ms),
+            last_login_at: last_login.map(Timestamp::from),
             ..UserRow::fixture(id)
         }
     }
@@ -517,15 +518,15 @@ mod tests {
             name: format!("label {id}"),
             description: None,
             password_hash: String::new(),
-            created_at: 0,
+            created_at: Timestamp::default(),
             last_used_at: None,
-            expires_at: expires.map(to_ms),
+            expires_at: expires.map(Timestamp::from),
         }
     }
 
     #[test]
     fn warnings_are_due_inside_the_warning_window_only() {
-        let now = from_ms(1_800_000_000_000);
+        let now = Timestamp::from_millis(1_800_000_000_000).at();
         let soon = user("soon", Some(now - Duration::days(12)));
         let fine = user("fine", Some(now - Duration::days(1)));
         let gone = user("gone", Some(now - Duration::days(20)));
@@ -577,7 +578,7 @@ mod tests {
                 key_id: "akd_X".into(),
                 label: "etl <nightly>".into(),
             }],
-            valid_until: from_ms(1_800_000_000_000),
+            valid_until: Timestamp::from_millis(1_800_000_000_000).at(),
             sign_in_url: "https://akd.example.com/ui/login".into(),
         };
         let (subject, text, html) = email_content(&w);

@@ -6,8 +6,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
-use crate::store::models::{to_ms, OptionRow};
+use crate::store::models::OptionRow;
 use crate::store::schema::options;
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use diesel::prelude::*;
 use serde_json::Value;
@@ -345,7 +346,7 @@ async fn set_once(
                 let row = OptionRow {
                     path: def.path.to_string(),
                     value: value.to_string(),
-                    updated_at: to_ms(now),
+                    updated_at: Timestamp::from(now),
                     updated_by: actor.name.clone(),
                 };
                 // Update, else insert: portable, and safe inside the write transaction.

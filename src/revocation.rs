@@ -11,6 +11,7 @@ pub use crate::auth_cache::Revoked;
 use crate::error::Result;
 use crate::services::Services;
 use crate::store::schema::revocations;
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use diesel::prelude::*;
 
@@ -34,7 +35,7 @@ pub fn announce(conn: &mut DbConn, what: &Revoked) -> Result<()> {
         DbConn::Sqlite(_) => {
             diesel::insert_into(revocations::table)
                 .values((
-                    revocations::at.eq(chrono::Utc::now().timestamp_millis()),
+                    revocations::at.eq(Timestamp::from(chrono::Utc::now())),
                     revocations::subject.eq(subject),
                 ))
                 .execute(conn)?;
@@ -74,6 +75,6 @@ where
 
 /// Removes announcements no poller needs any more (inside the cleanup job's connection).
 pub fn prune(conn: &mut DbConn, now: chrono::DateTime<chrono::Utc>) -> Result<usize> {
-    let cutoff = (now - chrono::Duration::minutes(KEEP_MINUTES)).timestamp_millis();
+    let cutoff = Timestamp::from(now - chrono::Duration::minutes(KEEP_MINUTES));
     Ok(diesel::delete(revocations::table.filter(revocations::at.lt(cutoff))).execute(conn)?)
 }

@@ -3,8 +3,9 @@
 use crate::error::Result;
 use crate::ids::{KeyRowId, UserId};
 use crate::secret::Secret;
-use crate::store::models::{to_ms, SessionRow};
+use crate::store::models::SessionRow;
 use crate::store::schema::sessions;
+use crate::store::timestamp::Timestamp;
 use crate::store::{DbConn, Store};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -45,8 +46,8 @@ pub fn issue(
         token_hash: token_hash(&token),
         user_id: user_id.clone(),
         access_key_id: access_key_id.cloned(),
-        created_at: to_ms(now),
-        expires_at: to_ms(now + ttl),
+        created_at: Timestamp::from(now),
+        expires_at: Timestamp::from(now + ttl),
     };
     diesel::insert_into(sessions::table)
         .values(&row)
@@ -70,7 +71,7 @@ pub async fn revoke(store: &Store, hash: String) -> Result<bool> {
 /// Removes sessions that expired before `now` (inside the caller's connection).
 pub fn remove_expired(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize> {
     Ok(
-        diesel::delete(sessions::table.filter(sessions::expires_at.le(to_ms(now))))
+        diesel::delete(sessions::table.filter(sessions::expires_at.le(Timestamp::from(now))))
             .execute(conn)?,
     )
 }

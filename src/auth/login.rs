@@ -14,7 +14,7 @@ use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions;
-use crate::store::models::to_ms;
+use crate::store::timestamp::Timestamp;
 use crate::users;
 use chrono::Duration;
 
@@ -261,7 +261,7 @@ pub(super) async fn open_interactive_session(
     inc(&app.metrics.logins_interactive_ok);
     revocation::changed(app, Revoked::User(info.row.id.clone()));
     let mut info = info;
-    info.row.last_login_at = Some(to_ms(now));
+    info.row.last_login_at = Some(Timestamp::from(now));
     Ok(LoggedIn {
         user: info,
         token,

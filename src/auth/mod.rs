@@ -12,8 +12,9 @@ use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions;
-use crate::store::models::{to_ms, AccessKeyRow, SessionRow, UserRow};
+use crate::store::models::{AccessKeyRow, SessionRow, UserRow};
 use crate::store::schema::{access_keys, sessions as sessions_t, users as users_t};
+use crate::store::timestamp::Timestamp;
 use crate::validity;
 use diesel::prelude::*;
 use std::net::IpAddr;
@@ -189,7 +190,7 @@ async fn session_from_database(
             let row: Option<(SessionRow, UserRow)> = sessions_t::table
                 .inner_join(users_t::table)
                 .filter(sessions_t::token_hash.eq(&h))
-                .filter(sessions_t::expires_at.gt(to_ms(now)))
+                .filter(sessions_t::expires_at.gt(Timestamp::from(now)))
                 .select((SessionRow::as_select(), UserRow::as_select()))
                 .first(conn)
                 .optional()?;

@@ -11,8 +11,8 @@ use crate::metrics::inc;
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions;
-use crate::store::models::to_ms;
 use crate::store::schema::oidc_logins;
+use crate::store::timestamp::Timestamp;
 use crate::users;
 use chrono::Duration;
 use diesel::prelude::*;
@@ -119,28 +119,31 @@ pub async fn oidc_start(
         oidc_logins::directory_id.eq(id.clone()),
         oidc_logins::nonce.eq(pending.nonce.clone()),
         oidc_logins::pkce_verifier.eq(pending.pkce_verifier.clone()),
-        oidc_logins::created_at.eq(to_ms(now)),
-        oidc_logins::expires_at.eq(to_ms(now + Duration::minutes(OIDC_LOGIN_TTL_MINUTES))),
+        oidc_logins::created_at.eq(Timestamp::from(now)),
+        oidc_logins::expires_at.eq(Timestamp::from(
+            now + Duration::minutes(OIDC_LOGIN_TTL_MINUTES),
+        )),
         oidc_logins::binding_hash.eq(Some(sessions::token_hash(binding.expose()))),
         oidc_logins::client_addr.eq(Some(bucket.clone())),
     );
     app.store
         .write(move |conn| {
-            diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.le(to_ms(now))))
+            diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.le(Timestamp::from(now))))
                 .execute(conn)?;
             // Starting a login needs no credentials: bound what one address can make us
             // store, so that nobody alone can fill the cap below and block everyone.
             let mine = oidc_logins::table
                 .filter(oidc_logins::directory_id.eq(&id))
                 .filter(oidc_logins::client_addr.eq(&bucket));
-            let (count, oldest): (i64, Option<i64>) = mine
+            let (count, oldest): (i64, Option<Timestamp>) = mine
                 .select((
                     diesel::dsl::count_star(),
                     diesel::dsl::min(oidc_logins::expires_at),
                 ))
                 .first(conn)?;
             if count >= per_address {
-                let wait_ms = oldest.unwrap_or(0) - to_ms(now);
+                // Seconds until the oldest expires, rounded up: arithmetic on the stored millis.
+                let wait_ms = oldest.unwrap_or_default().millis() - Timestamp::from(now).millis();
                 let wait = u64::try_from(wait_ms.div_euclid(1000) + 1).unwrap_or(1);
                 return Err(Error::RateLimited(
                     format!(
@@ -183,7 +186,7 @@ pub async fn oidc_finish(
 ) -> Result<LoggedIn> {
     let now = app.clock.now();
     let hash = sessions::token_hash(state);
-    type Pending = (DirectoryId, String, String, i64, Option<String>);
+    type Pending = (DirectoryId, String, String, Timestamp, Option<String>);
     let pending: Option<Pending> = app
         .store
         .write(move |conn| {
@@ -214,7 +217,7 @@ pub async fn oidc_finish(
                 "login refused: unknown or already used state; start the login again".into(),
             )
         })?;
-        if expires_at <= to_ms(now) {
+        if expires_at <= Timestamp::from(now) {
             return Err(Error::Unauthenticated(
                 "login refused: the login took too long; start it again".into(),
             ));

@@ -8,7 +8,8 @@ use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::directory::Directory;
 use crate::ids::DirectoryId;
-use crate::store::models::{from_ms, SyncRunRow};
+use crate::store::models::SyncRunRow;
+use crate::store::timestamp::Timestamp;
 use crate::sync::{self, plan::Removal, Request, RunStatus, Trigger};
 use axum::extract::State;
 use axum::Json;
@@ -106,8 +107,8 @@ pub fn run_output(r: SyncRunRow) -> RunOutput {
         trigger: r.run_trigger,
         actor: r.actor,
         replica: r.replica,
-        started_at: from_ms(r.started_at),
-        finished_at: r.finished_at.map(from_ms),
+        started_at: r.started_at.at(),
+        finished_at: r.finished_at.map(Timestamp::at),
         counts: RunCounts {
             read: r.read_count,
             matched: r.matched,
@@ -123,7 +124,7 @@ pub fn run_output(r: SyncRunRow) -> RunOutput {
         expired: plan.expired,
         approves_run_id: r.approves_run_id,
         approved_by: r.approved_by,
-        approved_at: r.approved_at.map(from_ms),
+        approved_at: r.approved_at.map(Timestamp::at),
     }
 }
 

@@ -9,7 +9,7 @@ use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
 use crate::ids::{KeyRowId, UserId};
 use crate::keys::{self, KeyView, NewKey, Scope};
-use crate::store::models::from_ms;
+use crate::store::timestamp::Timestamp;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -67,12 +67,12 @@ fn output(v: KeyView, password: Option<String>) -> KeyOutput {
         name: v.row.name,
         description: v.row.description,
         password,
-        created_at: from_ms(v.row.created_at),
-        last_used: v.row.last_used_at.map(from_ms),
+        created_at: v.row.created_at.at(),
+        last_used: v.row.last_used_at.map(Timestamp::at),
         is_admin: v.owner_is_admin,
         user_id: v.row.user_id,
         username: v.owner_username,
-        expiry: v.row.expires_at.map(from_ms),
+        expiry: v.row.expires_at.map(Timestamp::at),
         valid_until: v.valid_until,
         kind: "AccessKey",
     }

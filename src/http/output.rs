@@ -3,7 +3,7 @@
 
 use super::state::AppState;
 use crate::ids::{DirectoryId, UserId};
-use crate::store::models::from_ms;
+use crate::store::timestamp::Timestamp;
 use crate::users::UserInfo;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -91,7 +91,7 @@ pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
         datasource_class: dir.map_or("Auth", |d| d.class()).to_string(),
         datasource_id: r.directory_id.clone(),
         datasource_name: dir.map_or_else(|| r.directory_id.to_string(), |d| d.name().to_string()),
-        created_at: from_ms(r.created_at),
+        created_at: r.created_at.at(),
         last_login_at: r.last_login(),
         access_key_validity_duration: r.access_key_validity_minutes,
         effective_access_key_validity_duration: ScalarValue {
@@ -103,7 +103,7 @@ pub fn user_output(state: &AppState, u: &UserInfo) -> UserOutput {
         } else {
             u.keys_valid_until()
         },
-        suspended_at: r.suspended_at.map(from_ms),
+        suspended_at: r.suspended_at.map(Timestamp::at),
         session_duration: r.session_duration_minutes,
         effective_session_duration: ScalarValue {
             value: u.session_minutes,

@@ -11,8 +11,9 @@ use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
-use crate::store::models::{to_ms, AccessKeyRow, UserRow};
+use crate::store::models::{AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, users};
+use crate::store::timestamp::Timestamp;
 use crate::users as users_domain;
 use crate::validity;
 use chrono::{DateTime, Utc};
@@ -191,9 +192,9 @@ pub async fn create(
                 name,
                 description,
                 password_hash: hash,
-                created_at: to_ms(now),
+                created_at: Timestamp::from(now),
                 last_used_at: None,
-                expires_at: expires_at.map(to_ms),
+                expires_at: expires_at.map(Timestamp::from),
             };
             diesel::insert_into(access_keys::table)
                 .values(&row)

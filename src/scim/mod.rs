@@ -14,8 +14,9 @@ use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
-use crate::store::models::{from_ms, to_ms, UserRow};
+use crate::store::models::UserRow;
 use crate::store::schema::{sessions, users};
+use crate::store::timestamp::Timestamp;
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
 use diesel::prelude::*;
 use protocol::{Email, Filter, ScimError, ScimUser};
@@ -106,10 +107,13 @@ fn to_scim(r: &UserRow, email_primary: bool) -> ScimUser {
             value,
             primary: email_primary,
         }),
-        created: Some(from_ms(r.created_at)),
-        last_modified: Some(from_ms(
-            r.last_login_at.unwrap_or(r.created_at).max(r.created_at),
-        )),
+        created: Some(r.created_at.at()),
+        last_modified: Some(
+            r.last_login_at
+                .unwrap_or(r.created_at)
+                .max(r.created_at)
+                .at(),
+        ),
     }
 }
 
@@ -141,7 +145,7 @@ fn suspend_in(
         return Ok(Vec::new());
     }
     diesel::update(users::table.find(&row.id))
-        .set(users::suspended_at.eq(Some(to_ms(now))))
+        .set(users::suspended_at.eq(Some(Timestamp::from(now))))
         .execute(conn)?;
     revocation::announce(conn, &Revoked::User(row.id.clone()))?;
     // Sessions end rather than wait: a person re-activated later signs in again, so a session
@@ -319,7 +323,7 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
                 is_admin: false,
                 is_enabled: u.active,
                 password_hash: None,
-                created_at: to_ms(now),
+                created_at: Timestamp::from(now),
                 last_login_at: None,
                 access_key_validity_minutes: None,
                 suspended_at: None,
@@ -479,7 +483,7 @@ pub fn remove_expired_in(
     }
     let due: Vec<UserId> = users::table
         .filter(users::directory_id.eq(directory))
-        .filter(users::suspended_at.le(to_ms(now - grace)))
+        .filter(users::suspended_at.le(Timestamp::from(now - grace)))
         .select(users::id)
         .load(conn)?;
     let who = actor(directory);

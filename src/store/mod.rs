@@ -5,6 +5,7 @@
 pub mod models;
 pub mod run_status;
 pub mod schema;
+pub mod timestamp;
 
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};

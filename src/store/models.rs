@@ -3,18 +3,10 @@
 
 use super::run_status::RunStatus;
 use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
+use super::timestamp::Timestamp;
 use crate::ids::{DirectoryId, KeyRowId, UserId};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-
-/// Milliseconds since the epoch, the storage form of every timestamp.
-pub fn to_ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
 
 #[derive(Queryable, Selectable, Insertable, Identifiable, Clone, PartialEq)]
 #[diesel(table_name = users)]
@@ -30,10 +22,10 @@ pub struct UserRow {
     pub is_admin: bool,
     pub is_enabled: bool,
     pub password_hash: Option<String>,
-    pub created_at: i64,
-    pub last_login_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
     pub access_key_validity_minutes: Option<i64>,
-    pub suspended_at: Option<i64>,
+    pub suspended_at: Option<Timestamp>,
     pub scim_external_id: Option<String>,
     /// The user's session duration override in minutes (None: the system option).
     pub session_duration_minutes: Option<i64>,
@@ -45,7 +37,7 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn last_login(&self) -> Option<DateTime<Utc>> {
-        self.last_login_at.map(from_ms)
+        self.last_login_at.map(Timestamp::at)
     }
 
     /// May this user act at all (not disabled, not suspended pending removal)?
@@ -69,7 +61,7 @@ impl UserRow {
             is_admin: false,
             is_enabled: true,
             password_hash: None,
-            created_at: 0,
+            created_at: Timestamp::from_millis(0),
             last_login_at: None,
             access_key_validity_minutes: None,
             suspended_at: None,
@@ -84,7 +76,7 @@ impl UserRow {
     pub fn key_holder(&self, key: &AccessKeyRow) -> crate::validity::Holder {
         if self.is_service_account {
             crate::validity::Holder::ServiceAccount {
-                key_expires_at: key.expires_at.map(from_ms),
+                key_expires_at: key.expires_at.map(Timestamp::at),
             }
         } else {
             crate::validity::Holder::Person {
@@ -103,10 +95,10 @@ pub struct AccessKeyRow {
     pub name: String,
     pub description: Option<String>,
     pub password_hash: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    /// Service-account keys stop working at this time (epoch ms); None for people's keys.
-    pub expires_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    /// Service-account keys stop working at this time; None for people's keys.
+    pub expires_at: Option<Timestamp>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone)]
@@ -115,8 +107,8 @@ pub struct SessionRow {
     pub token_hash: String,
     pub user_id: UserId,
     pub access_key_id: Option<KeyRowId>,
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -124,7 +116,7 @@ pub struct SessionRow {
 pub struct OptionRow {
     pub path: String,
     pub value: String,
-    pub updated_at: i64,
+    pub updated_at: Timestamp,
     pub updated_by: Option<String>,
 }
 
@@ -132,7 +124,7 @@ pub struct OptionRow {
 #[diesel(table_name = audit_events)]
 pub struct AuditRow {
     pub id: i64,
-    pub at: i64,
+    pub at: Timestamp,
     pub action: String,
     pub outcome: String,
     pub actor_user_id: Option<UserId>,
@@ -147,7 +139,7 @@ pub struct AuditRow {
 #[derive(Insertable, Clone, Debug, Default)]
 #[diesel(table_name = audit_events)]
 pub struct NewAuditRow {
-    pub at: i64,
+    pub at: Timestamp,
     pub action: String,
     pub outcome: String,
     pub actor_user_id: Option<UserId>,
@@ -164,8 +156,8 @@ pub struct NewAuditRow {
 pub struct SyncRunRow {
     pub id: i64,
     pub directory_id: DirectoryId,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
     pub dry_run: bool,
     pub run_trigger: String,
     pub actor: Option<String>,
@@ -183,5 +175,5 @@ pub struct SyncRunRow {
     pub plan: Option<String>,
     pub approves_run_id: Option<i64>,
     pub approved_by: Option<String>,
-    pub approved_at: Option<i64>,
+    pub approved_at: Option<Timestamp>,
 }

@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
-use crate::store::models::{from_ms, to_ms, SyncRunRow};
+use crate::store::models::SyncRunRow;
 pub use crate::store::run_status::RunStatus;
 use crate::store::schema::{access_keys, sync_runs, users};
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -92,7 +93,14 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
 
 fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
     // Only the columns the decision needs: this is one row per person of the directory.
-    type Row = (UserId, String, String, bool, Option<i64>, Option<i64>);
+    type Row = (
+        UserId,
+        String,
+        String,
+        bool,
+        Option<Timestamp>,
+        Option<Timestamp>,
+    );
     let rows: Vec<Row> = users::table
         .filter(users::directory_id.eq(dir))
         .select((
@@ -120,8 +128,8 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
         .map(
             |(id, external_id, username, is_admin, last_login, suspended_at)| Local {
                 keys: keys.remove(&id).unwrap_or(0),
-                last_login: last_login.map(from_ms),
-                suspended_at: suspended_at.map(from_ms),
+                last_login: last_login.map(Timestamp::at),
+                suspended_at: suspended_at.map(Timestamp::at),
                 id,
                 external_id,
                 username,
@@ -152,12 +160,12 @@ fn start(
         sync_runs::table
             .filter(sync_runs::directory_id.eq(&req.directory_id))
             .filter(sync_runs::status.eq(RunStatus::Running))
-            .filter(sync_runs::started_at.lt(to_ms(now - STALE_AFTER))),
+            .filter(sync_runs::started_at.lt(Timestamp::from(now - STALE_AFTER))),
     )
     .set((
         sync_runs::status.eq(RunStatus::Failed),
         sync_runs::error.eq(Some("abandoned: the process running it stopped")),
-        sync_runs::finished_at.eq(Some(to_ms(now))),
+        sync_runs::finished_at.eq(Some(Timestamp::from(now))),
     ))
     .execute(conn)?;
 
@@ -205,7 +213,7 @@ fn start(
     let inserted = diesel::insert_into(sync_runs::table)
         .values((
             sync_runs::directory_id.eq(&req.directory_id),
-            sync_runs::started_at.eq(to_ms(now)),
+            sync_runs::started_at.eq(Timestamp::from(now)),
             sync_runs::dry_run.eq(req.dry_run),
             sync_runs::run_trigger.eq(if req.approve_run.is_some() {
                 "approval"
@@ -279,7 +287,7 @@ fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result
     // Old run records go (the newest runs are what operators read).
     diesel::delete(
         sync_runs::table
-            .filter(sync_runs::started_at.lt(to_ms(now - Duration::days(KEEP_RUNS_DAYS))))
+            .filter(sync_runs::started_at.lt(Timestamp::from(now - Duration::days(KEEP_RUNS_DAYS))))
             .filter(sync_runs::status.ne(RunStatus::Running)),
     )
     .execute(conn)?;
@@ -287,7 +295,7 @@ fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result
     diesel::update(sync_runs::table.find(id))
         .set((
             sync_runs::status.eq(o.status),
-            sync_runs::finished_at.eq(Some(to_ms(now))),
+            sync_runs::finished_at.eq(Some(Timestamp::from(now))),
             sync_runs::read_count.eq(n(o.read)),
             sync_runs::matched.eq(n(o.matched)),
             sync_runs::renamed.eq(n(o.renamed)),
@@ -412,7 +420,7 @@ pub async fn run(
                 diesel::update(sync_runs::table.find(approved))
                     .set((
                         sync_runs::approved_by.eq(&actor.name),
-                        sync_runs::approved_at.eq(Some(to_ms(finished))),
+                        sync_runs::approved_at.eq(Some(Timestamp::from(finished))),
                     ))
                     .execute(conn)?;
                 audit::record(
@@ -558,7 +566,7 @@ async fn apply(
             }
             for r in &suspend {
                 diesel::update(users::table.find(&r.user_id))
-                    .set(users::suspended_at.eq(Some(to_ms(now))))
+                    .set(users::suspended_at.eq(Some(Timestamp::from(now))))
                     .execute(conn)?;
                 audit::record(
                     conn,
@@ -652,9 +660,9 @@ async fn apply(
                 diesel::update(
                     users::table
                         .find(id)
-                        .filter(users::last_login_at.is_null().or(users::last_login_at.lt(to_ms(*at)))),
+                        .filter(users::last_login_at.is_null().or(users::last_login_at.lt(Timestamp::from(*at)))),
                 )
-                .set(users::last_login_at.eq(Some(to_ms(*at))))
+                .set(users::last_login_at.eq(Some(Timestamp::from(*at))))
                 .execute(conn)?;
             }
             // Later logins only move windows forward, which memory never needs to hear

@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
-use crate::store::models::{to_ms, UserRow};
+use crate::store::models::UserRow;
 use crate::store::schema::users;
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -18,7 +19,7 @@ use diesel::prelude::*;
 /// caller tells `revocation::changed` after the commit. Only interactive logins call this.
 pub(crate) fn touch_login(conn: &mut DbConn, user_id: &UserId, now: DateTime<Utc>) -> Result<()> {
     diesel::update(users::table.find(user_id))
-        .set(users::last_login_at.eq(Some(to_ms(now))))
+        .set(users::last_login_at.eq(Some(Timestamp::from(now))))
         .execute(conn)?;
     revocation::announce(conn, &Revoked::User(user_id.clone()))
 }
@@ -147,7 +148,7 @@ fn refresh_in(
             users::email.eq(&du.email),
             users::is_admin.eq(du.is_admin),
             users::is_enabled.eq(true),
-            users::last_login_at.eq(Some(to_ms(now))),
+            users::last_login_at.eq(Some(Timestamp::from(now))),
         ))
         .execute(conn)?;
     if login_restores && row.suspended_at.is_some() {
@@ -459,14 +460,14 @@ mod tests {
     #[test]
     fn a_deprovisioned_record_stays_as_it_is() {
         let mut ben = row("sub-ben", "ben");
-        ben.suspended_at = Some(1);
+        ben.suspended_at = Some(Timestamp::from_millis(1));
         let tom = row("sub-tom", "tom");
         assert_eq!(
             decide_oidc_login(Some(&ben), None, Some(&tom), false),
             own(&ben, false)
         );
         let mut waiting = row("scim:1", "ben");
-        waiting.suspended_at = Some(1);
+        waiting.suspended_at = Some(Timestamp::from_millis(1));
         assert_eq!(
             decide_oidc_login(None, Some(&waiting), Some(&waiting), false),
             own(&waiting, false),

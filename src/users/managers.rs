@@ -6,8 +6,9 @@ use crate::audit::{self, Actor, Event};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::revocation::{announce, Revoked};
-use crate::store::models::{to_ms, UserRow};
+use crate::store::models::UserRow;
 use crate::store::schema::users;
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -122,7 +123,7 @@ pub(crate) fn suspend_managed_by(
         diesel::update(users::table.find(&sa.id))
             .set((
                 users::manager_id.eq(None::<UserId>),
-                users::suspended_at.eq(Some(to_ms(now))),
+                users::suspended_at.eq(Some(Timestamp::from(now))),
             ))
             .execute(conn)?;
         announce(conn, &Revoked::User(sa.id.clone()))?;

@@ -19,8 +19,9 @@ use crate::ids::{DirectoryId, UserId};
 use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::services::Services;
-use crate::store::models::{to_ms, UserRow};
+use crate::store::models::UserRow;
 use crate::store::schema::{access_keys, sessions, users};
+use crate::store::timestamp::Timestamp;
 use crate::store::DbConn;
 use crate::validity::{self, Window};
 use chrono::{DateTime, Utc};
@@ -386,8 +387,8 @@ pub(crate) fn directory_user_row(
         is_admin: du.is_admin,
         is_enabled: true,
         password_hash: None,
-        created_at: to_ms(now),
-        last_login_at: last_login.map(to_ms),
+        created_at: Timestamp::from(now),
+        last_login_at: last_login.map(Timestamp::from),
         access_key_validity_minutes: None,
         suspended_at: None,
         scim_external_id: None,

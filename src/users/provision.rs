@@ -10,8 +10,9 @@ use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
-use crate::store::models::{to_ms, UserRow};
+use crate::store::models::UserRow;
 use crate::store::schema::{sessions, users};
+use crate::store::timestamp::Timestamp;
 use diesel::prelude::*;
 
 /// What [`create_from_event`] found or did.
@@ -113,7 +114,7 @@ pub async fn create_local(
                 is_admin,
                 is_enabled: true,
                 password_hash: Some(hash),
-                created_at: to_ms(now),
+                created_at: Timestamp::from(now),
                 last_login_at: None,
                 access_key_validity_minutes: None,
                 suspended_at: None,

@@ -18,7 +18,7 @@ use crate::ids::DirectoryId;
 use crate::key_format as format;
 use crate::keys::{self, NewKey, Scope};
 use crate::secret::Secret;
-use crate::store::models::from_ms;
+use crate::store::timestamp::Timestamp;
 use crate::users;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -338,8 +338,8 @@ async fn keys_view(
                 label: k.row.name,
                 description: k.row.description,
                 key_id: k.row.key_id,
-                created: when(Some(from_ms(k.row.created_at)), ""),
-                last_used: when(k.row.last_used_at.map(from_ms), "never"),
+                created: when(Some(k.row.created_at.at()), ""),
+                last_used: when(k.row.last_used_at.map(Timestamp::at), "never"),
             })
             .collect(),
         max_label: app.config.access_keys.max_label_length,
@@ -439,13 +439,14 @@ async fn delete_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::models::{to_ms, UserRow};
+    use crate::store::models::UserRow;
+    use crate::store::timestamp::Timestamp;
     use crate::validity::Window;
 
     fn info(last_login: Option<DateTime<Utc>>, window: Window) -> users::UserInfo {
         users::UserInfo {
             row: UserRow {
-                last_login_at: last_login.map(to_ms),
+                last_login_at: last_login.map(Timestamp::from),
                 ..UserRow::fixture("alice")
             },
             window,

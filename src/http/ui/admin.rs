@@ -18,7 +18,8 @@ use crate::http::state::AppState;
 use crate::ids::{DirectoryId, UserId};
 use crate::keys::{self, Scope};
 use crate::options::{self, Change};
-use crate::store::models::{from_ms, SyncRunRow};
+use crate::store::models::SyncRunRow;
+use crate::store::timestamp::Timestamp;
 use crate::sync::{self, plan::Reason, Request, RunStatus, Trigger};
 use crate::users::{self, Minutes, Override, UserInfo};
 use axum::extract::State;
@@ -109,8 +110,8 @@ async fn keys_tab(
             owner_is_admin: k.owner_is_admin,
             label: k.row.name,
             key_id: k.row.key_id,
-            created: when(Some(from_ms(k.row.created_at)), ""),
-            last_used: when(k.row.last_used_at.map(from_ms), "never"),
+            created: when(Some(k.row.created_at.at()), ""),
+            last_used: when(k.row.last_used_at.map(Timestamp::at), "never"),
         })
         .collect();
     Ok(render(
@@ -471,7 +472,7 @@ async fn set_option(
 fn run_line(r: &SyncRunRow) -> RunLine {
     RunLine {
         id: r.id,
-        started: when(Some(from_ms(r.started_at)), ""),
+        started: when(Some(r.started_at.at()), ""),
         status: match r.status {
             RunStatus::DryRun => "dry run: nothing changed".into(),
             other => other.to_string(),

@@ -4,6 +4,7 @@
 use accesskeyd::app::App;
 use accesskeyd::revocation::{self, Revoked};
 use accesskeyd::store::schema::users;
+use accesskeyd::store::timestamp::Timestamp;
 use diesel::prelude::*;
 
 /// A user's last interactive login set to `at` (as if it had happened then), through the
@@ -13,7 +14,7 @@ pub async fn set_last_login(app: &App, user_id: &str, at: chrono::DateTime<chron
     let id = user_id.to_string();
     revocation::write(app, move |c| {
         diesel::update(users::table.find(&id))
-            .set(users::last_login_at.eq(Some(at.timestamp_millis())))
+            .set(users::last_login_at.eq(Some(Timestamp::from(at))))
             .execute(c)?;
         Ok(((), vec![Revoked::User(id.into())]))
     })
