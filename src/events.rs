@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 use crate::ids::{DirectoryId, UserId};
 use crate::secret::Secret;
 use crate::services::Services;
+use crate::store::models::UserRow;
 use crate::store::schema::users as users_t;
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::users;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -250,12 +252,9 @@ async fn apply(
                     ));
                     continue;
                 }
-                let mut q = users_t::table
-                    .filter(users_t::directory_id.eq(dir))
-                    .into_boxed();
-                q = match (&e.external_id, &e.username) {
-                    (Some(x), _) => q.filter(users_t::external_id.eq(x.clone())),
-                    (None, Some(u)) => q.filter(users_t::username.eq(u.clone())),
+                let found = match (&e.external_id, &e.username) {
+                    (Some(x), _) => user_rows::by_external_id(conn, dir, x)?,
+                    (None, Some(u)) => user_rows::by_username(conn, dir, u)?,
                     (None, None) => {
                         results.push(result(
                             EventStatus::Rejected,
@@ -265,11 +264,13 @@ async fn apply(
                         continue;
                     }
                 };
-                let found: Option<(UserId, Option<Timestamp>, bool)> = q
-                    .select((users_t::id, users_t::last_login_at, users_t::is_admin))
-                    .first(conn)
-                    .optional()?;
-                let Some((id, last, is_admin)) = found else {
+                let Some(UserRow {
+                    id,
+                    last_login_at: last,
+                    is_admin,
+                    ..
+                }) = found
+                else {
                     results.push(result(EventStatus::UnknownUser, None, None));
                     continue;
                 };

@@ -6,9 +6,9 @@ use crate::auth_cache::{AuthCache, Fresh, Revoked, Snapshot};
 use crate::error::Result;
 use crate::revocation::CHANNEL;
 use crate::services::Services;
-use crate::store::models::{AccessKeyRow, SessionRow, UserRow};
-use crate::store::schema::{access_keys, revocations, sessions, users};
-use crate::store::{Backend, DbConn, Store};
+use crate::store::models::{AccessKeyRow, SessionRow};
+use crate::store::schema::{access_keys, revocations, sessions};
+use crate::store::{user_rows, Backend, DbConn, Store};
 use diesel::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -295,12 +295,7 @@ fn read_fresh(
         );
     }
     for chunk in snapshot.user_ids.chunks(CHUNK) {
-        fresh.users.extend(
-            users::table
-                .filter(users::id.eq_any(chunk))
-                .select(UserRow::as_select())
-                .load(conn)?,
-        );
+        fresh.users.extend(user_rows::by_ids(conn, chunk)?);
     }
     Ok(fresh)
 }

@@ -11,6 +11,7 @@ use crate::services::Services;
 use crate::store::models::{AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, key_warnings, users};
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::validity;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -147,10 +148,7 @@ pub async fn run(app: &Services) -> Result<Report> {
                 .iter()
                 .filter_map(|(_, u)| u.manager_id.clone())
                 .collect();
-            let managers: BTreeMap<UserId, UserRow> = users::table
-                .filter(users::id.eq_any(manager_ids))
-                .select(UserRow::as_select())
-                .load(conn)?
+            let managers: BTreeMap<UserId, UserRow> = user_rows::by_ids(conn, &manager_ids)?
                 .into_iter()
                 .map(|u| (u.id.clone(), u))
                 .collect();

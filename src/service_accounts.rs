@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::services::Services;
 use crate::store::schema::users;
+use crate::store::user_rows;
 use crate::users::{self as users_domain, UserInfo};
 use diesel::prelude::*;
 
@@ -56,12 +57,7 @@ pub async fn create(app: &Services, actor: &Actor, input: NewServiceAccount) -> 
     app.store
         .write(move |conn| {
             let manager = users_domain::managers::resolve_manager(conn, &input.manager)?;
-            let taken: i64 = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::username.eq(&username))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
+            if user_rows::username_taken(conn, &dir, &username)? {
                 return Err(Error::conflict(format!(
                     "a built-in user named `{username}` already exists"
                 )));

@@ -6,9 +6,8 @@ use crate::ids::DirectoryId;
 use crate::passwords::Hasher;
 use crate::secret::Secret;
 use crate::store::models::UserRow;
-use crate::store::schema::users;
+use crate::store::user_rows;
 use crate::store::Store;
-use diesel::prelude::*;
 
 /// Longest local username accepted.
 pub const MAX_USERNAME_LEN: usize = 64;
@@ -59,14 +58,7 @@ pub async fn authenticate(
     let dir = directory_id.clone();
     let name = username.to_string();
     let user: Option<UserRow> = store
-        .read(move |conn| {
-            Ok(users::table
-                .filter(users::directory_id.eq(dir))
-                .filter(users::username.eq(name))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?)
-        })
+        .read(move |conn| user_rows::by_username(conn, &dir, &name))
         .await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     // `from` gets its fair share of the hashing queue.

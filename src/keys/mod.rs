@@ -11,6 +11,7 @@ use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
+use crate::store::key_rows;
 use crate::store::models::{AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, users};
 use crate::store::timestamp::Timestamp;
@@ -175,10 +176,7 @@ pub async fn create(
             diesel::update(users::table.find(&owner.id))
                 .set(users::id.eq(users::id))
                 .execute(conn)?;
-            let held: i64 = access_keys::table
-                .filter(access_keys::user_id.eq(&owner.id))
-                .count()
-                .get_result(conn)?;
+            let held = key_rows::count_held_by(conn, &owner.id)?;
             if held >= max {
                 return Err(Error::conflict(format!(
                     "user `{}` already holds {held} access keys, the most allowed; delete one first",
@@ -311,11 +309,7 @@ pub async fn delete(app: &Services, caller: &Principal, key_id: &str) -> Result<
     let row = app
         .store
         .write(move |conn| {
-            let row: AccessKeyRow = access_keys::table
-                .filter(access_keys::key_id.eq(&key_id))
-                .select(AccessKeyRow::as_select())
-                .first(conn)
-                .optional()?
+            let row: AccessKeyRow = key_rows::by_key_id(conn, &key_id)?
                 .filter(|k| is_admin || k.user_id == caller_id)
                 .ok_or_else(|| Error::not_found(format!("access key `{key_id}` not found")))?;
             // Sessions opened with this key go with it (ON DELETE CASCADE).
@@ -367,12 +361,7 @@ pub async fn verify(
     let found: Option<(AccessKeyRow, UserRow, i64)> = app
         .store
         .read(move |conn| {
-            let pair: Option<(AccessKeyRow, UserRow)> = access_keys::table
-                .inner_join(users::table)
-                .filter(access_keys::key_id.eq(kid))
-                .select((AccessKeyRow::as_select(), UserRow::as_select()))
-                .first(conn)
-                .optional()?;
+            let pair = key_rows::by_key_id_with_owner(conn, &kid)?;
             match pair {
                 Some((k, u)) => Ok(Some((
                     k,

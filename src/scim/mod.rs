@@ -17,6 +17,7 @@ use crate::services::Services;
 use crate::store::models::UserRow;
 use crate::store::schema::{sessions, users};
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::users::{self as user_domain, SCIM_PENDING_PREFIX};
 use diesel::prelude::*;
 use protocol::{Email, Filter, ScimError, ScimUser};
@@ -299,12 +300,7 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
     let dir = dir.clone();
     app.store
         .write(move |conn| {
-            let taken: i64 = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::username.eq(&u.user_name))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
+            if user_rows::username_taken(conn, &dir, &u.user_name)? {
                 return Err(Error::conflict(format!(
                     "userName `{}` already exists",
                     u.user_name
@@ -387,18 +383,11 @@ pub async fn update(
                         .detail(format!("directory {dir}: re-activated via SCIM")),
                 )?;
             }
-            if u.user_name != row.username {
-                let taken: i64 = users::table
-                    .filter(users::directory_id.eq(&dir))
-                    .filter(users::username.eq(&u.user_name))
-                    .count()
-                    .get_result(conn)?;
-                if taken > 0 {
-                    return Err(Error::conflict(format!(
-                        "userName `{}` already exists",
-                        u.user_name
-                    )));
-                }
+            if u.user_name != row.username && user_rows::username_taken(conn, &dir, &u.user_name)? {
+                return Err(Error::conflict(format!(
+                    "userName `{}` already exists",
+                    u.user_name
+                )));
             }
             diesel::update(users::table.find(&row.id))
                 .set((

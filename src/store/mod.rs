@@ -2,10 +2,12 @@
 //! with the pool, embedded migrations per backend, schema and row types. All database work
 //! runs on blocking threads through [`Store::read`] and [`Store::write`].
 
+pub mod key_rows;
 pub mod models;
 pub mod run_status;
 pub mod schema;
 pub mod timestamp;
+pub mod user_rows;
 
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};

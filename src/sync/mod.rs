@@ -16,6 +16,7 @@ use crate::store::models::SyncRunRow;
 pub use crate::store::run_status::RunStatus;
 use crate::store::schema::{access_keys, sync_runs, users};
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -598,12 +599,8 @@ async fn apply(
             // record gives the name up, as at login.
             let renamed: HashSet<&str> = p.renames.iter().map(|(id, _, _)| id.as_str()).collect();
             for (_, _, to) in &p.renames {
-                let holder: Option<(UserId, String)> = users::table
-                    .filter(users::directory_id.eq(&dir))
-                    .filter(users::username.eq(to))
-                    .select((users::id, users::username))
-                    .first(conn)
-                    .optional()?;
+                let holder: Option<(UserId, String)> =
+                    user_rows::by_username(conn, &dir, to)?.map(|h| (h.id, h.username));
                 if let Some((hid, hname)) =
                     holder.filter(|(hid, _)| !renamed.contains(hid.as_str()))
                 {

@@ -11,6 +11,7 @@ use crate::services::Services;
 use crate::store::models::UserRow;
 use crate::store::schema::users;
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::store::DbConn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -67,23 +68,13 @@ async fn upsert_login_once(
             let mut superseded = None;
             // SCIM provisions only OpenID Connect directories, so nothing here waits to be
             // linked: the stable id alone finds the record.
-            let existing: Option<UserRow> = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::external_id.eq(&du.external_id))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?;
+            let existing = user_rows::by_external_id(conn, &dir, &du.external_id)?;
             // An LDAP directory is authoritative for its names. Another record holding this
             // name is a person upstream deleted or renamed, whose name now belongs to this
             // account. It keeps its data (its keys stop working at once: it is disabled) but
             // gives up the name, so nothing passes to this person.
             let this_id = existing.as_ref().map(|r| r.id.clone());
-            let holder: Option<UserRow> = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::username.eq(&du.username))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?;
+            let holder = user_rows::by_username(conn, &dir, &du.username)?;
             if let Some(old) = holder.filter(|h| Some(&h.id) != this_id.as_ref()) {
                 let renamed = format!("{}#{}", old.username, &old.id.as_str()[..8]);
                 diesel::update(users::table.find(&old.id))
@@ -274,16 +265,12 @@ async fn upsert_oidc_once(
     let out = app
         .store
         .write(move |conn| {
-            let in_dir = || users::table.filter(users::directory_id.eq(&dir)).into_boxed();
-            let by_sub: Option<UserRow> = in_dir()
-                .filter(users::external_id.eq(&du.external_id))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?;
+            let by_sub = user_rows::by_external_id(conn, &dir, &du.external_id)?;
             // Only a first login looks for a provisioned record to link.
             let by_external_id: Option<UserRow> = match by_sub {
                 Some(_) => None,
-                None => in_dir()
+                None => users::table
+                    .filter(users::directory_id.eq(&dir))
                     .filter(users::external_id.like(format!("{SCIM_PENDING_PREFIX}%")))
                     .filter(users::scim_external_id.eq(&du.external_id))
                     .order(users::created_at.asc())
@@ -291,11 +278,7 @@ async fn upsert_oidc_once(
                     .first(conn)
                     .optional()?,
             };
-            let by_name: Option<UserRow> = in_dir()
-                .filter(users::username.eq(&du.username))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?;
+            let by_name = user_rows::by_username(conn, &dir, &du.username)?;
             let decision = decide_oidc_login(
                 by_sub.as_ref(),
                 by_external_id.as_ref(),

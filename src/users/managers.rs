@@ -4,11 +4,12 @@
 
 use crate::audit::{self, Actor, Event};
 use crate::error::{Error, Result};
-use crate::ids::UserId;
+use crate::ids::{DirectoryId, UserId};
 use crate::revocation::{announce, Revoked};
 use crate::store::models::UserRow;
 use crate::store::schema::users;
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::store::DbConn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -22,20 +23,10 @@ pub(crate) fn resolve_manager(conn: &mut DbConn, reference: &str) -> Result<User
             "manager: required (a user id, or DIRECTORY:USERNAME)",
         ));
     }
-    let found: Option<UserRow> = match users::table
-        .find(reference.to_ascii_lowercase())
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?
-    {
+    let found: Option<UserRow> = match user_rows::by_id(conn, &UserId::from(reference))? {
         Some(u) => Some(u),
         None => match reference.split_once(':') {
-            Some((dir, name)) => users::table
-                .filter(users::directory_id.eq(dir))
-                .filter(users::username.eq(name))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?,
+            Some((dir, name)) => user_rows::by_username(conn, &DirectoryId::from(dir), name)?,
             None => None,
         },
     };
@@ -59,11 +50,7 @@ pub(crate) fn resolve_manager(conn: &mut DbConn, reference: &str) -> Result<User
 }
 
 fn find_service_account(conn: &mut DbConn, id: &UserId) -> Result<UserRow> {
-    let row = users::table
-        .find(id.to_ascii_lowercase())
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?
+    let row = user_rows::by_id(conn, id)?
         .filter(|u: &UserRow| u.is_service_account)
         .ok_or_else(|| Error::not_found(format!("no service account `{id}`")))?;
     Ok(row)
@@ -114,11 +101,7 @@ pub(crate) fn suspend_managed_by(
     now: DateTime<Utc>,
     why: &str,
 ) -> Result<()> {
-    let managed: Vec<UserRow> = users::table
-        .filter(users::is_service_account.eq(true))
-        .filter(users::manager_id.eq(&removed.id))
-        .select(UserRow::as_select())
-        .load(conn)?;
+    let managed = user_rows::service_accounts_of(conn, &removed.id)?;
     for sa in &managed {
         diesel::update(users::table.find(&sa.id))
             .set((

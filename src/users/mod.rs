@@ -22,6 +22,7 @@ use crate::services::Services;
 use crate::store::models::UserRow;
 use crate::store::schema::{access_keys, sessions, users};
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use crate::store::DbConn;
 use crate::validity::{self, Window};
 use chrono::{DateTime, Utc};
@@ -54,12 +55,7 @@ impl UserInfo {
 
 /// The user `id`, given in any case (ids are stored lowercase).
 pub(crate) fn find(conn: &mut DbConn, id: &UserId) -> Result<UserRow> {
-    users::table
-        .find(id.to_ascii_lowercase())
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| Error::not_found(format!("user `{id}` not found")))
+    user_rows::by_id(conn, id)?.ok_or_else(|| Error::not_found(format!("user `{id}` not found")))
 }
 
 pub(crate) fn with_window(conn: &mut DbConn, config: &Config, row: UserRow) -> Result<UserInfo> {

@@ -13,6 +13,7 @@ use crate::services::Services;
 use crate::store::models::UserRow;
 use crate::store::schema::{sessions, users};
 use crate::store::timestamp::Timestamp;
+use crate::store::user_rows;
 use diesel::prelude::*;
 
 /// What [`create_from_event`] found or did.
@@ -40,21 +41,10 @@ pub async fn create_from_event(
     let actor = actor.clone();
     app.store
         .write(move |conn| {
-            let existing: Option<UserId> = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::external_id.eq(&du.external_id))
-                .select(users::id)
-                .first(conn)
-                .optional()?;
-            if let Some(id) = existing {
-                return Ok(FromEvent::Exists(id));
+            if let Some(existing) = user_rows::by_external_id(conn, &dir, &du.external_id)? {
+                return Ok(FromEvent::Exists(existing.id));
             }
-            let taken: i64 = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::username.eq(&du.username))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
+            if user_rows::username_taken(conn, &dir, &du.username)? {
                 return Ok(FromEvent::NameTaken);
             }
             let row = directory_user_row(&dir, du, now, None);
@@ -90,12 +80,7 @@ pub async fn create_local(
     let actor = actor.clone();
     app.store
         .write(move |conn| {
-            let taken: i64 = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::username.eq(&username))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
+            if user_rows::username_taken(conn, &dir, &username)? {
                 return Err(Error::conflict(format!(
                     "a built-in user named `{username}` already exists"
                 )));
@@ -158,12 +143,7 @@ pub async fn set_local_password(
     let id = app
         .store
         .write(move |conn| {
-            let row: UserRow = users::table
-                .filter(users::directory_id.eq(&dir))
-                .filter(users::username.eq(&username))
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?
+            let row: UserRow = user_rows::by_username(conn, &dir, &username)?
                 .ok_or_else(|| Error::not_found(format!("no built-in user named `{username}`")))?;
             if row.is_service_account {
                 return Err(Error::invalid(format!(
