@@ -373,7 +373,7 @@ pub async fn update(
             }
             if u.active && row.suspended_at.is_some() {
                 diesel::update(users::table.find(&row.id))
-                    .set(users::suspended_at.eq(None::<i64>))
+                    .set(users::suspended_at.eq(None::<Timestamp>))
                     .execute(conn)?;
                 audit::record(
                     conn,

@@ -1,5 +1,6 @@
 //! The diesel schema: one table definition per table in migrations/.
-// Timestamps are BIGINT milliseconds since the Unix epoch on every backend.
+// Timestamps are BIGINT milliseconds since the Unix epoch on every backend (rows hold them as
+// `timestamp::Timestamp`).
 
 diesel::table! {
     users (id) {

@@ -583,7 +583,7 @@ async fn apply(
             }
             for (id, name) in &p.restores {
                 diesel::update(users::table.find(id))
-                    .set(users::suspended_at.eq(None::<i64>))
+                    .set(users::suspended_at.eq(None::<Timestamp>))
                     .execute(conn)?;
                 audit::record(
                     conn,

@@ -144,7 +144,7 @@ fn refresh_in(
         .execute(conn)?;
     if login_restores && row.suspended_at.is_some() {
         diesel::update(users::table.find(&row.id))
-            .set(users::suspended_at.eq(None::<i64>))
+            .set(users::suspended_at.eq(None::<Timestamp>))
             .execute(conn)?;
     }
     revocation::announce(conn, &Revoked::User(row.id.clone()))?;

@@ -70,7 +70,7 @@ pub(crate) fn assign_manager_in(
     diesel::update(users::table.find(&sa.id))
         .set((
             users::manager_id.eq(Some(&manager.id)),
-            users::suspended_at.eq(None::<i64>),
+            users::suspended_at.eq(None::<Timestamp>),
         ))
         .execute(conn)?;
     announce(conn, &Revoked::User(sa.id.clone()))?;
