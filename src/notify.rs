@@ -23,12 +23,21 @@ use std::collections::BTreeMap;
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Accesskeyd-Signature";
 
+/// Whose keys a warning is about (the webhook's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// A person's keys, which stop together unless they sign in.
+    Person,
+    /// One service-account key, which expires; its manager is told.
+    ServiceAccount,
+}
+
 /// One warning: a person whose keys stop together, or one service-account key.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Warning {
-    /// `person` or `service_account`.
-    pub kind: &'static str,
+    pub kind: WarningKind,
     /// Dedup subject: the person's user id, or `key:<key row id>`.
     #[serde(skip)]
     pub subject: String,
@@ -96,7 +105,7 @@ pub fn due(
         if owner.is_service_account {
             let manager = owner.manager_id.as_ref().and_then(|m| managers.get(m));
             out.push(Warning {
-                kind: "service_account",
+                kind: WarningKind::ServiceAccount,
                 subject: format!("key:{}", key.id),
                 user_id: owner.id.clone(),
                 username: owner.username.clone(),
@@ -110,7 +119,7 @@ pub fn due(
             people
                 .entry(owner.id.clone())
                 .or_insert_with(|| Warning {
-                    kind: "person",
+                    kind: WarningKind::Person,
                     subject: owner.id.to_string(),
                     user_id: owner.id.clone(),
                     username: owner.username.clone(),
@@ -291,8 +300,16 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Subject, text and HTML of the e-mail.
-pub fn email_content(w: &Warning) -> (String, String, String) {
+/// What a warning e-mail says, in its two forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailContent {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The e-mail of a warning.
+pub fn email_content(w: &Warning) -> EmailContent {
     let when = day(w.valid_until);
     let labels: Vec<String> = w
         .keys
@@ -310,7 +327,7 @@ pub fn email_content(w: &Warning) -> (String, String, String) {
             )
         })
         .collect();
-    if w.kind == "service_account" {
+    if w.kind == WarningKind::ServiceAccount {
         let subject = format!(
             "Service account {}: access key \"{}\" expires on {when}",
             w.username, w.keys[0].label
@@ -335,7 +352,11 @@ pub fn email_content(w: &Warning) -> (String, String, String) {
             escape(&w.username),
             url = escape(&w.sign_in_url)
         );
-        return (subject, text, html);
+        return EmailContent {
+            subject,
+            text,
+            html,
+        };
     }
     let subject = format!("Your access keys stop working on {when}");
     let text = format!(
@@ -352,7 +373,11 @@ pub fn email_content(w: &Warning) -> (String, String, String) {
         escape(&w.username),
         url = escape(&w.sign_in_url)
     );
-    (subject, text, html)
+    EmailContent {
+        subject,
+        text,
+        html,
+    }
 }
 
 async fn send_email(cfg: &SmtpConfig, w: &Warning, to: &str) -> std::result::Result<(), String> {
@@ -361,7 +386,11 @@ async fn send_email(cfg: &SmtpConfig, w: &Warning, to: &str) -> std::result::Res
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-    let (subject, text, html) = email_content(w);
+    let EmailContent {
+        subject,
+        text,
+        html,
+    } = email_content(w);
     let from: Mailbox = cfg.from.parse().map_err(|e| format!("from: {e}"))?;
     let to: Mailbox = to.parse().map_err(|e| format!("recipient `{to}`: {e}"))?;
     let message = Message::builder()
@@ -542,10 +571,13 @@ mod tests {
         let managers = BTreeMap::from([(UserId::from("fine"), fine)]);
         let due = due(&keys, &managers, 14, 3, now, "https://x/ui/login");
         assert_eq!(due.len(), 2, "{due:?}");
-        let sa_w = due.iter().find(|w| w.kind == "service_account").unwrap();
+        let sa_w = due
+            .iter()
+            .find(|w| w.kind == WarningKind::ServiceAccount)
+            .unwrap();
         assert_eq!(sa_w.recipient.as_deref(), Some("fine@example.org"));
         assert_eq!(sa_w.subject, "key:e");
-        let p = due.iter().find(|w| w.kind == "person").unwrap();
+        let p = due.iter().find(|w| w.kind == WarningKind::Person).unwrap();
         assert_eq!(p.keys.len(), 2, "one warning names all of a person's keys");
         assert_eq!(p.valid_until, now + Duration::days(2));
         assert!(
@@ -566,7 +598,7 @@ mod tests {
     #[test]
     fn email_names_keys_date_and_link() {
         let w = Warning {
-            kind: "person",
+            kind: WarningKind::Person,
             subject: "u".into(),
             user_id: "u".into(),
             username: "bob".into(),
@@ -579,7 +611,11 @@ mod tests {
             valid_until: Timestamp::from_millis(1_800_000_000_000).at(),
             sign_in_url: "https://akd.example.com/ui/login".into(),
         };
-        let (subject, text, html) = email_content(&w);
+        let EmailContent {
+            subject,
+            text,
+            html,
+        } = email_content(&w);
         assert!(subject.contains("2027-01-15"), "{subject}");
         assert!(
             text.contains("etl <nightly>") && text.contains("https://akd.example.com/ui/login")

@@ -7,15 +7,21 @@ use crate::clock::SystemClock;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
 use crate::error::Error;
-use crate::ids::{DirectoryId, UserId};
+use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::users;
 use clap::{Parser, Subcommand};
-use std::io::{BufRead, IsTerminal};
+
+mod accounts;
+mod tokens;
+
+pub use accounts::{LocalUser, ServiceAccount};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+pub use tokens::{EventToken, ScimToken};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,95 +96,6 @@ pub enum Command {
     LocalUser(LocalUser),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ScimToken {
-    /// Create a token for a directory and print it once.
-    Create {
-        /// The OpenID Connect directory the provider provisions.
-        directory: DirectoryId,
-        /// What the token is for (e.g. "Entra ID provisioning").
-        #[arg(long, default_value = "SCIM provisioning")]
-        label: String,
-    },
-    /// List tokens (never the tokens themselves) with their last use.
-    List,
-    /// Revoke a token by its id.
-    Revoke {
-        /// The token's id (from `list`).
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum EventToken {
-    /// Create a token for one or more directories and print it once.
-    Create {
-        /// The reporting system (e.g. "intranet portal").
-        #[arg(long, default_value = "login events")]
-        label: String,
-        /// A directory whose users' logins the token reports (repeat for several). Built-in
-        /// admins are never moved by a token.
-        #[arg(long = "directory", value_name = "ID", required = true)]
-        directories: Vec<DirectoryId>,
-    },
-    /// List tokens (never the tokens themselves) with their last use.
-    List,
-    /// Revoke a token by its id.
-    Revoke {
-        /// The token's id (from `list`).
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ServiceAccount {
-    /// Create a service account (no password; its keys carry an expiry).
-    Create {
-        /// Display name, e.g. "Nightly ETL".
-        #[arg(long)]
-        name: String,
-        /// Username in the built-in directory (default: derived from the name).
-        #[arg(long)]
-        username: Option<String>,
-        /// The responsible person: a user id, or DIRECTORY:USERNAME (e.g. corp:alice).
-        #[arg(long)]
-        manager: String,
-    },
-    /// List service accounts with their managers and state.
-    List,
-    /// Assign a new manager; a suspended account becomes active again.
-    Reassign {
-        /// The service account's user id.
-        id: UserId,
-        /// A user id, or DIRECTORY:USERNAME.
-        #[arg(long)]
-        manager: String,
-    },
-    /// Delete a service account with its keys.
-    Delete {
-        /// The service account's user id.
-        id: UserId,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LocalUser {
-    /// Create a built-in user. The password is read from standard input (prompted twice on
-    /// a terminal), never from the command line.
-    Add {
-        /// Username.
-        name: String,
-        /// Make the user an admin.
-        #[arg(long)]
-        admin: bool,
-    },
-    /// Set a built-in user's password (read from standard input) and end their sessions.
-    Passwd {
-        /// Username.
-        name: String,
-    },
-}
-
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -227,10 +144,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             dry_run,
             approve_run,
         } => return sync(config, directory, dry_run, approve_run).await,
-        Command::LocalUser(cmd) => local_user(config, cmd).await,
-        Command::ScimToken(cmd) => bearer_token(config, bearer::Kind::Scim, cmd.into()).await,
-        Command::EventToken(cmd) => bearer_token(config, bearer::Kind::Events, cmd.into()).await,
-        Command::ServiceAccount(cmd) => service_account(config, cmd).await,
+        Command::LocalUser(cmd) => accounts::local_user(config, cmd).await,
+        Command::ScimToken(cmd) => {
+            tokens::bearer_token(config, bearer::Kind::Scim, cmd.into()).await
+        }
+        Command::EventToken(cmd) => {
+            tokens::bearer_token(config, bearer::Kind::Events, cmd.into()).await
+        }
+        Command::ServiceAccount(cmd) => accounts::service_account(config, cmd).await,
         Command::Notify => notify(config).await,
     };
     match result {
@@ -542,105 +463,6 @@ async fn sync(
     }
 }
 
-/// `scim-token` and `event-token` alike: what to do with a token of either kind.
-enum TokenCommand {
-    Create(NewToken),
-    List,
-    Revoke(String),
-}
-
-/// A token to create, with what its kind needs.
-enum NewToken {
-    Scim {
-        directory: DirectoryId,
-        label: String,
-    },
-    Events {
-        label: String,
-        directories: Vec<DirectoryId>,
-    },
-}
-
-impl From<ScimToken> for TokenCommand {
-    fn from(cmd: ScimToken) -> Self {
-        match cmd {
-            ScimToken::Create { directory, label } => {
-                TokenCommand::Create(NewToken::Scim { directory, label })
-            }
-            ScimToken::List => TokenCommand::List,
-            ScimToken::Revoke { id } => TokenCommand::Revoke(id),
-        }
-    }
-}
-
-impl From<EventToken> for TokenCommand {
-    fn from(cmd: EventToken) -> Self {
-        match cmd {
-            EventToken::Create { label, directories } => {
-                TokenCommand::Create(NewToken::Events { label, directories })
-            }
-            EventToken::List => TokenCommand::List,
-            EventToken::Revoke { id } => TokenCommand::Revoke(id),
-        }
-    }
-}
-
-/// One line of `scim-token list` / `event-token list` (never the token itself).
-fn token_line(t: &bearer::TokenInfo) -> String {
-    let what = match &t.scope {
-        bearer::Scope::Scim { directory } => format!("{directory}  {}", t.label),
-        bearer::Scope::Events { scope } => {
-            format!("{}  directories {}", t.label, scope.describe())
-        }
-    };
-    format!(
-        "{}  {what}  created {}  last used {}",
-        t.id,
-        t.created_at.to_rfc3339(),
-        t.last_used_at
-            .map_or("never".to_string(), |u| u.to_rfc3339())
-    )
-}
-
-async fn bearer_token(config: Config, kind: bearer::Kind, cmd: TokenCommand) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock)).await?;
-    let noun = kind.noun();
-    match cmd {
-        TokenCommand::Create(new) => {
-            // For whom, as the command line named them.
-            let (id, token, whom) = match new {
-                NewToken::Scim { directory, label } => {
-                    let (id, token) = crate::scim::create_token(&app, &directory, &label).await?;
-                    (id, token, format!("directory `{directory}`"))
-                }
-                NewToken::Events { label, directories } => {
-                    let (id, token) =
-                        crate::events::create_token(&app, &label, &directories).await?;
-                    let names: Vec<&str> = directories.iter().map(DirectoryId::as_str).collect();
-                    (id, token, format!("directories {}", names.join(", ")))
-                }
-            };
-            println!(
-                "{noun} {id} for {whom} (shown only this once):\n\n    {}\n",
-                token.expose()
-            );
-            if kind == bearer::Kind::Scim {
-                println!("SCIM base URL: {}/scim/v2", app.config.server.public_url());
-            }
-        }
-        TokenCommand::List => {
-            for t in bearer::list(&app, kind).await? {
-                println!("{}", token_line(&t));
-            }
-        }
-        TokenCommand::Revoke(id) => {
-            bearer::revoke(&app, kind, &id).await?;
-            println!("{noun} {id} revoked");
-        }
-    }
-    Ok(())
-}
-
 async fn notify(config: Config) -> anyhow::Result<()> {
     if config.notifications.is_none() {
         anyhow::bail!("no [notifications] section: configure SMTP and/or a webhook first");
@@ -660,115 +482,11 @@ async fn notify(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn service_account(config: Config, cmd: ServiceAccount) -> anyhow::Result<()> {
-    use crate::service_accounts as sa;
-    let app = App::new(config, Arc::new(SystemClock)).await?;
-    let actor = Actor::system("cli");
-    let show = |u: &users::UserInfo| {
-        let state = match (&u.row.suspended_at, &u.manager_name) {
-            (Some(_), _) => "SUSPENDED (no manager)".to_string(),
-            (None, Some(m)) => format!("manager {m}"),
-            (None, None) => "no manager".to_string(),
-        };
-        println!(
-            "{}  {}  {}  {state}",
-            u.row.id,
-            u.row.username,
-            u.row.display_name.as_deref().unwrap_or("")
-        );
-    };
-    match cmd {
-        ServiceAccount::Create {
-            name,
-            username,
-            manager,
-        } => {
-            let info = sa::create(
-                &app,
-                &actor,
-                sa::NewServiceAccount {
-                    name,
-                    username,
-                    manager,
-                },
-            )
-            .await?;
-            print!("created service account ");
-            show(&info);
-        }
-        ServiceAccount::List => {
-            let (list, _) = users::list(&app, Some(true), 0, i64::MAX).await?;
-            for u in &list {
-                show(u);
-            }
-        }
-        ServiceAccount::Reassign { id, manager } => {
-            let info = sa::set_manager(&app, &actor, &id, &manager).await?;
-            show(&info);
-        }
-        ServiceAccount::Delete { id } => {
-            let target = users::get(&app, &id).await?;
-            if !target.row.is_service_account {
-                anyhow::bail!("`{id}` is not a service account");
-            }
-            let (row, deleted) = users::delete(&app, &actor, &id).await?;
-            println!(
-                "service account {} deleted with {} access key(s)",
-                row.username, deleted.keys
-            );
-        }
-    }
-    Ok(())
-}
-
 async fn migrate_data(from: String, to: String) -> anyhow::Result<()> {
     let (f, t) = (crate::config::redact(&from), crate::config::redact(&to));
     println!("copying {f} -> {t}");
     let counts = tokio::task::spawn_blocking(move || crate::transfer::copy(&from, &to)).await??;
     println!("copied and verified: {counts}");
-    Ok(())
-}
-
-/// Reads a password from standard input: prompted twice without echo on a terminal, else
-/// the first line.
-fn read_password() -> anyhow::Result<Secret> {
-    if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ")?;
-        let second = rpassword::prompt_password("Repeat password: ")?;
-        if first != second {
-            anyhow::bail!("the passwords do not match");
-        }
-        return Ok(Secret::new(first));
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\n', '\r']).to_string();
-    if password.is_empty() {
-        anyhow::bail!("no password on standard input");
-    }
-    Ok(Secret::new(password))
-}
-
-async fn local_user(config: Config, cmd: LocalUser) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock)).await?;
-    let actor = Actor::system("cli");
-    match cmd {
-        LocalUser::Add { name, admin } => {
-            let password = read_password()?;
-            let row = users::create_local(&app, &actor, &name, password, admin).await?;
-            println!(
-                "created built-in {} `{}` (id {})",
-                if admin { "admin" } else { "user" },
-                row.username,
-                row.id
-            );
-        }
-        LocalUser::Passwd { name } => {
-            let password = read_password()?;
-            users::set_local_password(&app, &actor, &name, password).await?;
-            println!("password of `{name}` changed; their interactive sessions were ended");
-        }
-    }
     Ok(())
 }
 
