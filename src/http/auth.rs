@@ -227,8 +227,8 @@ fn browser_logged_in(state: &AppState, done: auth::LoggedIn) -> Result<Response,
         (status = 401, description = "No or refused Negotiate credentials", body = StatusMessage, headers(
             ("WWW-Authenticate" = String, description = "`Negotiate`"),
         )),
-        (status = 501, description = "Neither a trusted proxy nor Kerberos is configured", body = StatusMessage),
-        BadInput, Forbidden, NotFound, Unavailable,
+        (status = 404, description = "Windows sign-in is not configured here (neither a trusted proxy nor Kerberos); the message says what to set", body = StatusMessage),
+        BadInput, Forbidden, Unavailable,
         Throttled,
     ),
 )]
@@ -244,7 +244,7 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
             Ok(response)
         }
         WindowsOutcome::NotConfigured(message) => {
-            Ok(status_message(StatusCode::NOT_IMPLEMENTED, message))
+            Ok(status_message(StatusCode::NOT_FOUND, message))
         }
         WindowsOutcome::Refused(e) => {
             let mut response = ApiError::from(e).into_response();

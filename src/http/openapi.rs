@@ -350,6 +350,15 @@ impl IntoResponses for ScimRefused {
     }
 }
 
+/// A SCIM path that cannot be read (not UTF-8 once decoded): 400, as a SCIM error.
+pub struct ScimBadInput;
+
+impl IntoResponses for ScimBadInput {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        refs(&[("400", "ScimBadRequest")])
+    }
+}
+
 /// SCIM 404.
 pub struct ScimNotFound;
 

@@ -1,11 +1,12 @@
 //! `/scim/v2`: the SCIM 2.0 service provider an identity provider pushes users to. Answers
 //! and errors are SCIM's (`application/scim+json`, RFC 7644 §3.12).
 
-use super::openapi::{ScimBody, ScimConflict, ScimNotFound, ScimRefused};
+use super::openapi::{ScimBadInput, ScimBody, ScimConflict, ScimNotFound, ScimRefused};
 use super::state::AppState;
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -206,6 +207,29 @@ impl IntoResponse for ScimError {
 
 type Answer = Result<Scim, ScimError>;
 
+/// A query whose rejection (a repeated or malformed parameter) is a SCIM error, not axum's
+/// plain text: an identity provider reads every 4xx as RFC 7644 §3.12 JSON.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ScimError))]
+struct Query<T>(T);
+
+/// A path whose rejection (an id that is not UTF-8 once decoded) is a SCIM error.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ScimError))]
+struct Path<T>(T);
+
+impl From<QueryRejection> for ScimError {
+    fn from(r: QueryRejection) -> Self {
+        ScimError::invalid_value(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ScimError {
+    fn from(r: PathRejection) -> Self {
+        ScimError::invalid_value(r.body_text())
+    }
+}
+
 fn base(state: &AppState) -> String {
     format!("{}/scim/v2", state.0.config.server.public_url())
 }
@@ -301,7 +325,7 @@ async fn schemas() -> Scim {
     params(("id" = String, Path, description = "`urn:ietf:params:scim:schemas:core:2.0:User`")),
     responses(
         (status = 200, description = "RFC 7643 §7", body = Object, content_type = "application/scim+json"),
-        ScimNotFound,
+        ScimBadInput, ScimNotFound,
     ),
 )]
 async fn schema(Path(id): Path<String>) -> Answer {
