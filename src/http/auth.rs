@@ -136,10 +136,11 @@ struct AuthInput {
     path = "/api/auth/login",
     tag = "auth",
     operation_id = "login",
-    request_body(content(
-        (AuthInput = "application/json"),
-        (AuthInput = "application/vnd.seeq.v1+json"),
-    )),
+    request_body(
+        content = AuthInput,
+        content_type = "application/json",
+        description = "Also accepted as application/vnd.seeq.v1+json (what the Seeq SDK sends)",
+    ),
     responses(
         (status = 200, description = "Logged in", body = UserOutput, headers(
             ("x-sq-auth" = String, description = "The session token, for `x-sq-auth` (or `Authorization: Bearer`) on later requests"),

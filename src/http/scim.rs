@@ -468,10 +468,11 @@ async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Lis
     tag = "scim",
     operation_id = "scimSearchUsers",
     security(("scimBearer" = [])),
-    request_body(content(
-        (ScimSearchRequest = "application/scim+json"),
-        (ScimSearchRequest = "application/json"),
-    )),
+    request_body(
+        content = ScimSearchRequest,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
         ScimRefused, ScimBody,
@@ -494,10 +495,11 @@ async fn search(
     tag = "scim",
     operation_id = "scimSearch",
     security(("scimBearer" = [])),
-    request_body(content(
-        (ScimSearchRequest = "application/scim+json"),
-        (ScimSearchRequest = "application/json"),
-    )),
+    request_body(
+        content = ScimSearchRequest,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
         ScimRefused, ScimBody,
@@ -589,10 +591,11 @@ async fn show(
     tag = "scim",
     operation_id = "scimCreateUser",
     security(("scimBearer" = [])),
-    request_body(content(
-        (ScimUser = "application/scim+json"),
-        (ScimUser = "application/json"),
-    )),
+    request_body(
+        content = ScimUser,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 201, description = "Created", body = ScimUser, content_type = "application/scim+json"),
         ScimRefused, ScimBody, ScimConflict,
@@ -622,10 +625,11 @@ async fn create(
     operation_id = "scimReplaceUser",
     security(("scimBearer" = [])),
     params(("id" = String, Path, description = "The user's id")),
-    request_body(content(
-        (ScimUser = "application/scim+json"),
-        (ScimUser = "application/json"),
-    )),
+    request_body(
+        content = ScimUser,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimUser, content_type = "application/scim+json"),
         (status = 204, description = "Deprovisioned (`active: false`)"),
@@ -656,10 +660,11 @@ async fn replace(
     operation_id = "scimPatchUser",
     security(("scimBearer" = [])),
     params(("id" = String, Path, description = "The user's id")),
-    request_body(content(
-        (ScimPatchRequest = "application/scim+json"),
-        (ScimPatchRequest = "application/json"),
-    )),
+    request_body(
+        content = ScimPatchRequest,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimUser, content_type = "application/scim+json"),
         (status = 204, description = "Deprovisioned (`active` set to false)"),

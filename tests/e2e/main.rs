@@ -6,6 +6,7 @@ mod access_keys;
 mod ad;
 mod admin;
 mod cli;
+mod client;
 mod connections;
 mod events;
 #[cfg(feature = "kerberos")]
