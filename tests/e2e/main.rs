@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod connections;
 mod events;
+mod fuzz;
 #[cfg(feature = "kerberos")]
 mod kerberos;
 mod ldap_directory;
