@@ -50,6 +50,17 @@ python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosm
 # An OpenAPI 3.1 validator for docs/openapi.json (tests/api/openapi.rs; skipped without it).
 python3 -c 'import openapi_spec_validator' 2>/dev/null || python3 -m pip install --quiet "openapi-spec-validator>=0.7" \
   || { echo "pip install openapi-spec-validator failed" >&2; exit 1; }
+# The outside fuzzer over every operation of the OpenAPI document (tests/e2e/fuzz.rs), and a
+# client generator whose client runs the key lifecycle (tests/e2e/client.rs); pinned, as the
+# checks and the generated code change between their versions.
+SCHEMATHESIS=4.32.5
+python3 -c "import importlib.metadata as m; assert m.version('schemathesis') == '$SCHEMATHESIS'" 2>/dev/null \
+  || python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS" \
+  || { echo "pip install schemathesis==$SCHEMATHESIS failed" >&2; exit 1; }
+OPENAPI_PYTHON_CLIENT=0.29.1
+python3 -c "import importlib.metadata as m; assert m.version('openapi-python-client') == '$OPENAPI_PYTHON_CLIENT'" 2>/dev/null \
+  || python3 -m pip install --quiet "openapi-python-client==$OPENAPI_PYTHON_CLIENT" \
+  || { echo "pip install openapi-python-client==$OPENAPI_PYTHON_CLIENT failed" >&2; exit 1; }
 # The vendor's generated Python SDK, to check our JSON against its models.
 SEEQ_SDK=66.216.0.20261023
 python3 -c "import importlib.metadata as m, seeq.sdk, deprecated; assert m.version('seeq') == '$SEEQ_SDK'" 2>/dev/null \

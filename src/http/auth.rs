@@ -137,10 +137,11 @@ struct AuthInput {
     path = "/api/auth/login",
     tag = "auth",
     operation_id = "login",
-    request_body(content(
-        (AuthInput = "application/json"),
-        (AuthInput = "application/vnd.seeq.v1+json"),
-    )),
+    request_body(
+        content = AuthInput,
+        content_type = "application/json",
+        description = "Also accepted as application/vnd.seeq.v1+json (what the Seeq SDK sends)",
+    ),
     responses(
         (status = 200, description = "Logged in", body = UserOutput, headers(
             ("x-sq-auth" = String, description = "The session token, for `x-sq-auth` (or `Authorization: Bearer`) on later requests"),
@@ -231,8 +232,8 @@ fn browser_logged_in(state: &AppState, done: auth::LoggedIn) -> Result<Response,
         (status = 401, description = "No or refused Negotiate credentials", body = StatusMessage, headers(
             ("WWW-Authenticate" = String, description = "`Negotiate`"),
         )),
-        (status = 501, description = "Neither a trusted proxy nor Kerberos is configured", body = StatusMessage),
-        BadInput, Forbidden, NotFound, Unavailable,
+        (status = 404, description = "Windows sign-in is not configured here (neither a trusted proxy nor Kerberos); the message says what to set", body = StatusMessage),
+        BadInput, Forbidden, Unavailable,
         Throttled,
     ),
 )]
@@ -248,7 +249,7 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> Result<Response
             Ok(response)
         }
         WindowsOutcome::NotConfigured(message) => {
-            Ok(status_message(StatusCode::NOT_IMPLEMENTED, message))
+            Ok(status_message(StatusCode::NOT_FOUND, message))
         }
         WindowsOutcome::Refused(e) => {
             let mut response = ApiError::from(e).into_response();

@@ -102,10 +102,11 @@ struct KeyInput {
     tag = "accesskeys",
     operation_id = "createKey",
     security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
-    request_body(content(
-        (KeyInput = "application/json"),
-        (KeyInput = "application/vnd.seeq.v1+json"),
-    )),
+    request_body(
+        content = KeyInput,
+        content_type = "application/json",
+        description = "Also accepted as application/vnd.seeq.v1+json (what the Seeq SDK sends)",
+    ),
     responses(
         (status = 201, description = "Created; with the password", body = KeyOutput),
         Refused, JsonInput, Forbidden, NotFound, Conflict,

@@ -2,6 +2,9 @@
 //! come from the handlers' `#[utoipa::path]` (each area registers its routes with
 //! `routes!`, so a route cannot exist without its operation); this file holds what belongs
 //! to no one handler: `info`, the security schemes, and the error answers they share.
+//! A request body is documented with one content type, the other one accepted named in its
+//! description: client generators (openapi-python-client) make no working function of one
+//! schema under two content types.
 
 use super::error::StatusMessage;
 use crate::sync::RunStatus;
@@ -347,6 +350,15 @@ impl IntoResponses for ScimRefused {
             ("429", "ScimTooManyRequests"),
             ("503", "ScimUnavailable"),
         ])
+    }
+}
+
+/// A SCIM path that cannot be read (not UTF-8 once decoded): 400, as a SCIM error.
+pub struct ScimBadInput;
+
+impl IntoResponses for ScimBadInput {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        refs(&[("400", "ScimBadRequest")])
     }
 }
 

@@ -1,13 +1,13 @@
 //! `/scim/v2`: the SCIM 2.0 service provider an identity provider pushes users to. Answers
 //! and errors are SCIM's (`application/scim+json`, RFC 7644 §3.12).
 
-use super::openapi::{ScimBody, ScimConflict, ScimNotFound, ScimRefused};
+use super::openapi::{ScimBadInput, ScimBody, ScimConflict, ScimNotFound, ScimRefused};
 use super::state::AppState;
 use crate::ids::{DirectoryId, UserId};
 use crate::scim::{self, protocol};
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -208,6 +208,23 @@ impl IntoResponse for ScimError {
 
 type Answer = Result<Scim, ScimError>;
 
+/// A path whose rejection (an id that is not UTF-8 once decoded) is a SCIM error.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ScimError))]
+struct Path<T>(T);
+
+impl From<QueryRejection> for ScimError {
+    fn from(r: QueryRejection) -> Self {
+        ScimError::invalid_value(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ScimError {
+    fn from(r: PathRejection) -> Self {
+        ScimError::invalid_value(r.body_text())
+    }
+}
+
 fn base(state: &AppState) -> String {
     format!("{}/scim/v2", state.0.config.server.public_url())
 }
@@ -239,11 +256,7 @@ fn json_body(
 /// A query string that does not parse (a repeated parameter, say) is a SCIM error like any
 /// other bad input, read after the token was checked.
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ScimError> {
-    q.map(|Query(q)| q).map_err(|r| ScimError {
-        status: r.status().as_u16(),
-        scim_type: None,
-        detail: r.body_text(),
-    })
+    q.map(|Query(q)| q).map_err(ScimError::from)
 }
 
 /// The service provider's configuration (RFC 7644 §4)
@@ -313,7 +326,7 @@ async fn schemas() -> Scim {
     params(("id" = String, Path, description = "`urn:ietf:params:scim:schemas:core:2.0:User`")),
     responses(
         (status = 200, description = "RFC 7643 §7", body = Object, content_type = "application/scim+json"),
-        ScimNotFound,
+        ScimBadInput, ScimNotFound,
     ),
 )]
 async fn schema(Path(id): Path<String>) -> Answer {
@@ -461,10 +474,11 @@ async fn list(
     tag = "scim",
     operation_id = "scimSearchUsers",
     security(("scimBearer" = [])),
-    request_body(content(
-        (ScimSearchRequest = "application/scim+json"),
-        (ScimSearchRequest = "application/json"),
-    )),
+    request_body(
+        content = ScimSearchRequest,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
         ScimRefused, ScimBody,
@@ -487,10 +501,11 @@ async fn search(
     tag = "scim",
     operation_id = "scimSearch",
     security(("scimBearer" = [])),
-    request_body(content(
-        (ScimSearchRequest = "application/scim+json"),
-        (ScimSearchRequest = "application/json"),
-    )),
+    request_body(
+        content = ScimSearchRequest,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimListResponse, content_type = "application/scim+json"),
         ScimRefused, ScimBody,
@@ -604,10 +619,11 @@ fn wants_minimal(headers: &HeaderMap) -> bool {
     tag = "scim",
     operation_id = "scimCreateUser",
     security(("scimBearer" = [])),
-    request_body(content(
-        (ScimUser = "application/scim+json"),
-        (ScimUser = "application/json"),
-    )),
+    request_body(
+        content = ScimUser,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 201, description = "Created", body = ScimUser, content_type = "application/scim+json"),
         ScimRefused, ScimBody, ScimConflict,
@@ -637,10 +653,11 @@ async fn create(
     operation_id = "scimReplaceUser",
     security(("scimBearer" = [])),
     params(("id" = String, Path, description = "The user's id")),
-    request_body(content(
-        (ScimUser = "application/scim+json"),
-        (ScimUser = "application/json"),
-    )),
+    request_body(
+        content = ScimUser,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimUser, content_type = "application/scim+json"),
         ScimRefused, ScimBody, ScimNotFound, ScimConflict,
@@ -673,10 +690,11 @@ async fn replace(
     operation_id = "scimPatchUser",
     security(("scimBearer" = [])),
     params(("id" = String, Path, description = "The user's id")),
-    request_body(content(
-        (ScimPatchRequest = "application/scim+json"),
-        (ScimPatchRequest = "application/json"),
-    )),
+    request_body(
+        content = ScimPatchRequest,
+        content_type = "application/scim+json",
+        description = "Also accepted as application/json",
+    ),
     responses(
         (status = 200, body = ScimUser, content_type = "application/scim+json"),
         (status = 204, description = "Changed; no body because the request asked for none (`Prefer: return=minimal`)"),

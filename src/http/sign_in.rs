@@ -39,7 +39,7 @@ pub async fn start_oidc_login(
 pub enum WindowsOutcome {
     /// Signed in; the mutual-authentication token for the client, if any.
     SignedIn(Box<auth::LoggedIn>, Option<Vec<u8>>),
-    /// Neither a trusted proxy nor Kerberos is configured (501).
+    /// Neither a trusted proxy nor Kerberos is configured (404: no Windows sign-in here).
     NotConfigured(&'static str),
     /// No, NTLM, malformed or refused credentials; a 401 among them carries the Negotiate
     /// challenge.

@@ -108,10 +108,11 @@ struct OptionsInput {
     tag = "system",
     operation_id = "setConfigurationOptions",
     security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
-    request_body(content(
-        (OptionsInput = "application/json"),
-        (OptionsInput = "application/vnd.seeq.v1+json"),
-    )),
+    request_body(
+        content = OptionsInput,
+        content_type = "application/json",
+        description = "Also accepted as application/vnd.seeq.v1+json (what the Seeq SDK sends)",
+    ),
     responses((status = 200, body = OptionsOutput), Refused, JsonInput, Forbidden, Conflict),
 )]
 async fn set_options(

@@ -123,10 +123,11 @@ struct NewUserInput {
     tag = "users",
     operation_id = "createServiceAccount",
     security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
-    request_body(content(
-        (NewUserInput = "application/json"),
-        (NewUserInput = "application/vnd.seeq.v1+json"),
-    )),
+    request_body(
+        content = NewUserInput,
+        content_type = "application/json",
+        description = "Also accepted as application/vnd.seeq.v1+json (what the Seeq SDK sends)",
+    ),
     responses(
         (status = 201, description = "Created", body = UserOutput),
         Refused, JsonInput, Forbidden, NotFound, Conflict,
@@ -205,10 +206,11 @@ struct UserUpdate {
     operation_id = "updateUser",
     security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
     params(("id" = String, Path, description = "The user's id (any case)")),
-    request_body(content(
-        (UserUpdate = "application/json"),
-        (UserUpdate = "application/vnd.seeq.v1+json"),
-    )),
+    request_body(
+        content = UserUpdate,
+        content_type = "application/json",
+        description = "Also accepted as application/vnd.seeq.v1+json (what the Seeq SDK sends)",
+    ),
     responses(
         (status = 200, body = UserOutput),
         Refused, JsonInput, Forbidden, NotFound, Conflict,

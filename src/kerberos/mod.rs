@@ -11,8 +11,9 @@ pub use gss::Acceptor;
 use crate::config::{RealmMapping, WindowsConfig};
 use base64::Engine;
 
-/// The 501 answer of Windows sign-in when neither Kerberos nor a trusted proxy is set up:
-/// what to configure, or, in a build without the feature, which feature to build with.
+/// The 404 answer of Windows sign-in when neither Kerberos nor a trusted proxy is set up
+/// (the sign-in is not there; a 5xx would tell monitoring the server failed): what to
+/// configure, or, in a build without the feature, which feature to build with.
 pub const NOT_AVAILABLE: &str = if cfg!(feature = "kerberos") {
     "Windows sign-in is not configured: set [windows] (keytab and realms) for Kerberos, \
      or [proxy_auth] for a reverse proxy that does the Negotiate handshake"
@@ -168,7 +169,7 @@ mod tests {
     }
 
     /// The default build has no acceptor: a `[windows]` section is refused at start, and the
-    /// endpoint's 501 names the feature (scripts/test.sh runs this without features).
+    /// endpoint's 404 names the feature (scripts/test.sh runs this without features).
     #[cfg(not(feature = "kerberos"))]
     #[test]
     fn without_the_feature_windows_is_refused_naming_it() {

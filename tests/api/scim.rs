@@ -1,8 +1,8 @@
 //! SCIM rules that need no identity provider: the token is checked before the body is
 //! read (and an unknown one never waits for the write lock), names a provider sends lose
-//! invisible characters, and the life of a provisioned user (set inactive: suspended and
-//! still readable; re-activated; deleted; removed when a grace ends) with a key an admin
-//! made for them.
+//! invisible characters, the life of a provisioned user (set inactive: suspended and still
+//! readable; re-activated; deleted; removed when a grace ends) with a key an admin made for
+//! them, and a query or path that cannot be read is a SCIM error too.
 
 use crate::app::{Key, Resp, TestApp};
 use axum::http::{Method, StatusCode};
@@ -493,4 +493,27 @@ async fn an_unknown_scim_token_never_waits_for_the_write_lock() {
         .await
         .unwrap();
     assert!(listed[0].last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn a_repeated_query_parameter_or_an_unreadable_id_is_a_scim_error() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    // An identity provider that sends `count` twice, or `attributes` twice on one user,
+    // reads the answer as SCIM JSON like any other 400, not as plain text.
+    for path in [
+        "/scim/v2/Users?count=1&count=2",
+        "/scim/v2/Users/some-id?attributes=userName&attributes=emails",
+    ] {
+        let r = app.get(path).bearer(&token).send().await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidValue"));
+        assert!(r.body.contains("duplicate field"), "{path}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/scim+json", "{path}");
+    }
+    // An id that is not UTF-8 once decoded, on a user and on the schemas (no token needed).
+    for path in ["/scim/v2/Users/%FF", "/scim/v2/Schemas/%FF"] {
+        let r = app.get(path).bearer(&token).send().await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidValue"));
+        assert!(r.body.contains("UTF-8"), "{path}: {}", r.body);
+    }
 }

@@ -6,8 +6,10 @@ mod access_keys;
 mod ad;
 mod admin;
 mod cli;
+mod client;
 mod connections;
 mod events;
+mod fuzz;
 #[cfg(feature = "kerberos")]
 mod kerberos;
 mod ldap_directory;

@@ -85,7 +85,7 @@ async fn the_proxy_vouches_for_a_user_and_nobody_else_can() {
         ],
     ] {
         let (s, body, token) = windows(&d, &headers).await;
-        assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{body}");
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
         assert!(token.is_none());
         assert!(body["statusMessage"]
             .as_str()

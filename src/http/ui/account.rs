@@ -249,7 +249,7 @@ async fn windows(State(state): State<AppState>, parts: Parts) -> UiResult {
         }
         WindowsOutcome::NotConfigured(m) => {
             let mut r = error_page(Error::invalid(m));
-            *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+            *r.status_mut() = StatusCode::NOT_FOUND;
             r
         }
         WindowsOutcome::Refused(e) => {
