@@ -132,6 +132,10 @@ impl Error {
     }
 }
 
+/// What a client is told when its text holds U+0000 (PostgreSQL cannot store it, so it is
+/// refused on every backend alike).
+pub const NUL_REFUSED: &str = "text may not contain the NUL character (U+0000)";
+
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Error {
         use diesel::result::{DatabaseErrorKind, Error as D};
@@ -150,6 +154,12 @@ impl From<diesel::result::Error> for Error {
                     public: "this conflicts with a record that already exists",
                     detail: format!("already exists: {}", info.message()),
                 })
+            }
+            // PostgreSQL cannot store U+0000 in text ("invalid byte sequence for encoding
+            // \"UTF8\": 0x00"). Bodies are checked before this; a path or query that carries
+            // one to the database is the client's error too, not a server failure.
+            D::DatabaseError(_, ref info) if info.message().contains(": 0x00") => {
+                Error::Invalid(NUL_REFUSED.into())
             }
             // SQLite reports a writer that waited out busy_timeout as "database is locked".
             D::DatabaseError(_, ref info)

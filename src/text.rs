@@ -62,9 +62,33 @@ pub fn visible(text: &str) -> String {
         .to_string()
 }
 
+/// Whether a JSON document holds U+0000 in a string: the escape `\u0000` not itself escaped
+/// (JSON allows no raw control characters in strings, so the escape is the only way in).
+/// Read from the bytes, before parsing, so every body is checked the same way.
+pub fn json_has_nul(json: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"\\u0000";
+    json.windows(ESCAPE.len()).enumerate().any(|(i, w)| {
+        // `\\u0000` is a backslash followed by the text `u0000`: the escape counts only after
+        // an even number of backslashes before it.
+        w == ESCAPE && json[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_escape_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(json_has_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(json_has_nul(br#"["\u0000"]"#));
+        assert!(json_has_nul(br#"{"\u0000":1}"#));
+        assert!(json_has_nul(br#"{"a":"\\\\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"name":"a\\u0000b"}"#));
+        assert!(!json_has_nul(br#"{"name":"a\u0001b"}"#));
+        assert!(!json_has_nul(b"{}"));
+        assert!(!json_has_nul(b""));
+    }
 
     #[test]
     fn bidi_overrides_zero_width_and_control_characters_are_hidden() {

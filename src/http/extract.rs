@@ -16,9 +16,33 @@ use axum::http::request::Parts;
 use base64::Engine;
 use std::net::{IpAddr, SocketAddr};
 
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body whose rejections use our error shape. Text holding U+0000 is refused (400)
+/// before it is read: PostgreSQL cannot store it, and SQLite must answer the same.
 pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::Bytes::from_request(
+            axum::extract::Request::from_parts(parts.clone(), body),
+            state,
+        )
+        .await?;
+        if crate::text::json_has_nul(&bytes) {
+            return Err(Error::invalid(crate::error::NUL_REFUSED).into());
+        }
+        // axum's own reading: the content-type check (415) and its syntax/data rejections.
+        let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(JsonBody(value))
+    }
+}
 
 /// A raw body whose rejections (413 too large) use our error shape.
 pub struct RawBody(pub axum::body::Bytes);

@@ -249,6 +249,9 @@ fn json_body(
         scim_type: None,
         detail: r.body_text(),
     })?;
+    if crate::text::json_has_nul(body) {
+        return Err(ScimError::invalid_value(crate::error::NUL_REFUSED));
+    }
     serde_json::from_slice(body)
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
 }

@@ -172,3 +172,35 @@ async fn health_readiness_status_and_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_on_every_backend_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // PostgreSQL cannot store U+0000, so SQLite refuses it too: the same 400 everywhere,
+    // in a label, a description, a user's name, and a login's name.
+    for (path, body) in [
+        ("/api/accesskeys", json!({"name": "etl\u{0}"})),
+        (
+            "/api/accesskeys",
+            json!({"name": "etl", "description": "nightly\u{0}"}),
+        ),
+        (
+            "/api/users",
+            json!({"username": "nul\u{0}user", "password": "a-long-enough-password-1"}),
+        ),
+    ] {
+        let r = app.post(path).auth(&admin).json(body).send().await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "U+0000");
+    }
+    let r = app
+        .post("/api/auth/login")
+        .json(json!({"username": "admin\u{0}", "password": "x"}))
+        .send()
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "U+0000");
+    let keys = app.get("/api/accesskeys").auth(&admin).send().await.json();
+    assert_eq!(keys["totalResults"], 0, "no key was created: {keys}");
+    // The text `\u0000` itself (a backslash, then u0000) is just text.
+    app.create_key(&admin, "literally \\u0000").await;
+}

@@ -517,3 +517,46 @@ async fn a_repeated_query_parameter_or_an_unreadable_id_is_a_scim_error() {
         assert!(r.body.contains("UTF-8"), "{path}: {}", r.body);
     }
 }
+
+#[tokio::test]
+async fn a_nul_character_in_what_a_provider_sends_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    // PostgreSQL cannot store U+0000; every backend refuses it the same way, as bad input.
+    let created = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "nul\u{0}name"})),
+    )
+    .await;
+    assert_scim_error(&created, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    assert!(created.body.contains("U+0000"), "{}", created.body);
+
+    let ok = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "nula", "emails": [{"value": "nula@example.org", "primary": true}]})),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let id = ok.json()["id"].as_str().unwrap().to_string();
+    let replaced = scim(
+        &app,
+        &token,
+        Method::PUT,
+        &format!("/Users/{id}"),
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "nula", "emails": [{"value": "nula\u{0}@example.org", "primary": false}]})),
+    )
+    .await;
+    assert_scim_error(&replaced, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    let shown = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.json()["emails"][0]["value"], "nula@example.org");
+    // Nobody was made of the refused request.
+    let listed = scim(&app, &token, Method::GET, "/Users", None).await;
+    assert_eq!(listed.json()["totalResults"], 1, "{}", listed.body);
+}
