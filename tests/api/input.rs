@@ -204,3 +204,28 @@ async fn text_with_a_nul_character_is_refused_on_every_backend_and_changes_nothi
     // The text `\u0000` itself (a backslash, then u0000) is just text.
     app.create_key(&admin, "literally \\u0000").await;
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_path_or_query_is_bad_input_not_a_server_error() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // SQLite finds nobody by such an id (404, or an empty list); PostgreSQL refuses the text
+    // itself (400). Either way the server did not fail, and an error is in the API's shape.
+    for path in [
+        "/api/users/%00",
+        "/api/users/a%00b",
+        "/api/accesskeys?userId=%00",
+        "/api/directories/%00/runs",
+    ] {
+        let r = app.get(path).auth(&admin).send().await;
+        assert!(
+            !r.status.is_server_error(),
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status.is_client_error() {
+            assert!(r.json()["statusMessage"].is_string(), "{path}: {}", r.body);
+        }
+    }
+}
