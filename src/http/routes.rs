@@ -70,7 +70,11 @@ async fn not_found() -> Response {
     status_message(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    // An identity provider reads every answer under /scim/v2 as SCIM JSON.
+    if uri.path() == "/scim/v2" || uri.path().starts_with("/scim/v2/") {
+        return scim::method_not_allowed();
+    }
     status_message(
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed on this endpoint",

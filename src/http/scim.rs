@@ -10,7 +10,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
 use chrono::{DateTime, Utc};
 use protocol::ScimError;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(search_root))
         .routes(routes!(show, replace, patch, remove))
         // Not an operation: SCIM's 404 for every other path under /scim/v2.
-        .route("/scim/v2/{*rest}", get(not_found).post(not_found))
+        .route("/scim/v2/{*rest}", any(not_found))
 }
 
 // The shapes below describe, for the OpenAPI document, the JSON that `scim::protocol`
@@ -342,6 +342,17 @@ async fn schema(Path(id): Path<String>) -> Answer {
 
 async fn not_found() -> ScimError {
     ScimError::not_found("no such SCIM endpoint")
+}
+
+/// A method a SCIM endpoint does not take: a SCIM error like the others under `/scim/v2`
+/// (the router's one method fallback asks here for those paths).
+pub(super) fn method_not_allowed() -> Response {
+    ScimError {
+        status: StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+        scim_type: None,
+        detail: "method not allowed on this SCIM endpoint".into(),
+    }
+    .into_response()
 }
 
 #[derive(Deserialize, Default, IntoParams)]

@@ -560,3 +560,20 @@ async fn a_nul_character_in_what_a_provider_sends_is_refused_and_changes_nothing
     let listed = scim(&app, &token, Method::GET, "/Users", None).await;
     assert_eq!(listed.json()["totalResults"], 1, "{}", listed.body);
 }
+
+#[tokio::test]
+async fn a_method_or_path_scim_does_not_have_is_a_scim_error() {
+    let app = TestApp::spawn_with(IDP).await;
+    let token = token(&app).await;
+    // PUT on the collection: the path exists, the method does not.
+    let r = scim(&app, &token, Method::PUT, "/Users", Some(json!({}))).await;
+    assert_scim_error(&r, StatusCode::METHOD_NOT_ALLOWED, None);
+    assert_eq!(r.headers["content-type"], "application/scim+json");
+    // Any method on a path SCIM does not have.
+    let r = scim(&app, &token, Method::DELETE, "/Groups/1", None).await;
+    assert_scim_error(&r, StatusCode::NOT_FOUND, None);
+    // The API keeps its own shape.
+    let r = app.request(Method::PUT, "/api/users/me").send().await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.body);
+    assert!(r.json()["statusMessage"].is_string(), "{}", r.body);
+}
