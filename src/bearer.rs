@@ -173,12 +173,6 @@ pub fn new_token(kind: Kind) -> Secret {
     Secret::new(random_token(kind.prefix()))
 }
 
-/// The database key of a token. Tokens are found by the hash of what was presented, so raw
-/// secrets are never compared and timing reveals nothing of a stored one.
-pub fn hash(token: &str) -> String {
-    token_hash(token)
-}
-
 /// Stores a new token with its scope and records `<kind>_token.create`; returns its id and
 /// the token, which is shown once. The caller has checked the scope's directories.
 pub async fn create(app: &Services, label: &str, scope: Scope) -> Result<(String, Secret)> {
@@ -200,7 +194,7 @@ pub async fn create(app: &Services, label: &str, scope: Scope) -> Result<(String
     let token = new_token(kind);
     let id = uuid::Uuid::new_v4().to_string();
     let now = app.clock.now();
-    let (hash, label, tid) = (hash(token.expose()), label.to_string(), id.clone());
+    let (hash, label, tid) = (token_hash(token.expose()), label.to_string(), id.clone());
     app.store
         .write(move |conn| {
             match &scope {
@@ -313,7 +307,9 @@ pub async fn authenticate(app: &Services, kind: Kind, bearer: Option<&str>) -> R
     let token = bearer
         .filter(|t| t.starts_with(kind.prefix()))
         .ok_or_else(|| Error::Unauthenticated(kind.required().into()))?;
-    let hash = hash(token);
+    // Found by the hash of what was presented: raw secrets are never compared, and timing
+    // reveals nothing of a stored one.
+    let hash = token_hash(token);
     let found = app
         .store
         .read(move |conn| load(conn, kind, Some(&hash)))
@@ -373,12 +369,15 @@ mod tests {
     fn the_hash_is_stable_sha256_hex() {
         // Stored hashes of existing tokens must keep matching.
         assert_eq!(
-            hash("abc"),
+            token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         let t = new_token(Kind::Events);
-        assert_eq!(hash(t.expose()), hash(t.expose()));
-        assert_ne!(hash(t.expose()), hash(new_token(Kind::Events).expose()));
+        assert_eq!(token_hash(t.expose()), token_hash(t.expose()));
+        assert_ne!(
+            token_hash(t.expose()),
+            token_hash(new_token(Kind::Events).expose())
+        );
     }
 
     #[test]

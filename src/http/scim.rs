@@ -660,6 +660,8 @@ async fn create(
 ///
 /// `active: false` suspends the user (keys and sessions stop at once); the resource stays,
 /// readable with `active: false`.
+/// PUT answers 200 and the resource, always (RFC 7644 §3.5.1), also when it set the user
+/// inactive: the record stays, suspended.
 #[utoipa::path(
     put,
     path = "/scim/v2/Users/{id}",
@@ -677,8 +679,6 @@ async fn create(
         ScimRefused, ScimBody, ScimNotFound, ScimConflict,
     ),
 )]
-/// PUT answers 200 and the resource, always (RFC 7644 §3.5.1), also when it set the user
-/// inactive: the record stays, suspended.
 async fn replace(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -697,6 +697,8 @@ async fn replace(
 ///
 /// Setting `active` to false suspends the user (keys and sessions stop at once); the
 /// resource stays, readable with `active: false`.
+/// PATCH answers 200 and the resource; 204 only if the client asked for no body, which
+/// RFC 7644 §3.5.2 allows for PATCH alone.
 #[utoipa::path(
     patch,
     path = "/scim/v2/Users/{id}",
@@ -715,8 +717,6 @@ async fn replace(
         ScimRefused, ScimBody, ScimNotFound, ScimConflict,
     ),
 )]
-/// PATCH answers 200 and the resource; 204 only if the client asked for no body, which
-/// RFC 7644 §3.5.2 allows for PATCH alone.
 async fn patch(
     State(s): State<AppState>,
     headers: HeaderMap,
