@@ -520,7 +520,7 @@ fn key_may_act(
         }
     } else {
         validity::Holder::Person {
-            last_login: user.last_login(),
+            last_login: user.interactive_login_for_keys(),
         }
     };
     let window = validity::window(user.access_key_validity_minutes, days);

@@ -31,8 +31,9 @@ pub use audit::AuditConfig;
 pub use credential_cache::CredentialCacheConfig;
 pub use database::{redact, Backend, DatabaseConfig, DatabaseUrlError};
 pub use directories::{
-    BuiltinDirectoryConfig, DirectoryConfig, LdapDirectoryConfig, OidcDirectoryConfig, SyncPolicy,
-    DEFAULT_PENDING_LOGINS_PER_ADDRESS, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
+    BuiltinDirectoryConfig, ChangeFeed, DirectoryConfig, LdapDirectoryConfig, OidcDirectoryConfig,
+    SyncPolicy, DEFAULT_PENDING_LOGINS_PER_ADDRESS, DEFAULT_SYNC_SCHEDULE,
+    PERCENT_THRESHOLD_MIN_USERS,
 };
 pub use error::ConfigError;
 pub use layering::ENV_PREFIX;

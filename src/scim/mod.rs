@@ -327,6 +327,8 @@ pub async fn create(app: &Services, dir: &DirectoryId, u: ScimUser) -> Result<Sc
                 session_duration_minutes: None,
                 is_service_account: false,
                 manager_id: None,
+                suspended_by_signal: None,
+                keys_lapsed_at: None,
             };
             let primary = u.email.as_ref().is_none_or(|e| e.primary);
             diesel::insert_into(users::table)

@@ -33,11 +33,24 @@ pub struct UserRow {
     pub is_service_account: bool,
     /// The person responsible for a service account; None once that person was removed.
     pub manager_id: Option<UserId>,
+    /// The change signal that suspended the user (a directory change feed, a shared signal);
+    /// None when not suspended, or suspended otherwise (sync grace, SCIM, no manager).
+    pub suspended_by_signal: Option<String>,
+    /// Keys are refused until an interactive login after this time (a credential revoked or
+    /// compromised upstream).
+    pub keys_lapsed_at: Option<Timestamp>,
 }
 
 impl UserRow {
     pub fn last_login(&self) -> Option<DateTime<Utc>> {
         self.last_login_at.map(Timestamp::at)
+    }
+
+    /// The last login that keeps keys alive: none from before a lapse of their keys.
+    pub fn interactive_login_for_keys(&self) -> Option<DateTime<Utc>> {
+        let lapsed = self.keys_lapsed_at.map(Timestamp::at);
+        self.last_login()
+            .filter(|at| lapsed.is_none_or(|lapsed| *at > lapsed))
     }
 
     /// May this user act at all (not disabled, not suspended pending removal)?
@@ -69,6 +82,8 @@ impl UserRow {
             session_duration_minutes: None,
             is_service_account: false,
             manager_id: None,
+            suspended_by_signal: None,
+            keys_lapsed_at: None,
         }
     }
 
@@ -80,7 +95,7 @@ impl UserRow {
             }
         } else {
             crate::validity::Holder::Person {
-                last_login: self.last_login(),
+                last_login: self.interactive_login_for_keys(),
             }
         }
     }

@@ -24,6 +24,8 @@ diesel::table! {
         is_service_account -> Bool,
         manager_id -> Nullable<Text>,
         scim_email_primary -> Bool,
+        suspended_by_signal -> Nullable<Text>,
+        keys_lapsed_at -> Nullable<BigInt>,
     }
 }
 
@@ -167,6 +169,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    change_feeds (directory_id) {
+        directory_id -> Text,
+        cookie -> Nullable<Text>,
+        cookie_at -> Nullable<BigInt>,
+        replica -> Nullable<Text>,
+        connected_at -> Nullable<BigInt>,
+        last_event_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        reconnects -> BigInt,
+        tripped_at -> Nullable<BigInt>,
+        tripped_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signal_suspensions (id) {
+        id -> BigInt,
+        directory_id -> Text,
+        user_id -> Text,
+        at -> BigInt,
+        signal -> Text,
+    }
+}
+
+diesel::table! {
+    ssf_seen (issuer, jti) {
+        issuer -> Text,
+        jti -> Text,
+        seen_at -> BigInt,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
@@ -183,5 +218,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     scim_tokens,
     key_warnings,
     revocations,
-    event_tokens
+    event_tokens,
+    change_feeds,
+    signal_suspensions,
+    ssf_seen
 );

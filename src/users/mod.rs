@@ -49,7 +49,7 @@ pub struct UserInfo {
 impl UserInfo {
     /// When this user's keys stop working unless they log in again (None: they do not work).
     pub fn keys_valid_until(&self) -> Option<DateTime<Utc>> {
-        validity::valid_until(self.row.last_login(), self.window)
+        validity::valid_until(self.row.interactive_login_for_keys(), self.window)
     }
 }
 
@@ -391,6 +391,8 @@ pub(crate) fn directory_user_row(
         session_duration_minutes: None,
         is_service_account: false,
         manager_id: None,
+        suspended_by_signal: None,
+        keys_lapsed_at: None,
     }
 }
 

@@ -107,6 +107,8 @@ pub async fn create_local(
                 session_duration_minutes: None,
                 is_service_account: false,
                 manager_id: None,
+                suspended_by_signal: None,
+                keys_lapsed_at: None,
             };
             diesel::insert_into(users::table)
                 .values(&row)

@@ -34,6 +34,7 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
         page_size: 500,
         sync: SyncPolicy::default(),
         create_users_from_events: false,
+        change_feed: None,
     }
 }
 

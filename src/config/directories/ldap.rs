@@ -53,6 +53,21 @@ pub struct LdapDirectoryConfig {
     /// A reported login event for a username with no record yet creates the user after
     /// looking the name up here (same record as their first login would make).
     pub create_users_from_events: bool,
+    /// `change_feed = true`: follow the directory's changes as they happen and suspend people
+    /// who leave (the scheduled sync still decides deletions).
+    pub change_feed: Option<ChangeFeed>,
+}
+
+/// How a directory's change feed runs (`change_feed = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFeed {
+    /// Active Directory: how often DirSync is polled (`change_feed_poll_seconds`, default 2).
+    /// OpenLDAP's feed is pushed by the server and does not poll.
+    pub poll: std::time::Duration,
+    /// The window the deletion thresholds apply to (`change_feed_window_minutes`, default
+    /// 60): more suspensions than `deletion_threshold` (or `deletion_threshold_percent` of
+    /// the directory's users) within it stop the feed until an admin resumes it.
+    pub window: chrono::Duration,
 }
 
 impl LdapDirectoryConfig {
@@ -138,6 +153,12 @@ pub(in crate::config) struct RawLdap {
     removal_grace_hours: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt")]
     create_users_from_events: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    change_feed: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    change_feed_poll_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    change_feed_window_minutes: Option<u64>,
 }
 
 impl RawLdap {
@@ -304,6 +325,36 @@ impl RawLdap {
                 "at most 87600 (10 years)",
             ));
         }
+        let change_feed = if self.change_feed.unwrap_or(false) {
+            // A syncrepl deletion names the entry only by its entryUUID.
+            if !active_directory && !id_attribute.eq_ignore_ascii_case("entryUUID") {
+                return Err(invalid(
+                    key("change_feed"),
+                    "on OpenLDAP needs id_attribute = \"entryUUID\" (the id syncrepl reports)",
+                ));
+            }
+            let poll = self.change_feed_poll_seconds.unwrap_or(2);
+            if !(1..=300).contains(&poll) {
+                return Err(invalid(
+                    key("change_feed_poll_seconds"),
+                    "must be between 1 and 300",
+                ));
+            }
+            let window = self.change_feed_window_minutes.unwrap_or(60);
+            if !(1..=10_080).contains(&window) {
+                return Err(invalid(
+                    key("change_feed_window_minutes"),
+                    "must be between 1 and 10080 (a week)",
+                ));
+            }
+            Some(ChangeFeed {
+                poll: std::time::Duration::from_secs(poll),
+                // At most a week, so this cannot overflow.
+                window: chrono::Duration::minutes(i64::try_from(window).unwrap_or(60)),
+            })
+        } else {
+            None
+        };
         let sync = SyncPolicy {
             schedule,
             remove_disabled: self.remove_disabled.unwrap_or(active_directory),
@@ -335,6 +386,7 @@ impl RawLdap {
             page_size,
             sync,
             create_users_from_events: self.create_users_from_events.unwrap_or(false),
+            change_feed,
         })
     }
 }

@@ -8,7 +8,7 @@ mod oidc;
 
 pub use builtin::BuiltinDirectoryConfig;
 pub use ldap::{
-    LdapDirectoryConfig, SyncPolicy, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
+    ChangeFeed, LdapDirectoryConfig, SyncPolicy, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
 };
 pub use oidc::{OidcDirectoryConfig, DEFAULT_PENDING_LOGINS_PER_ADDRESS};
 

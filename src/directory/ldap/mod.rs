@@ -11,6 +11,7 @@ use crate::config::LdapDirectoryConfig;
 use crate::directory::{DirectoryError, DirectoryUser};
 use crate::secret::Secret;
 
+pub mod feed;
 mod read;
 mod tls;
 mod values;

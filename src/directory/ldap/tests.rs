@@ -32,6 +32,7 @@ fn cfg() -> LdapDirectoryConfig {
         page_size: 500,
         sync: crate::config::SyncPolicy::default(),
         create_users_from_events: false,
+        change_feed: None,
     }
 }
 
