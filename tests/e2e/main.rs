@@ -13,6 +13,7 @@ mod fuzz;
 #[cfg(feature = "kerberos")]
 mod kerberos;
 mod ldap_directory;
+mod ldap_feed;
 mod ldap_login;
 mod management;
 mod notifications;

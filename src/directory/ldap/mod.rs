@@ -13,6 +13,7 @@ use crate::secret::Secret;
 
 pub mod feed;
 mod read;
+mod syncrepl;
 mod tls;
 mod values;
 
