@@ -483,9 +483,10 @@ async fn a_consumer_that_goes_away_stops_the_feed_even_while_nothing_happens() {
     let mut feed = Feed::open(&dir, None);
     feed.refresh().await;
     let started = Instant::now();
+    // At once, not whenever the server next has something to say.
     feed.stop().await;
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
