@@ -182,31 +182,17 @@ pub struct SignalsOutput {
     pub suspensions_today: i64,
 }
 
-/// Which kind of change signals a directory has, if any.
-pub fn signal_source(d: &Directory) -> Option<&'static str> {
-    match d {
-        Directory::Ldap(l) => l.config().change_feed.as_ref().map(|_| {
-            if l.config().active_directory {
-                "dirsync"
-            } else {
-                "syncrepl"
-            }
-        }),
-        Directory::Builtin(_) | Directory::Oidc(_) => None,
-    }
-}
-
 async fn signals_output(
     app: &crate::services::Services,
     d: &Directory,
 ) -> Result<Option<SignalsOutput>, ApiError> {
-    let Some(source) = signal_source(d) else {
+    let Some(source) = crate::signals::source(d) else {
         return Ok(None);
     };
     let st = crate::signals::state::of(app, d.id()).await?;
     let now = app.clock.now();
     Ok(Some(SignalsOutput {
-        source,
+        source: source.as_str(),
         connected: st.connected_at.is_some(),
         connected_at: st.connected_at,
         replica: st.connected_at.and(st.replica),

@@ -51,6 +51,41 @@ impl Effect {
     }
 }
 
+/// Where a directory's change signals come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// OpenLDAP's content-synchronization search (RFC 4533).
+    Syncrepl,
+    /// Active Directory's DirSync control, polled.
+    DirSync,
+    /// OpenID Shared Signals (SETs pushed or polled).
+    SharedSignals,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Syncrepl => "syncrepl",
+            Source::DirSync => "dirsync",
+            Source::SharedSignals => "shared-signals",
+        }
+    }
+}
+
+/// The change signals a directory has, if any.
+pub fn source(d: &Directory) -> Option<Source> {
+    match d {
+        Directory::Ldap(l) => l.config().change_feed.as_ref().map(|_| {
+            if l.config().active_directory {
+                Source::DirSync
+            } else {
+                Source::Syncrepl
+            }
+        }),
+        Directory::Builtin(_) | Directory::Oidc(_) => None,
+    }
+}
+
 /// One signal about one person, already resolved to their record.
 #[derive(Debug, Clone)]
 pub struct Signal {
