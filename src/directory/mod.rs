@@ -34,6 +34,10 @@ pub enum DirectoryError {
     /// The configuration cannot work (unreadable CA file, bad URL).
     #[error("directory misconfigured: {0}")]
     Misconfigured(String),
+    /// A change feed's server refused the cookie it was given (unreadable, from another
+    /// server, or too old): follow the feed again without a cookie, from a new baseline.
+    #[error("change feed cookie refused: {0}")]
+    CookieRefused(String),
 }
 
 use crate::config::BuiltinDirectoryConfig;
@@ -87,7 +91,9 @@ impl From<DirectoryError> for Error {
             }
             DirectoryError::Refused(m) => Error::Unauthenticated(format!("login refused: {m}")),
             // The reason names the URL, the address, often the bind DN: for the log only.
-            DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => Error::outage(
+            DirectoryError::Unavailable(m)
+            | DirectoryError::Misconfigured(m)
+            | DirectoryError::CookieRefused(m) => Error::outage(
                 DIRECTORY_UNAVAILABLE,
                 format!("the directory is unavailable: {m}"),
             ),
