@@ -4,6 +4,7 @@ mod harness;
 
 mod access_keys;
 mod ad;
+mod ad_feed;
 mod admin;
 mod cli;
 mod client;
