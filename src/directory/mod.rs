@@ -34,10 +34,11 @@ pub enum DirectoryError {
     /// The configuration cannot work (unreadable CA file, bad URL).
     #[error("directory misconfigured: {0}")]
     Misconfigured(String),
-    /// A change feed's server refused the cookie it was given (unreadable, from another
-    /// server, or too old): follow the feed again without a cookie, from a new baseline.
-    #[error("change feed cookie refused: {0}")]
-    CookieRefused(String),
+    /// A change feed's server will not continue from the cookie it was given (LDAP
+    /// e-syncRefreshRequired, or a cookie it cannot read): start the feed again without a
+    /// cookie. Changes made in between are left to the scheduled sync.
+    #[error("change feed must start over without its cookie: {0}")]
+    FeedReset(String),
 }
 
 use crate::config::BuiltinDirectoryConfig;
@@ -93,7 +94,7 @@ impl From<DirectoryError> for Error {
             // The reason names the URL, the address, often the bind DN: for the log only.
             DirectoryError::Unavailable(m)
             | DirectoryError::Misconfigured(m)
-            | DirectoryError::CookieRefused(m) => Error::outage(
+            | DirectoryError::FeedReset(m) => Error::outage(
                 DIRECTORY_UNAVAILABLE,
                 format!("the directory is unavailable: {m}"),
             ),

@@ -195,8 +195,8 @@ async fn dirsync_reports_disables_enables_and_deletions_and_lookups_confirm_them
 
     // A cookie the server cannot read: distinguishable, so the caller starts over.
     match dir.dirsync(Some(b"not a cookie".to_vec())).await {
-        Err(DirectoryError::CookieRefused(m)) => eprintln!("refused cookie: {m}"),
-        other => panic!("expected CookieRefused, got {other:?}"),
+        Err(DirectoryError::FeedReset(m)) => eprintln!("refused cookie: {m}"),
+        other => panic!("expected FeedReset, got {other:?}"),
     }
 }
 

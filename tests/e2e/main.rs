@@ -14,6 +14,7 @@ mod fuzz;
 #[cfg(feature = "kerberos")]
 mod kerberos;
 mod ldap_directory;
+mod ldap_feed;
 mod ldap_login;
 mod management;
 mod notifications;

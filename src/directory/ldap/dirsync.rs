@@ -51,7 +51,7 @@
 //! that only wants a starting point calls [`LdapDirectory::dirsync_baseline`], which walks the
 //! same answer without keeping the changes and returns the cookie.
 //!
-//! A cookie the server cannot use is [`DirectoryError::CookieRefused`]: start again without a
+//! A cookie the server cannot use is [`DirectoryError::FeedReset`]: start again without a
 //! cookie (a new baseline); changes in between are left to the scheduled reconciliation.
 
 use std::collections::HashSet;
@@ -305,7 +305,7 @@ impl LdapDirectory {
     /// `cookie` (everything, without one), in one batch with the cookie to store once they are
     /// applied. Needs `active_directory` and `id_attribute = objectGUID` (else Misconfigured).
     ///
-    /// Errors: a cookie the server refuses is [`DirectoryError::CookieRefused`] (poll again
+    /// Errors: a cookie the server refuses is [`DirectoryError::FeedReset`] (poll again
     /// with None); anything else that goes wrong is `Unavailable` (connection, timeout of
     /// `timeout_seconds` per answer, a result code other than success, a malformed entry or
     /// control) and the whole poll counts as not done: the caller keeps its old cookie.
@@ -404,7 +404,7 @@ impl LdapDirectory {
                     continue;
                 }
                 Err(res) if cookie_refused(res.rc, sent_cookie) => {
-                    let err = DirectoryError::CookieRefused(format!(
+                    let err = DirectoryError::FeedReset(format!(
                         "DirSync on {} refused the stored cookie: {res}",
                         self.cfg.url
                     ));

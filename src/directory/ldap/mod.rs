@@ -15,6 +15,7 @@ use crate::secret::Secret;
 mod dirsync;
 pub mod feed;
 mod read;
+mod syncrepl;
 mod tls;
 mod values;
 
