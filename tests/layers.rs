@@ -48,6 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "scim",
             "sync",
             "notify",
+            "ssf",
         ],
     ),
     ("application", &["app", "jobs", "hearing"]),
