@@ -32,6 +32,7 @@ pub fn cleanup(
     for (dir, grace) in scim_graces {
         users += crate::scim::remove_expired_in(conn, dir, *grace, now)?.len();
     }
+    crate::signals::state::prune(conn, now)?;
     diesel::delete(crate::store::schema::key_warnings::table.filter(
         crate::store::schema::key_warnings::lapse_at.lt(Timestamp::from(now - Span::days(1))),
     ))

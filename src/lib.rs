@@ -32,6 +32,7 @@ pub mod secret;
 pub mod service_accounts;
 pub mod services;
 pub mod sessions;
+pub mod signals;
 pub mod ssf;
 pub mod store;
 pub mod sync;

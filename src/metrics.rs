@@ -18,6 +18,16 @@ pub struct Metrics {
     pub directory_unavailable: AtomicU64,
     /// Per directory: runs by status, users removed, last run's duration.
     sync: Mutex<BTreeMap<String, SyncMetrics>>,
+    /// Per directory: change signals applied by effect and outcome, feed changes seen, feed
+    /// reconnects. Labels come from the configuration and fixed names, so they stay few.
+    signals: Mutex<BTreeMap<String, SignalMetrics>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SignalMetrics {
+    applied: BTreeMap<(&'static str, &'static str), u64>,
+    changes: u64,
+    reconnects: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -47,6 +57,29 @@ impl Metrics {
             m.removed += removed;
             m.last_duration_ms = duration_ms;
         }
+    }
+
+    fn signals(&self, directory: &str, f: impl FnOnce(&mut SignalMetrics)) {
+        if let Ok(mut s) = self.signals.lock() {
+            f(s.entry(directory.to_string()).or_default());
+        }
+    }
+
+    /// A change signal was applied (`effect` and `outcome` are fixed names).
+    pub fn signal_applied(&self, directory: &str, effect: &'static str, outcome: &'static str) {
+        self.signals(directory, |m| {
+            *m.applied.entry((effect, outcome)).or_default() += 1
+        });
+    }
+
+    /// A change feed delivered `n` changes.
+    pub fn feed_changes(&self, directory: &str, n: u64) {
+        self.signals(directory, |m| m.changes += n);
+    }
+
+    /// A change feed lost its connection (or could not open it) and will reconnect.
+    pub fn feed_reconnect(&self, directory: &str) {
+        self.signals(directory, |m| m.reconnects += 1);
     }
 
     pub fn render(&self, is_leader: bool) -> String {
@@ -141,6 +174,48 @@ impl Metrics {
                 out,
                 "accesskeyd_sync_last_duration_seconds{{directory=\"{dir}\"}} {:.3}",
                 m.last_duration_ms as f64 / 1000.0
+            );
+        }
+        let signals = self.signals.lock().map(|s| s.clone()).unwrap_or_default();
+        let family = |out: &mut String, name: &str, help: &str| {
+            let _ = writeln!(out, "# HELP accesskeyd_{name} {help}");
+            let _ = writeln!(out, "# TYPE accesskeyd_{name} counter");
+        };
+        family(
+            &mut out,
+            "signals_total",
+            "Change signals (feeds, shared signals) applied, by effect and outcome.",
+        );
+        for (dir, m) in &signals {
+            for ((effect, outcome), n) in &m.applied {
+                let _ = writeln!(
+                    out,
+                    "accesskeyd_signals_total{{directory=\"{dir}\",effect=\"{effect}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        family(
+            &mut out,
+            "feed_changes_total",
+            "Changes delivered by directory change feeds.",
+        );
+        for (dir, m) in &signals {
+            let _ = writeln!(
+                out,
+                "accesskeyd_feed_changes_total{{directory=\"{dir}\"}} {}",
+                m.changes
+            );
+        }
+        family(
+            &mut out,
+            "feed_reconnects_total",
+            "Times a directory change feed lost its connection and reconnected.",
+        );
+        for (dir, m) in &signals {
+            let _ = writeln!(
+                out,
+                "accesskeyd_feed_reconnects_total{{directory=\"{dir}\"}} {}",
+                m.reconnects
             );
         }
         out

@@ -48,10 +48,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "scim",
             "sync",
             "notify",
+            "signals",
             "ssf",
         ],
     ),
-    ("application", &["app", "jobs", "hearing"]),
+    ("application", &["app", "jobs", "hearing", "feeds"]),
     ("interfaces", &["http", "cli", "main", "lib"]),
 ];
 

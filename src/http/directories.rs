@@ -22,6 +22,8 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     let mut router = OpenApiRouter::new()
         .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(resume_signals))
         .routes(routes!(runs))
         .routes(routes!(start))
         .routes(routes!(approve));
@@ -150,6 +152,141 @@ pub struct DirectoryOutput {
     pub next_run: Option<DateTime<Utc>>,
     /// The latest run; null when none.
     pub last_run: Option<RunOutput>,
+    /// Its change signals (an LDAP change feed, shared signals); null when it has none.
+    pub signals: Option<SignalsOutput>,
+}
+
+/// What a directory's change signals are doing.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalsOutput {
+    /// `syncrepl` (OpenLDAP), `dirsync` (Active Directory) or `shared-signals`.
+    pub source: &'static str,
+    /// Whether a replica follows the feed right now (always false for shared signals, which
+    /// are pushed or polled).
+    pub connected: bool,
+    pub connected_at: Option<DateTime<Utc>>,
+    /// The replica following it.
+    pub replica: Option<String>,
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// Seconds since the stored resume point (cookie) was written; null when there is none.
+    pub cookie_age_seconds: Option<i64>,
+    pub last_error: Option<String>,
+    pub reconnects: i64,
+    /// True when more suspensions than the threshold came within the window: signals no
+    /// longer suspend anyone until an admin resumes them.
+    pub stopped: bool,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub stopped_reason: Option<String>,
+    /// Suspensions and key lapses made by signals since midnight UTC.
+    pub suspensions_today: i64,
+}
+
+async fn signals_output(
+    app: &crate::services::Services,
+    d: &Directory,
+) -> Result<Option<SignalsOutput>, ApiError> {
+    let Some(source) = crate::signals::source(d) else {
+        return Ok(None);
+    };
+    let st = crate::signals::state::of(app, d.id()).await?;
+    let now = app.clock.now();
+    Ok(Some(SignalsOutput {
+        source: source.as_str(),
+        connected: st.connected_at.is_some(),
+        connected_at: st.connected_at,
+        replica: st.connected_at.and(st.replica),
+        last_event_at: st.last_event_at,
+        cookie_age_seconds: st.cookie_at.map(|c| (now - c).num_seconds().max(0)),
+        last_error: st.last_error,
+        reconnects: st.reconnects,
+        stopped: st.tripped_at.is_some(),
+        stopped_at: st.tripped_at,
+        stopped_reason: st.tripped_reason,
+        suspensions_today: st.suspensions_today,
+    }))
+}
+
+async fn directory_output(
+    app: &crate::services::Services,
+    d: &Directory,
+) -> Result<DirectoryOutput, ApiError> {
+    let (schedule, next, last) = match d {
+        Directory::Ldap(l) => {
+            let cfg = l.config();
+            let (rows, _) = sync::runs(app, &cfg.id, 0, 1).await?;
+            (
+                cfg.sync.schedule.as_ref().map(|s| s.source().to_string()),
+                sync::next_run(cfg, app.clock.now()),
+                rows.into_iter().next().map(run_output),
+            )
+        }
+        Directory::Builtin(_) | Directory::Oidc(_) => (None, None, None),
+    };
+    Ok(DirectoryOutput {
+        id: d.id().to_string(),
+        name: d.name().to_string(),
+        kind: match d {
+            Directory::Builtin(_) => DirectoryKind::Builtin,
+            Directory::Ldap(_) => DirectoryKind::Ldap,
+            Directory::Oidc(_) => DirectoryKind::Oidc,
+        },
+        schedule,
+        next_run: next,
+        last_run: last,
+        signals: signals_output(app, d).await?,
+    })
+}
+
+fn find<'a>(
+    app: &'a crate::services::Services,
+    id: &DirectoryId,
+) -> Result<&'a Directory, ApiError> {
+    Ok(app
+        .directory(id)
+        .ok_or_else(|| crate::error::Error::not_found(format!("no directory with id `{id}`")))?)
+}
+
+/// One directory, with its sync schedule, last run and change signals (admins)
+#[utoipa::path(
+    get,
+    path = "/api/directories/{id}",
+    tag = "directories",
+    operation_id = "getDirectory",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The directory's id")),
+    responses((status = 200, body = DirectoryOutput), Refused, Forbidden, NotFound),
+)]
+async fn one(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+    Path(id): Path<DirectoryId>,
+) -> Result<Json<DirectoryOutput>, ApiError> {
+    let d = find(&state.0, &id)?;
+    Ok(Json(directory_output(&state.0, d).await?))
+}
+
+/// Lets a directory's stopped change signals suspend again (admins)
+///
+/// Signals stop suspending when more than the directory's deletion threshold came within the
+/// window; this resumes them (audited). 409 when they are not stopped.
+#[utoipa::path(
+    post,
+    path = "/api/directories/{id}/signals/resume",
+    tag = "directories",
+    operation_id = "resumeSignals",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    params(("id" = String, Path, description = "The directory's id")),
+    responses((status = 200, body = DirectoryOutput), Refused, Forbidden, NotFound, Conflict),
+)]
+async fn resume_signals(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    Path(id): Path<DirectoryId>,
+) -> Result<Json<DirectoryOutput>, ApiError> {
+    let d = find(&state.0, &id)?;
+    crate::signals::resume(&state.0, &p.actor(), d.id()).await?;
+    Ok(Json(directory_output(&state.0, d).await?))
 }
 
 /// The configured directories.
@@ -174,30 +311,7 @@ async fn list(
     let app = &state.0;
     let mut out = Vec::new();
     for d in &app.directories {
-        let (schedule, next, last) = match d {
-            Directory::Ldap(l) => {
-                let cfg = l.config();
-                let (rows, _) = sync::runs(app, &cfg.id, 0, 1).await?;
-                (
-                    cfg.sync.schedule.as_ref().map(|s| s.source().to_string()),
-                    sync::next_run(cfg, app.clock.now()),
-                    rows.into_iter().next().map(run_output),
-                )
-            }
-            Directory::Builtin(_) | Directory::Oidc(_) => (None, None, None),
-        };
-        out.push(DirectoryOutput {
-            id: d.id().to_string(),
-            name: d.name().to_string(),
-            kind: match d {
-                Directory::Builtin(_) => DirectoryKind::Builtin,
-                Directory::Ldap(_) => DirectoryKind::Ldap,
-                Directory::Oidc(_) => DirectoryKind::Oidc,
-            },
-            schedule,
-            next_run: next,
-            last_run: last,
-        });
+        out.push(directory_output(app, d).await?);
     }
     Ok(Json(DirectoryList { directories: out }))
 }

@@ -142,11 +142,15 @@ fn suspend_in(
     grace: chrono::Duration,
     why: &str,
 ) -> Result<Vec<Revoked>> {
-    if row.suspended_at.is_some() {
+    // A suspension by a change signal becomes the provider's, with its grace from now.
+    if row.suspended_at.is_some() && row.suspended_by_signal.is_none() {
         return Ok(Vec::new());
     }
     diesel::update(users::table.find(&row.id))
-        .set(users::suspended_at.eq(Some(Timestamp::from(now))))
+        .set((
+            users::suspended_at.eq(Some(Timestamp::from(now))),
+            users::suspended_by_signal.eq(None::<String>),
+        ))
         .execute(conn)?;
     revocation::announce(conn, &Revoked::User(row.id.clone()))?;
     // Sessions end rather than wait: a person re-activated later signs in again, so a session
@@ -370,12 +374,15 @@ pub async fn update(
             // Suspension is the change from active to inactive; a user who is already
             // inactive (created so, or suspended) only has attributes updated.
             let mut ended = Vec::new();
-            if !u.active && row.is_active() {
+            if !u.active && (row.is_active() || row.suspended_by_signal.is_some()) {
                 ended = suspend_in(conn, &row, &who, now, grace, "set inactive via SCIM")?;
             }
             if u.active && row.suspended_at.is_some() {
                 diesel::update(users::table.find(&row.id))
-                    .set(users::suspended_at.eq(None::<Timestamp>))
+                    .set((
+                        users::suspended_at.eq(None::<Timestamp>),
+                        users::suspended_by_signal.eq(None::<String>),
+                    ))
                     .execute(conn)?;
                 audit::record(
                     conn,
@@ -475,6 +482,8 @@ pub fn remove_expired_in(
     let due: Vec<UserId> = users::table
         .filter(users::directory_id.eq(directory))
         .filter(users::suspended_at.le(Timestamp::from(now - grace)))
+        // A change signal's suspension waits for the provider's DELETE or a reconciliation.
+        .filter(users::suspended_by_signal.is_null())
         .select(users::id)
         .load(conn)?;
     let who = actor(directory);

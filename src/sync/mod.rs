@@ -101,6 +101,7 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
         bool,
         Option<Timestamp>,
         Option<Timestamp>,
+        Option<String>,
     );
     let rows: Vec<Row> = users::table
         .filter(users::directory_id.eq(dir))
@@ -111,6 +112,7 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
             users::is_admin,
             users::last_login_at,
             users::suspended_at,
+            users::suspended_by_signal,
         ))
         .load(conn)?;
     let owners: Vec<UserId> = access_keys::table
@@ -127,9 +129,10 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
         // Records that gave up their name to a new account (`name#id`, disabled) keep their
         // own stable id and are reconciled like everyone else.
         .map(
-            |(id, external_id, username, is_admin, last_login, suspended_at)| Local {
+            |(id, external_id, username, is_admin, last_login, suspended_at, by_signal)| Local {
                 keys: keys.remove(&id).unwrap_or(0),
                 last_login: last_login.map(Timestamp::at),
+                held_by_signal: suspended_at.is_some() && by_signal.is_some(),
                 suspended_at: suspended_at.map(Timestamp::at),
                 id,
                 external_id,
@@ -566,8 +569,12 @@ async fn apply(
                 affected.push(r.user_id.clone());
             }
             for r in &suspend {
+                // A change signal's suspension becomes this run's, with the grace from now.
                 diesel::update(users::table.find(&r.user_id))
-                    .set(users::suspended_at.eq(Some(Timestamp::from(now))))
+                    .set((
+                        users::suspended_at.eq(Some(Timestamp::from(now))),
+                        users::suspended_by_signal.eq(None::<String>),
+                    ))
                     .execute(conn)?;
                 audit::record(
                     conn,
@@ -583,7 +590,10 @@ async fn apply(
             }
             for (id, name) in &p.restores {
                 diesel::update(users::table.find(id))
-                    .set(users::suspended_at.eq(None::<Timestamp>))
+                    .set((
+                        users::suspended_at.eq(None::<Timestamp>),
+                        users::suspended_by_signal.eq(None::<String>),
+                    ))
                     .execute(conn)?;
                 audit::record(
                     conn,

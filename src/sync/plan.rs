@@ -15,7 +15,11 @@ pub struct Local {
     pub username: String,
     pub is_admin: bool,
     pub last_login: Option<DateTime<Utc>>,
+    /// Suspended earlier: by this reconciliation's grace, SCIM, or a change signal.
     pub suspended_at: Option<DateTime<Utc>>,
+    /// The suspension came from a change signal (a feed, a shared signal): it is no removal
+    /// yet, so a removal still counts against the thresholds and starts the grace.
+    pub held_by_signal: bool,
     pub keys: i64,
 }
 
@@ -128,7 +132,9 @@ pub fn plan(
                         p.last_logins.push((l.id.clone(), upstream));
                     }
                 }
-                if l.suspended_at.is_some() {
+                // A signal's suspension of a disabled account stays (the feed saw the
+                // disable; without remove_disabled sync keeps the record, suspended).
+                if l.suspended_at.is_some() && !(l.held_by_signal && s.disabled) {
                     p.restores.push((l.id.clone(), s.username.clone()));
                 }
                 None
@@ -138,7 +144,7 @@ pub fn plan(
             if reason == Reason::Disabled {
                 p.matched += 1;
             }
-            match l.suspended_at {
+            match l.suspended_at.filter(|_| !l.held_by_signal) {
                 Some(since) if now >= since + policy.grace => p.expired.push(removal(l, reason)),
                 Some(_) => {} // still in its grace
                 None => p.removals.push(removal(l, reason)),
@@ -207,6 +213,7 @@ mod tests {
                 is_admin: false,
                 last_login: Some(t0()),
                 suspended_at: None,
+                held_by_signal: false,
                 keys: 1,
             })
             .collect()
@@ -384,5 +391,50 @@ mod tests {
             ["u1"]
         );
         assert_eq!(p.restores, [("u2".into(), "user2".into())]);
+    }
+
+    #[test]
+    fn a_signals_suspension_is_no_removal_yet_it_counts_and_waits_for_its_grace() {
+        let mut l = local(3);
+        for u in &mut l {
+            // Suspended by a change feed two days ago.
+            u.suspended_at = Some(t0() - Duration::days(2));
+            u.held_by_signal = true;
+        }
+        let mut s = seen_all(&l);
+        s.seen.remove("x0");
+        s.seen.remove("x1");
+        let mut pol = policy();
+        pol.grace = Duration::hours(24);
+        let p = plan(&l, &s, &pol, t0(), None);
+        // Both gone upstream: removals of this run (suspended now, deleted after the grace),
+        // not expired ones, however old the signal's suspension is.
+        let removals: Vec<_> = p.removals.iter().map(|r| r.user_id.as_str()).collect();
+        assert_eq!(removals, ["u0", "u1"]);
+        assert!(p.expired.is_empty());
+        // Still there and not disabled: the signal's suspension is lifted.
+        assert_eq!(p.restores, [("u2".into(), "user2".into())]);
+        // And they count against the threshold like any removal.
+        pol.threshold = 1;
+        assert!(plan(&l, &s, &pol, t0(), None).blocked.is_some());
+    }
+
+    #[test]
+    fn a_signals_suspension_of_a_disabled_account_stays_without_remove_disabled() {
+        let mut l = local(2);
+        for u in &mut l {
+            u.suspended_at = Some(t0() - Duration::hours(1));
+        }
+        l[0].held_by_signal = true;
+        let mut s = seen_all(&l);
+        for seen in s.seen.values_mut() {
+            seen.disabled = true;
+        }
+        let mut keep = policy();
+        keep.remove_disabled = false;
+        let p = plan(&l, &s, &keep, t0(), None);
+        // The other suspension (a grace, SCIM) is lifted as before; the signal's stays.
+        assert_eq!(p.restores, [("u1".into(), "user1".into())]);
+        assert!(p.removals.is_empty());
     }
 }

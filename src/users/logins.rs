@@ -144,7 +144,10 @@ fn refresh_in(
         .execute(conn)?;
     if login_restores && row.suspended_at.is_some() {
         diesel::update(users::table.find(&row.id))
-            .set(users::suspended_at.eq(None::<Timestamp>))
+            .set((
+                users::suspended_at.eq(None::<Timestamp>),
+                users::suspended_by_signal.eq(None::<String>),
+            ))
             .execute(conn)?;
     }
     revocation::announce(conn, &Revoked::User(row.id.clone()))?;

@@ -21,6 +21,7 @@ mod pages;
 mod request_path;
 mod scim;
 mod service_accounts;
+mod signals;
 mod sync;
 mod validity;
 mod windows;

@@ -499,6 +499,60 @@ mod tests {
     }
 
     #[test]
+    fn a_change_feed_is_opt_in_with_its_defaults_and_checked_limits() {
+        assert_eq!(ldap(load(BIND, &[]).unwrap()).change_feed, None);
+        let l = ldap(load(BIND, &[("CHANGE_FEED", "true")]).unwrap());
+        assert_eq!(
+            l.change_feed,
+            Some(ChangeFeed {
+                poll: std::time::Duration::from_secs(2),
+                window: chrono::Duration::minutes(60),
+            })
+        );
+        let l = ldap(
+            load(
+                BIND,
+                &[
+                    ("CHANGE_FEED", "true"),
+                    ("CHANGE_FEED_POLL_SECONDS", "5"),
+                    ("CHANGE_FEED_WINDOW_MINUTES", "10080"),
+                ],
+            )
+            .unwrap(),
+        );
+        let feed = l.change_feed.unwrap();
+        assert_eq!(feed.poll, std::time::Duration::from_secs(5));
+        assert_eq!(feed.window, chrono::Duration::weeks(1));
+        for (k, v) in [
+            ("CHANGE_FEED_POLL_SECONDS", "0"),
+            ("CHANGE_FEED_POLL_SECONDS", "301"),
+            ("CHANGE_FEED_WINDOW_MINUTES", "0"),
+            ("CHANGE_FEED_WINDOW_MINUTES", "10081"),
+        ] {
+            refused(
+                BIND,
+                &[("CHANGE_FEED", "true"), (k, v)],
+                &k.to_ascii_lowercase(),
+            );
+        }
+        // syncrepl names a deleted entry only by its entryUUID.
+        refused(
+            BIND,
+            &[("CHANGE_FEED", "true"), ("ID_ATTRIBUTE", "uid")],
+            "change_feed",
+        );
+        // On AD the feed reads objectGUID itself.
+        let ad = ldap(
+            load(
+                BIND,
+                &[("CHANGE_FEED", "true"), ("ID_ATTRIBUTE", "objectGUID")],
+            )
+            .unwrap(),
+        );
+        assert!(ad.active_directory && ad.change_feed.is_some());
+    }
+
+    #[test]
     fn bad_urls_are_misconfigured() {
         for url in [
             "ldapi:///var/run/slapd.sock",

@@ -6,7 +6,7 @@ use super::session::UiAdmin;
 use super::views::{
     notice_text, plural, when, window_text, AuditLine, AuditTab, ConfigTab, ConfirmPage,
     DirectoriesTab, DirectoryLine, KeyLine, KeysTab, OptionLine, Page, Pager, RunLine, RunPage,
-    UserLine, UserPage, UsersTab, PAGE_SIZE,
+    SignalsLine, UserLine, UserPage, UsersTab, PAGE_SIZE,
 };
 use crate::app::App;
 use crate::audit::{self, Filter};
@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/admin/config", get(config_tab).post(set_option))
         .route("/ui/admin/directories", get(directories_tab))
         .route("/ui/admin/directories/{id}/sync", post(start_sync))
+        .route(
+            "/ui/admin/directories/{id}/signals/resume",
+            post(resume_signals),
+        )
         .route("/ui/admin/directories/{id}/runs/{run}", get(run_page))
         .route(
             "/ui/admin/directories/{id}/runs/{run}/approve",
@@ -500,7 +504,9 @@ async fn directories_tab(
 ) -> UiResult {
     let mut directories = Vec::new();
     for d in &state.0.directories {
-        directories.push(directory_line(&state.0, d).await?);
+        let mut line = directory_line(&state.0, d).await?;
+        line.signals = signals_line(&state.0, d).await?;
+        directories.push(line);
     }
     Ok(render(
         StatusCode::OK,
@@ -523,6 +529,7 @@ async fn directory_line(app: &App, d: &Directory) -> Result<DirectoryLine, Error
         schedule: String::new(),
         next_run: String::new(),
         runs: Vec::new(),
+        signals: None,
     };
     Ok(match d {
         Directory::Builtin(_) => line(
@@ -550,6 +557,56 @@ async fn directory_line(app: &App, d: &Directory) -> Result<DirectoryLine, Error
             }
         }
     })
+}
+
+async fn signals_line(app: &App, d: &Directory) -> Result<Option<SignalsLine>, Error> {
+    let Some(source) = crate::signals::source(d) else {
+        return Ok(None);
+    };
+    let st = crate::signals::state::of(app, d.id()).await?;
+    let now = app.clock.now();
+    Ok(Some(SignalsLine {
+        source: source.as_str(),
+        connection: match (st.connected_at, &st.last_error) {
+            (Some(at), _) => format!(
+                "connected since {} ({})",
+                when(Some(at), ""),
+                st.replica.as_deref().unwrap_or("")
+            ),
+            (None, Some(e)) => format!("not connected: {e}"),
+            (None, None) => "not connected".into(),
+        },
+        last_event: when(st.last_event_at, "none yet"),
+        cookie_age: st.cookie_at.map_or_else(
+            || "none".into(),
+            |c| format!("{} s", (now - c).num_seconds().max(0)),
+        ),
+        reconnects: st.reconnects,
+        suspensions_today: st.suspensions_today,
+        stopped: st
+            .tripped_at
+            .map(|at| {
+                format!(
+                    "{} (since {})",
+                    st.tripped_reason.as_deref().unwrap_or(""),
+                    when(Some(at), "")
+                )
+            })
+            .unwrap_or_default(),
+    }))
+}
+
+async fn resume_signals(
+    State(state): State<AppState>,
+    a: UiAdmin,
+    Path(id): Path<DirectoryId>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    a.0.check(f.csrf.as_deref())?;
+    crate::signals::resume(&state.0, &a.0.p.actor(), &id).await?;
+    Ok(see_other(&format!(
+        "/ui/admin/directories?notice=signals-resumed#dir-{id}"
+    )))
 }
 
 #[derive(Deserialize)]

@@ -239,6 +239,20 @@ pub struct DirectoryLine {
     pub schedule: String,
     pub next_run: String,
     pub runs: Vec<RunLine>,
+    /// Its change signals, when it has any.
+    pub signals: Option<SignalsLine>,
+}
+
+/// A directory's change signals on the Directories tab.
+pub struct SignalsLine {
+    pub source: &'static str,
+    pub connection: String,
+    pub last_event: String,
+    pub cookie_age: String,
+    pub reconnects: i64,
+    pub suspensions_today: i64,
+    /// Why signals stopped suspending; empty while they run.
+    pub stopped: String,
 }
 
 #[derive(Template)]
@@ -322,6 +336,7 @@ pub fn notice_text(code: Option<&str>) -> Option<String> {
         "user-deleted" => "The user was deleted with their access keys and sessions.",
         "saved" => "Saved.",
         "approved" => "The removals were approved and applied.",
+        "signals-resumed" => "Change signals suspend people again.",
         _ => return None,
     };
     Some(text.to_string())
