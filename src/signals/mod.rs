@@ -171,6 +171,14 @@ pub fn guard_of(app: &Services, dir: &DirectoryId) -> Guard {
                     .map_or(Duration::minutes(60), |f| f.window),
             }
         }
+        Some(Directory::Oidc(o)) if o.config().ssf.is_some() => {
+            let ssf = o.config().ssf.as_ref();
+            Guard {
+                threshold: ssf.map_or(100, |s| s.suspension_threshold),
+                threshold_percent: 25,
+                window: ssf.map_or(Duration::minutes(60), |s| s.window),
+            }
+        }
         _ => Guard {
             threshold: 100,
             threshold_percent: 25,
