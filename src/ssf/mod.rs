@@ -219,14 +219,17 @@ fn claim_in(
     if seen > 0 {
         return Ok(false);
     }
-    match diesel::insert_into(ssf_seen::table)
-        .values((
-            ssf_seen::issuer.eq(issuer),
-            ssf_seen::jti.eq(jti),
-            ssf_seen::seen_at.eq(now),
-        ))
-        .execute(conn)
-    {
+    // In a savepoint: on PostgreSQL a failed statement would spoil the whole transaction.
+    let inserted = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        diesel::insert_into(ssf_seen::table)
+            .values((
+                ssf_seen::issuer.eq(issuer),
+                ssf_seen::jti.eq(jti),
+                ssf_seen::seen_at.eq(now),
+            ))
+            .execute(conn)
+    });
+    match inserted {
         Ok(_) => Ok(true),
         // Another request with the same SET got there first.
         Err(diesel::result::Error::DatabaseError(
