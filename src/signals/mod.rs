@@ -82,7 +82,8 @@ pub fn source(d: &Directory) -> Option<Source> {
                 Source::Syncrepl
             }
         }),
-        Directory::Builtin(_) | Directory::Oidc(_) => None,
+        Directory::Oidc(o) => o.config().ssf.as_ref().map(|_| Source::SharedSignals),
+        Directory::Builtin(_) => None,
     }
 }
 

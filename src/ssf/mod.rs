@@ -145,7 +145,7 @@ async fn verify_and_apply(
     };
     let verified = set::verify(token, &header, key, &expected, now)?;
     let planned = events::plan(&verified, &oidc.issuer)?;
-    claim(app, &verified.issuer, &verified.jti, ssf, now).await?;
+    claim(app, &oidc.id, &verified.issuer, &verified.jti, ssf, now).await?;
     let detail = format!("SET {} from {}", verified.jti, verified.issuer);
     let mut outcomes = Vec::with_capacity(planned.len());
     for p in planned {
@@ -175,16 +175,23 @@ async fn verify_and_apply(
 /// window go first: a SET that old is refused by its `iat` anyway.
 async fn claim(
     app: &Services,
+    dir: &DirectoryId,
     issuer: &str,
     jti: &str,
     ssf: &SsfConfig,
     now: DateTime<Utc>,
 ) -> Result<(), SetError> {
-    let (issuer, jti) = (issuer.to_string(), jti.to_string());
+    let (dir, issuer, jti) = (dir.clone(), issuer.to_string(), jti.to_string());
     let cutoff = Timestamp::from(now - ssf.max_age - set::CLOCK_SKEW);
     let fresh = app
         .store
-        .write(move |conn| claim_in(conn, &issuer, &jti, cutoff, Timestamp::from(now)))
+        .write(move |conn| {
+            let fresh = claim_in(conn, &issuer, &jti, cutoff, Timestamp::from(now))?;
+            if fresh {
+                signals::state::event_seen(conn, &dir, now)?;
+            }
+            Ok(fresh)
+        })
         .await
         .map_err(SetError::Internal)?;
     if fresh {

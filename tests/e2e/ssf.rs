@@ -144,6 +144,19 @@ async fn a_pushed_account_disabled_stops_the_key_within_two_seconds_and_account_
         StatusCode::UNAUTHORIZED,
         "the session ended too"
     );
+    // The directory shows its shared signals: the last event, one suspension today.
+    let dir = w.d.admin().await.get("/api/directories/idp").await;
+    assert_eq!(
+        dir.body["signals"]["source"], "shared-signals",
+        "{}",
+        dir.body
+    );
+    assert!(
+        dir.body["signals"]["lastEventAt"].is_string(),
+        "{}",
+        dir.body
+    );
+    assert_eq!(dir.body["signals"]["suspensionsToday"], 1, "{}", dir.body);
 
     let (s, b) = w
         .push(&w.set(&format!("{RISC}account-enabled"), json!({})))
