@@ -34,6 +34,11 @@ pub enum DirectoryError {
     /// The configuration cannot work (unreadable CA file, bad URL).
     #[error("directory misconfigured: {0}")]
     Misconfigured(String),
+    /// A change feed's server will not continue from the cookie it was given (LDAP
+    /// e-syncRefreshRequired, or a cookie it cannot read): start the feed again without a
+    /// cookie. Changes made in between are left to the scheduled sync.
+    #[error("change feed must start over without its cookie: {0}")]
+    FeedReset(String),
 }
 
 use crate::config::BuiltinDirectoryConfig;
@@ -87,7 +92,9 @@ impl From<DirectoryError> for Error {
             }
             DirectoryError::Refused(m) => Error::Unauthenticated(format!("login refused: {m}")),
             // The reason names the URL, the address, often the bind DN: for the log only.
-            DirectoryError::Unavailable(m) | DirectoryError::Misconfigured(m) => Error::outage(
+            DirectoryError::Unavailable(m)
+            | DirectoryError::Misconfigured(m)
+            | DirectoryError::FeedReset(m) => Error::outage(
                 DIRECTORY_UNAVAILABLE,
                 format!("the directory is unavailable: {m}"),
             ),

@@ -4,6 +4,7 @@ mod harness;
 
 mod access_keys;
 mod ad;
+mod ad_feed;
 mod admin;
 mod cli;
 mod client;
@@ -13,6 +14,7 @@ mod fuzz;
 #[cfg(feature = "kerberos")]
 mod kerberos;
 mod ldap_directory;
+mod ldap_feed;
 mod ldap_login;
 mod management;
 mod notifications;

@@ -318,6 +318,29 @@ impl Slapd {
         self.ldap_tool("ldapmodify", &ldif).await;
     }
 
+    /// Starts slapd again after `stop()` or a kill, on the same ports with the same database
+    /// (what it had written survives, as after a crash); kills it first if it still runs.
+    /// Panics when it does not come back within a few seconds.
+    pub async fn restart(&mut self) {
+        self.stop();
+        // The old listening sockets are gone with the process; slapd binds with SO_REUSEADDR,
+        // so only another process taking the port in the meantime could stop it.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.spawn_and_wait().await {
+                Ok(()) => return,
+                Err(StartError::PortInUse(log)) if Instant::now() < deadline => {
+                    eprintln!("slapd restart: a port is still in use, retrying:\n{log}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(StartError::PortInUse(log)) => {
+                    panic!("slapd could not get its ports back on restart:\n{log}")
+                }
+                Err(StartError::Fatal(msg)) => panic!("slapd restart: {msg}"),
+            }
+        }
+    }
+
     /// Kills slapd and reaps it. Safe to call more than once.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -466,6 +489,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb.la
 moduleload memberof.la
 moduleload lastbind.la
+moduleload syncprov.la
 
 TLSCACertificateFile {d}/ca.pem
 TLSCertificateFile {d}/server.pem
@@ -480,10 +504,13 @@ directory {d}/db
 # A test database: no fsync per write, which makes bulk loads many times faster.
 dbnosync
 sizelimit size.prtotal=unlimited
+# The change feed's refresh is one search, not paged: the service account reads without limit.
+limits dn.exact="{SERVICE_DN}" size=unlimited time=unlimited
 limits dn.exact="{LIMITED_DN}" size.soft={LIMITED_SIZE} size.hard={LIMITED_SIZE} size.prtotal={LIMITED_SIZE}
 index objectClass eq
 index uid eq
 index member,uniqueMember eq
+index entryUUID,entryCSN eq
 
 overlay memberof
 memberof-refint TRUE
@@ -491,6 +518,12 @@ memberof-refint TRUE
 # authTimestamp on every successful bind (precision 0: no minimum age between updates).
 overlay lastbind
 lastbind-precision 0
+
+# Content synchronization (RFC 4533) for the change feed: a contextCSN checkpoint every 100
+# writes or 10 minutes, and the last 1000 changes kept to replay deletions to a cookie.
+overlay syncprov
+syncprov-checkpoint 100 10
+syncprov-sessionlog 1000
 
 access to attrs=userPassword
     by self write
