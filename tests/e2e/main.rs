@@ -6,6 +6,7 @@ mod access_keys;
 mod ad;
 mod ad_feed;
 mod admin;
+mod change_feed;
 mod cli;
 mod client;
 mod connections;
