@@ -232,3 +232,44 @@ pub fn spawn_lapse_warnings(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>
         }
     }))
 }
+
+/// Polls each OpenID Connect directory's Shared Signals transmitter that has a `poll_url`
+/// (RFC 8936), on the leading replica only: every `poll_interval_seconds`, at once again
+/// while the transmitter says more are waiting. What a poll took is acknowledged by the next.
+pub fn spawn_ssf_pollers(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    for d in &app.directories {
+        let crate::directory::Directory::Oidc(o) = d else {
+            continue;
+        };
+        let Some(poll) = o.config().ssf.as_ref().and_then(|s| s.poll.clone()) else {
+            continue;
+        };
+        let id = o.config().id.clone();
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            let mut acks = crate::ssf::poll::Acks::default();
+            loop {
+                let a = app.clone();
+                let leads =
+                    tokio::task::spawn_blocking(move || a.leadership.claim_blocking()).await;
+                if !matches!(leads, Ok(Ok(true))) {
+                    tokio::time::sleep(poll.interval).await;
+                    continue;
+                }
+                match crate::ssf::poll::poll_once(&app, &id, &poll, &acks).await {
+                    Ok(polled) => {
+                        acks = polled.acks;
+                        if polled.more {
+                            continue;
+                        }
+                    }
+                    // The acknowledgements are sent again with the next poll.
+                    Err(e) => tracing::warn!(directory = %id, error = %e, "polling the shared signals transmitter failed"),
+                }
+                tokio::time::sleep(poll.interval).await;
+            }
+        }));
+    }
+    handles
+}

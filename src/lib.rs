@@ -34,6 +34,7 @@ pub mod service_accounts;
 pub mod services;
 pub mod sessions;
 pub mod signals;
+pub mod ssf;
 pub mod store;
 pub mod sync;
 pub mod text;

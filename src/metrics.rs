@@ -21,6 +21,10 @@ pub struct Metrics {
     /// Per directory: change signals applied by effect and outcome, feed changes seen, feed
     /// reconnects. Labels come from the configuration and fixed names, so they stay few.
     signals: Mutex<BTreeMap<String, SignalMetrics>>,
+    /// Shared signals: events by (directory, event type, outcome) and refused SETs by
+    /// (directory, error code). Only configured directories and fixed names are labels.
+    ssf_events: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    ssf_refused: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -80,6 +84,21 @@ impl Metrics {
     /// A change feed lost its connection (or could not open it) and will reconnect.
     pub fn feed_reconnect(&self, directory: &str) {
         self.signals(directory, |m| m.reconnects += 1);
+    }
+
+    /// A shared-signals event was handled (`event` and `outcome` are fixed names).
+    pub fn ssf_event(&self, directory: &str, event: &'static str, outcome: &'static str) {
+        if let Ok(mut m) = self.ssf_events.lock() {
+            *m.entry((directory.to_string(), event, outcome))
+                .or_default() += 1;
+        }
+    }
+
+    /// A SET sent to a directory with shared signals was refused with error code `err`.
+    pub fn ssf_refused(&self, directory: &str, err: &'static str) {
+        if let Ok(mut m) = self.ssf_refused.lock() {
+            *m.entry((directory.to_string(), err)).or_default() += 1;
+        }
     }
 
     pub fn render(&self, is_leader: bool) -> String {
@@ -216,6 +235,38 @@ impl Metrics {
                 out,
                 "accesskeyd_feed_reconnects_total{{directory=\"{dir}\"}} {}",
                 m.reconnects
+            );
+        }
+        let ssf_events = self
+            .ssf_events
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_ssf_events_total Shared-signals events received, by event type and outcome."
+        );
+        let _ = writeln!(out, "# TYPE accesskeyd_ssf_events_total counter");
+        for ((dir, event, outcome), n) in &ssf_events {
+            let _ = writeln!(
+                out,
+                "accesskeyd_ssf_events_total{{directory=\"{dir}\",event=\"{event}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let ssf_refused = self
+            .ssf_refused
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_ssf_sets_refused_total Security Event Tokens refused, by RFC 8935 error code."
+        );
+        let _ = writeln!(out, "# TYPE accesskeyd_ssf_sets_refused_total counter");
+        for ((dir, err), n) in &ssf_refused {
+            let _ = writeln!(
+                out,
+                "accesskeyd_ssf_sets_refused_total{{directory=\"{dir}\",err=\"{err}\"}} {n}"
             );
         }
         out

@@ -32,6 +32,8 @@ pub struct Services {
     pub replica: String,
     /// Accepts Kerberos tickets when `[windows]` is configured (needs the `kerberos` feature).
     pub kerberos: Option<Arc<crate::kerberos::Acceptor>>,
+    /// The shared-signals transmitters of OpenID Connect directories (metadata, keys).
+    pub ssf: crate::ssf::transmitter::Transmitters,
     builtin_id: DirectoryId,
 }
 
@@ -54,7 +56,10 @@ impl Services {
             &config.credential_cache,
             config.access_keys.last_used_write_interval_seconds,
         ));
+        let ssf = crate::ssf::transmitter::Transmitters::from_config(&config)
+            .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Services {
+            ssf,
             kerberos,
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),
             throttle: LoginThrottle::new(&config.login_throttle),

@@ -32,8 +32,8 @@ pub use credential_cache::CredentialCacheConfig;
 pub use database::{redact, Backend, DatabaseConfig, DatabaseUrlError};
 pub use directories::{
     BuiltinDirectoryConfig, ChangeFeed, DirectoryConfig, LdapDirectoryConfig, OidcDirectoryConfig,
-    SyncPolicy, DEFAULT_PENDING_LOGINS_PER_ADDRESS, DEFAULT_SYNC_SCHEDULE,
-    PERCENT_THRESHOLD_MIN_USERS,
+    SsfConfig, SsfPoll, SyncPolicy, DEFAULT_PENDING_LOGINS_PER_ADDRESS,
+    DEFAULT_SSF_MAX_AGE_SECONDS, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
 };
 pub use error::ConfigError;
 pub use layering::ENV_PREFIX;

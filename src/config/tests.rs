@@ -333,3 +333,133 @@ fn invalid_values_are_named() {
         assert!(err.contains(needle), "{text:?} -> {err}");
     }
 }
+
+const OIDC_SSF: &str = "[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\n[directories.ssf]\ntransmitter = \"https://idp.example.com\"\n";
+
+fn ssf_of(c: &Config) -> &SsfConfig {
+    match &c.directories[1] {
+        DirectoryConfig::Oidc(o) => o.ssf.as_ref().expect("ssf"),
+        _ => panic!("expected oidc"),
+    }
+}
+
+#[test]
+fn shared_signals_take_their_defaults_from_a_transmitter_alone() {
+    let f = file(OIDC_SSF);
+    let c = Config::load_from(Some(f.path()), &[]).unwrap();
+    let s = ssf_of(&c);
+    assert_eq!(s.transmitter, "https://idp.example.com");
+    assert!(s.push && s.push_token.is_none() && s.poll.is_none());
+    assert_eq!(s.audience_or(&c.server.public_url()), c.server.public_url());
+    assert_eq!(s.max_age, chrono::Duration::seconds(300));
+    assert_eq!(s.suspension_threshold, 100);
+    assert_eq!(s.window, chrono::Duration::minutes(60));
+    // Without the table there are no shared signals.
+    let f = file("[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"https://i\"\nclient_id = \"c\"\n");
+    let c = Config::load_from(Some(f.path()), &[]).unwrap();
+    assert!(matches!(&c.directories[1], DirectoryConfig::Oidc(o) if o.ssf.is_none()));
+}
+
+#[test]
+fn shared_signals_are_set_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("push-token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let f = file(OIDC_SSF);
+    let c = Config::load_from(
+        Some(f.path()),
+        &env(&[
+            (
+                "ACCESSKEYD_DIRECTORIES__0__SSF__AUDIENCE",
+                "https://keys.example.com/ssf",
+            ),
+            (
+                "ACCESSKEYD_DIRECTORIES__0__SSF__PUSH_TOKEN_FILE",
+                token.to_str().unwrap(),
+            ),
+            (
+                "ACCESSKEYD_DIRECTORIES__0__SSF__POLL_URL",
+                "https://idp.example.com/ssf/poll",
+            ),
+            (
+                "ACCESSKEYD_DIRECTORIES__0__SSF__POLL_INTERVAL_SECONDS",
+                " 7 ",
+            ),
+            ("ACCESSKEYD_DIRECTORIES__0__SSF__MAX_AGE_SECONDS", "120"),
+            ("ACCESSKEYD_DIRECTORIES__0__SSF__SUSPENSION_THRESHOLD", "5"),
+            ("ACCESSKEYD_DIRECTORIES__0__SSF__WINDOW_MINUTES", "10"),
+        ]),
+    )
+    .unwrap();
+    let s = ssf_of(&c);
+    assert_eq!(s.audience.as_deref(), Some("https://keys.example.com/ssf"));
+    assert!(s.push_token.as_ref().unwrap().ct_eq("s3cret"));
+    let poll = s.poll.as_ref().unwrap();
+    assert_eq!(poll.url, "https://idp.example.com/ssf/poll");
+    assert_eq!(poll.interval, std::time::Duration::from_secs(7));
+    assert_eq!(s.max_age, chrono::Duration::seconds(120));
+    assert_eq!(
+        (s.suspension_threshold, s.window),
+        (5, chrono::Duration::minutes(10))
+    );
+    // The secret stays out of Debug output.
+    assert!(!format!("{s:?}").contains("s3cret"));
+}
+
+#[test]
+fn shared_signal_settings_that_cannot_work_are_named() {
+    for (extra, needle) in [
+        ("", ""),
+        ("push = false\n", "directories[0].ssf.push"),
+        ("poll_interval_seconds = 5\n", "directories[0].ssf.poll_url"),
+        ("poll_url = \"ftp://x\"\n", "directories[0].ssf.poll_url"),
+        (
+            "poll_url = \"https://x\"\npoll_interval_seconds = 0\n",
+            "poll_interval_seconds",
+        ),
+        (
+            "max_age_seconds = 5\n",
+            "directories[0].ssf.max_age_seconds",
+        ),
+        ("suspension_threshold = 0\n", "suspension_threshold"),
+        ("window_minutes = 0\n", "window_minutes"),
+        ("audience = \"\"\n", "directories[0].ssf.audience"),
+        (
+            "push = false\npoll_url = \"https://x\"\npush_token = \"t\"\n",
+            "push_token_file",
+        ),
+        (
+            "push_token_file = \"/nonexistent/token\"\n",
+            "push_token_file",
+        ),
+        ("configuration_url = \"not a url\"\n", "configuration_url"),
+        ("transmiter = \"https://x\"\n", "transmiter"),
+    ] {
+        let text = format!("{OIDC_SSF}{extra}");
+        let f = file(&text);
+        let got = Config::load_from(Some(f.path()), &[]);
+        if needle.is_empty() {
+            assert!(got.is_ok(), "{got:?}");
+            continue;
+        }
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains(needle), "{extra:?} -> {err}");
+    }
+    let f = file("[[directories]]\nid = \"idp\"\nkind = \"oidc\"\nissuer = \"https://i\"\nclient_id = \"c\"\n[directories.ssf]\npush = true\n");
+    let err = Config::load_from(Some(f.path()), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("directories[0].ssf.transmitter") && err.contains("required"),
+        "{err}"
+    );
+    // An LDAP directory has no shared signals.
+    let f = file("[[directories]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\n[directories.ssf]\ntransmitter = \"https://x\"\n");
+    let err = Config::load_from(Some(f.path()), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("directories[0].ssf") && err.contains("not a setting of a `ldap` directory"),
+        "{err}"
+    );
+}

@@ -301,6 +301,7 @@ mod tests {
             removal_grace_hours: 0,
             username_claim_is_provider_controlled: false,
             pending_logins_per_address: 20,
+            ssf: None,
         })
         .unwrap()
     }

@@ -28,6 +28,7 @@ pub const SESSION_BEARER: &str = "sessionBearer";
 pub const SESSION_COOKIE: &str = "session";
 pub const SCIM_BEARER: &str = "scimBearer";
 pub const INGESTION_BEARER: &str = "ingestionBearer";
+pub const SSF_PUSH_BEARER: &str = "ssfPushBearer";
 
 /// What the document says beyond the operations.
 #[derive(OpenApi)]
@@ -50,6 +51,7 @@ pub const INGESTION_BEARER: &str = "ingestionBearer";
         (name = "directories", description = "Directories and their synchronisation"),
         (name = "events", description = "Logins reported by trusted systems"),
         (name = "scim", description = "SCIM 2.0 service provider (RFC 7643, RFC 7644)"),
+        (name = "ssf", description = "OpenID Shared Signals receiver (SSF 1.0, RFC 8935 push)"),
         (name = "openapi", description = "This document"),
     )
 )]
@@ -107,6 +109,13 @@ impl utoipa::Modify for Shared {
                 INGESTION_BEARER,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
                     "A login-event ingestion token, `akevt_...` (`accesskeyd event-token create`)",
+                )).build()),
+            ),
+            (
+                SSF_PUSH_BEARER,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
+                    "The token of a directory's `ssf.push_token_file`, when it has one (the \
+                     transmitter's stream sends it as its authorization header)",
                 )).build()),
             ),
         ];

@@ -4,7 +4,7 @@
 use super::error::status_message;
 use super::openapi::{self, ApiDoc};
 use super::state::AppState;
-use super::{audit, auth, directories, events, health, keys, scim, system, ui, users};
+use super::{audit, auth, directories, events, health, keys, scim, ssf, system, ui, users};
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -27,6 +27,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(directories::router())
         .merge(events::router())
         .merge(scim::router())
+        .merge(ssf::router())
         .routes(routes!(openapi::document))
 }
 

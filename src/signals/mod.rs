@@ -82,7 +82,8 @@ pub fn source(d: &Directory) -> Option<Source> {
                 Source::Syncrepl
             }
         }),
-        Directory::Builtin(_) | Directory::Oidc(_) => None,
+        Directory::Oidc(o) => o.config().ssf.as_ref().map(|_| Source::SharedSignals),
+        Directory::Builtin(_) => None,
     }
 }
 
@@ -169,6 +170,14 @@ pub fn guard_of(app: &Services, dir: &DirectoryId) -> Guard {
                     .change_feed
                     .as_ref()
                     .map_or(Duration::minutes(60), |f| f.window),
+            }
+        }
+        Some(Directory::Oidc(o)) if o.config().ssf.is_some() => {
+            let ssf = o.config().ssf.as_ref();
+            Guard {
+                threshold: ssf.map_or(100, |s| s.suspension_threshold),
+                threshold_percent: 25,
+                window: ssf.map_or(Duration::minutes(60), |s| s.window),
             }
         }
         _ => Guard {

@@ -45,6 +45,16 @@ fn ensure(conn: &mut DbConn, dir: &DirectoryId) -> Result<()> {
     Ok(())
 }
 
+/// A signal arrived for `dir` (a shared signal taken): its last event is now. Inside the
+/// caller's transaction.
+pub fn event_seen(conn: &mut DbConn, dir: &DirectoryId, now: DateTime<Utc>) -> Result<()> {
+    ensure(conn, dir)?;
+    diesel::update(change_feeds::table.find(dir))
+        .set(change_feeds::last_event_at.eq(Some(Timestamp::from(now))))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The tripped reason, when the directory's guard has tripped.
 pub fn tripped(conn: &mut DbConn, dir: &DirectoryId) -> Result<Option<String>> {
     let row: Option<(Option<Timestamp>, Option<String>)> = change_feeds::table

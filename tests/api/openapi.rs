@@ -96,7 +96,8 @@ async fn every_operation_is_whole() {
             "scimBearer",
             "session",
             "sessionBearer",
-            "sqAuth"
+            "sqAuth",
+            "ssfPushBearer"
         ])
     );
     let mut ids = BTreeSet::new();

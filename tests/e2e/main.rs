@@ -26,5 +26,6 @@ mod scim;
 mod scim_conformance;
 mod sdk;
 mod service_accounts;
+mod ssf;
 mod sync;
 mod ui;

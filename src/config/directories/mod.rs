@@ -5,12 +5,14 @@
 mod builtin;
 mod ldap;
 mod oidc;
+mod ssf;
 
 pub use builtin::BuiltinDirectoryConfig;
 pub use ldap::{
     ChangeFeed, LdapDirectoryConfig, SyncPolicy, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
 };
 pub use oidc::{OidcDirectoryConfig, DEFAULT_PENDING_LOGINS_PER_ADDRESS};
+pub use ssf::{SsfConfig, SsfPoll, DEFAULT_SSF_MAX_AGE_SECONDS};
 
 use crate::config::error::{invalid, ConfigError};
 use crate::config::layering::{deserialize, fields_of};

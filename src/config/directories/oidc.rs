@@ -1,5 +1,6 @@
 //! `kind = "oidc"`: an OpenID Connect provider people log in through.
 
+use super::ssf::{RawSsf, SsfConfig};
 use crate::config::error::{invalid, ConfigError};
 use crate::config::layering::{lenient_opt, read_secret_file, string_list_opt};
 use crate::ids::DirectoryId;
@@ -43,6 +44,8 @@ pub struct OidcDirectoryConfig {
     /// pending at once: starting one needs no credentials, so one address alone must not be
     /// able to fill the global cap and block everyone's sign-in.
     pub pending_logins_per_address: u64,
+    /// `[directories.ssf]`: shared signals (CAEP, RISC) from the provider's transmitter.
+    pub ssf: Option<SsfConfig>,
 }
 
 /// An `oidc` entry as written. `admin_group`, `timeout_seconds` and `removal_grace_hours`
@@ -71,6 +74,7 @@ pub(in crate::config) struct RawOidc {
     username_claim_is_provider_controlled: Option<bool>,
     #[serde(default, deserialize_with = "lenient_opt")]
     pending_logins_per_address: Option<u64>,
+    ssf: Option<RawSsf>,
 }
 
 impl RawOidc {
@@ -145,7 +149,12 @@ impl RawOidc {
                 "1 to 10000 (the cap of all pending logins together)",
             ));
         }
+        let ssf = match self.ssf {
+            Some(raw) => Some(raw.validate(|k| key(&format!("ssf.{k}")))?),
+            None => None,
+        };
         Ok(OidcDirectoryConfig {
+            ssf,
             name: self.name.unwrap_or_else(|| self.id.clone()),
             id: DirectoryId::from(self.id),
             issuer,

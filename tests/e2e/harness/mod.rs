@@ -11,4 +11,5 @@ pub mod process;
 pub mod samba;
 pub mod slapd;
 pub mod smtp;
+pub mod ssf;
 pub mod webhook;
