@@ -530,3 +530,18 @@ async fn active_directory_or_another_id_attribute_cannot_have_this_feed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_server_without_syncprov_refuses_the_feed_and_says_what_is_missing() {
+    let _log = show_log();
+    let slapd = Slapd::start_without_syncprov().await;
+    let dir = directory(&slapd);
+    let mut feed = Feed::open(&dir, None);
+    // The Sync Request is critical: no plain search passing for a feed.
+    let result = feed.ended(PROMPT).await;
+    let Err(DirectoryError::Unavailable(msg)) = &result else {
+        panic!("{result:?}");
+    };
+    assert!(msg.contains("syncprov"), "{msg}");
+    assert_eq!(feed.quiet().await, vec![]);
+}
