@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::directory::ldap::feed::FeedBatch;
 use crate::directory::ldap::LdapDirectory;
-use crate::directory::Directory;
+use crate::directory::{Directory, DirectoryError};
 use crate::error::{Error, Result};
 use crate::ids::DirectoryId;
 use crate::signals::{self, state};
@@ -167,9 +167,21 @@ async fn follow_syncrepl(app: &Arc<App>, dir: &DirectoryId) -> Ended {
     // The channel closed: the search ended; say why.
     match (&mut search).await {
         Ok(Ok(())) => Ended::Failed(Error::unavailable("the change feed's search ended")),
-        Ok(Err(e)) => Ended::Failed(Error::unavailable(e.to_string())),
+        Ok(Err(e)) => reset_or_fail(app, dir, e).await,
         Err(e) => Ended::Failed(Error::Internal(format!("change feed task failed: {e}"))),
     }
+}
+
+/// A cookie the server will not continue from is dropped: the next session starts from the
+/// directory's current state (what changed in between is left to the scheduled sync).
+async fn reset_or_fail(app: &Arc<App>, dir: &DirectoryId, e: DirectoryError) -> Ended {
+    if let DirectoryError::FeedReset(why) = &e {
+        tracing::warn!(directory = %dir, reason = %why, "the directory will not continue the change feed from its stored cookie; starting over from its current state");
+        if let Err(e) = state::drop_cookie(app, dir).await {
+            return Ended::Failed(e);
+        }
+    }
+    Ended::Failed(Error::unavailable(e.to_string()))
 }
 
 /// Active Directory: DirSync polls every `change_feed_poll_seconds` until one fails or this
@@ -190,10 +202,13 @@ async fn poll_dirsync(app: &Arc<App>, dir: &DirectoryId) -> Ended {
             Ok(c) => c,
             Err(e) => return Ended::Failed(e),
         };
-        let fresh = cookie.is_none();
-        let batch = match l.dirsync(cookie).await {
-            Ok(b) => b,
-            Err(e) => return Ended::Failed(Error::unavailable(e.to_string())),
+        let polled = match cookie {
+            None => l.dirsync_baseline().await.map(|c| (None, c)),
+            Some(c) => l.dirsync(Some(c)).await.map(|b| (Some(b), Vec::new())),
+        };
+        let (batch, baseline) = match polled {
+            Ok(p) => p,
+            Err(e) => return reset_or_fail(app, dir, e).await,
         };
         if !connected {
             connected = true;
@@ -201,11 +216,12 @@ async fn poll_dirsync(app: &Arc<App>, dir: &DirectoryId) -> Ended {
                 return Ended::Failed(e);
             }
         }
-        let outcome = if fresh {
-            tracing::info!(directory = %dir, "change feed starts from the directory's current state");
-            state::save_cookie(app, dir, batch.cookie, 0).await
-        } else {
-            apply(app, dir, batch).await
+        let outcome = match batch {
+            Some(batch) => apply(app, dir, batch).await,
+            None => {
+                tracing::info!(directory = %dir, "change feed starts from the directory's current state");
+                state::save_cookie(app, dir, Some(baseline), 0).await
+            }
         };
         if let Err(e) = outcome {
             return Ended::Failed(e);

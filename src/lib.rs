@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod events;
+pub mod feeds;
 pub mod hearing;
 pub mod http;
 pub mod ids;

@@ -195,6 +195,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ];
     jobs.extend(crate::jobs::spawn_sync_schedulers(app.clone()));
     jobs.extend(crate::jobs::spawn_lapse_warnings(app.clone()));
+    jobs.extend(crate::feeds::spawn_change_feeds(app.clone()));
     crate::http::serve_with_management(app, listener, management, shutdown_signal()).await?;
     for job in jobs {
         job.abort();

@@ -103,7 +103,7 @@ pub async fn process(
         .iter()
         .filter_map(|c| match c {
             Change::Entry { external_id, .. } => Some(external_id.clone()),
-            Change::MemberRemoved { .. } => None,
+            Change::MemberRemoved { .. } | Change::MemberAdded { .. } => None,
         })
         .collect();
     ids.sort();
@@ -134,7 +134,9 @@ pub async fn process(
                     format!("stable id {external_id}"),
                 )
             }
-            Change::MemberRemoved { dn } => {
+            // An addition is looked up like a removal: someone a removal suspended is
+            // lifted once the look-up finds them in scope again.
+            Change::MemberRemoved { dn } | Change::MemberAdded { dn } => {
                 done.looked_up += 1;
                 let standing = ldap
                     .standing_by_dn(dn)
@@ -152,7 +154,12 @@ pub async fn process(
                     known.extend(locals(app, dir, vec![external_id.clone()]).await?);
                 }
                 let local = known.get(&external_id).map(|(id, l)| (id.clone(), *l));
-                (standing, local, format!("removed from a group: {dn}"))
+                let how = if matches!(change, Change::MemberAdded { .. }) {
+                    "added to"
+                } else {
+                    "removed from"
+                };
+                (standing, local, format!("{how} a group: {dn}"))
             }
         };
         let Some((user, local)) = local else {

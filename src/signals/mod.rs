@@ -4,7 +4,7 @@
 //! with reconciliation and SCIM, with their thresholds, approvals and dry runs. A guard stops a
 //! directory's signals from suspending more people than its threshold within a window.
 
-// pub mod feed; (waits for the directory lookups)
+pub mod feed;
 pub mod state;
 
 use crate::audit::{self, Actor, Event};

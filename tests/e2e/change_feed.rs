@@ -33,7 +33,13 @@ async fn key_status(d: &Daemon, key: &str, pw: &str) -> StatusCode {
 }
 
 /// Waits until the key gets `want`, at most `limit`; returns how long it took.
-async fn key_becomes(d: &Daemon, key: &str, pw: &str, want: StatusCode, limit: Duration) -> Duration {
+async fn key_becomes(
+    d: &Daemon,
+    key: &str,
+    pw: &str,
+    want: StatusCode,
+    limit: Duration,
+) -> Duration {
     let start = Instant::now();
     loop {
         let got = key_status(d, key, pw).await;
@@ -55,7 +61,8 @@ async fn connected(admin: &Client, dir: &str) -> Value {
     loop {
         let d = admin.get(&format!("/api/directories/{dir}")).await;
         assert_eq!(d.status, StatusCode::OK, "{}", d.body);
-        if d.body["signals"]["connected"] == true && d.body["signals"]["cookieAgeSeconds"].is_i64() {
+        if d.body["signals"]["connected"] == true && d.body["signals"]["cookieAgeSeconds"].is_i64()
+        {
             return d.body;
         }
         assert!(
@@ -99,7 +106,11 @@ async fn a_person_deleted_in_openldap_loses_their_key_within_seconds_without_a_s
     slapd.delete_user("bob").await;
     let took = key_becomes(&d, &key, &pw, StatusCode::UNAUTHORIZED, WITHIN).await;
     println!("bob's key refused {took:?} after his deletion");
-    assert_eq!(bob.me().await.status, StatusCode::UNAUTHORIZED, "sessions end too");
+    assert_eq!(
+        bob.me().await.status,
+        StatusCode::UNAUTHORIZED,
+        "sessions end too"
+    );
     // Suspended, not deleted, and no reconciliation ran.
     let user = admin.get(&format!("/api/users/{bob_id}")).await;
     assert_eq!(user.status, StatusCode::OK);
@@ -112,10 +123,16 @@ async fn a_person_deleted_in_openldap_loses_their_key_within_seconds_without_a_s
     assert_eq!(audit.body["totalResults"], 1, "{}", audit.body);
     let event = &audit.body["events"][0];
     assert!(
-        event["actor"].as_str().unwrap_or("").contains("LDAP change feed: deleted"),
+        event["actor"]
+            .as_str()
+            .unwrap_or("")
+            .contains("LDAP change feed: deleted"),
         "the audit event names the signal: {event}"
     );
-    let state = admin.get(&format!("/api/directories/{LDAP_DIR}")).await.body;
+    let state = admin
+        .get(&format!("/api/directories/{LDAP_DIR}"))
+        .await
+        .body;
     assert_eq!(state["signals"]["suspensionsToday"], 1, "{state}");
     assert!(state["signals"]["lastEventAt"].is_string(), "{state}");
     let m = d.metrics().await;
@@ -128,7 +145,10 @@ async fn a_person_deleted_in_openldap_loses_their_key_within_seconds_without_a_s
 
     // The next sync deletes him, counted as one of its removals.
     let run = admin
-        .post(&format!("/api/directories/{LDAP_DIR}/sync"), serde_json::json!({}))
+        .post(
+            &format!("/api/directories/{LDAP_DIR}/sync"),
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(run.body["status"], "ok", "{}", run.body);
     assert_eq!(run.body["counts"]["removed"], 1, "{}", run.body);
@@ -193,7 +213,7 @@ async fn a_mass_deletion_through_the_feed_stops_it_and_alerts_instead_of_suspend
     let admin = d.admin().await;
     let mut keys = Vec::new();
     for i in 0..6 {
-        let name = crate::harness::slapd::bulk_name("temp", i);
+        let name = format!("temp{i}");
         let c = d.login(&name, "temp-pw", Some(LDAP_DIR)).await;
         let (k, p, _) = c.create_key("etl").await;
         keys.push((name, k, p));
@@ -207,11 +227,17 @@ async fn a_mass_deletion_through_the_feed_stops_it_and_alerts_instead_of_suspend
     // The feed stops and says so.
     let start = Instant::now();
     let state = loop {
-        let s = admin.get(&format!("/api/directories/{LDAP_DIR}")).await.body;
+        let s = admin
+            .get(&format!("/api/directories/{LDAP_DIR}"))
+            .await
+            .body;
         if s["signals"]["stopped"] == true {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "never stopped: {s}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "never stopped: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
@@ -252,4 +278,138 @@ async fn a_mass_deletion_through_the_feed_stops_it_and_alerts_instead_of_suspend
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+}
+
+#[tokio::test]
+async fn slapd_killed_mid_feed_suspends_nobody_and_the_feed_resumes_from_its_cookie() {
+    let mut slapd = Slapd::start().await;
+    let d = Daemon::start_with(
+        Some(&slapd),
+        "",
+        &[("ACCESSKEYD_DIRECTORIES__1__CHANGE_FEED", "true")],
+    )
+    .await;
+    let admin = d.admin().await;
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let (key, pw, _) = bob.create_key("etl").await;
+    let carol = d.login("carol", "carol-pw", Some(LDAP_DIR)).await;
+    let (carol_key, carol_pw, _) = carol.create_key("etl").await;
+    let _feeds = follow(&d);
+    connected(&admin, LDAP_DIR).await;
+
+    slapd.stop();
+    // The feed notices, says so, and suspends nobody.
+    let start = Instant::now();
+    let state = loop {
+        let s = admin
+            .get(&format!("/api/directories/{LDAP_DIR}"))
+            .await
+            .body;
+        if s["signals"]["connected"] == false {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still connected: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(state["signals"]["lastError"].is_string(), "{state}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(key_status(&d, &key, &pw).await, StatusCode::OK);
+    assert_eq!(key_status(&d, &carol_key, &carol_pw).await, StatusCode::OK);
+    let suspended = admin.get("/api/audit?action=user.suspend").await;
+    assert_eq!(suspended.body["totalResults"], 0, "{}", suspended.body);
+
+    // Back, on the same data: the feed reconnects from its cookie and sees what happens next.
+    slapd.restart().await;
+    let state = connected(&admin, LDAP_DIR).await;
+    assert!(
+        state["signals"]["reconnects"].as_i64().unwrap() >= 1,
+        "{state}"
+    );
+    assert_eq!(
+        key_status(&d, &key, &pw).await,
+        StatusCode::OK,
+        "nobody suspended by the restart"
+    );
+    slapd.delete_user("bob").await;
+    key_becomes(&d, &key, &pw, StatusCode::UNAUTHORIZED, WITHIN).await;
+    assert_eq!(key_status(&d, &carol_key, &carol_pw).await, StatusCode::OK);
+    let m = d.metrics().await;
+    assert!(
+        m.contains(&format!(
+            "accesskeyd_feed_reconnects_total{{directory=\"{LDAP_DIR}\"}}"
+        )),
+        "{m}"
+    );
+}
+
+const AD: &str = "ad";
+const AD_PW: &str = "Passw0rd!Str0ng";
+
+#[tokio::test]
+async fn a_person_disabled_in_active_directory_loses_their_key_within_seconds_and_gets_it_back() {
+    use crate::harness::samba::{self, SambaDc};
+    let _one_dc = samba::exclusive().await;
+    let dc = SambaDc::start().await;
+    let users = dc.create_group("akd-users").await;
+    for u in ["erin", "gus"] {
+        dc.create_user(u, AD_PW).await;
+    }
+    dc.add_members("akd-users", &["erin", "gus"]).await;
+    let config = format!(
+        r#"
+[[directories]]
+id = "{AD}"
+kind = "ldap"
+name = "Corp AD"
+url = "{}"
+bind_dn = "{}"
+bind_password = "{}"
+user_base = "{}"
+user_filter = "(&(objectCategory=person)(objectClass=user))"
+username_attribute = "sAMAccountName"
+id_attribute = "objectGUID"
+required_group = "{users}"
+timeout_seconds = 15
+change_feed = true
+change_feed_poll_seconds = 1
+"#,
+        dc.url(),
+        dc.admin_bind_dn(),
+        dc.admin_password(),
+        dc.users_dn(),
+    );
+    let d = Daemon::start_with(None, &config, &[]).await;
+    let admin = d.admin().await;
+    let erin = d.login("erin", AD_PW, Some(AD)).await;
+    let (key, pw, _) = erin.create_key("etl").await;
+    let gus = d.login("gus", AD_PW, Some(AD)).await;
+    let (gus_key, gus_pw, _) = gus.create_key("etl").await;
+    let _feeds = follow(&d);
+    let state = connected(&admin, AD).await;
+    assert_eq!(state["signals"]["source"], "dirsync", "{state}");
+
+    dc.disable_user("erin").await;
+    let took = key_becomes(&d, &key, &pw, StatusCode::UNAUTHORIZED, WITHIN).await;
+    println!("erin's key refused {took:?} after her account was disabled");
+    assert_eq!(key_status(&d, &gus_key, &gus_pw).await, StatusCode::OK);
+    dc.enable_user("erin").await;
+    key_becomes(&d, &key, &pw, StatusCode::OK, WITHIN).await;
+
+    // Out of the required group, and back.
+    dc.remove_members("akd-users", &["gus"]).await;
+    key_becomes(&d, &gus_key, &gus_pw, StatusCode::UNAUTHORIZED, WITHIN).await;
+    dc.add_members("akd-users", &["gus"]).await;
+    key_becomes(&d, &gus_key, &gus_pw, StatusCode::OK, WITHIN).await;
+
+    // Deleted: refused, and no sync ran for any of it.
+    dc.delete_user("erin").await;
+    key_becomes(&d, &key, &pw, StatusCode::UNAUTHORIZED, WITHIN).await;
+    assert_eq!(run_count(&admin, AD).await, 0);
+    let suspended = admin.get("/api/audit?action=user.suspend").await;
+    assert_eq!(suspended.body["totalResults"], 3, "{}", suspended.body);
+    let restored = admin.get("/api/audit?action=user.restore").await;
+    assert_eq!(restored.body["totalResults"], 2, "{}", restored.body);
 }

@@ -318,7 +318,7 @@ fn about(ids: &HashMap<String, String>, changes: Vec<Change>) -> Vec<Change> {
         .into_iter()
         .filter(|c| match c {
             Change::Entry { external_id, .. } => ids.values().any(|id| id == external_id),
-            Change::MemberRemoved { .. } => true,
+            Change::MemberRemoved { .. } | Change::MemberAdded { .. } => true,
         })
         .collect();
     known.sort_by_key(|c| format!("{c:?}"));

@@ -4,7 +4,9 @@ mod harness;
 
 mod access_keys;
 mod ad;
+mod ad_feed;
 mod admin;
+mod change_feed;
 mod cli;
 mod client;
 mod connections;

@@ -1,5 +1,6 @@
 //! LDAP / Active Directory password check: search the user as a service account, then bind as them.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::config::LdapDirectoryConfig;
 use crate::directory::{DirectoryError, DirectoryUser};
 use crate::secret::Secret;
 
+mod dirsync;
 pub mod feed;
 mod read;
 mod syncrepl;
@@ -60,6 +62,9 @@ pub struct LdapDirectory {
     /// Present when `ca_file` is set; `None` lets ldap3 use the platform roots.
     tls: Option<Arc<ClientConfig>>,
     timeout: Duration,
+    /// DirSync found the service account without "Replicating Directory Changes": later polls
+    /// ask with LDAP_DIRSYNC_OBJECT_SECURITY straight away (see `dirsync.rs`).
+    dirsync_object_security: AtomicBool,
 }
 
 impl LdapDirectory {
@@ -91,7 +96,12 @@ impl LdapDirectory {
             tracing::warn!(directory = %cfg.id, "{} uses neither ldaps:// nor starttls: passwords cross the network in clear text", cfg.url);
         }
         let timeout = Duration::from_secs(cfg.timeout_seconds);
-        Ok(LdapDirectory { cfg, tls, timeout })
+        Ok(LdapDirectory {
+            cfg,
+            tls,
+            timeout,
+            dirsync_object_security: AtomicBool::new(false),
+        })
     }
 
     pub fn config(&self) -> &LdapDirectoryConfig {

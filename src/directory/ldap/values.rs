@@ -8,10 +8,12 @@ use ldap3::{ldap_escape, ResultEntry};
 
 // LDAP result codes (RFC 4511 appendix A) that the mapping below treats specially.
 pub(super) const RC_SUCCESS: u32 = 0;
+pub(super) const RC_PROTOCOL_ERROR: u32 = 2;
 pub(super) const RC_TIME_LIMIT_EXCEEDED: u32 = 3;
 pub(super) const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
 pub(super) const RC_REFERRAL: u32 = 10;
 pub(super) const RC_ADMIN_LIMIT_EXCEEDED: u32 = 11;
+pub(super) const RC_UNSUPPORTED_CRITICAL_EXTENSION: u32 = 12;
 pub(super) const RC_STRONGER_AUTH_REQUIRED: u32 = 8;
 pub(super) const RC_CONFIDENTIALITY_REQUIRED: u32 = 13;
 pub(super) const RC_CONSTRAINT_VIOLATION: u32 = 19;
@@ -123,6 +125,39 @@ pub(super) fn admin_filter(user_dn: &str) -> String {
 pub(super) fn format_object_guid(raw: &[u8]) -> Option<String> {
     let bytes: [u8; 16] = raw.try_into().ok()?;
     Some(uuid::Uuid::from_bytes_le(bytes).hyphenated().to_string())
+}
+
+/// The inverse of [`format_object_guid`]: the 16 bytes AD stores for a GUID string (the first
+/// three fields back in little-endian order). None when `text` is not a GUID.
+pub(super) fn object_guid_bytes(text: &str) -> Option<[u8; 16]> {
+    let uuid = uuid::Uuid::try_parse(text.trim()).ok()?;
+    Some(uuid.to_bytes_le())
+}
+
+/// Every byte as `\xx`: a filter value (RFC 4515) that matches exactly these bytes, which is how
+/// AD is asked for a binary attribute such as objectGUID.
+pub(super) fn escape_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// The filter clause that finds the entry whose `attr` [`LdapDirectory::external_id`] formatted
+/// as `external_id`: objectGUID as its bytes (None when `external_id` is not a GUID); other
+/// attributes as the escaped text, or (`(|(attr=text)(attr=bytes))`) when the text is even-length
+/// hex, also as the bytes it spells, since a binary id other than objectGUID is kept as hex.
+///
+/// [`LdapDirectory::external_id`]: super::LdapDirectory
+pub(super) fn id_clause(attr: &str, external_id: &str) -> Option<String> {
+    if attr.eq_ignore_ascii_case("objectGUID") {
+        let bytes = object_guid_bytes(external_id)?;
+        return Some(format!("({attr}={})", escape_bytes(&bytes)));
+    }
+    let text = format!("({attr}={})", ldap_escape(external_id));
+    match hex::decode(external_id) {
+        Ok(bytes) if !bytes.is_empty() => {
+            Some(format!("(|{text}({attr}={}))", escape_bytes(&bytes)))
+        }
+        _ => Some(text),
+    }
 }
 
 /// The username as stored upstream (its canonical case), preferring the value that matches

@@ -18,8 +18,6 @@ pub(super) const SYNC_INFO_OID: &str = "1.3.6.1.4.1.4203.1.9.1.4";
 pub(super) const RC_SYNC_REFRESH_REQUIRED: u32 = 4096;
 /// unavailableCriticalExtension: the server does not know the (critical) Sync Request.
 pub(super) const RC_UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
-/// protocolError: OpenLDAP's answer to a cookie it cannot parse.
-pub(super) const RC_PROTOCOL_ERROR: u32 = 2;
 
 /// `state` of a Sync State control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
