@@ -71,8 +71,7 @@ impl LdapDirectory {
     ///   refresh always makes a batch, empty if it came without a cookie, so a consumer
     ///   hears from a live feed at once even when nothing changed;
     /// - from the group watch, with no cookie: `Change::MemberRemoved { dn }` per member who
-    ///   left the group, and `Change::Entry { deleted: false }` per member who joined and is in
-    ///   scope now (looked up on the same connection).
+    ///   left the group and `Change::MemberAdded { dn }` per member who joined.
     ///
     /// External ids are the entryUUIDs in the lower-case text form slapd stores, i.e. what
     /// `UpstreamUser::external_id` holds with `id_attribute = "entryUUID"` (required: the
@@ -207,7 +206,7 @@ impl LdapDirectory {
                     let Some(watch) = group.as_mut() else {
                         continue; // not reached: there is no group stream to answer
                     };
-                    match self.group_message(svc, watch, item).await? {
+                    match self.group_message(watch, item).await? {
                         Some(batch) => batch,
                         None => continue,
                     }
