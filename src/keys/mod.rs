@@ -411,11 +411,13 @@ pub async fn verify(
         .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
     } else {
         let why = if user.is_service_account && user.suspended_at.is_some() {
-            "its service account is suspended: its manager was removed; an admin must assign a new manager"
+            "its service account is suspended: its manager was removed; an admin must assign a new manager".to_string()
+        } else if let Some(signal) = user.suspended_by_signal.as_deref() {
+            format!("its owner is suspended ({signal}) until the directory says they are back")
         } else if user.suspended_at.is_some() {
-            "its owner is no longer in the directory and is suspended pending removal"
+            "its owner is no longer in the directory and is suspended pending removal".to_string()
         } else {
-            "its owner is disabled"
+            "its owner is disabled".to_string()
         };
         Err(format!(
             "access key `{}` is not valid now: {why}",

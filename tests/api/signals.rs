@@ -265,6 +265,50 @@ async fn signals_beyond_the_threshold_stop_and_wait_for_an_admin() {
         "{m}"
     );
 
+    // The Admin Panel says so, with a button that resumes them.
+    let tab = app
+        .get("/ui/admin/directories")
+        .session_cookie(&admin)
+        .send()
+        .await;
+    assert_eq!(tab.status, StatusCode::OK);
+    assert!(tab.body.contains("Change signals"), "{}", tab.body);
+    assert!(
+        tab.body.contains("Stopped suspending:") && tab.body.contains("deletion_threshold = 2"),
+        "{}",
+        tab.body
+    );
+    let csrf = tab.csrf_field();
+    let r = app
+        .post("/ui/admin/directories/corp/signals/resume")
+        .session_cookie(&admin)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.header("location"),
+        "/ui/admin/directories?notice=signals-resumed#dir-corp"
+    );
+    let tab = app
+        .get("/ui/admin/directories")
+        .session_cookie(&admin)
+        .send()
+        .await;
+    assert!(!tab.body.contains("Stopped suspending:"), "{}", tab.body);
+    let audit = app
+        .get("/api/audit?action=signals.resume")
+        .auth(&admin)
+        .send()
+        .await
+        .json();
+    assert_eq!(audit["totalResults"], 1, "{audit}");
+    // Stopped again by the next suspension: the window still holds two.
+    assert_eq!(
+        send(&app, signal("corp", &ids[2], Effect::Suspend, feed)).await,
+        Applied::Withheld
+    );
+
     // Only an admin resumes, once.
     let bob = app.user("bob").await;
     let r = app

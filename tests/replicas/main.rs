@@ -558,3 +558,141 @@ async fn an_sqlite_install_moves_to_postgres_and_its_keys_keep_working() {
     let last = ops.get("/api/audit?action=access_key.create&limit=1").await;
     assert_eq!(last.body["events"][0]["targetId"], k2.as_str());
 }
+
+#[derive(QueryableByName, Debug)]
+struct FeedRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    replica: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    connected_at: Option<i64>,
+}
+
+fn feed_row(c: &Cluster) -> Option<FeedRow> {
+    diesel::sql_query("SELECT replica, connected_at FROM change_feeds WHERE directory_id = 'corp'")
+        .load::<FeedRow>(&mut c.sql())
+        .unwrap()
+        .pop()
+}
+
+/// Waits until a replica whose name ends with `suffix` follows the feed.
+async fn feed_followed_by(c: &Cluster, suffix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(FeedRow {
+            replica: Some(r),
+            connected_at: Some(_),
+        }) = feed_row(c)
+        {
+            if r.ends_with(suffix) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no feed on replica *{suffix}: {:?}",
+            feed_row(c)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_leader_follows_a_change_feed_and_a_successor_resumes_it() {
+    let slapd = harness::slapd::Slapd::start().await;
+    let c = Cluster::new(&format!(
+        r#"
+[[directories]]
+id = "builtin"
+kind = "builtin"
+
+[[directories]]
+id = "corp"
+kind = "ldap"
+url = "{}"
+bind_dn = "{}"
+bind_password = "{}"
+user_base = "{}"
+user_filter = "(objectClass=inetOrgPerson)"
+timeout_seconds = 3
+change_feed = true
+"#,
+        slapd.url(),
+        slapd.service_dn(),
+        slapd.service_password(),
+        slapd.user_base(),
+    ));
+    let mut replicas = vec![c.replica(), c.replica()];
+    let mut leader = None;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while leader.is_none() {
+        for (i, r) in replicas.iter().enumerate() {
+            if is_leader(r).await {
+                leader = Some(i);
+            }
+        }
+        assert!(Instant::now() < deadline, "nobody leads");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leader = leader.unwrap();
+    let other = 1 - leader;
+    feed_followed_by(&c, &replica_of(&replicas[leader])).await;
+
+    // Bob's and carol's keys, made through the replica that does not lead.
+    let keys = |user: &'static str, pw: &'static str| {
+        let r = &replicas[other];
+        async move {
+            let (status, body, token) = client(r).login(user, pw, Some("corp")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            client(r)
+                .with_token(&token.unwrap())
+                .create_key("etl")
+                .await
+        }
+    };
+    let (bob_key, bob_pw, _) = keys("bob", "bob-pw").await;
+    let (carol_key, carol_pw, _) = keys("carol", "carol-pw").await;
+
+    // A deletion reaches the leader's feed; the other replica refuses the key too.
+    slapd.delete_user("bob").await;
+    refused_within(
+        &client(&replicas[other]).with_basic(&bob_key, &bob_pw),
+        Duration::from_secs(5),
+    )
+    .await;
+    let changes = "accesskeyd_feed_changes_total{directory=\"corp\"}";
+    assert!(metric(&replicas[leader], changes).await.unwrap_or(0.0) >= 1.0);
+    assert_eq!(
+        metric(&replicas[other], changes).await.unwrap_or(0.0),
+        0.0,
+        "the replica that does not lead follows no feed"
+    );
+
+    // The leader dies: the survivor takes the lead and resumes the feed from its cookie.
+    replicas[leader].kill();
+    let survivor = replicas.remove(other);
+    feed_followed_by(&c, &replica_of(&survivor)).await;
+    slapd.delete_user("carol").await;
+    refused_within(
+        &client(&survivor).with_basic(&carol_key, &carol_pw),
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+/// Waits until the client's key is refused, at most `limit`.
+async fn refused_within(c: &Client, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let status = c.get("/api/users/me").await.status;
+        if status == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            start.elapsed() < limit,
+            "still accepted after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -304,3 +304,62 @@ fn ids_are_searched_the_way_the_directory_stores_them() {
         Some(r"(|(objectSid=0105ff)(objectSid=\01\05\ff))")
     );
 }
+
+fn ad_directory(id_attribute: &str, active_directory: bool) -> LdapDirectory {
+    LdapDirectory::new(crate::config::LdapDirectoryConfig {
+        id: "ad".into(),
+        name: "AD".into(),
+        // Nothing listens there: a poll that got as far as connecting would be Unavailable.
+        url: "ldap://127.0.0.1:1".into(),
+        starttls: false,
+        ca_file: None,
+        bind_dn: None,
+        bind_password: None,
+        user_base: "CN=Users,DC=corp,DC=test".into(),
+        user_filter: "(objectClass=user)".into(),
+        username_attribute: "sAMAccountName".into(),
+        id_attribute: id_attribute.into(),
+        display_name_attribute: "displayName".into(),
+        first_name_attribute: "givenName".into(),
+        last_name_attribute: "sn".into(),
+        email_attribute: "mail".into(),
+        admin_group: None,
+        timeout_seconds: 1,
+        active_directory,
+        required_group: None,
+        last_login_attribute: None,
+        page_size: 500,
+        sync: crate::config::SyncPolicy::default(),
+        create_users_from_events: false,
+        change_feed: None,
+    })
+    .expect("config")
+}
+
+#[tokio::test]
+async fn dirsync_needs_active_directory_and_object_guid_before_it_connects() {
+    let misconfigured = |r: Result<FeedBatch, DirectoryError>| match r {
+        Err(DirectoryError::Misconfigured(m)) => m,
+        other => panic!("expected Misconfigured, got {other:?}"),
+    };
+    let m = misconfigured(ad_directory("objectSid", true).dirsync(None).await);
+    assert!(m.contains("objectGUID"), "{m}");
+    let m = misconfigured(ad_directory("objectGUID", false).dirsync(None).await);
+    assert!(m.contains("active_directory"), "{m}");
+    // Configured right, the poll gets as far as the (absent) server.
+    assert!(matches!(
+        ad_directory("objectGUID", true).dirsync(None).await,
+        Err(DirectoryError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_id_that_cannot_be_a_guid_is_not_looked_up() {
+    match ad_directory("objectGUID", true)
+        .standing_by_id("alice")
+        .await
+    {
+        Err(DirectoryError::Misconfigured(m)) => assert!(m.contains("not a GUID"), "{m}"),
+        other => panic!("expected Misconfigured, got {other:?}"),
+    }
+}

@@ -6,6 +6,12 @@
 //! `standing_by_dn`) before it suspends anyone, so a malformed or spurious change cannot
 //! suspend a person who is still in scope.
 
+use ldap3::{Ldap, LdapResult, Scope, SearchOptions};
+
+use super::values::*;
+use super::LdapDirectory;
+use crate::directory::DirectoryError;
+
 /// One change the feed saw.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
@@ -42,12 +48,6 @@ pub enum Standing {
     /// No entry with that id or DN (deleted, or never there).
     Absent,
 }
-
-use ldap3::{Ldap, LdapResult, Scope, SearchOptions};
-
-use super::values::*;
-use super::LdapDirectory;
-use crate::directory::DirectoryError;
 
 impl LdapDirectory {
     /// Where the person with this stable id (formatted as `UpstreamUser::external_id`) stands
