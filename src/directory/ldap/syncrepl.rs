@@ -63,13 +63,15 @@ impl LdapDirectory {
     /// - Sync State delete: `deleted: true` (deleted, or no longer matching the filter);
     /// - a syncIdSet with refreshDeletes: one deleted entry per UUID. Resuming from a cookie,
     ///   slapd's session log replays a delete for every entry changed since then that is not
-    ///   in scope now, also for entries that never were (groups, the suffix): ids that name
-    ///   nobody the consumer knows;
+    ///   in scope now, also for entries that never were (groups, the service account whose
+    ///   binds the lastbind overlay stamps): ids that name nobody the consumer knows. With
+    ///   lastbind, each bind of a person in scope is a change too (`deleted: false`);
     /// - the cookie of each entry or Sync Info message goes into that message's batch, alone
-    ///   when there are no changes (newcookie, the end of a refresh phase);
+    ///   when there are no changes (newcookie, the end of a refresh phase). The end of the
+    ///   refresh always makes a batch, empty if it came without a cookie, so a consumer
+    ///   hears from a live feed at once even when nothing changed;
     /// - from the group watch, with no cookie: `Change::MemberRemoved { dn }` per member who
-    ///   left the group, and `Change::Entry { deleted: false }` per member who joined and is in
-    ///   scope now (looked up on the same connection).
+    ///   left the group and `Change::MemberAdded { dn }` per member who joined.
     ///
     /// External ids are the entryUUIDs in the lower-case text form slapd stores, i.e. what
     /// `UpstreamUser::external_id` holds with `id_attribute = "entryUUID"` (required: the
@@ -204,7 +206,7 @@ impl LdapDirectory {
                     let Some(watch) = group.as_mut() else {
                         continue; // not reached: there is no group stream to answer
                     };
-                    match self.group_message(svc, watch, item).await? {
+                    match self.group_message(watch, item).await? {
                         Some(batch) => batch,
                         None => continue,
                     }
@@ -272,7 +274,9 @@ impl LdapDirectory {
             }
             Message::RefreshDone(batch) => {
                 tracing::info!(directory = %self.cfg.id, entries = *entries, "change feed: refresh done, following changes");
-                batch
+                // Always a batch, empty when the server sent no cookie: the consumer hears
+                // from a live feed at once, even when nothing changed.
+                Some(batch.unwrap_or_default())
             }
             Message::PresentIds { count } => {
                 tracing::debug!(directory = %self.cfg.id, count, "change feed: present-phase syncIdSet ignored (deletions are left to the scheduled sync)");

@@ -89,12 +89,21 @@ pub struct Slapd {
 impl Slapd {
     /// Starts slapd and loads the seed data. Panics (with slapd's stderr) when it cannot.
     pub async fn start() -> Slapd {
+        Slapd::start_with(Overlays::All).await
+    }
+
+    /// Like `start`, without the syncprov overlay: a server that offers no change feed.
+    pub async fn start_without_syncprov() -> Slapd {
+        Slapd::start_with(Overlays::NoSyncprov).await
+    }
+
+    async fn start_with(overlays: Overlays) -> Slapd {
         let dir = tempfile::Builder::new()
             .prefix("slapd-test-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temp dir for slapd: {e}"));
         write_tls_files(dir.path());
-        write_config(dir.path());
+        write_config(dir.path(), overlays);
         fs::create_dir(dir.path().join("db")).expect("create db dir");
 
         let mut slapd = Slapd {
@@ -476,8 +485,22 @@ enum StartError {
     Fatal(String),
 }
 
-fn write_config(dir: &Path) {
+/// Which optional overlays the test server runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overlays {
+    All,
+    NoSyncprov,
+}
+
+fn write_config(dir: &Path, overlays: Overlays) {
     let d = dir.display();
+    let syncprov = match overlays {
+        // Content synchronization (RFC 4533) for the change feed: a contextCSN checkpoint
+        // every 100 writes or 10 minutes, and the last 1000 changes kept to replay deletions
+        // to a cookie.
+        Overlays::All => "overlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-sessionlog 1000\n",
+        Overlays::NoSyncprov => "",
+    };
     let conf = format!(
         r#"include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -519,12 +542,7 @@ memberof-refint TRUE
 overlay lastbind
 lastbind-precision 0
 
-# Content synchronization (RFC 4533) for the change feed: a contextCSN checkpoint every 100
-# writes or 10 minutes, and the last 1000 changes kept to replay deletions to a cookie.
-overlay syncprov
-syncprov-checkpoint 100 10
-syncprov-sessionlog 1000
-
+{syncprov}
 access to attrs=userPassword
     by self write
     by anonymous auth

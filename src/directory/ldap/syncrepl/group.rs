@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use ldap3::{Ldap, ResultEntry, Scope};
+use ldap3::ResultEntry;
 
 use super::wire::{sync_state, EntryState};
 use super::SyncStream;
@@ -126,10 +126,10 @@ pub(super) async fn next_of(
 
 impl LdapDirectory {
     /// The batch one message of the group's search makes, if any: `MemberRemoved` for each
-    /// member who left, an `Entry` (not deleted) for each who joined and is in scope now.
+    /// member who left, `MemberAdded` for each who joined (as the AD feed reports them; the
+    /// consumer looks each DN up).
     pub(super) async fn group_message(
         &self,
-        svc: &mut Ldap,
         watch: &mut GroupWatch<'_>,
         item: ldap3::result::Result<Option<ResultEntry>>,
     ) -> Result<Option<FeedBatch>, DirectoryError> {
@@ -154,62 +154,21 @@ impl LdapDirectory {
             tracing::info!(directory = %self.cfg.id, members = now.len(), "change feed: following required_group");
         }
         watch.members = Some(now);
-        let mut changes: Vec<Change> = moved
+        let changes: Vec<Change> = moved
             .left
             .into_iter()
             .map(|dn| Change::MemberRemoved { dn })
+            .chain(
+                moved
+                    .joined
+                    .into_iter()
+                    .map(|dn| Change::MemberAdded { dn }),
+            )
             .collect();
-        for dn in moved.joined {
-            if let Some(external_id) = self.in_scope_id(svc, &dn).await? {
-                changes.push(Change::Entry {
-                    external_id,
-                    deleted: false,
-                });
-            }
-        }
         tracing::debug!(directory = %self.cfg.id, changes = changes.len(), "change feed: required_group changed");
         Ok((!changes.is_empty()).then_some(FeedBatch {
             changes,
             cookie: None,
         }))
-    }
-
-    /// The stable id of the entry `dn` if it is in scope now. The memberof overlay writes a
-    /// new member's `memberOf` before syncprov reports the group's change (its response
-    /// callback runs first), so the scope filter already sees them.
-    async fn in_scope_id(
-        &self,
-        svc: &mut Ldap,
-        dn: &str,
-    ) -> Result<Option<String>, DirectoryError> {
-        let filter = self.feed_scope();
-        let res = svc
-            .with_timeout(self.timeout)
-            .search(
-                dn,
-                Scope::Base,
-                &filter,
-                vec![self.cfg.id_attribute.as_str()],
-            )
-            .await
-            .map_err(|e| self.connection_error("change feed: new member lookup", &e))?;
-        let ldap3::SearchResult(raw, res) = res;
-        match res.rc {
-            RC_SUCCESS => {}
-            // A member DN without an entry (groupOfNames placeholders, dangling members).
-            RC_NO_SUCH_OBJECT => return Ok(None),
-            _ => return Err(self.unavailable("change feed: new member lookup", &res)),
-        }
-        match raw
-            .into_iter()
-            .find(|e| !e.is_ref() && !e.is_intermediate())
-        {
-            Some(entry) => {
-                let entry = parse_entry(entry)
-                    .ok_or_else(|| self.malformed("change feed: new member lookup"))?;
-                Ok(Some(self.external_id(&entry)?))
-            }
-            None => Ok(None),
-        }
     }
 }
