@@ -568,6 +568,9 @@ async fn signals_line(app: &App, d: &Directory) -> Result<Option<SignalsLine>, E
     Ok(Some(SignalsLine {
         source: source.as_str(),
         connection: match (st.connected_at, &st.last_error) {
+            _ if source == crate::signals::Source::SharedSignals => {
+                "pushed to accesskeyd, or polled; no connection is held".into()
+            }
             (Some(at), _) => format!(
                 "connected since {} ({})",
                 when(Some(at), ""),
