@@ -123,6 +123,7 @@ async fn a_pushed_account_disabled_stops_the_key_within_two_seconds_and_account_
     let (key, pw, _) = session.create_key("notebook").await;
     assert!(w.key_works(&key, &pw).await);
 
+    let sent = Instant::now();
     let (s, b) = w
         .push(&w.set(
             &format!("{RISC}account-disabled"),
@@ -138,6 +139,10 @@ async fn a_pushed_account_disabled_stops_the_key_within_two_seconds_and_account_
         .await,
         "the key still works {:?} after the SET",
         pushed.elapsed()
+    );
+    println!(
+        "the key refused {:?} after the SET was sent",
+        sent.elapsed()
     );
     assert_eq!(
         session.me().await.status,
