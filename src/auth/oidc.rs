@@ -244,9 +244,14 @@ pub async fn oidc_finish(
         };
         let info = users::upsert_oidc_login(app, &dir_id, du, &who).await?;
         if info.row.suspended_at.is_some() {
-            return Err(Error::Unauthenticated(
-                "login refused: the account was deprovisioned by the identity provider".into(),
-            ));
+            return Err(Error::Unauthenticated(match &info.row.suspended_by_signal {
+                Some(signal) => format!(
+                    "login refused: the account is suspended by the identity provider's signal ({signal}) until it says the account is back"
+                ),
+                None => {
+                    "login refused: the account was deprovisioned by the identity provider".into()
+                }
+            }));
         }
         open_interactive_session(app, info, &dir_id, remote_addr.clone()).await
     }
