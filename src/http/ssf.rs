@@ -133,7 +133,9 @@ async fn push(
             StatusCode::NOT_FOUND,
             "no directory takes shared signals here",
         )),
-        Err(SetError::Unavailable(why)) => Err(ApiError::from(crate::error::Error::unavailable(
+        // The reason names the transmitter's addresses: for the log, under the answer's id.
+        Err(SetError::Unavailable(why)) => Err(ApiError::from(crate::error::Error::outage(
+            crate::error::DIRECTORY_UNAVAILABLE,
             format!("shared signals of {dir}: {why}"),
         ))),
         Err(SetError::Internal(e)) => Err(ApiError::from(e)),
