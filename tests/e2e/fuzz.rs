@@ -14,6 +14,8 @@ use std::process::Command;
 
 const PUBLIC: &str = "http://accesskeyd.test";
 const OIDC_DIR: &str = "idp";
+/// The shared-signals push endpoint, left out of the phases that would send it JSON.
+const SSF_PUSH: &str = "/api/ssf/{directory}/events";
 const BEN: Account = Account {
     sub: "sub-ben",
     username: "ben",
@@ -97,8 +99,11 @@ async fn run(url: &str, dir: &Path, phase: &Phase) -> (bool, String) {
         // Fixed, so a failure found here is found again by the same command.
         "--seed".into(),
         "1".into(),
+        // One worker: with several threads, Hypothesis raising the recursion limit while
+        // another thread parses a lambda's source trips CPython 3.11's "AST constructor
+        // recursion depth mismatch" (a SystemError inside the tool, not a finding).
         "--workers".into(),
-        "2".into(),
+        "1".into(),
         // An answer slower than this is a hang: schemathesis reports it as an error.
         "--request-timeout".into(),
         "15".into(),
@@ -156,6 +161,11 @@ async fn the_fuzzer_finds_no_failure_in_any_operation() {
                 "/api/auth/logout".into(),
                 "--exclude-path".into(),
                 "/api/events/logins".into(),
+                // Shared-signal transmitters push `application/secevent+jwt`, which
+                // schemathesis cannot serialize; tests/e2e/ssf.rs sends that endpoint
+                // malformed, unsigned, oversized and replayed SETs instead.
+                "--exclude-path".into(),
+                SSF_PUSH.into(),
             ],
             headers: vec![format!("x-sq-auth: {admin}")],
             max_examples: 60,
@@ -181,7 +191,12 @@ async fn the_fuzzer_finds_no_failure_in_any_operation() {
         // Every /api operation without credentials, as anyone on the network may call them.
         Phase {
             name: "anonymous",
-            filter: vec!["--include-path-regex".into(), "^/api/".into()],
+            filter: vec![
+                "--include-path-regex".into(),
+                "^/api/".into(),
+                "--exclude-path".into(),
+                SSF_PUSH.into(),
+            ],
             headers: vec![],
             max_examples: 30,
             max_time: 30,

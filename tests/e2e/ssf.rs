@@ -310,6 +310,9 @@ async fn bad_sets_get_the_rfc_8935_answers_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Longer than any SET may be (64 KiB): refused before anything reads it.
+    let (s, _) = w.push_token(&"a.".repeat(40 * 1024), None).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     // The descriptions say nothing specific; the log has it under the id.
     assert!(
         b["description"]
