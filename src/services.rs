@@ -33,7 +33,7 @@ pub struct Services {
     /// Accepts Kerberos tickets when `[windows]` is configured (needs the `kerberos` feature).
     pub kerberos: Option<Arc<crate::kerberos::Acceptor>>,
     /// The shared-signals transmitters of OpenID Connect directories (metadata, keys).
-    pub ssf: crate::ssf::transmitter::Transmitters,
+    pub ssf: crate::directory::ssf::transmitter::Transmitters,
     builtin_id: DirectoryId,
 }
 
@@ -56,7 +56,7 @@ impl Services {
             &config.credential_cache,
             config.access_keys.last_used_write_interval_seconds,
         ));
-        let ssf = crate::ssf::transmitter::Transmitters::from_config(&config)
+        let ssf = crate::directory::ssf::transmitter::Transmitters::from_config(&config)
             .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Services {
             ssf,

@@ -3,6 +3,7 @@
 pub mod builtin;
 pub mod ldap;
 pub mod oidc;
+pub mod ssf;
 
 /// What a directory knows about a person after a successful password check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -112,12 +112,12 @@ pub async fn process(
     let mut done = Processed::default();
     let actor = Actor::system("change feed");
     for change in changes {
-        let (standing, local, what) = match change {
+        let (standing, external_id, what) = match change {
             Change::Entry {
                 external_id,
                 deleted,
             } => {
-                let Some(&(ref id, local)) = known.get(external_id) else {
+                let Some(&(_, local)) = known.get(external_id) else {
                     continue; // nobody here: nothing to do
                 };
                 // On OpenLDAP an entry the feed sends as present is in scope, which matters
@@ -126,11 +126,13 @@ pub async fn process(
                     continue;
                 }
                 done.looked_up += 1;
+                let standing = ldap
+                    .standing_by_id(external_id)
+                    .await
+                    .map_err(|e| Error::unavailable(e.to_string()))?;
                 (
-                    ldap.standing_by_id(external_id)
-                        .await
-                        .map_err(|e| Error::unavailable(e.to_string()))?,
-                    Some((id.clone(), local)),
+                    standing,
+                    external_id.clone(),
                     format!("stable id {external_id}"),
                 )
             }
@@ -143,26 +145,22 @@ pub async fn process(
                     .await
                     .map_err(|e| Error::unavailable(e.to_string()))?;
                 let external_id = match &standing {
-                    Standing::InScope(u) => Some(u.external_id.clone()),
-                    Standing::OutOfScope { external_id } => Some(external_id.clone()),
-                    Standing::Absent => None,
-                };
-                let Some(external_id) = external_id else {
-                    continue; // the entry is gone; its own deletion names it
+                    Standing::InScope(u) => u.external_id.clone(),
+                    Standing::OutOfScope { external_id } => external_id.clone(),
+                    Standing::Absent => continue, // the entry is gone; its deletion names it
                 };
                 if !known.contains_key(&external_id) {
                     known.extend(locals(app, dir, vec![external_id.clone()]).await?);
                 }
-                let local = known.get(&external_id).map(|(id, l)| (id.clone(), *l));
                 let how = if matches!(change, Change::MemberAdded { .. }) {
                     "added to"
                 } else {
                     "removed from"
                 };
-                (standing, local, format!("{how} a group: {dn}"))
+                (standing, external_id, format!("{how} a group: {dn}"))
             }
         };
-        let Some((user, local)) = local else {
+        let Some((user, local)) = known.get(&external_id).cloned() else {
             continue;
         };
         let Some((effect, reason)) = decide(local, &standing) else {
@@ -170,30 +168,27 @@ pub async fn process(
         };
         let signal = Signal {
             directory: dir.clone(),
-            user: user.clone(),
+            user,
             effect,
             name: format!("{kind}: {reason}"),
             detail: what,
         };
-        match apply(app, &actor, signal).await? {
+        let applied = apply(app, &actor, signal).await?;
+        match applied {
             Applied::Changed if effect == Effect::Lift => done.lifted += 1,
             Applied::Changed => done.suspended += 1,
             Applied::Withheld => done.withheld += 1,
             Applied::Unchanged => {}
         }
-        // The record changed: later changes of this batch see it as it is now.
-        if let Some(entry) = known.values_mut().find(|(id, _)| *id == user) {
-            entry.1 = match effect {
-                Effect::Lift => Local {
-                    suspended: false,
-                    by_signal: false,
-                },
-                _ if !entry.1.suspended => Local {
-                    suspended: true,
-                    by_signal: true,
-                },
-                _ => entry.1,
-            };
+        // Later changes of this batch see the record as it is now.
+        if applied == Applied::Changed {
+            if let Some((_, l)) = known.get_mut(&external_id) {
+                let suspended = effect != Effect::Lift;
+                *l = Local {
+                    suspended,
+                    by_signal: suspended,
+                };
+            }
         }
     }
     Ok(done)

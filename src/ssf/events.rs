@@ -2,7 +2,7 @@
 //! pure, from the claims. The CAEP and RISC event types we act on, and how subjects
 //! (RFC 9493 subject identifiers, SSF 1.0 complex subjects) become a person we may know.
 
-use super::set::{refuse, ErrorCode, Refusal, VerifiedSet};
+use crate::directory::ssf::set::{refuse, ErrorCode, Refusal, VerifiedSet};
 use serde_json::{Map, Value};
 
 const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";

@@ -8,11 +8,10 @@
 
 pub mod events;
 pub mod poll;
-pub mod set;
-pub mod transmitter;
 
 use crate::audit::{self, Actor, Event};
 use crate::config::{OidcDirectoryConfig, SsfConfig};
+use crate::directory::ssf::set::{self, refuse, ErrorCode, Expected, Refusal};
 use crate::directory::Directory;
 use crate::error::Error;
 use crate::ids::DirectoryId;
@@ -24,7 +23,6 @@ use crate::store::DbConn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use events::{Action, EventKind, Planned, SubjectRef};
-use set::{refuse, ErrorCode, Expected, Refusal};
 
 /// Why a SET was not taken.
 #[derive(Debug)]

@@ -3,10 +3,10 @@
 //! refused (`setErrs`). A SET we could not take for our own reasons (the database, the
 //! transmitter's keys) is neither: the transmitter delivers it again.
 
-use super::set::Refusal;
-use super::transmitter::read_capped;
 use super::{receive, SetError};
 use crate::config::SsfPoll;
+use crate::directory::ssf::set::Refusal;
+use crate::directory::ssf::transmitter::read_capped;
 use crate::ids::DirectoryId;
 use crate::services::Services;
 use serde::{Deserialize, Serialize};
@@ -143,7 +143,7 @@ pub async fn poll_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssf::set::ErrorCode;
+    use crate::directory::ssf::set::ErrorCode;
     use serde_json::json;
 
     #[test]

@@ -3,7 +3,7 @@
 //! the next interactive sign-in; a flood of signals stops at the directory's threshold and
 //! waits for an admin.
 
-use crate::app::{assert_error, TestApp, BUILTIN};
+use crate::app::{assert_error, Resp, Session, TestApp, BUILTIN};
 use accesskeyd::audit::Actor;
 use accesskeyd::directory::DirectoryUser;
 use accesskeyd::ids::{DirectoryId, UserId};
@@ -18,6 +18,14 @@ fn signal(dir: &str, user: &str, effect: Effect, name: &str) -> Signal {
         name: name.into(),
         detail: "test".into(),
     }
+}
+
+/// `POST /api/directories/{dir}/signals/resume` as `who`.
+async fn resume(app: &TestApp, dir: &str, who: &Session) -> Resp {
+    app.post(&format!("/api/directories/{dir}/signals/resume"))
+        .auth(who)
+        .send()
+        .await
 }
 
 async fn send(app: &TestApp, s: Signal) -> Applied {
@@ -311,30 +319,14 @@ async fn signals_beyond_the_threshold_stop_and_wait_for_an_admin() {
 
     // Only an admin resumes, once.
     let bob = app.user("bob").await;
-    let r = app
-        .post("/api/directories/corp/signals/resume")
-        .auth(&bob)
-        .send()
-        .await;
+    let r = resume(&app, "corp", &bob).await;
     assert_error(&r, StatusCode::FORBIDDEN, "admin");
-    let r = app
-        .post("/api/directories/corp/signals/resume")
-        .auth(&admin)
-        .send()
-        .await;
+    let r = resume(&app, "corp", &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["signals"]["stopped"], false);
-    let r = app
-        .post("/api/directories/corp/signals/resume")
-        .auth(&admin)
-        .send()
-        .await;
+    let r = resume(&app, "corp", &admin).await;
     assert_error(&r, StatusCode::CONFLICT, "not stopped");
-    let r = app
-        .post("/api/directories/nope/signals/resume")
-        .auth(&admin)
-        .send()
-        .await;
+    let r = resume(&app, "nope", &admin).await;
     assert_error(&r, StatusCode::NOT_FOUND, "no directory");
     // The window still holds two suspensions: the next one trips again at once.
     assert_eq!(
@@ -343,11 +335,7 @@ async fn signals_beyond_the_threshold_stop_and_wait_for_an_admin() {
     );
     // A window later, it passes.
     app.advance(chrono::Duration::minutes(61));
-    let r = app
-        .post("/api/directories/corp/signals/resume")
-        .auth(&admin)
-        .send()
-        .await;
+    let r = resume(&app, "corp", &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         send(&app, signal("corp", &ids[2], Effect::Suspend, feed)).await,
