@@ -16,13 +16,15 @@
 use crate::config::CredentialCacheConfig;
 use crate::ids::{KeyRowId, UserId};
 use crate::secret::Secret;
+use crate::store::key_columns::{KeyScope, Networks};
 use crate::store::models::{AccessKeyRow, SessionRow, UserRow};
 use crate::store::timestamp::Timestamp;
-use crate::validity;
+use crate::validity::{self, KeyRules};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
@@ -64,15 +66,57 @@ impl Revoked {
     }
 }
 
-/// A key whose password passed argon2.
-struct KnownKey {
+/// What the rule needs of a key beside its owner, copied from its row at a fill.
+#[derive(Clone)]
+struct KeyTerms {
     row_id: Arc<str>,
     /// The map's key again, shared: a hit hands it out without allocating.
     key_id: Arc<str>,
-    user_id: Arc<str>,
+    expires_at: Option<Timestamp>,
+    scope: KeyScope,
+    networks: Option<Networks>,
+    /// Its last use as stored (its creation if never), where idle time counts from.
+    last_active: Timestamp,
+}
+
+impl KeyTerms {
+    fn of(key: &AccessKeyRow) -> KeyTerms {
+        KeyTerms {
+            row_id: Arc::from(key.id.as_str()),
+            key_id: Arc::from(key.key_id.as_str()),
+            expires_at: key.expires_at,
+            scope: key.scope,
+            networks: key.allowed_networks.clone(),
+            last_active: key.last_used_at.unwrap_or(key.created_at),
+        }
+    }
+
+    /// Do these terms still say what `row` says?
+    fn agree_with(&self, row: &AccessKeyRow) -> bool {
+        *self.row_id == *row.id.as_str()
+            && self.expires_at == row.expires_at
+            && self.scope == row.scope
+            && self.networks == row.allowed_networks
+    }
+}
+
+/// A password of a key that passed argon2 against `stored_hash`.
+struct KnownPassword {
     stored_hash: String,
     digest: [u8; 32],
-    expires_at: Option<Timestamp>,
+    /// A rotation's old password stops at the overlap's end; None for the current one.
+    until: Option<Timestamp>,
+}
+
+/// A key whose password passed argon2.
+struct KnownKey {
+    terms: KeyTerms,
+    user_id: Arc<str>,
+    /// The key's current password hash at the fill: a rotation changes it.
+    current_hash: String,
+    /// The passwords that passed: the current one and, while a rotation's overlap lasts,
+    /// the old one (at most two).
+    passwords: Vec<KnownPassword>,
     /// Filled while the cache was live, right after a fresh read: usable for decisions.
     /// Entries learned while it was not only spare argon2 (the row is read every time).
     decides: bool,
@@ -84,8 +128,8 @@ struct KnownKey {
 #[derive(Clone)]
 struct KnownSession {
     user_id: Arc<str>,
-    /// (row id, key id, key expiry) of the key a key session was opened with.
-    key: Option<(Arc<str>, Arc<str>, Option<Timestamp>)>,
+    /// The key a key session was opened with.
+    key: Option<KeyTerms>,
     expires_at: Timestamp,
 }
 
@@ -94,7 +138,7 @@ struct State {
     keys: HashMap<String, KnownKey>,
     sessions: HashMap<[u8; 32], KnownSession>,
     users: HashMap<Arc<str>, Arc<UserRow>>,
-    validity_days: Option<i64>,
+    rules: Option<KeyRules>,
 }
 
 /// A decision taken from memory.
@@ -102,6 +146,8 @@ pub struct Hit {
     pub user: Arc<UserRow>,
     /// (row id, key id) of the key behind the caller, if any.
     pub key: Option<(Arc<str>, Arc<str>)>,
+    /// What the caller may do: a key's scope; `Full` for an interactive session.
+    pub scope: KeyScope,
     /// Whether this use should be handed on to `keys::LastUsed` (at most once per
     /// interval per key from memory).
     pub use_due: bool,
@@ -121,7 +167,7 @@ pub struct Fresh {
     pub keys: Vec<AccessKeyRow>,
     pub sessions: Vec<SessionRow>,
     pub users: Vec<UserRow>,
-    pub validity_days: i64,
+    pub rules: KeyRules,
 }
 
 pub struct AuthCache {
@@ -206,7 +252,14 @@ impl AuthCache {
     /// The decision for a key and password from memory: `Some` only when the key, its owner
     /// and the window are known and the rule says yes now. Everything else (unknown key,
     /// another password, not valid now) is `None`, and the caller reads the database.
-    pub fn key(&self, key_id: &str, password: &Secret, now: DateTime<Utc>) -> Option<Hit> {
+    /// `addr`: the client's address, for a key restricted to networks.
+    pub fn key(
+        &self,
+        key_id: &str,
+        password: &Secret,
+        addr: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Option<Hit> {
         if !self.is_live() {
             return None;
         }
@@ -217,17 +270,23 @@ impl AuthCache {
         let Some(k) = state.keys.get(key_id).filter(|k| k.decides) else {
             return self.miss();
         };
-        if !bool::from(k.digest.ct_eq(&digest)) {
+        let stamp = Timestamp::from(now);
+        let known = k.passwords.iter().fold(false, |found, p| {
+            // Every entry compared, in constant time, whichever matches.
+            let same = bool::from(p.digest.ct_eq(&digest)) && p.until.is_none_or(|u| stamp < u);
+            found | same
+        });
+        if !known {
             return self.miss();
         }
-        let (Some(user), Some(days)) = (state.users.get(&k.user_id), state.validity_days) else {
+        let (Some(user), Some(rules)) = (state.users.get(&k.user_id), state.rules) else {
             return self.miss();
         };
-        if !key_may_act(user, k.expires_at, days, now) {
+        let noted = k.use_noted_at.load(Ordering::Relaxed);
+        if !key_may_act(user, &k.terms, noted, rules, addr, now) {
             return self.miss();
         }
         let now_ms = now.timestamp_millis();
-        let noted = k.use_noted_at.load(Ordering::Relaxed);
         let use_due = now_ms.saturating_sub(noted) >= self.use_note_interval_ms
             && k.use_noted_at
                 .compare_exchange(noted, now_ms, Ordering::Relaxed, Ordering::Relaxed)
@@ -235,13 +294,19 @@ impl AuthCache {
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Hit {
             user: user.clone(),
-            key: Some((k.row_id.clone(), k.key_id.clone())),
+            key: Some((k.terms.row_id.clone(), k.terms.key_id.clone())),
+            scope: k.terms.scope,
             use_due,
         })
     }
 
     /// The decision for a session from memory (see [`AuthCache::key`]).
-    pub fn session(&self, digest: &[u8; 32], now: DateTime<Utc>) -> Option<Hit> {
+    pub fn session(
+        &self,
+        digest: &[u8; 32],
+        addr: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Option<Hit> {
         if !self.is_live() {
             return None;
         }
@@ -251,24 +316,23 @@ impl AuthCache {
         let Some(s) = state.sessions.get(digest) else {
             return self.miss();
         };
-        let (Some(user), Some(days)) = (state.users.get(&s.user_id), state.validity_days) else {
+        let (Some(user), Some(rules)) = (state.users.get(&s.user_id), state.rules) else {
             return self.miss();
         };
         if Timestamp::from(now) >= s.expires_at || !user.is_active() {
             return self.miss();
         }
-        if let Some((_, _, expires_at)) = &s.key {
-            if !key_may_act(user, *expires_at, days, now) {
+        if let Some(terms) = &s.key {
+            // A key session is a use of its key: it is not idle while the session works.
+            if !key_may_act(user, terms, now.timestamp_millis(), rules, addr, now) {
                 return self.miss();
             }
         }
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Hit {
             user: user.clone(),
-            key: s
-                .key
-                .as_ref()
-                .map(|(row, kid, _)| (row.clone(), kid.clone())),
+            key: s.key.as_ref().map(|t| (t.row_id.clone(), t.key_id.clone())),
+            scope: s.key.as_ref().map_or(KeyScope::Full, |t| t.scope),
             use_due: s.key.is_some(),
         })
     }
@@ -283,23 +347,27 @@ impl AuthCache {
         let Ok(state) = self.state.read() else {
             return false;
         };
-        state
-            .keys
-            .get(key_id)
-            .is_some_and(|k| k.stored_hash == stored_hash && bool::from(k.digest.ct_eq(&digest)))
+        state.keys.get(key_id).is_some_and(|k| {
+            k.passwords
+                .iter()
+                .any(|p| p.stored_hash == stored_hash && bool::from(p.digest.ct_eq(&digest)))
+        })
     }
 
     /// Remembers a key that passed argon2 and the rule, with what was read at `generation`.
     /// Dropped if anything was invalidated since; kept only for argon2's sake while the cache
     /// is not live.
-    /// `now`: the read's time, when this use was also handed on for `lastUsed`.
+    /// `verified_hash`: the stored hash the password passed (the key's current one, or a
+    /// rotation's old one). `use_written_at`: when this key's use counts as written.
+    #[allow(clippy::too_many_arguments)]
     pub fn remember_key(
         &self,
         generation: u64,
         key: &AccessKeyRow,
         user: &UserRow,
-        days: i64,
+        rules: KeyRules,
         password: &Secret,
+        verified_hash: &str,
         use_written_at: DateTime<Utc>,
     ) {
         if !self.enabled {
@@ -312,20 +380,38 @@ impl AuthCache {
         let decides = self.is_live() && self.generation() == generation;
         let user_id: Arc<str> = Arc::from(user.id.as_str());
         if decides {
-            remember_user(&mut state, self.max_entries, &user_id, user, days);
+            remember_user(&mut state, self.max_entries, &user_id, user, rules);
         }
-        if !state.keys.contains_key(&key.key_id) {
-            make_room(&mut state.keys, self.max_entries);
-        }
+        let until = if verified_hash == key.password_hash {
+            None
+        } else {
+            key.previous_until
+        };
+        let password = KnownPassword {
+            stored_hash: verified_hash.to_string(),
+            digest,
+            until,
+        };
+        // The other password of the same key, as the same row says, stays known: during a
+        // rotation's overlap old and new jobs alternate without reaching argon2.
+        let mut passwords: Vec<KnownPassword> = match state.keys.remove(&key.key_id) {
+            Some(old) if old.current_hash == key.password_hash && old.terms.agree_with(key) => old
+                .passwords
+                .into_iter()
+                .filter(|p| p.stored_hash != verified_hash)
+                .collect(),
+            _ => Vec::new(),
+        };
+        passwords.truncate(1);
+        passwords.push(password);
+        make_room(&mut state.keys, self.max_entries);
         state.keys.insert(
             key.key_id.clone(),
             KnownKey {
-                row_id: Arc::from(key.id.as_str()),
-                key_id: Arc::from(key.key_id.as_str()),
+                terms: KeyTerms::of(key),
                 user_id,
-                stored_hash: key.password_hash.clone(),
-                digest,
-                expires_at: key.expires_at,
+                current_hash: key.password_hash.clone(),
+                passwords,
                 decides,
                 use_noted_at: AtomicI64::new(use_written_at.timestamp_millis()),
             },
@@ -340,7 +426,7 @@ impl AuthCache {
         session: &SessionRow,
         user: &UserRow,
         key: Option<&AccessKeyRow>,
-        days: i64,
+        rules: KeyRules,
     ) {
         if !self.is_live() {
             return;
@@ -352,7 +438,7 @@ impl AuthCache {
             return;
         }
         let user_id: Arc<str> = Arc::from(user.id.as_str());
-        remember_user(&mut state, self.max_entries, &user_id, user, days);
+        remember_user(&mut state, self.max_entries, &user_id, user, rules);
         if !state.sessions.contains_key(&digest) {
             make_room(&mut state.sessions, self.max_entries);
         }
@@ -360,13 +446,7 @@ impl AuthCache {
             digest,
             KnownSession {
                 user_id,
-                key: key.map(|k| {
-                    (
-                        Arc::from(k.id.as_str()),
-                        Arc::from(k.key_id.as_str()),
-                        k.expires_at,
-                    )
-                }),
+                key: key.map(KeyTerms::of),
                 expires_at: session.expires_at,
             },
         );
@@ -389,12 +469,12 @@ impl AuthCache {
                     .retain(|k, u| **k != *id.as_str() && u.manager_id.as_ref() != Some(id));
             }
             Revoked::Key(row_id) => {
-                state.keys.retain(|_, k| *k.row_id != *row_id.as_str());
-                state.sessions.retain(|_, s| {
-                    s.key
-                        .as_ref()
-                        .is_none_or(|(r, _, _)| **r != *row_id.as_str())
-                });
+                state
+                    .keys
+                    .retain(|_, k| *k.terms.row_id != *row_id.as_str());
+                state
+                    .sessions
+                    .retain(|_, s| s.key.as_ref().is_none_or(|t| *t.row_id != *row_id.as_str()));
             }
             Revoked::Session(hex_hash) => {
                 if let Some(d) = decode_hex32(hex_hash) {
@@ -427,10 +507,7 @@ impl AuthCache {
         let Ok(mut state) = self.state.write() else {
             return 0;
         };
-        if state
-            .validity_days
-            .is_some_and(|d| d != fresh.validity_days)
-        {
+        if state.rules.is_some_and(|r| r != fresh.rules) {
             let n = state.keys.len() + state.sessions.len() + state.users.len();
             *state = State::default();
             self.generation.fetch_add(1, Ordering::AcqRel);
@@ -442,10 +519,15 @@ impl AuthCache {
         for key_id in &snapshot.key_ids {
             let agrees = match (state.keys.get(key_id), keys.get(key_id.as_str())) {
                 (Some(k), Some(row)) => {
-                    *k.row_id == *row.id.as_str()
+                    k.terms.agree_with(row)
                         && *k.user_id == *row.user_id.as_str()
-                        && k.stored_hash == row.password_hash
-                        && k.expires_at == row.expires_at
+                        && k.current_hash == row.password_hash
+                        && k.passwords.iter().all(|p| {
+                            p.stored_hash == row.password_hash
+                                || (row.previous_password_hash.as_deref()
+                                    == Some(p.stored_hash.as_str())
+                                    && p.until == row.previous_until)
+                        })
                 }
                 (None, _) => true,
                 (Some(_), None) => false,
@@ -465,7 +547,7 @@ impl AuthCache {
                 (Some(s), Some(row)) => {
                     *s.user_id == *row.user_id.as_str()
                         && s.expires_at == row.expires_at
-                        && s.key.as_ref().map(|(r, _, _)| &**r)
+                        && s.key.as_ref().map(|t| &*t.row_id)
                             == row.access_key_id.as_ref().map(KeyRowId::as_str)
                 }
                 (None, _) => true,
@@ -504,31 +586,31 @@ impl AuthCache {
     }
 }
 
-/// The rule for a key of `user` with the key's expiry, the system window `days`, at `now`.
+/// The rule for a key of `user` with `terms`, last noted in use at `noted_ms`, under `rules`,
+/// used from `addr` at `now`: the validity rule, then the key's networks.
 fn key_may_act(
     user: &UserRow,
-    expires_at: Option<Timestamp>,
-    days: i64,
+    terms: &KeyTerms,
+    noted_ms: i64,
+    rules: KeyRules,
+    addr: Option<IpAddr>,
     now: DateTime<Utc>,
 ) -> bool {
     if !user.is_active() {
         return false;
     }
-    let holder = if user.is_service_account {
-        validity::Holder::ServiceAccount {
-            key_expires_at: expires_at.map(Timestamp::at),
-        }
-    } else {
-        validity::Holder::Person {
-            last_login: user.interactive_login_for_keys(),
-        }
-    };
-    let window = validity::window(user.access_key_validity_minutes, days);
-    validity::check_key(holder, window, now).is_ok()
+    let last_active = terms.last_active.max(Timestamp::from_millis(noted_ms));
+    let decided = validity::check_key(
+        user.key_holder_with(terms.expires_at),
+        rules.window(user.access_key_validity_minutes),
+        rules.idle(last_active.at()),
+        now,
+    );
+    decided.is_ok() && terms.networks.as_ref().is_none_or(|n| n.admits(addr))
 }
 
-fn remember_user(state: &mut State, max: usize, id: &Arc<str>, user: &UserRow, days: i64) {
-    state.validity_days = Some(days);
+fn remember_user(state: &mut State, max: usize, id: &Arc<str>, user: &UserRow, rules: KeyRules) {
+    state.rules = Some(rules);
     if !state.users.contains_key(id) {
         make_room(&mut state.users, max);
     }
@@ -556,6 +638,12 @@ mod tests {
     use super::*;
     use chrono::Duration;
 
+    const R14: KeyRules = KeyRules {
+        validity_days: 14,
+        max_idle_days: 0,
+    };
+    const H1: &str = "$argon2id$h1";
+
     fn cache() -> AuthCache {
         let c = AuthCache::new(&CredentialCacheConfig::default(), 60);
         c.set_live(true);
@@ -573,6 +661,7 @@ mod tests {
             created_at: Timestamp::default(),
             last_used_at: None,
             expires_at: None,
+            ..AccessKeyRow::new_for_tests()
         }
     }
 
@@ -594,16 +683,21 @@ mod tests {
             c.generation(),
             &key("akd_1", "u1"),
             &person("u1"),
-            14,
+            R14,
             &pw,
+            H1,
             now(),
         );
-        let hit = c.key("akd_1", &pw, now()).expect("known");
+        let hit = c.key("akd_1", &pw, None, now()).expect("known");
         assert_eq!(hit.user.id, "u1");
-        assert!(c.key("akd_1", &Secret::new("akp_wrong"), now()).is_none());
-        assert!(c.key("akd_2", &pw, now()).is_none());
+        assert!(c
+            .key("akd_1", &Secret::new("akp_wrong"), None, now())
+            .is_none());
+        assert!(c.key("akd_2", &pw, None, now()).is_none());
         // Past the window the rule says no, and memory does not answer.
-        assert!(c.key("akd_1", &pw, now() + Duration::days(14)).is_none());
+        assert!(c
+            .key("akd_1", &pw, None, now() + Duration::days(14))
+            .is_none());
     }
 
     #[test]
@@ -611,11 +705,11 @@ mod tests {
         let c = cache();
         let pw = Secret::new("akp_right");
         let u = person("u1");
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, R14, &pw, H1, now());
         c.forget(&Revoked::User("u1".into()));
-        assert!(c.key("akd_1", &pw, now()).is_none(), "user forgotten");
+        assert!(c.key("akd_1", &pw, None, now()).is_none(), "user forgotten");
 
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, R14, &pw, H1, now());
         let token_hash = hex::encode(token_digest("aks_t"));
         let s = SessionRow {
             token_hash: token_hash.clone(),
@@ -625,17 +719,17 @@ mod tests {
             expires_at: Timestamp::from(now() + Duration::hours(1)),
         };
         let k = key("akd_1", "u1");
-        c.remember_session(c.generation(), token_digest("aks_t"), &s, &u, Some(&k), 14);
-        assert!(c.session(&token_digest("aks_t"), now()).is_some());
+        c.remember_session(c.generation(), token_digest("aks_t"), &s, &u, Some(&k), R14);
+        assert!(c.session(&token_digest("aks_t"), None, now()).is_some());
         assert!(
-            c.session(&token_digest("aks_t"), now() + Duration::hours(1))
+            c.session(&token_digest("aks_t"), None, now() + Duration::hours(1))
                 .is_none(),
             "expired"
         );
         c.forget(&Revoked::Key("row-akd_1".into()));
-        assert!(c.key("akd_1", &pw, now()).is_none(), "key forgotten");
+        assert!(c.key("akd_1", &pw, None, now()).is_none(), "key forgotten");
         assert!(
-            c.session(&token_digest("aks_t"), now()).is_none(),
+            c.session(&token_digest("aks_t"), None, now()).is_none(),
             "its session too"
         );
 
@@ -643,10 +737,13 @@ mod tests {
             access_key_id: None,
             ..s
         };
-        c.remember_session(c.generation(), token_digest("aks_t"), &plain, &u, None, 14);
-        assert!(c.session(&token_digest("aks_t"), now()).is_some());
+        c.remember_session(c.generation(), token_digest("aks_t"), &plain, &u, None, R14);
+        assert!(c.session(&token_digest("aks_t"), None, now()).is_some());
         c.forget(&Revoked::Session(token_hash));
-        assert!(c.session(&token_digest("aks_t"), now()).is_none(), "logout");
+        assert!(
+            c.session(&token_digest("aks_t"), None, now()).is_none(),
+            "logout"
+        );
     }
 
     #[test]
@@ -655,8 +752,16 @@ mod tests {
         let pw = Secret::new("akp_right");
         let read_at = c.generation();
         c.forget(&Revoked::User("u1".into()));
-        c.remember_key(read_at, &key("akd_1", "u1"), &person("u1"), 14, &pw, now());
-        assert!(c.key("akd_1", &pw, now()).is_none());
+        c.remember_key(
+            read_at,
+            &key("akd_1", "u1"),
+            &person("u1"),
+            R14,
+            &pw,
+            H1,
+            now(),
+        );
+        assert!(c.key("akd_1", &pw, None, now()).is_none());
         // The password itself is still known against the same stored hash (argon2 spared).
         assert!(c.password_known("akd_1", "$argon2id$h1", &pw));
         assert!(!c.password_known("akd_1", "$argon2id$h2", &pw));
@@ -670,22 +775,24 @@ mod tests {
             c.generation(),
             &key("akd_1", "u1"),
             &person("u1"),
-            14,
+            R14,
             &pw,
+            H1,
             now(),
         );
         c.set_live(false);
-        assert!(c.key("akd_1", &pw, now()).is_none());
+        assert!(c.key("akd_1", &pw, None, now()).is_none());
         c.remember_key(
             c.generation(),
             &key("akd_1", "u1"),
             &person("u1"),
-            14,
+            R14,
             &pw,
+            H1,
             now(),
         );
         c.set_live(true);
-        assert!(c.key("akd_1", &pw, now()).is_none(), "starts over");
+        assert!(c.key("akd_1", &pw, None, now()).is_none(), "starts over");
     }
 
     #[test]
@@ -694,16 +801,18 @@ mod tests {
         let pw = Secret::new("akp_right");
         let mut u = person("u1");
         u.suspended_at = Some(Timestamp::from_millis(1));
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
-        assert!(c.key("akd_1", &pw, now()).is_none());
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, R14, &pw, H1, now());
+        assert!(c.key("akd_1", &pw, None, now()).is_none());
 
         let mut sa = UserRow::fixture("sa");
         sa.is_service_account = true;
         let mut k = key("akd_2", "sa");
         k.expires_at = Some(Timestamp::from(now() + Duration::hours(1)));
-        c.remember_key(c.generation(), &k, &sa, 14, &pw, now());
-        assert!(c.key("akd_2", &pw, now()).is_some());
-        assert!(c.key("akd_2", &pw, now() + Duration::hours(2)).is_none());
+        c.remember_key(c.generation(), &k, &sa, R14, &pw, H1, now());
+        assert!(c.key("akd_2", &pw, None, now()).is_some());
+        assert!(c
+            .key("akd_2", &pw, None, now() + Duration::hours(2))
+            .is_none());
     }
 
     #[test]
@@ -711,8 +820,8 @@ mod tests {
         let c = cache();
         let pw = Secret::new("akp_right");
         let u = person("u1");
-        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, 14, &pw, now());
-        c.remember_key(c.generation(), &key("akd_2", "u1"), &u, 14, &pw, now());
+        c.remember_key(c.generation(), &key("akd_1", "u1"), &u, R14, &pw, H1, now());
+        c.remember_key(c.generation(), &key("akd_2", "u1"), &u, R14, &pw, H1, now());
         let snap = c.snapshot().unwrap();
         let mut changed = key("akd_2", "u1");
         changed.password_hash = "$argon2id$h2".into();
@@ -720,21 +829,21 @@ mod tests {
             keys: vec![key("akd_1", "u1"), changed],
             sessions: vec![],
             users: vec![u.clone()],
-            validity_days: 14,
+            rules: R14,
         };
         assert_eq!(c.apply_recheck(&snap, &fresh), 1);
-        assert!(c.key("akd_1", &pw, now()).is_some());
-        assert!(c.key("akd_2", &pw, now()).is_none());
+        assert!(c.key("akd_1", &pw, None, now()).is_some());
+        assert!(c.key("akd_2", &pw, None, now()).is_none());
         let mut admin = u.clone();
         admin.is_admin = true;
         let fresh = Fresh {
             keys: vec![key("akd_1", "u1")],
             users: vec![admin],
-            validity_days: 14,
+            rules: R14,
             ..Fresh::default()
         };
         assert_eq!(c.apply_recheck(&c.snapshot().unwrap(), &fresh), 1);
-        assert!(c.key("akd_1", &pw, now()).is_none(), "owner changed");
+        assert!(c.key("akd_1", &pw, None, now()).is_none(), "owner changed");
     }
 
     #[test]
@@ -754,8 +863,9 @@ mod tests {
                 c.generation(),
                 &key(&format!("akd_{i}"), u.id.as_str()),
                 &u,
-                14,
+                R14,
                 &pw,
+                H1,
                 now(),
             );
         }

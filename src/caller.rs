@@ -2,6 +2,7 @@
 
 use crate::audit::Actor;
 use crate::error::{Error, Result};
+use crate::store::key_columns::KeyScope;
 use crate::store::models::UserRow;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Principal {
     pub session_hash: Option<String>,
     /// The client's address (behind trusted proxies, the client they name).
     pub remote_addr: Option<IpAddr>,
+    /// What the caller may do: an access key's scope; `Full` for an interactive login.
+    pub scope: KeyScope,
 }
 
 impl Principal {
@@ -47,6 +50,18 @@ impl Principal {
             remote_addr: self.remote_addr.map(|a| a.to_string()),
             key_id: self.key.as_ref().map(|(_, k)| k.to_string()),
         }
+    }
+
+    /// Refuses an HTTP `method` the caller's key scope does not allow (a read key writes
+    /// nothing).
+    pub fn require_method(&self, method: &str) -> Result<()> {
+        if self.scope.allows(method) {
+            return Ok(());
+        }
+        Err(Error::forbidden(format!(
+            "this access key has scope `{}`: it may only GET, HEAD and OPTIONS, not {method}",
+            self.scope
+        )))
     }
 
     pub fn require_admin(&self) -> Result<()> {

@@ -274,7 +274,7 @@ fn read_fresh(
 ) -> Result<Fresh> {
     const CHUNK: usize = 500;
     let mut fresh = Fresh {
-        validity_days: crate::options::RuntimeOptions::load(conn, config)?.validity_days,
+        rules: crate::options::RuntimeOptions::load(conn, config)?.key_rules(),
         ..Fresh::default()
     };
     for chunk in snapshot.key_ids.chunks(CHUNK) {

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod jobs;
 pub mod kerberos;
 pub mod key_format;
+pub mod key_lookup;
 pub mod keys;
 pub mod last_used;
 pub mod leadership;

@@ -10,6 +10,10 @@ pub struct Metrics {
     pub logins_interactive_ok: AtomicU64,
     pub logins_interactive_failed: AtomicU64,
     pub key_auth_ok: AtomicU64,
+    /// Key uses refused because the client was outside the key's networks.
+    pub key_auth_network_refused: AtomicU64,
+    /// Requests authenticated by a key (Basic or a key session), from memory or not.
+    pub key_requests: AtomicU64,
     pub key_auth_failed: AtomicU64,
     pub key_auth_not_valid_now: AtomicU64,
     pub keys_created: AtomicU64,
@@ -135,7 +139,16 @@ impl Metrics {
                     "{outcome=\"not_valid_now\"}",
                     g(&self.key_auth_not_valid_now),
                 ),
+                (
+                    "{outcome=\"network_refused\"}",
+                    g(&self.key_auth_network_refused),
+                ),
             ],
+        );
+        counter(
+            "access_key_requests_total",
+            "Requests authenticated by an access key (Basic or a key session).",
+            &[("", g(&self.key_requests))],
         );
         counter(
             "access_keys_created_total",

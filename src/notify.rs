@@ -12,7 +12,7 @@ use crate::store::models::{AccessKeyRow, UserRow};
 use crate::store::schema::{access_keys, key_warnings, users};
 use crate::store::timestamp::Timestamp;
 use crate::store::user_rows;
-use crate::validity;
+use crate::validity::{self, KeyRules};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
@@ -31,6 +31,9 @@ pub enum WarningKind {
     Person,
     /// One service-account key, which expires; its manager is told.
     ServiceAccount,
+    /// One key that stops for going unused (`MaxIdleDays`) before anything else stops it;
+    /// its owner (a service account's manager) is told.
+    IdleKey,
 }
 
 /// One warning: a person whose keys stop together, or one service-account key.
@@ -76,7 +79,7 @@ pub struct Report {
 pub fn due(
     keys: &[(AccessKeyRow, UserRow)],
     managers: &BTreeMap<UserId, UserRow>,
-    system_days: i64,
+    rules: KeyRules,
     warning_days: i64,
     now: DateTime<Utc>,
     sign_in_url: &str,
@@ -91,8 +94,10 @@ pub fn due(
         if !owner.is_active() {
             continue;
         }
-        let window = validity::window(owner.access_key_validity_minutes, system_days);
-        let Some(until) = validity::key_valid_until(owner.key_holder(key), window) else {
+        let window = rules.window(owner.access_key_validity_minutes);
+        let holder = owner.key_holder(key);
+        let idle = rules.idle(key.last_active());
+        let Some(until) = validity::key_valid_until(holder, window, idle) else {
             continue;
         };
         if until <= now || until > horizon {
@@ -102,6 +107,32 @@ pub fn due(
             key_id: key.key_id.clone(),
             label: key.name.clone(),
         };
+        let by_rule =
+            validity::key_valid_until(holder, window, validity::Idle::off(idle.last_active));
+        if idle.until().is_some_and(|i| by_rule.is_none_or(|r| i < r)) {
+            // Idle first: a use keeps this key, a sign-in would not.
+            let manager = owner.manager_id.as_ref().and_then(|m| managers.get(m));
+            let (recipient, recipient_username) = if owner.is_service_account {
+                (
+                    manager.and_then(|m| m.email.clone()),
+                    manager.map(|m| m.username.clone()).unwrap_or_default(),
+                )
+            } else {
+                (owner.email.clone(), owner.username.clone())
+            };
+            out.push(Warning {
+                kind: WarningKind::IdleKey,
+                subject: format!("idle:{}", key.id),
+                user_id: owner.id.clone(),
+                username: owner.username.clone(),
+                recipient,
+                recipient_username,
+                keys: vec![key_ref],
+                valid_until: until,
+                sign_in_url: sign_in_url.to_string(),
+            });
+            continue;
+        }
         if owner.is_service_account {
             let manager = owner.manager_id.as_ref().and_then(|m| managers.get(m));
             out.push(Warning {
@@ -162,12 +193,11 @@ pub async fn run(app: &Services) -> Result<Report> {
                 .map(|u| (u.id.clone(), u))
                 .collect();
             let o = RuntimeOptions::load(conn, &config)?;
-            let (system_days, warning_days) = (o.validity_days, o.warning_days);
             Ok(due(
                 &keys,
                 &managers,
-                system_days,
-                warning_days,
+                o.key_rules(),
+                o.warning_days,
                 now,
                 &sign_in_url,
             ))
@@ -327,6 +357,35 @@ pub fn email_content(w: &Warning) -> EmailContent {
             )
         })
         .collect();
+    if w.kind == WarningKind::IdleKey {
+        let subject = format!(
+            "Access key \"{}\" stops on {when}: it has not been used",
+            w.keys[0].label
+        );
+        let text = format!(
+            "Hello {},\n\nthe access key {} of {} has not been used for a long time and stops \
+             working on {when} (Authentication/AccessKey/MaxIdleDays). A use before then keeps \
+             it; signing in does not. If nothing uses it any more, delete it.\n\n{}\n",
+            w.recipient_username,
+            labels.join(", "),
+            w.username,
+            w.sign_in_url
+        );
+        let html = format!(
+            "<p>Hello {},</p><p>this access key of <strong>{}</strong> has not been used for a \
+             long time and stops working on <strong>{when}</strong>:</p><ul>{items}</ul><p>A use \
+             before then keeps it; signing in does not. If nothing uses it any more, delete \
+             it.</p><p><a href=\"{url}\">{url}</a></p>",
+            escape(&w.recipient_username),
+            escape(&w.username),
+            url = escape(&w.sign_in_url)
+        );
+        return EmailContent {
+            subject,
+            text,
+            html,
+        };
+    }
     if w.kind == WarningKind::ServiceAccount {
         let subject = format!(
             "Service account {}: access key \"{}\" expires on {when}",
@@ -548,6 +607,7 @@ mod tests {
             created_at: Timestamp::default(),
             last_used_at: None,
             expires_at: expires.map(Timestamp::from),
+            ..AccessKeyRow::new_for_tests()
         }
     }
 
@@ -569,7 +629,7 @@ mod tests {
             (key("f", "etl", Some(now + Duration::days(200))), sa),
         ];
         let managers = BTreeMap::from([(UserId::from("fine"), fine)]);
-        let due = due(&keys, &managers, 14, 3, now, "https://x/ui/login");
+        let due = due(&keys, &managers, rules(14, 0), 3, now, "https://x/ui/login");
         assert_eq!(due.len(), 2, "{due:?}");
         let sa_w = due
             .iter()
@@ -581,8 +641,42 @@ mod tests {
         assert_eq!(p.keys.len(), 2, "one warning names all of a person's keys");
         assert_eq!(p.valid_until, now + Duration::days(2));
         assert!(
-            super::due(&keys, &managers, 14, 0, now, "").is_empty(),
+            super::due(&keys, &managers, rules(14, 0), 0, now, "").is_empty(),
             "0 days: none"
+        );
+    }
+
+    fn rules(validity_days: i64, max_idle_days: i64) -> KeyRules {
+        KeyRules {
+            validity_days,
+            max_idle_days,
+        }
+    }
+
+    #[test]
+    fn a_key_about_to_stop_for_idleness_is_warned_about_alone() {
+        let now = Timestamp::from_millis(1_800_000_000_000).at();
+        let fine = user("fine", Some(now - Duration::days(1)));
+        let mut idle = key("idle", "fine", None);
+        idle.created_at = Timestamp::from(now - Duration::days(100));
+        idle.last_used_at = Some(Timestamp::from(now - Duration::days(28)));
+        let mut busy = key("busy", "fine", None);
+        busy.last_used_at = Some(Timestamp::from(now - Duration::hours(1)));
+        let mut never = key("never", "fine", None);
+        never.created_at = Timestamp::from(now - Duration::days(5));
+        let keys = vec![(idle, fine.clone()), (busy, fine.clone()), (never, fine)];
+        let due = due(&keys, &BTreeMap::new(), rules(14, 30), 3, now, "u");
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].kind, WarningKind::IdleKey);
+        assert_eq!(due[0].subject, "idle:idle");
+        assert_eq!(due[0].valid_until, now + Duration::days(2));
+        assert_eq!(due[0].recipient.as_deref(), Some("fine@example.org"));
+        let mail = email_content(&due[0]);
+        assert!(mail.subject.contains("label idle"), "{}", mail.subject);
+        assert!(mail.text.contains("signing in does not"), "{}", mail.text);
+        assert!(
+            super::due(&keys, &BTreeMap::new(), rules(14, 0), 3, now, "u").is_empty(),
+            "idle limit off: nothing lapses within 3 days"
         );
     }
 

@@ -20,6 +20,8 @@ pub const KEY_CREATION_ENABLED: &str = "Authentication/AccessKey/Creation/Enable
 pub const SERVICE_ACCOUNT_MAX_LIFETIME: &str =
     "Authentication/AccessKey/ServicePrincipal/MaxLifetime";
 pub const WARNING_DAYS: &str = "Authentication/AccessKey/WarningDays";
+pub const ROTATION_OVERLAP_MINUTES: &str = "Authentication/AccessKey/RotationOverlapMinutes";
+pub const MAX_IDLE_DAYS: &str = "Authentication/AccessKey/MaxIdleDays";
 
 /// Every runtime option, typed, as in force: the stored value where an admin set one, else
 /// the default from the configuration. Read in one query ([`RuntimeOptions::load`]) by every
@@ -36,9 +38,21 @@ pub struct RuntimeOptions {
     pub service_account_max_lifetime_days: i64,
     /// `WarningDays`, days (0 sends no warnings).
     pub warning_days: i64,
+    /// `RotationOverlapMinutes`: how long a rotated key's old password keeps working.
+    pub rotation_overlap_minutes: i64,
+    /// `MaxIdleDays`: a key unused this long stops (0: never).
+    pub max_idle_days: i64,
 }
 
 impl RuntimeOptions {
+    /// What the key rule reads of the options.
+    pub fn key_rules(&self) -> crate::validity::KeyRules {
+        crate::validity::KeyRules {
+            validity_days: self.validity_days,
+            max_idle_days: self.max_idle_days,
+        }
+    }
+
     /// The values when no admin has set any option: the configuration's.
     pub fn defaults(config: &Config) -> RuntimeOptions {
         RuntimeOptions {
@@ -47,6 +61,8 @@ impl RuntimeOptions {
             key_creation_enabled: config.access_keys.creation_enabled,
             service_account_max_lifetime_days: config.access_keys.service_account_max_lifetime_days,
             warning_days: config.access_keys.warning_days,
+            rotation_overlap_minutes: config.access_keys.rotation_overlap_minutes,
+            max_idle_days: config.access_keys.max_idle_days,
         }
     }
 
@@ -167,6 +183,30 @@ pub const DEFINITIONS: &[Definition] = &[
             min: 0,
             max: 365,
             at: |o| &mut o.warning_days,
+        },
+    },
+    Definition {
+        path: ROTATION_OVERLAP_MINUTES,
+        description: "Minutes a rotated access key's old password keeps working beside the new \
+                  one, so running jobs finish; 0 stops it at once. Rotation never extends how \
+                  long a key works.",
+        units: "min",
+        field: Field::Integer {
+            min: 0,
+            max: crate::config::RANGE_ROTATION_OVERLAP_MAX,
+            at: |o| &mut o.rotation_overlap_minutes,
+        },
+    },
+    Definition {
+        path: MAX_IDLE_DAYS,
+        description: "Days an access key may go unused before it stops (a key never used counts \
+                  from its creation); 0 never stops idle keys. Owners are warned WarningDays \
+                  before.",
+        units: "days",
+        field: Field::Integer {
+            min: 0,
+            max: crate::config::RANGE_MAX_IDLE_MAX,
+            at: |o| &mut o.max_idle_days,
         },
     },
 ];
@@ -397,6 +437,8 @@ mod tests {
             key_creation_enabled: true,
             service_account_max_lifetime_days: 365,
             warning_days: 14,
+            rotation_overlap_minutes: 60,
+            max_idle_days: 0,
         }
     }
 

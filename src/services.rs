@@ -34,6 +34,11 @@ pub struct Services {
     pub kerberos: Option<Arc<crate::kerberos::Acceptor>>,
     /// The shared-signals transmitters of OpenID Connect directories (metadata, keys).
     pub ssf: crate::directory::ssf::transmitter::Transmitters,
+    /// The lookup hash of key passwords, when `access_keys.lookup_pepper` is configured.
+    pub key_lookup: Option<crate::key_lookup::KeyLookup>,
+    /// Keys whose use from outside their networks was audited lately (one event per key per
+    /// `last_used_write_interval_seconds`).
+    pub network_refusals: crate::last_used::OncePer,
     builtin_id: DirectoryId,
 }
 
@@ -58,7 +63,16 @@ impl Services {
         ));
         let ssf = crate::directory::ssf::transmitter::Transmitters::from_config(&config)
             .map_err(|e| Error::invalid(e.to_string()))?;
+        let key_lookup = config
+            .access_keys
+            .lookup_pepper
+            .clone()
+            .map(crate::key_lookup::KeyLookup::new);
         Ok(Services {
+            network_refusals: crate::last_used::OncePer::new(
+                config.access_keys.last_used_write_interval_seconds,
+            ),
+            key_lookup,
             ssf,
             kerberos,
             last_used: LastUsed::new(config.access_keys.last_used_write_interval_seconds),

@@ -4,8 +4,8 @@
 
 use crate::config::redact;
 use crate::error::{Error, Result};
-use crate::store::models::{AccessKeyRow, AuditRow, OptionRow, UserRow};
-use crate::store::schema::{access_keys, audit_events, options, users};
+use crate::store::models::{AccessKeyRow, AuditRow, KeyUseRow, OptionRow, UserRow};
+use crate::store::schema::{access_keys, audit_events, key_use_days, key_uses, options, users};
 use crate::store::{run_migrations, write_transaction, Backend, DbConn};
 use diesel::prelude::*;
 
@@ -101,6 +101,24 @@ pub fn copy(from: &str, to: &str) -> Result<Counts> {
                 Ok(())
             },
         )?;
+        // Where keys were used from, and uses per day (small: at most 5 rows per key, one
+        // per day).
+        let uses: Vec<KeyUseRow> = key_uses::table
+            .select(KeyUseRow::as_select())
+            .load(&mut src)?;
+        for row in &uses {
+            diesel::insert_into(key_uses::table)
+                .values(row)
+                .execute(dst)?;
+        }
+        let days: Vec<(i64, i64)> = key_use_days::table
+            .select((key_use_days::day, key_use_days::uses))
+            .load(&mut src)?;
+        for (day, n) in days {
+            diesel::insert_into(key_use_days::table)
+                .values((key_use_days::day.eq(day), key_use_days::uses.eq(n)))
+                .execute(dst)?;
+        }
         copy_chunks(
             &mut src,
             dst,

@@ -36,6 +36,59 @@ pub fn window(user_override_minutes: Option<i64>, system_days: i64) -> Window {
     }
 }
 
+/// How long a key may go unused before it stops (`MaxIdleDays`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idle {
+    /// When the key was last used (its creation if never).
+    pub last_active: DateTime<Utc>,
+    /// Days; 0 or less: idle keys never stop.
+    pub max_days: i64,
+}
+
+impl Idle {
+    /// No idle limit (for keys whose use the caller does not track).
+    pub fn off(last_active: DateTime<Utc>) -> Idle {
+        Idle {
+            last_active,
+            max_days: 0,
+        }
+    }
+
+    /// When the key stops for idleness; None: never.
+    pub fn until(self) -> Option<DateTime<Utc>> {
+        if self.max_days <= 0 {
+            return None;
+        }
+        // An unrepresentably far end never comes.
+        self.last_active
+            .checked_add_signed(Duration::try_days(self.max_days)?)
+    }
+}
+
+/// The system-wide options the rule reads, as in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyRules {
+    /// `ValidityWithoutUserLogin`, days.
+    pub validity_days: i64,
+    /// `MaxIdleDays` (0: off).
+    pub max_idle_days: i64,
+}
+
+impl KeyRules {
+    /// The window of a user with this override.
+    pub fn window(self, user_override_minutes: Option<i64>) -> Window {
+        window(user_override_minutes, self.validity_days)
+    }
+
+    /// The idle limit of a key last active at `last_active`.
+    pub fn idle(self, last_active: DateTime<Utc>) -> Idle {
+        Idle {
+            last_active,
+            max_days: self.max_idle_days,
+        }
+    }
+}
+
 /// Why a key may not act now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
@@ -52,6 +105,11 @@ pub enum Invalid {
     KeyExpired { until: DateTime<Utc> },
     #[error("the service account's key has no expiry")]
     NoExpiry,
+    #[error("the key was last used at {last_active} and stopped at {until}, unused for longer than the idle limit")]
+    Idle {
+        last_active: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
 }
 
 /// Whose key it is, as far as the rule is concerned.
@@ -65,19 +123,38 @@ pub enum Holder {
     },
 }
 
-/// When a key stops working (unless a person signs in again first); None: it does not work.
-/// A disabled window (override 0, or the system option 0 without override) stops every key,
-/// service accounts' too.
-pub fn key_valid_until(holder: Holder, window: Window) -> Option<DateTime<Utc>> {
-    match (holder, window) {
+/// When a key stops working (unless a person signs in again, or the key is used, first): the
+/// earliest of the owner's window (or a service account key's expiry) and the idle limit.
+/// None: it does not work. A disabled window (override 0, or the system option 0 without
+/// override) stops every key, service accounts' too.
+pub fn key_valid_until(holder: Holder, window: Window, idle: Idle) -> Option<DateTime<Utc>> {
+    let rule = match (holder, window) {
         (_, Window::Disabled) => None,
         (Holder::Person { last_login }, w) => valid_until(last_login, w),
         (Holder::ServiceAccount { key_expires_at }, _) => key_expires_at,
+    }?;
+    Some(idle.until().map_or(rule, |idle_end| idle_end.min(rule)))
+}
+
+/// May this key act at `now`? The one decision for people's and service accounts' keys:
+/// the owner's window (a service account key's expiry), then the idle limit.
+pub fn check_key(
+    holder: Holder,
+    window: Window,
+    idle: Idle,
+    now: DateTime<Utc>,
+) -> Result<(), Invalid> {
+    check_holder(holder, window, now)?;
+    match idle.until() {
+        Some(until) if now >= until => Err(Invalid::Idle {
+            last_active: idle.last_active,
+            until,
+        }),
+        _ => Ok(()),
     }
 }
 
-/// May this key act at `now`? The one decision for people's and service accounts' keys.
-pub fn check_key(holder: Holder, window: Window, now: DateTime<Utc>) -> Result<(), Invalid> {
+fn check_holder(holder: Holder, window: Window, now: DateTime<Utc>) -> Result<(), Invalid> {
     match holder {
         Holder::Person { last_login } => check(last_login, window, now),
         Holder::ServiceAccount { key_expires_at } => {
@@ -134,29 +211,95 @@ mod tests {
             key_expires_at: Some(until),
         };
         let w = window(None, 14);
-        assert_eq!(check_key(sa, w, t0()), Ok(()));
+        let idle = Idle::off(t0());
+        assert_eq!(check_key(sa, w, idle, t0()), Ok(()));
         assert_eq!(
-            check_key(sa, w, until),
+            check_key(sa, w, idle, until),
             Err(Invalid::KeyExpired { until }),
             "expires at the instant"
         );
         assert_eq!(
-            check_key(sa, Window::Disabled, t0()),
+            check_key(sa, Window::Disabled, idle, t0()),
             Err(Invalid::Disabled)
         );
         let none = Holder::ServiceAccount {
             key_expires_at: None,
         };
-        assert_eq!(check_key(none, w, t0()), Err(Invalid::NoExpiry));
-        assert_eq!(key_valid_until(sa, w), Some(until));
-        assert_eq!(key_valid_until(sa, Window::Disabled), None);
+        assert_eq!(check_key(none, w, idle, t0()), Err(Invalid::NoExpiry));
+        assert_eq!(key_valid_until(sa, w, idle), Some(until));
+        assert_eq!(key_valid_until(sa, Window::Disabled, idle), None);
         let person = Holder::Person {
             last_login: Some(t0()),
         };
-        assert_eq!(key_valid_until(person, w), Some(t0() + Duration::days(14)));
         assert_eq!(
-            check_key(person, w, t0() + Duration::days(14)),
+            key_valid_until(person, w, idle),
+            Some(t0() + Duration::days(14))
+        );
+        assert_eq!(
+            check_key(person, w, idle, t0() + Duration::days(14)),
             check(Some(t0()), w, t0() + Duration::days(14))
+        );
+    }
+
+    #[test]
+    fn an_idle_key_stops_at_its_limit_and_the_earliest_end_is_shown() {
+        let person = Holder::Person {
+            last_login: Some(t0()),
+        };
+        let w = window(None, 14);
+        let rules = KeyRules {
+            validity_days: 14,
+            max_idle_days: 5,
+        };
+        let used = t0() - Duration::days(2);
+        let idle = rules.idle(used);
+        let end = used + Duration::days(5);
+        assert_eq!(idle.until(), Some(end));
+        assert_eq!(
+            check_key(person, w, idle, end - Duration::seconds(1)),
+            Ok(())
+        );
+        assert_eq!(
+            check_key(person, w, idle, end),
+            Err(Invalid::Idle {
+                last_active: used,
+                until: end
+            })
+        );
+        assert_eq!(
+            key_valid_until(person, w, idle),
+            Some(end),
+            "idle ends first"
+        );
+        let recent = rules.idle(t0() + Duration::days(13));
+        assert_eq!(
+            key_valid_until(person, w, recent),
+            Some(t0() + Duration::days(14)),
+            "the window ends first"
+        );
+        assert_eq!(Idle::off(used).until(), None);
+        assert_eq!(rules.idle(used).max_days, 5);
+        assert_eq!(
+            KeyRules {
+                validity_days: 14,
+                max_idle_days: i64::MAX
+            }
+            .idle(t0())
+            .until(),
+            None,
+            "an unrepresentable end never comes"
+        );
+        let sa = Holder::ServiceAccount {
+            key_expires_at: Some(t0() + Duration::days(30)),
+        };
+        assert!(matches!(
+            check_key(sa, w, idle, end),
+            Err(Invalid::Idle { .. })
+        ));
+        assert_eq!(
+            key_valid_until(person, Window::Disabled, idle),
+            None,
+            "a key that does not work has no end"
         );
     }
 

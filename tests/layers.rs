@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "validity",
             "key_format",
+            "key_lookup",
             "ids",
             "scim::protocol",
             "sync::plan",

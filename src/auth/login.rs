@@ -128,6 +128,7 @@ async fn key_login(app: &Services, input: &LoginInput, actor: &Actor) -> Result<
         &input.username,
         input.password.clone(),
         actor.remote_addr.as_deref().and_then(|a| a.parse().ok()),
+        None,
     )
     .await?;
     let now = app.clock.now();

@@ -6,16 +6,18 @@ use crate::auth_cache::{token_digest, Hit};
 use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
 use crate::keys::{self};
+use crate::last_used::Seen;
 use crate::metrics::inc;
 use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
 use crate::sessions;
+use crate::store::key_columns::KeyScope;
 use crate::store::models::{AccessKeyRow, SessionRow, UserRow};
 use crate::store::schema::{access_keys, sessions as sessions_t, users as users_t};
 use crate::store::timestamp::Timestamp;
-use crate::validity;
+use crate::validity::KeyRules;
 use diesel::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -99,34 +101,44 @@ pub async fn authenticate(
     app: &Services,
     credentials: Credentials,
     remote_addr: Option<IpAddr>,
+    user_agent: Option<&str>,
 ) -> Result<Principal> {
     let now = app.clock.now();
     match credentials {
         Credentials::Basic { key_id, password } => {
-            if let Some(hit) = app.auth_cache.key(&key_id, &password, now) {
+            if let Some(hit) = app.auth_cache.key(&key_id, &password, remote_addr, now) {
                 inc(&app.metrics.key_auth_ok);
-                return Ok(remembered(app, hit, None, remote_addr, now));
+                inc(&app.metrics.key_requests);
+                return Ok(remembered(app, hit, None, remote_addr, user_agent, now));
             }
             // Boxed: the slow path's state (argon2, database) would otherwise make every
             // request's future, hits included, several KB that is copied on each call.
-            let v = Box::pin(keys::verify(app, &key_id, password, remote_addr))
-                .await
-                .inspect_err(|e| {
-                    // Not audited (a misconfigured poller would flood the trail); logged
-                    // instead, except refusals the throttle or the hashing queue answered
-                    // (counted and summed, see `jobs`). The password never appears.
-                    if matches!(e, Error::Unauthenticated(_)) {
-                        tracing::warn!(
-                            key_id = %audit::cut(&key_id, 64),
-                            remote_addr = ?remote_addr,
-                            reason = %e,
-                            "access-key authentication refused"
-                        );
-                    }
-                })?;
+            let v = Box::pin(keys::verify(
+                app,
+                &key_id,
+                password,
+                remote_addr,
+                user_agent,
+            ))
+            .await
+            .inspect_err(|e| {
+                // Not audited (a misconfigured poller would flood the trail); logged
+                // instead, except refusals the throttle or the hashing queue answered
+                // (counted and summed, see `jobs`). The password never appears.
+                if matches!(e, Error::Unauthenticated(_)) {
+                    tracing::warn!(
+                        key_id = %audit::cut(&key_id, 64),
+                        remote_addr = ?remote_addr,
+                        reason = %e,
+                        "access-key authentication refused"
+                    );
+                }
+            })?;
+            inc(&app.metrics.key_requests);
             Ok(Principal {
                 user: Arc::new(v.user),
                 method: Method::AccessKey,
+                scope: v.key.scope,
                 key: Some((Arc::from(v.key.id.into_string()), Arc::from(v.key.key_id))),
                 session_hash: None,
                 remote_addr,
@@ -137,10 +149,27 @@ pub async fn authenticate(
                 return Err(Error::Unauthenticated(BAD_SESSION.into()));
             }
             let digest = token_digest(token.expose());
-            if let Some(hit) = app.auth_cache.session(&digest, now) {
-                return Ok(remembered(app, hit, Some(&digest), remote_addr, now));
+            if let Some(hit) = app.auth_cache.session(&digest, remote_addr, now) {
+                if hit.key.is_some() {
+                    inc(&app.metrics.key_requests);
+                }
+                return Ok(remembered(
+                    app,
+                    hit,
+                    Some(&digest),
+                    remote_addr,
+                    user_agent,
+                    now,
+                ));
             }
-            Box::pin(session_from_database(app, digest, remote_addr, now)).await
+            Box::pin(session_from_database(
+                app,
+                digest,
+                remote_addr,
+                user_agent,
+                now,
+            ))
+            .await
         }
     }
 }
@@ -151,15 +180,18 @@ fn remembered(
     hit: Hit,
     session: Option<&[u8; 32]>,
     remote_addr: Option<IpAddr>,
+    user_agent: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Principal {
     let key = hit.key.map(|(row, key_id)| {
         if hit.use_due {
-            app.last_used.touch(&app.store, &row, now);
+            let seen = Seen::new(remote_addr, user_agent);
+            app.last_used.touch(&app.store, &row, now, seen);
         }
         (row, key_id)
     });
     Principal {
+        scope: hit.scope,
         user: hit.user,
         method: if key.is_some() {
             Method::AccessKey
@@ -177,13 +209,14 @@ async fn session_from_database(
     app: &Services,
     digest: [u8; 32],
     remote_addr: Option<IpAddr>,
+    user_agent: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Principal> {
     let hash = hex::encode(digest);
     let config = app.config.clone();
     let h = hash.clone();
     let generation = app.auth_cache.generation();
-    type Found = (SessionRow, UserRow, Option<AccessKeyRow>, i64);
+    type Found = (SessionRow, UserRow, Option<AccessKeyRow>, KeyRules);
     let found: Option<Found> = app
         .store
         .read(move |conn| {
@@ -205,11 +238,11 @@ async fn session_from_database(
                     .optional()?,
                 None => None,
             };
-            let days = RuntimeOptions::load(conn, &config)?.validity_days;
-            Ok(Some((session, user, key, days)))
+            let rules = RuntimeOptions::load(conn, &config)?.key_rules();
+            Ok(Some((session, user, key, rules)))
         })
         .await?;
-    let Some((session, user, key, days)) = found else {
+    let Some((session, user, key, rules)) = found else {
         return Err(Error::Unauthenticated(BAD_SESSION.into()));
     };
     if !user.is_active() {
@@ -220,21 +253,21 @@ async fn session_from_database(
         // The key is gone (the cascade normally removed the session already).
         (Some(_), None) => return Err(Error::Unauthenticated(BAD_SESSION.into())),
         (Some(_), Some(k)) => {
-            let window = validity::window(user.access_key_validity_minutes, days);
-            validity::check_key(user.key_holder(k), window, now).map_err(|reason| {
+            keys::may_act(k, &user, rules, now).map_err(|message| {
                 inc(&app.metrics.key_auth_not_valid_now);
-                Error::Unauthenticated(format!(
-                    "access key `{}` is not valid now: {reason}",
-                    k.key_id
-                ))
+                Error::Unauthenticated(message)
             })?;
-            app.last_used.touch(&app.store, k.id.as_str(), now);
+            keys::admit_network(app, k, &user, remote_addr, now)?;
+            inc(&app.metrics.key_requests);
+            let seen = Seen::new(remote_addr, user_agent);
+            app.last_used.touch(&app.store, k.id.as_str(), now, seen);
             Some((Arc::from(k.id.as_str()), Arc::from(k.key_id.as_str())))
         }
     };
     app.auth_cache
-        .remember_session(generation, digest, &session, &user, key.as_ref(), days);
+        .remember_session(generation, digest, &session, &user, key.as_ref(), rules);
     Ok(Principal {
+        scope: key.as_ref().map_or(KeyScope::Full, |k| k.scope),
         user: Arc::new(user),
         method: if principal_key.is_some() {
             Method::AccessKey

@@ -2,8 +2,10 @@
 //! change at run time.
 
 use super::error::{invalid, ConfigError};
-use super::layering::lenient;
+use super::layering::{lenient, secret_or_file};
+use crate::secret::Secret;
 use serde::Deserialize;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,6 +38,20 @@ pub struct AccessKeysConfig {
     /// Initial value of `Authentication/AccessKey/WarningDays`.
     #[serde(deserialize_with = "lenient")]
     pub warning_days: i64,
+    /// Initial value of `Authentication/AccessKey/RotationOverlapMinutes`: how long a rotated
+    /// key's old password keeps working (0: it stops at once).
+    #[serde(deserialize_with = "lenient")]
+    pub rotation_overlap_minutes: i64,
+    /// Initial value of `Authentication/AccessKey/MaxIdleDays`: a key unused this long stops
+    /// (0: never).
+    #[serde(deserialize_with = "lenient")]
+    pub max_idle_days: i64,
+    /// The secret key (at least 32 bytes) of the lookup hash stored beside each key's argon2
+    /// hash, so a leaked password reported by a secret scanner is matched without hashing
+    /// every key. The same on every replica. Without it only leaked key ids are matched.
+    pub lookup_pepper: Option<Secret>,
+    /// Read `lookup_pepper` from this file (e.g. `$CREDENTIALS_DIRECTORY/lookup-pepper`).
+    pub lookup_pepper_file: Option<PathBuf>,
 }
 
 impl Default for AccessKeysConfig {
@@ -49,11 +65,29 @@ impl Default for AccessKeysConfig {
             creation_enabled: true,
             service_account_max_lifetime_days: 365,
             warning_days: 3,
+            rotation_overlap_minutes: 60,
+            max_idle_days: 0,
+            lookup_pepper: None,
+            lookup_pepper_file: None,
         }
     }
 }
 
+/// Shortest lookup pepper accepted, in bytes.
+pub const MIN_PEPPER_BYTES: usize = 32;
+
 impl AccessKeysConfig {
+    /// Reads `lookup_pepper_file` into `lookup_pepper`, when that is set.
+    pub(super) fn resolve(mut self) -> Result<Self, ConfigError> {
+        self.lookup_pepper = secret_or_file(
+            "access_keys.lookup_pepper",
+            self.lookup_pepper.take(),
+            self.lookup_pepper_file.take(),
+            false,
+        )?;
+        Ok(self)
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.validity_without_user_login_days < 0 {
             return Err(invalid(
@@ -70,6 +104,33 @@ impl AccessKeysConfig {
                 "must be at least 1",
             ));
         }
+        if !(0..=RANGE_ROTATION_OVERLAP_MAX).contains(&self.rotation_overlap_minutes) {
+            return Err(invalid(
+                "access_keys.rotation_overlap_minutes",
+                format!("must be 0 to {RANGE_ROTATION_OVERLAP_MAX}"),
+            ));
+        }
+        if !(0..=RANGE_MAX_IDLE_MAX).contains(&self.max_idle_days) {
+            return Err(invalid(
+                "access_keys.max_idle_days",
+                format!("must be 0 (off) to {RANGE_MAX_IDLE_MAX}"),
+            ));
+        }
+        if self
+            .lookup_pepper
+            .as_ref()
+            .is_some_and(|p| p.expose().len() < MIN_PEPPER_BYTES)
+        {
+            return Err(invalid(
+                "access_keys.lookup_pepper",
+                format!("must be at least {MIN_PEPPER_BYTES} bytes (e.g. `openssl rand -hex 32`)"),
+            ));
+        }
         Ok(())
     }
 }
+
+/// Largest `rotation_overlap_minutes` (a week) and `max_idle_days` (ten years); the runtime
+/// options take the same ranges.
+pub const RANGE_ROTATION_OVERLAP_MAX: i64 = 10_080;
+pub const RANGE_MAX_IDLE_MAX: i64 = 3_650;

@@ -26,7 +26,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use access_keys::AccessKeysConfig;
+pub use access_keys::{AccessKeysConfig, RANGE_MAX_IDLE_MAX, RANGE_ROTATION_OVERLAP_MAX};
 pub use audit::AuditConfig;
 pub use credential_cache::CredentialCacheConfig;
 pub use database::{redact, Backend, DatabaseConfig, DatabaseUrlError};
@@ -159,7 +159,8 @@ impl RawConfig {
         let database = self.database.resolve()?;
         self.server.validate()?;
         database.validate()?;
-        self.access_keys.validate()?;
+        let access_keys = self.access_keys.resolve()?;
+        access_keys.validate()?;
         self.sessions.validate()?;
         self.credential_cache.validate()?;
         self.login_throttle.validate()?;
@@ -182,7 +183,7 @@ impl RawConfig {
             notifications,
             server: self.server,
             database,
-            access_keys: self.access_keys,
+            access_keys,
             sessions: self.sessions,
             login_throttle: self.login_throttle,
             password_hashing: self.password_hashing,

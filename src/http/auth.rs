@@ -2,7 +2,9 @@
 
 use super::cookies;
 use super::error::{status_message, ApiError, StatusMessage};
-use super::extract::{client_ip, credentials, Caller, JsonBody, Path, Query, RemoteAddr};
+use super::extract::{
+    client_ip, credentials, user_agent, AnyMethodCaller, JsonBody, Path, Query, RemoteAddr,
+};
 use super::openapi::{BadInput, Forbidden, JsonInput, NotFound, Refused, Throttled, Unavailable};
 use super::output::{user_output, UserOutput};
 use super::sign_in::{negotiate_header, start_oidc_login, windows_sign_in, WindowsOutcome};
@@ -415,7 +417,10 @@ async fn oidc_complete(
     security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
     responses((status = 204, description = "Logged out"), Refused, Forbidden),
 )]
-async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<StatusCode, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    AnyMethodCaller(p): AnyMethodCaller,
+) -> Result<StatusCode, ApiError> {
     auth::logout(&state.0, &p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -437,6 +442,7 @@ async fn logout(State(state): State<AppState>, Caller(p): Caller) -> Result<Stat
             ("X-Auth-Admin" = String, description = "`true` or `false`"),
             ("X-Auth-Method" = String, description = "`interactive` or `access-key`"),
             ("X-Auth-Key-Id" = String, description = "The access key, for `access-key`"),
+            ("X-Auth-Key-Scope" = String, description = "The key's scope (`full` or `read`), for `access-key`"),
         )),
         Refused,
     ),
@@ -462,6 +468,7 @@ async fn verify(state: State<AppState>, request: Request) -> Result<Response, Ap
             ("X-Auth-Admin" = String, description = "`true` or `false`"),
             ("X-Auth-Method" = String, description = "`interactive` or `access-key`"),
             ("X-Auth-Key-Id" = String, description = "The access key, for `access-key`"),
+            ("X-Auth-Key-Scope" = String, description = "The key's scope (`full` or `read`), for `access-key`"),
         )),
         Refused, Forbidden,
     ),
@@ -475,12 +482,27 @@ async fn verified(State(state): State<AppState>, request: Request) -> Result<Res
     let (parts, _) = request.into_parts();
     let creds = credentials(&parts)?
         .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
-    let p = auth::authenticate(&state.0, creds, client_ip(&parts, &state.0)).await?;
+    let p = auth::authenticate(
+        &state.0,
+        creds,
+        client_ip(&parts, &state.0),
+        user_agent(&parts),
+    )
+    .await?;
+    // A read-only key passes only for reads: the method the proxy forwards (nginx and
+    // Traefik send the original one in these headers), else the verify request's own.
+    let method = ["x-original-method", "x-forwarded-method"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .unwrap_or(parts.method.as_str())
+        .to_ascii_uppercase();
+    p.require_method(&method)?;
     // Written straight into the response's own map, sized once: this answers every
     // request an auth_request proxy forwards.
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
-    headers.reserve(5);
+    headers.reserve(6);
     let dynamic = |name: &'static str, value: &str| {
         HeaderValue::from_str(value)
             .map_err(|e| ApiError::from(Error::Internal(format!("header {name}: {e}"))))
@@ -505,6 +527,10 @@ async fn verified(State(state): State<AppState>, request: Request) -> Result<Res
         headers.insert(
             HeaderName::from_static("x-auth-key-id"),
             dynamic("x-auth-key-id", key_id)?,
+        );
+        headers.insert(
+            HeaderName::from_static("x-auth-key-scope"),
+            HeaderValue::from_static(p.scope.as_str()),
         );
     }
     Ok(response)

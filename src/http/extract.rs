@@ -152,18 +152,47 @@ fn cookie_session(parts: &Parts) -> Result<Option<Credentials>, Error> {
     Ok(Some(Credentials::Session(Secret::new(token))))
 }
 
-/// The authenticated caller of a request; 401 when there is none.
+/// The authenticated caller of a request; 401 when there is none, 403 when a read-only key
+/// asks for anything but GET, HEAD or OPTIONS.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let creds = credentials(parts)?
-            .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
-        let principal = auth::authenticate(&state.0, creds, client_ip(parts, &state.0)).await?;
+        let AnyMethodCaller(principal) = AnyMethodCaller::from_request_parts(parts, state).await?;
+        principal.require_method(parts.method.as_str())?;
         Ok(Caller(principal))
     }
+}
+
+/// The authenticated caller, whatever its key's scope: for the few writes a read-only key
+/// may make (logging out, rotating itself), which check for themselves.
+pub struct AnyMethodCaller(pub Principal);
+
+impl FromRequestParts<AppState> for AnyMethodCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let creds = credentials(parts)?
+            .ok_or_else(|| Error::Unauthenticated("authentication required".into()))?;
+        let principal = auth::authenticate(
+            &state.0,
+            creds,
+            client_ip(parts, &state.0),
+            user_agent(parts),
+        )
+        .await?;
+        Ok(AnyMethodCaller(principal))
+    }
+}
+
+/// The request's `User-Agent`, when it is text.
+pub fn user_agent(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// An authenticated admin; 403 for anyone else.

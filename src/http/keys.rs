@@ -7,8 +7,10 @@ use super::openapi::{Conflict, Forbidden, JsonInput, NotFound, Refused};
 use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
 use crate::auth::{may_change_binding, Binding};
+use crate::error::Error;
 use crate::ids::{KeyRowId, UserId};
 use crate::keys::{self, KeyView, NewKey, Scope};
+use crate::store::key_columns::{KeyScope, Networks, UnknownScope};
 use crate::store::timestamp::Timestamp;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -58,10 +60,52 @@ pub struct KeyOutput {
     #[serde(rename = "type")]
     #[schema(value_type = String, example = "AccessKey")]
     pub kind: &'static str,
+    /// accesskeyd's own: `full`, or `read` (GET, HEAD and OPTIONS only).
+    #[schema(value_type = String, example = "full")]
+    pub scope: &'static str,
+    /// accesskeyd's own: the client networks (CIDRs) the key may be used from; null:
+    /// anywhere.
+    pub allowed_networks: Option<Vec<String>>,
+    /// accesskeyd's own: the last distinct client addresses the key was used from, newest
+    /// first (at most 5; written no more often than `lastUsed`).
+    pub recent_uses: Vec<RecentUse>,
+    /// accesskeyd's own: when its password was last rotated; null if never.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// accesskeyd's own: until when the password from before the last rotation still works;
+    /// null when it no longer does.
+    pub previous_password_valid_until: Option<DateTime<Utc>>,
 }
 
-fn output(v: KeyView, password: Option<String>) -> KeyOutput {
+/// One client address a key was used from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentUse {
+    pub address: String,
+    /// When (the last written use from that address).
+    pub at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+}
+
+fn output(v: KeyView, password: Option<String>, now: DateTime<Utc>) -> KeyOutput {
+    let previous_until = v
+        .row
+        .previous_until
+        .filter(|_| v.row.previous_hash_at(now).is_some())
+        .map(Timestamp::at);
     KeyOutput {
+        scope: v.row.scope.as_str(),
+        allowed_networks: v.row.allowed_networks.as_ref().map(Networks::to_strings),
+        recent_uses: v
+            .recent_uses
+            .into_iter()
+            .map(|u| RecentUse {
+                address: u.address,
+                at: u.at.at(),
+                user_agent: u.user_agent,
+            })
+            .collect(),
+        rotated_at: v.row.rotated_at.map(Timestamp::at),
+        previous_password_valid_until: previous_until,
         id: v.row.id,
         key_id: v.row.key_id,
         name: v.row.name,
@@ -90,6 +134,29 @@ struct KeyInput {
     user_id: Option<UserId>,
     /// ISO-8601; required for a service account's key.
     expiry: Option<DateTime<Utc>>,
+    /// accesskeyd's own: `full` (the default: what its owner may do) or `read` (GET, HEAD
+    /// and OPTIONS only).
+    #[schema(value_type = Option<String>, example = "read")]
+    scope: Option<String>,
+    /// accesskeyd's own: the client networks (CIDRs or addresses, at most 32) the key may be
+    /// used from; absent or null: anywhere.
+    allowed_networks: Option<Vec<String>>,
+}
+
+/// The scope a caller asked for: `full` when absent.
+pub(super) fn parse_scope(scope: Option<&str>) -> Result<KeyScope, Error> {
+    match scope.map(str::trim) {
+        None | Some("") => Ok(KeyScope::Full),
+        Some(s) => s
+            .parse()
+            .map_err(|e: UnknownScope| Error::invalid(format!("scope: {e}"))),
+    }
+}
+
+/// The networks a caller asked for: None when absent.
+pub(super) fn parse_networks(list: Option<&[String]>) -> Result<Option<Networks>, Error> {
+    list.map(|l| Networks::parse(l).map_err(|e| Error::invalid(format!("allowedNetworks: {e}"))))
+        .transpose()
 }
 
 /// Creates an access key
@@ -121,6 +188,8 @@ async fn create(
     if input.expiry.is_some() {
         may_change_binding(p.method, Binding::ServiceAccountKeyExpiry)?;
     }
+    let scope = parse_scope(input.scope.as_deref())?;
+    let allowed_networks = parse_networks(input.allowed_networks.as_deref())?;
     let (view, password) = keys::create(
         &state.0,
         &p,
@@ -129,12 +198,15 @@ async fn create(
             description: input.description,
             user_id: input.user_id,
             expiry: input.expiry,
+            scope,
+            allowed_networks,
         },
     )
     .await?;
+    let now = state.0.clock.now();
     Ok((
         StatusCode::CREATED,
-        Json(output(view, Some(password.expose().to_string()))),
+        Json(output(view, Some(password.expose().to_string()), now)),
     ))
 }
 
@@ -198,7 +270,8 @@ async fn list(
         (false, None) => Scope::Mine,
     };
     let (rows, total) = keys::list(&state.0, &p, scope, None, page.offset, page.limit).await?;
-    let keys: Vec<KeyOutput> = rows.into_iter().map(|v| output(v, None)).collect();
+    let now = state.0.clock.now();
+    let keys: Vec<KeyOutput> = rows.into_iter().map(|v| output(v, None, now)).collect();
     Ok(Json(KeyList {
         keys,
         page: page.links("/api/accesskeys", &extra, total),

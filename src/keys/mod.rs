@@ -1,22 +1,25 @@
 //! Access keys: creation (password shown once, stored as argon2id), listing, deletion, and
 //! verification of a key and password, including the validity rule.
 
-use crate::audit::{self, Event};
+use crate::audit::{self, Actor, Event};
 use crate::caller::{Method, Principal};
 use crate::error::{Error, Result};
 use crate::ids::{KeyRowId, UserId};
 use crate::key_format as format;
+use crate::key_lookup::KeyLookup;
+use crate::last_used::Seen;
 use crate::metrics::inc;
 use crate::options::RuntimeOptions;
 use crate::revocation::{self, Revoked};
 use crate::secret::Secret;
 use crate::services::Services;
+use crate::store::key_columns::{KeyScope, Networks};
 use crate::store::key_rows;
-use crate::store::models::{AccessKeyRow, UserRow};
+use crate::store::models::{AccessKeyRow, KeyUseRow, UserRow};
 use crate::store::schema::{access_keys, users};
 use crate::store::timestamp::Timestamp;
 use crate::users as users_domain;
-use crate::validity;
+use crate::validity::{self, KeyRules};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use std::net::IpAddr;
@@ -30,16 +33,21 @@ pub struct KeyView {
     pub row: AccessKeyRow,
     pub owner_username: String,
     pub owner_is_admin: bool,
-    /// When the key stops working unless its owner signs in again, or its expiry; None when
-    /// it does not work (disabled, owner inactive, never logged in).
+    /// When the key stops working unless its owner signs in again (or it is used), or its
+    /// expiry; None when it does not work (disabled, owner inactive, never logged in).
     pub valid_until: Option<DateTime<Utc>>,
+    /// The last distinct client addresses it was used from, newest first.
+    pub recent_uses: Vec<KeyUseRow>,
 }
 
-/// The `validUntil` of a key of `owner` with the system window `days`.
-fn key_view(row: AccessKeyRow, owner: &UserRow, days: i64) -> KeyView {
-    let window = validity::window(owner.access_key_validity_minutes, days);
+/// The `validUntil` of a key of `owner` under `rules`.
+pub fn key_view(row: AccessKeyRow, owner: &UserRow, rules: KeyRules) -> KeyView {
     let valid_until = if owner.is_active() {
-        validity::key_valid_until(owner.key_holder(&row), window)
+        validity::key_valid_until(
+            owner.key_holder(&row),
+            rules.window(owner.access_key_validity_minutes),
+            rules.idle(row.last_active()),
+        )
     } else {
         None
     };
@@ -48,6 +56,7 @@ fn key_view(row: AccessKeyRow, owner: &UserRow, days: i64) -> KeyView {
         owner_username: owner.username.clone(),
         owner_is_admin: owner.is_admin,
         valid_until,
+        recent_uses: Vec::new(),
     }
 }
 
@@ -60,6 +69,10 @@ pub struct NewKey {
     pub user_id: Option<UserId>,
     /// Required for a service account's key, refused for a person's.
     pub expiry: Option<DateTime<Utc>>,
+    /// `read` keys only read; `full` (the default) do what their owner may.
+    pub scope: KeyScope,
+    /// The client networks the key may be used from; None: anywhere.
+    pub allowed_networks: Option<Networks>,
 }
 
 fn validate_label(name: Option<&str>, max: usize) -> Result<String> {
@@ -115,6 +128,18 @@ fn service_account_expiry(
     }
 }
 
+/// What the audit trail says of a new key: its owner and what narrows it.
+fn creation_detail(owner: &UserRow, row: &AccessKeyRow) -> String {
+    let mut detail = format!(
+        "owner {} ({}); scope {}",
+        owner.username, owner.id, row.scope
+    );
+    if let Some(nets) = &row.allowed_networks {
+        detail.push_str(&format!("; networks {nets}"));
+    }
+    detail
+}
+
 /// Creates a key and returns it with its password, which exists nowhere else afterwards.
 pub async fn create(
     app: &Services,
@@ -160,7 +185,10 @@ pub async fn create(
         ));
     }
     let expiry = input.expiry;
+    let scope = input.scope;
+    let allowed_networks = input.allowed_networks;
     let password = format::new_password();
+    let lookup_hash = app.key_lookup.as_ref().map(|l| l.hash(&password));
     let hash = app.hasher.hash(Secret::new(password.clone())).await?;
     let now = app.clock.now();
     let max = app.config.access_keys.max_per_user;
@@ -193,6 +221,13 @@ pub async fn create(
                 created_at: Timestamp::from(now),
                 last_used_at: None,
                 expires_at: expires_at.map(Timestamp::from),
+                scope,
+                allowed_networks,
+                lookup_hash,
+                previous_password_hash: None,
+                previous_lookup_hash: None,
+                previous_until: None,
+                rotated_at: None,
             };
             diesel::insert_into(access_keys::table)
                 .values(&row)
@@ -202,10 +237,10 @@ pub async fn create(
                 now,
                 &Event::new("access_key.create", &actor)
                     .target("access_key", &row.key_id, &row.name)
-                    .detail(format!("owner {} ({})", owner.username, owner.id)),
+                    .detail(creation_detail(&owner, &row)),
             )?;
-            let days = RuntimeOptions::load(conn, &config)?.validity_days;
-            Ok(key_view(row, &owner, days))
+            let rules = RuntimeOptions::load(conn, &config)?.key_rules();
+            Ok(key_view(row, &owner, rules))
         })
         .await?;
     inc(&app.metrics.keys_created);
@@ -287,10 +322,18 @@ pub async fn list(
                 .limit(limit)
                 .select((AccessKeyRow::as_select(), UserRow::as_select()))
                 .load(conn)?;
-            let days = RuntimeOptions::load(conn, &config)?.validity_days;
+            let rules = RuntimeOptions::load(conn, &config)?.key_rules();
+            let ids: Vec<KeyRowId> = rows.iter().map(|(k, _)| k.id.clone()).collect();
+            let mut uses = crate::last_used::recent_uses(conn, &ids)?;
             Ok((
                 rows.into_iter()
-                    .map(|(row, owner)| key_view(row, &owner, days))
+                    .map(|(row, owner)| {
+                        let recent = uses.remove(&row.id).unwrap_or_default();
+                        KeyView {
+                            recent_uses: recent,
+                            ..key_view(row, &owner, rules)
+                        }
+                    })
                     .collect(),
                 total,
             ))
@@ -338,17 +381,51 @@ pub struct Verified {
 
 const BAD_KEY: &str = "invalid access key or password";
 
-/// Checks an access key and its password, then the validity rule, reading the database.
-/// Malformed input is refused before any hashing; unknown keys cost the same hashing time as
-/// known ones. A password that already passed argon2 against the same stored hash is known
-/// and costs nothing; every other attempt goes through the failed-login throttle of
-/// `addr` (checked and reserved in one step) and the fair argon2 queue. A key that is
-/// merely not valid now does not count as a failure.
+/// The stored hashes a password is checked against, in order. With lookup hashes, only the
+/// one whose lookup matches (a rotation's old password costs one argon2 run, not two); a
+/// password neither matches is still checked against the current hash, so that it costs
+/// what any wrong password costs. Without them: the current hash, then the old one while a
+/// rotation's overlap lasts.
+pub fn hashes_to_check(
+    key: &AccessKeyRow,
+    lookup: Option<&KeyLookup>,
+    password: &str,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let previous = key.previous_hash_at(now);
+    let Some(lookup) = lookup else {
+        return std::iter::once(key.password_hash.as_str())
+            .chain(previous)
+            .map(str::to_string)
+            .collect();
+    };
+    let matches = |stored: Option<&String>| stored.is_some_and(|h| lookup.matches(h, password));
+    if matches(key.lookup_hash.as_ref()) {
+        return vec![key.password_hash.clone()];
+    }
+    if let Some(previous) = previous {
+        if matches(key.previous_lookup_hash.as_ref()) {
+            return vec![previous.to_string()];
+        }
+        if key.previous_lookup_hash.is_none() {
+            return vec![key.password_hash.clone(), previous.to_string()];
+        }
+    }
+    vec![key.password_hash.clone()]
+}
+
+/// Checks an access key and its password, then the validity rule and the key's networks,
+/// reading the database. Malformed input is refused before any hashing; unknown keys cost
+/// the same hashing time as known ones. A password that already passed argon2 against the
+/// same stored hash is known and costs nothing; every other attempt goes through the
+/// failed-login throttle of `addr` (checked and reserved in one step) and the fair argon2
+/// queue. A key that is merely not valid now does not count as a failure.
 pub async fn verify(
     app: &Services,
     key_id: &str,
     password: Secret,
     addr: Option<IpAddr>,
+    user_agent: Option<&str>,
 ) -> Result<Verified> {
     let now = app.clock.now();
     if !format::is_key_id(key_id) || !format::is_password(password.expose()) {
@@ -358,7 +435,7 @@ pub async fn verify(
     let generation = app.auth_cache.generation();
     let kid = key_id.to_string();
     let config = app.config.clone();
-    let found: Option<(AccessKeyRow, UserRow, i64)> = app
+    let found: Option<(AccessKeyRow, UserRow, KeyRules)> = app
         .store
         .read(move |conn| {
             let pair = key_rows::by_key_id_with_owner(conn, &kid)?;
@@ -366,71 +443,206 @@ pub async fn verify(
                 Some((k, u)) => Ok(Some((
                     k,
                     u,
-                    RuntimeOptions::load(conn, &config)?.validity_days,
+                    RuntimeOptions::load(conn, &config)?.key_rules(),
                 ))),
                 None => Ok(None),
             }
         })
         .await?;
-    let known = found.as_ref().is_some_and(|(key, _, _)| {
-        app.auth_cache
-            .password_known(key_id, &key.password_hash, &password)
+    let candidates = found.as_ref().map_or_else(Vec::new, |(key, _, _)| {
+        hashes_to_check(key, app.key_lookup.as_ref(), password.expose(), now)
     });
-    if !known {
-        let attempt = app.throttle.admit(key_id, addr, now)?;
-        let stored = found.as_ref().map(|(key, _, _)| key.password_hash.clone());
-        let real = stored.is_some();
-        match app.hasher.verify_from(password.clone(), stored, addr).await {
-            Ok(true) if real => attempt.succeeded(),
-            Ok(_) => {
-                attempt.failed();
-                inc(&app.metrics.key_auth_failed);
-                return Err(Error::Unauthenticated(BAD_KEY.into()));
+    let known = found.as_ref().and_then(|_| {
+        candidates
+            .iter()
+            .find(|h| app.auth_cache.password_known(key_id, h, &password))
+            .cloned()
+    });
+    let verified_hash = match known {
+        Some(hash) => hash,
+        None => {
+            let attempt = app.throttle.admit(key_id, addr, now)?;
+            let mut passed = None;
+            // An unknown key runs one dummy hash, as a known key's wrong password does.
+            let mut queue: Vec<Option<String>> = if candidates.is_empty() {
+                vec![None]
+            } else {
+                candidates.into_iter().map(Some).collect()
+            };
+            for stored in queue.drain(..) {
+                match app
+                    .hasher
+                    .verify_from(password.clone(), stored.clone(), addr)
+                    .await
+                {
+                    Ok(true) => {
+                        passed = stored;
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        attempt.abandoned();
+                        return Err(e.into());
+                    }
+                }
             }
-            Err(e) => {
-                attempt.abandoned();
-                return Err(e.into());
+            match passed {
+                Some(hash) => {
+                    attempt.succeeded();
+                    hash
+                }
+                None => {
+                    attempt.failed();
+                    inc(&app.metrics.key_auth_failed);
+                    return Err(Error::Unauthenticated(BAD_KEY.into()));
+                }
             }
         }
-    }
-    let Some((key, user, days)) = found else {
+    };
+    let Some((key, user, rules)) = found else {
         inc(&app.metrics.key_auth_failed);
         return Err(Error::Unauthenticated(BAD_KEY.into()));
     };
+    backfill_lookup_hash(app, &key, &verified_hash, &password);
     // Remembered whatever the rule says now: memory answers only while the rule says yes.
     // Its next `lastUsed` write is due an interval after the last one, not after this read.
     let written = app.last_used.counted_as_written(key.id.as_str(), now);
-    app.auth_cache
-        .remember_key(generation, &key, &user, days, &password, written);
-    let checked = if user.is_active() {
-        validity::check_key(
-            user.key_holder(&key),
-            validity::window(user.access_key_validity_minutes, days),
-            now,
-        )
-        .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id))
-    } else {
-        let why = if user.is_service_account && user.suspended_at.is_some() {
-            "its service account is suspended: its manager was removed; an admin must assign a new manager".to_string()
-        } else if let Some(signal) = user.suspended_by_signal.as_deref() {
-            format!("its owner is suspended ({signal}) until the directory says they are back")
-        } else if user.suspended_at.is_some() {
-            "its owner is no longer in the directory and is suspended pending removal".to_string()
-        } else {
-            "its owner is disabled".to_string()
-        };
-        Err(format!(
-            "access key `{}` is not valid now: {why}",
-            key.key_id
-        ))
-    };
-    if let Err(message) = checked {
+    app.auth_cache.remember_key(
+        generation,
+        &key,
+        &user,
+        rules,
+        &password,
+        &verified_hash,
+        written,
+    );
+    if let Err(message) = may_act(&key, &user, rules, now) {
         inc(&app.metrics.key_auth_not_valid_now);
         return Err(Error::Unauthenticated(message));
     }
+    admit_network(app, &key, &user, addr, now)?;
     inc(&app.metrics.key_auth_ok);
-    app.last_used.touch(&app.store, key.id.as_str(), now);
+    app.last_used.touch(
+        &app.store,
+        key.id.as_str(),
+        now,
+        Seen::new(addr, user_agent),
+    );
     Ok(Verified { key, user })
+}
+
+/// The validity rule for `key` of `user` at `now`, with what the caller reads when it says
+/// no.
+pub fn may_act(
+    key: &AccessKeyRow,
+    user: &UserRow,
+    rules: KeyRules,
+    now: DateTime<Utc>,
+) -> std::result::Result<(), String> {
+    if user.is_active() {
+        return validity::check_key(
+            user.key_holder(key),
+            rules.window(user.access_key_validity_minutes),
+            rules.idle(key.last_active()),
+            now,
+        )
+        .map_err(|reason| format!("access key `{}` is not valid now: {reason}", key.key_id));
+    }
+    let why = if user.is_service_account && user.suspended_at.is_some() {
+        "its service account is suspended: its manager was removed; an admin must assign a new manager".to_string()
+    } else if let Some(signal) = user.suspended_by_signal.as_deref() {
+        format!("its owner is suspended ({signal}) until the directory says they are back")
+    } else if user.suspended_at.is_some() {
+        "its owner is no longer in the directory and is suspended pending removal".to_string()
+    } else {
+        "its owner is disabled".to_string()
+    };
+    Err(format!(
+        "access key `{}` is not valid now: {why}",
+        key.key_id
+    ))
+}
+
+/// Refuses a key used from outside its networks: 401, and an audit event (at most one per
+/// key per `last_used_write_interval_seconds`, so a misconfigured job is not a flood of rows).
+pub fn admit_network(
+    app: &Services,
+    key: &AccessKeyRow,
+    user: &UserRow,
+    addr: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(networks) = &key.allowed_networks else {
+        return Ok(());
+    };
+    if networks.admits(addr) {
+        return Ok(());
+    }
+    inc(&app.metrics.key_auth_network_refused);
+    let from = addr.map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+    tracing::warn!(key_id = %key.key_id, remote_addr = %from, "access key used from outside its networks");
+    if app.network_refusals.due(key.id.as_str(), now) {
+        let store = app.store.clone();
+        let actor = Actor {
+            user_id: Some(user.id.clone()),
+            name: Some(user.username.clone()),
+            remote_addr: addr.map(|a| a.to_string()),
+            key_id: Some(key.key_id.clone()),
+        };
+        let (key_id, name) = (key.key_id.clone(), key.name.clone());
+        let detail = format!("used from {from}; allowed: {networks}");
+        tokio::spawn(async move {
+            let ev = Event::new("access_key.network_refused", &actor)
+                .failed()
+                .target("access_key", &key_id, &name)
+                .detail(detail);
+            if let Err(e) = audit::record_alone(&store, now, &ev).await {
+                tracing::warn!(error = %e, "could not record a refused access key use");
+            }
+        });
+    }
+    Err(Error::Unauthenticated(format!(
+        "access key `{}` may not be used from {from}: it is restricted to other networks",
+        key.key_id
+    )))
+}
+
+/// Stores the lookup hash of a key from before lookup hashes (or before the pepper was
+/// configured) once its current password is proven, in the background.
+fn backfill_lookup_hash(
+    app: &Services,
+    key: &AccessKeyRow,
+    verified_hash: &str,
+    password: &Secret,
+) {
+    let Some(lookup) = &app.key_lookup else {
+        return;
+    };
+    if key.lookup_hash.is_some() || verified_hash != key.password_hash {
+        return;
+    }
+    let hash = lookup.hash(password.expose());
+    let (id, stored) = (key.id.clone(), key.password_hash.clone());
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        let result = store
+            .write(move |conn| {
+                // Only if the password was not rotated meanwhile.
+                diesel::update(
+                    access_keys::table
+                        .find(&id)
+                        .filter(access_keys::password_hash.eq(stored))
+                        .filter(access_keys::lookup_hash.is_null()),
+                )
+                .set(access_keys::lookup_hash.eq(Some(hash)))
+                .execute(conn)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not store an access key's lookup hash");
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Row types, one per table. Hash columns are not secrets, but rows still skip `Debug` so
 //! a stray `{:?}` never prints them.
 
+use super::key_columns::{KeyScope, Networks};
 use super::run_status::RunStatus;
-use super::schema::{access_keys, audit_events, options, sessions, sync_runs, users};
+use super::schema::{access_keys, audit_events, key_uses, options, sessions, sync_runs, users};
 use super::timestamp::Timestamp;
 use crate::ids::{DirectoryId, KeyRowId, UserId};
 use chrono::{DateTime, Utc};
@@ -89,9 +90,14 @@ impl UserRow {
 
     /// How the validity rule sees this user's key.
     pub fn key_holder(&self, key: &AccessKeyRow) -> crate::validity::Holder {
+        self.key_holder_with(key.expires_at)
+    }
+
+    /// [`UserRow::key_holder`] of a key that expires at `key_expires_at`.
+    pub fn key_holder_with(&self, key_expires_at: Option<Timestamp>) -> crate::validity::Holder {
         if self.is_service_account {
             crate::validity::Holder::ServiceAccount {
-                key_expires_at: key.expires_at.map(Timestamp::at),
+                key_expires_at: key_expires_at.map(Timestamp::at),
             }
         } else {
             crate::validity::Holder::Person {
@@ -114,6 +120,66 @@ pub struct AccessKeyRow {
     pub last_used_at: Option<Timestamp>,
     /// Service-account keys stop working at this time; None for people's keys.
     pub expires_at: Option<Timestamp>,
+    /// What the key may do (`full` unless created `read`).
+    pub scope: KeyScope,
+    /// The client networks the key may be used from; None: anywhere.
+    pub allowed_networks: Option<Networks>,
+    /// Keyed HMAC of the password (see `key_lookup`), for leaked-key reports.
+    pub lookup_hash: Option<String>,
+    /// A rotation's old password: accepted until `previous_until`.
+    pub previous_password_hash: Option<String>,
+    pub previous_lookup_hash: Option<String>,
+    pub previous_until: Option<Timestamp>,
+    /// When the password was last rotated.
+    pub rotated_at: Option<Timestamp>,
+}
+
+impl AccessKeyRow {
+    /// The old password's hash while a rotation's overlap lasts at `now`.
+    pub fn previous_hash_at(&self, now: DateTime<Utc>) -> Option<&str> {
+        match (&self.previous_password_hash, self.previous_until) {
+            (Some(hash), Some(until)) if Timestamp::from(now) < until => Some(hash),
+            _ => None,
+        }
+    }
+
+    /// A key with every column empty or zero, for unit tests to fill in.
+    #[cfg(test)]
+    pub fn new_for_tests() -> AccessKeyRow {
+        AccessKeyRow {
+            id: KeyRowId::from("row"),
+            key_id: String::new(),
+            user_id: UserId::from("user"),
+            name: String::new(),
+            description: None,
+            password_hash: String::new(),
+            created_at: Timestamp::default(),
+            last_used_at: None,
+            expires_at: None,
+            scope: KeyScope::Full,
+            allowed_networks: None,
+            lookup_hash: None,
+            previous_password_hash: None,
+            previous_lookup_hash: None,
+            previous_until: None,
+            rotated_at: None,
+        }
+    }
+
+    /// When the key was last known in use (its creation if never): where idle time counts from.
+    pub fn last_active(&self) -> DateTime<Utc> {
+        self.last_used_at.unwrap_or(self.created_at).at()
+    }
+}
+
+/// One of the last distinct client addresses a key was used from.
+#[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq)]
+#[diesel(table_name = key_uses)]
+pub struct KeyUseRow {
+    pub key_row_id: KeyRowId,
+    pub address: String,
+    pub user_agent: Option<String>,
+    pub at: Timestamp,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone)]

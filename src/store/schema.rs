@@ -40,6 +40,13 @@ diesel::table! {
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
         expires_at -> Nullable<BigInt>,
+        scope -> Text,
+        allowed_networks -> Nullable<Text>,
+        lookup_hash -> Nullable<Text>,
+        previous_password_hash -> Nullable<Text>,
+        previous_lookup_hash -> Nullable<Text>,
+        previous_until -> Nullable<BigInt>,
+        rotated_at -> Nullable<BigInt>,
     }
 }
 
@@ -202,7 +209,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    key_uses (key_row_id, address) {
+        key_row_id -> Text,
+        address -> Text,
+        user_agent -> Nullable<Text>,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_use_days (day) {
+        day -> BigInt,
+        uses -> BigInt,
+    }
+}
+
 diesel::joinable!(access_keys -> users (user_id));
+diesel::joinable!(key_uses -> access_keys (key_row_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> access_keys (access_key_id));
 
@@ -221,5 +245,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_tokens,
     change_feeds,
     signal_suspensions,
-    ssf_seen
+    ssf_seen,
+    key_uses,
+    key_use_days
 );

@@ -377,6 +377,7 @@ async fn create_key(
             description: f.description,
             user_id: None,
             expiry: None,
+            ..NewKey::default()
         },
     )
     .await;

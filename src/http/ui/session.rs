@@ -8,7 +8,7 @@ use crate::auth::{self, Credentials};
 use crate::caller::{Method, Principal};
 use crate::error::Error;
 use crate::http::cookies;
-use crate::http::extract::client_ip;
+use crate::http::extract::{client_ip, user_agent};
 use crate::http::state::AppState;
 use crate::secret::Secret;
 use axum::extract::FromRequestParts;
@@ -113,7 +113,8 @@ impl FromRequestParts<AppState> for UiUser {
             return Err(NoPage::SignIn);
         };
         let creds = Credentials::Session(Secret::new(token.clone()));
-        let p = match auth::authenticate(&state.0, creds, client_ip(parts, &state.0)).await {
+        let addr = client_ip(parts, &state.0);
+        let p = match auth::authenticate(&state.0, creds, addr, user_agent(parts)).await {
             Ok(p) => p,
             Err(Error::Unauthenticated(_)) => {
                 // Cleared with the attributes it was set with (`Secure` behind HTTPS).

@@ -1,0 +1,11 @@
+DROP TABLE key_use_days;
+DROP TABLE key_uses;
+DROP INDEX access_keys_previous_lookup;
+DROP INDEX access_keys_lookup;
+ALTER TABLE access_keys DROP COLUMN rotated_at;
+ALTER TABLE access_keys DROP COLUMN previous_until;
+ALTER TABLE access_keys DROP COLUMN previous_lookup_hash;
+ALTER TABLE access_keys DROP COLUMN previous_password_hash;
+ALTER TABLE access_keys DROP COLUMN lookup_hash;
+ALTER TABLE access_keys DROP COLUMN allowed_networks;
+ALTER TABLE access_keys DROP COLUMN scope;
