@@ -14,7 +14,7 @@ SUDO=""
 # /etc/krb5.conf.
 need_apt=()
 for p in slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user \
-         krb5-kdc krb5-admin-server libkrb5-dev libclang-dev chromium; do
+         krb5-kdc krb5-admin-server libkrb5-dev libclang-dev chromium nginx-light; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,7 +23,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 # Services the packages may have started hold the ports the tests' own servers need.
-for s in slapd samba-ad-dc smbd nmbd winbind krb5-kdc krb5-admin-server; do
+for s in slapd samba-ad-dc smbd nmbd winbind krb5-kdc krb5-admin-server nginx; do
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
   else

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::error::StatusMessage;
-use super::extract::{Caller, JsonBody, Path, Query};
+use super::extract::{AnyMethodCaller, Caller, JsonBody, Path, Query};
 use super::openapi::{Conflict, Forbidden, JsonInput, NotFound, Refused};
 use super::paging::{PageLinks, PageParams};
 use super::state::AppState;
@@ -24,7 +24,8 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(remove))
+        .routes(routes!(remove, update))
+        .routes(routes!(rotate))
 }
 
 /// AccessKeyOutputV1.
@@ -303,4 +304,91 @@ async fn remove(
         "access key `{}` ({}) deleted",
         row.key_id, row.name
     ))))
+}
+
+/// A change to a key (only `allowedNetworks` may change).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeyUpdate {
+    /// CIDRs or addresses (at most 32) the key may be used from from now on; `null`: from
+    /// anywhere again. Required.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, required = true)]
+    allowed_networks: Option<Option<Vec<String>>>,
+}
+
+/// A field that is present, even as `null` (absent stays `None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes where an access key may be used from
+///
+/// The owner's or, for admins, anyone's; from an interactive login only (403 with a key).
+#[utoipa::path(
+    patch,
+    path = "/api/accesskeys/{keyName}",
+    tag = "accesskeys",
+    operation_id = "updateKey",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    params(("keyName" = String, Path, description = "The access key (its `keyId`)")),
+    request_body(content = KeyUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed", body = KeyOutput),
+        Refused, JsonInput, Forbidden, NotFound,
+    ),
+)]
+async fn update(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(key_name): Path<String>,
+    JsonBody(input): JsonBody<KeyUpdate>,
+) -> Result<Json<KeyOutput>, ApiError> {
+    let change = match input.allowed_networks {
+        None => {
+            return Err(Error::invalid(
+                "allowedNetworks: required (a list of networks, or null for anywhere)",
+            )
+            .into())
+        }
+        Some(None) => keys::NetworksChange::Anywhere,
+        Some(Some(list)) => match parse_networks(Some(&list))? {
+            Some(n) => keys::NetworksChange::Only(n),
+            None => keys::NetworksChange::Anywhere,
+        },
+    };
+    let view = keys::set_networks(&state.0, &p, &key_name, change).await?;
+    Ok(Json(output(view, None, state.0.clock.now())))
+}
+
+/// Rotates an access key's password
+///
+/// The answer holds the new password, shown once; the old one keeps working for
+/// `Authentication/AccessKey/RotationOverlapMinutes`. The owner, an admin, or the key
+/// itself (even a read-only one) may rotate it. Rotation never extends how long it works.
+#[utoipa::path(
+    post,
+    path = "/api/accesskeys/{keyName}/rotate",
+    tag = "accesskeys",
+    operation_id = "rotateKey",
+    security(("sqAuth" = []), ("sessionBearer" = []), ("basic" = [])),
+    params(("keyName" = String, Path, description = "The access key (its `keyId`)")),
+    responses(
+        (status = 200, description = "Rotated; with the new password", body = KeyOutput),
+        Refused, Forbidden, NotFound,
+    ),
+)]
+async fn rotate(
+    State(state): State<AppState>,
+    AnyMethodCaller(p): AnyMethodCaller,
+    Path(key_name): Path<String>,
+) -> Result<Json<KeyOutput>, ApiError> {
+    let (view, password) = keys::rotate(&state.0, &p, &key_name).await?;
+    Ok(Json(output(
+        view,
+        Some(password.expose().to_string()),
+        state.0.clock.now(),
+    )))
 }

@@ -16,7 +16,7 @@ use crate::services::Services;
 use crate::store::key_columns::{KeyScope, Networks};
 use crate::store::key_rows;
 use crate::store::models::{AccessKeyRow, KeyUseRow, UserRow};
-use crate::store::schema::{access_keys, users};
+use crate::store::schema::{access_keys, sessions, users};
 use crate::store::timestamp::Timestamp;
 use crate::users as users_domain;
 use crate::validity::{self, KeyRules};
@@ -371,6 +371,161 @@ pub async fn delete(app: &Services, caller: &Principal, key_id: &str) -> Result<
     inc(&app.metrics.keys_deleted);
     revocation::changed(app, Revoked::Key(row.id.clone()));
     Ok(row)
+}
+
+/// May `caller` rotate or edit the key `row`? Its owner and admins may; a caller who came
+/// with an access key may touch only that very key (a leaked key must not lock out its
+/// owner's other jobs). A key the caller may not touch looks like one that does not exist.
+fn may_manage(caller: &Principal, row: &AccessKeyRow, key_itself_allowed: bool) -> bool {
+    let by_key = caller.key.as_ref().map(|(row_id, _)| &**row_id);
+    match (caller.method, by_key) {
+        (Method::AccessKey, Some(id)) if id == row.id.as_str() => key_itself_allowed,
+        (Method::AccessKey, _) => false,
+        (Method::Interactive, _) => caller.user.is_admin || row.user_id == caller.user.id,
+    }
+}
+
+/// Gives the key `key_id` a new password, returned once. The old one keeps working for
+/// `RotationOverlapMinutes` (0: not at all, and sessions opened with the key end). Nothing
+/// else changes: the key's validity (owner's window, expiry, idle time) is not extended.
+pub async fn rotate(app: &Services, caller: &Principal, key_id: &str) -> Result<(KeyView, Secret)> {
+    let password = format::new_password();
+    let lookup_hash = app.key_lookup.as_ref().map(|l| l.hash(&password));
+    // Who may is checked before hashing: a refused rotation costs no argon2 work.
+    let kid = key_id.to_string();
+    let me = caller.clone();
+    app.store
+        .read(move |conn| {
+            key_rows::by_key_id(conn, &kid)?
+                .filter(|row| may_manage(&me, row, true))
+                .map(|_| ())
+                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))
+        })
+        .await?;
+    let hash = app.hasher.hash(Secret::new(password.clone())).await?;
+    let now = app.clock.now();
+    let actor = caller.actor();
+    let config = app.config.clone();
+    let kid = key_id.to_string();
+    let me = caller.clone();
+    let view = app
+        .store
+        .write(move |conn| {
+            let (row, owner) = key_rows::by_key_id_with_owner(conn, &kid)?
+                .filter(|(row, _)| may_manage(&me, row, true))
+                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))?;
+            let options = RuntimeOptions::load(conn, &config)?;
+            let overlap = options.rotation_overlap_minutes.max(0);
+            let previous_until = (overlap > 0).then(|| now + chrono::Duration::minutes(overlap));
+            let (previous_hash, previous_lookup) = match previous_until {
+                Some(_) => (Some(row.password_hash.clone()), row.lookup_hash.clone()),
+                None => (None, None),
+            };
+            diesel::update(access_keys::table.find(&row.id))
+                .set((
+                    access_keys::password_hash.eq(&hash),
+                    access_keys::lookup_hash.eq(&lookup_hash),
+                    access_keys::previous_password_hash.eq(previous_hash),
+                    access_keys::previous_lookup_hash.eq(previous_lookup),
+                    access_keys::previous_until.eq(previous_until.map(Timestamp::from)),
+                    access_keys::rotated_at.eq(Some(Timestamp::from(now))),
+                ))
+                .execute(conn)?;
+            if previous_until.is_none() {
+                diesel::delete(sessions::table.filter(sessions::access_key_id.eq(&row.id)))
+                    .execute(conn)?;
+            }
+            revocation::announce(conn, &Revoked::Key(row.id.clone()))?;
+            let overlap_text = match previous_until {
+                Some(until) => format!("the old password works until {}", until.to_rfc3339()),
+                None => "the old password stopped at once".to_string(),
+            };
+            audit::record(
+                conn,
+                now,
+                &Event::new("access_key.rotate", &actor)
+                    .target("access_key", &row.key_id, &row.name)
+                    .detail(format!("owner {}; {overlap_text}", owner.username)),
+            )?;
+            let row = key_rows::by_key_id(conn, &kid)?
+                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))?;
+            Ok(key_view(row, &owner, options.key_rules()))
+        })
+        .await?;
+    revocation::changed(app, Revoked::Key(view.row.id.clone()));
+    Ok((view, Secret::new(password)))
+}
+
+/// What may change on an existing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworksChange {
+    /// Usable from anywhere again.
+    Anywhere,
+    /// Only from these networks.
+    Only(Networks),
+}
+
+/// Sets or clears the networks a key may be used from. Owners and admins, from an
+/// interactive login: with a key, a restriction could be lifted by the very key it binds.
+pub async fn set_networks(
+    app: &Services,
+    caller: &Principal,
+    key_id: &str,
+    change: NetworksChange,
+) -> Result<KeyView> {
+    if caller.method == Method::AccessKey {
+        return Err(Error::forbidden(
+            "allowedNetworks cannot be changed with an access key; sign in interactively",
+        ));
+    }
+    let now = app.clock.now();
+    let actor = caller.actor();
+    let config = app.config.clone();
+    let kid = key_id.to_string();
+    let me = caller.clone();
+    let view = app
+        .store
+        .write(move |conn| {
+            let (row, owner) = key_rows::by_key_id_with_owner(conn, &kid)?
+                .filter(|(row, _)| may_manage(&me, row, false))
+                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))?;
+            let networks = match &change {
+                NetworksChange::Anywhere => None,
+                NetworksChange::Only(n) => Some(n.clone()),
+            };
+            diesel::update(access_keys::table.find(&row.id))
+                .set(access_keys::allowed_networks.eq(&networks))
+                .execute(conn)?;
+            revocation::announce(conn, &Revoked::Key(row.id.clone()))?;
+            let detail = match &networks {
+                Some(n) => format!("allowed networks: {n}"),
+                None => "allowed networks: anywhere".to_string(),
+            };
+            audit::record(
+                conn,
+                now,
+                &Event::new("access_key.update", &actor)
+                    .target("access_key", &row.key_id, &row.name)
+                    .detail(detail),
+            )?;
+            let rules = RuntimeOptions::load(conn, &config)?.key_rules();
+            let mut uses = crate::last_used::recent_uses(conn, std::slice::from_ref(&row.id))?;
+            let recent = uses.remove(&row.id).unwrap_or_default();
+            Ok(KeyView {
+                recent_uses: recent,
+                ..key_view(
+                    AccessKeyRow {
+                        allowed_networks: networks,
+                        ..row
+                    },
+                    &owner,
+                    rules,
+                )
+            })
+        })
+        .await?;
+    revocation::changed(app, Revoked::Key(view.row.id.clone()));
+    Ok(view)
 }
 
 /// A key that passed every check, with its owner.

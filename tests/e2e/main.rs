@@ -14,6 +14,7 @@ mod events;
 mod fuzz;
 #[cfg(feature = "kerberos")]
 mod kerberos;
+mod key_controls;
 mod ldap_directory;
 mod ldap_feed;
 mod ldap_login;

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod db;
 pub mod kdc;
 pub mod log;
+pub mod nginx;
 pub mod oidc;
 pub mod process;
 pub mod samba;
