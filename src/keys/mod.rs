@@ -803,6 +803,96 @@ fn backfill_lookup_hash(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        Timestamp::from_millis(ms).at()
+    }
+
+    #[test]
+    fn a_password_is_checked_against_the_hash_its_lookup_names() {
+        let lookup = KeyLookup::new(Secret::new("p".repeat(32)));
+        let mut key = AccessKeyRow::new_for_tests();
+        key.password_hash = "$argon2id$new".into();
+        key.lookup_hash = Some(lookup.hash("akp_new"));
+        key.previous_password_hash = Some("$argon2id$old".into());
+        key.previous_lookup_hash = Some(lookup.hash("akp_old"));
+        key.previous_until = Some(Timestamp::from_millis(1_000));
+        let l = Some(&lookup);
+        assert_eq!(
+            hashes_to_check(&key, l, "akp_new", at(0)),
+            ["$argon2id$new"]
+        );
+        assert_eq!(
+            hashes_to_check(&key, l, "akp_old", at(0)),
+            ["$argon2id$old"]
+        );
+        // Wrong, or the old one after the overlap: one run against the current hash.
+        assert_eq!(
+            hashes_to_check(&key, l, "akp_bad", at(0)),
+            ["$argon2id$new"]
+        );
+        assert_eq!(
+            hashes_to_check(&key, l, "akp_old", at(1_000)),
+            ["$argon2id$new"]
+        );
+        // Without lookup hashes (no pepper, or keys from before): both, current first.
+        assert_eq!(
+            hashes_to_check(&key, None, "akp_old", at(0)),
+            ["$argon2id$new", "$argon2id$old"]
+        );
+        assert_eq!(
+            hashes_to_check(&key, None, "akp_old", at(1_000)),
+            ["$argon2id$new"]
+        );
+        key.previous_lookup_hash = None;
+        assert_eq!(
+            hashes_to_check(&key, l, "akp_old", at(0)),
+            ["$argon2id$new", "$argon2id$old"],
+            "an old password without a lookup hash is still tried"
+        );
+    }
+
+    fn principal(user: &str, admin: bool, by_key: Option<&str>) -> Principal {
+        let mut u = UserRow::fixture(user);
+        u.is_admin = admin;
+        Principal {
+            user: std::sync::Arc::new(u),
+            method: if by_key.is_some() {
+                Method::AccessKey
+            } else {
+                Method::Interactive
+            },
+            key: by_key.map(|k| (std::sync::Arc::from(k), std::sync::Arc::from("akd_x"))),
+            session_hash: None,
+            remote_addr: None,
+            scope: KeyScope::Full,
+        }
+    }
+
+    #[test]
+    fn owners_admins_and_the_key_itself_manage_a_key() {
+        let mut key = AccessKeyRow::new_for_tests();
+        key.id = KeyRowId::from("k1");
+        key.user_id = UserId::from("bob");
+        assert!(may_manage(&principal("bob", false, None), &key, true));
+        assert!(may_manage(&principal("root", true, None), &key, true));
+        assert!(!may_manage(&principal("eve", false, None), &key, true));
+        assert!(may_manage(&principal("bob", false, Some("k1")), &key, true));
+        assert!(!may_manage(
+            &principal("bob", false, Some("k1")),
+            &key,
+            false
+        ));
+        assert!(
+            !may_manage(&principal("bob", false, Some("k2")), &key, true),
+            "a sibling key of the owner"
+        );
+        assert!(
+            !may_manage(&principal("root", true, Some("k2")), &key, true),
+            "an admin's key is not an admin's session"
+        );
+    }
 
     #[test]
     fn labels() {

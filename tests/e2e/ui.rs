@@ -53,6 +53,13 @@ async fn a_person_manages_their_keys_in_the_browser() {
 }
 
 #[tokio::test]
+async fn a_person_creates_a_read_only_key_and_rotates_one_in_the_browser() {
+    let slapd = Slapd::start().await;
+    let d = Daemon::start(Some(&slapd)).await;
+    scenario(&d, "key-controls").await;
+}
+
+#[tokio::test]
 async fn an_admin_uses_the_admin_panel_and_others_cannot() {
     let slapd = Slapd::start().await;
     let d = Daemon::start(Some(&slapd)).await;

@@ -133,6 +133,44 @@ const scenarios = {
     await shot(mp, "my-access-keys-phone");
   },
 
+  // A person: creates a read-only key for a report, rotates a key a job uses.
+  async "key-controls"() {
+    const { page } = await person();
+    await signIn(page, "alice", "alice-pw", LDAP_DIR);
+    await page.getByLabel("Label").fill("Excel refresh");
+    await page.getByLabel("Read only").check();
+    await page.getByRole("button", { name: "Create key" }).click();
+    await page.getByTestId("new-key-password").waitFor();
+    const r = {
+      key: await page.getByTestId("new-key-id").inputValue(),
+      password: await page.getByTestId("new-key-password").inputValue(),
+    };
+    assert.equal((await meWithKey(r)).status, 200, "a read key reads");
+    const write = await fetch(`${BASE}/api/accesskeys`, {
+      method: "POST",
+      headers: { ...basic(r.key, r.password), "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "more" }),
+    });
+    assert.equal(write.status, 403, "and writes nothing");
+    await page.goto("/ui/keys");
+    assert.equal(await page.getByTestId("read-only").count(), 1, "the list marks it read-only");
+
+    const k = await createKey(page, "Nightly ETL");
+    await page.goto("/ui/keys");
+    await page.getByRole("button", { name: "Rotate key Nightly ETL" }).click();
+    await page.getByTestId("new-key-password").waitFor();
+    assert.match(await page.locator("#created-title").innerText(), /rotated/);
+    assert.match(await page.locator(".warning").innerText(), /old password keeps working until/);
+    assert.equal(await page.getByTestId("new-key-id").inputValue(), k.key, "the same key");
+    const rotated = { key: k.key, password: await page.getByTestId("new-key-password").inputValue() };
+    assert.notEqual(rotated.password, k.password);
+    assert.equal((await meWithKey(rotated)).status, 200, "the new password works");
+    assert.equal((await meWithKey(k)).status, 200, "the old one too, for the overlap");
+    await shot(page, "key-rotated");
+    await page.reload();
+    assert.ok(!(await page.content()).includes(rotated.password), "shown once");
+  },
+
   // An admin: sees and deletes everyone's keys, overrides validity, changes the
   // configuration, runs a directory sync, reads the audit trail. A non-admin cannot.
   async admin() {

@@ -18,6 +18,7 @@ use crate::ids::DirectoryId;
 use crate::key_format as format;
 use crate::keys::{self, NewKey, Scope};
 use crate::secret::Secret;
+use crate::store::key_columns::{KeyScope, Networks};
 use crate::store::timestamp::Timestamp;
 use crate::users;
 use axum::extract::State;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
             "/ui/keys/{key_id}/delete",
             get(confirm_delete).post(delete_key),
         )
+        .route("/ui/keys/{key_id}/rotate", post(rotate_key))
 }
 
 #[derive(Deserialize)]
@@ -335,6 +337,24 @@ async fn keys_view(
         keys: rows
             .into_iter()
             .map(|k| KeyRow {
+                read_only: k.row.scope == KeyScope::Read,
+                networks: k
+                    .row
+                    .allowed_networks
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                recent: k
+                    .recent_uses
+                    .iter()
+                    .map(|u| {
+                        (
+                            u.address.clone(),
+                            when(Some(u.at.at()), ""),
+                            u.user_agent.clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
                 label: k.row.name,
                 description: k.row.description,
                 key_id: k.row.key_id,
@@ -360,6 +380,25 @@ struct NewKeyForm {
     csrf: Option<String>,
     label: Option<String>,
     description: Option<String>,
+    /// A checkbox: present when ticked.
+    read_only: Option<String>,
+    /// CIDRs separated by commas or spaces; empty: anywhere.
+    networks: Option<String>,
+}
+
+/// The networks typed into the form: None when left empty.
+fn form_networks(text: Option<&str>) -> Result<Option<Networks>, Error> {
+    let items: Vec<&str> = text
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Ok(None);
+    }
+    Networks::parse(&items)
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("allowed networks: {e}")))
 }
 
 /// Creates a key and shows its password once, in this answer only.
@@ -369,24 +408,36 @@ async fn create_key(
     Form(f): Form<NewKeyForm>,
 ) -> UiResult {
     u.check(f.csrf.as_deref())?;
-    let result = keys::create(
-        &state.0,
-        &u.p,
-        NewKey {
-            name: f.label,
-            description: f.description,
-            user_id: None,
-            expiry: None,
-            ..NewKey::default()
-        },
-    )
-    .await;
+    let scope = if f.read_only.is_some() {
+        KeyScope::Read
+    } else {
+        KeyScope::Full
+    };
+    let result = match form_networks(f.networks.as_deref()) {
+        Ok(allowed_networks) => {
+            keys::create(
+                &state.0,
+                &u.p,
+                NewKey {
+                    name: f.label,
+                    description: f.description,
+                    user_id: None,
+                    expiry: None,
+                    scope,
+                    allowed_networks,
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok((view, password)) => {
             let created = Created {
                 label: view.row.name.clone(),
                 key_id: view.row.key_id.clone(),
                 password: password.expose().to_string(),
+                rotated_until: None,
             };
             let page = keys_view(&state, &u, Some(created), None, None).await?;
             Ok(render(StatusCode::CREATED, &page))
@@ -398,6 +449,32 @@ async fn create_key(
         }
         Err(e) => Err(UiError(e)),
     }
+}
+
+/// Rotates one of the person's keys and shows the new password once.
+async fn rotate_key(
+    State(state): State<AppState>,
+    u: UiUser,
+    Path(key_id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    u.check(f.csrf.as_deref())?;
+    let (view, password) = keys::rotate(&state.0, &u.p, &key_id).await?;
+    let now = state.0.clock.now();
+    let until = view
+        .row
+        .previous_until
+        .filter(|_| view.row.previous_hash_at(now).is_some())
+        .map(|t| when(Some(t.at()), ""))
+        .unwrap_or_default();
+    let created = Created {
+        label: view.row.name.clone(),
+        key_id: view.row.key_id.clone(),
+        password: password.expose().to_string(),
+        rotated_until: Some(until),
+    };
+    let page = keys_view(&state, &u, Some(created), None, None).await?;
+    Ok(render(StatusCode::OK, &page))
 }
 
 async fn confirm_delete(

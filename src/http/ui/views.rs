@@ -116,13 +116,21 @@ pub struct KeyRow {
     pub key_id: String,
     pub created: String,
     pub last_used: String,
+    /// Only GET, HEAD and OPTIONS.
+    pub read_only: bool,
+    /// The networks it may be used from ("" when anywhere).
+    pub networks: String,
+    /// Where it was used from lately: (address, when, user agent), newest first.
+    pub recent: Vec<(String, String, String)>,
 }
 
-/// A key just created, with its password: shown in this answer only.
+/// A key just created or rotated, with its password: shown in this answer only.
 pub struct Created {
     pub label: String,
     pub key_id: String,
     pub password: String,
+    /// A rotation: the old password still works until this (empty: it stopped).
+    pub rotated_until: Option<String>,
 }
 
 /// Whether the person's keys work, and until when: prominent when under 3 days away.
