@@ -477,6 +477,22 @@ async fn verify_post(state: State<AppState>, request: Request) -> Result<Respons
     verified(state, request).await
 }
 
+/// The methods a forward-authentication request stands for: its own and those the proxy
+/// forwards in `X-Original-Method` / `X-Forwarded-Method` (each value, upper-cased).
+fn forwarded_methods(parts: &Parts) -> Vec<String> {
+    let named = ["x-original-method", "x-forwarded-method"]
+        .iter()
+        .flat_map(|h| parts.headers.get_all(*h).iter())
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_uppercase()
+        });
+    std::iter::once(parts.method.as_str().to_string())
+        .chain(named)
+        .collect()
+}
+
 async fn verified(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     // The request itself, not `Parts`: extracting `Parts` clones its headers and extensions.
     let (parts, _) = request.into_parts();
@@ -489,15 +505,13 @@ async fn verified(State(state): State<AppState>, request: Request) -> Result<Res
         user_agent(&parts),
     )
     .await?;
-    // A read-only key passes only for reads: the method the proxy forwards (nginx and
-    // Traefik send the original one in these headers), else the verify request's own.
-    let method = ["x-original-method", "x-forwarded-method"]
-        .iter()
-        .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .unwrap_or(parts.method.as_str())
-        .to_ascii_uppercase();
-    p.require_method(&method)?;
+    // A read-only key passes only for reads: the verify request's own method and every
+    // method a proxy names (nginx sends the original one as we document, Traefik in
+    // X-Forwarded-Method) must be reads. Every one, not the first: a proxy passes the
+    // client's own headers on too, and a client must not name a read for its write.
+    for method in forwarded_methods(&parts) {
+        p.require_method(&method)?;
+    }
     // Written straight into the response's own map, sized once: this answers every
     // request an auth_request proxy forwards.
     let mut response = StatusCode::OK.into_response();
@@ -534,4 +548,48 @@ async fn verified(State(state): State<AppState>, request: Request) -> Result<Res
         );
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request as HttpRequest;
+
+    fn parts(method: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = HttpRequest::builder()
+            .method(method)
+            .uri("/api/auth/verify");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn every_method_a_proxy_or_client_names_is_judged() {
+        assert_eq!(forwarded_methods(&parts("GET", &[])), ["GET"]);
+        assert_eq!(
+            forwarded_methods(&parts("GET", &[("X-Original-Method", "post")])),
+            ["GET", "POST"]
+        );
+        // Behind Traefik a client's own X-Original-Method arrives beside Traefik's header:
+        // both are judged, so naming a read does not hide the write.
+        assert_eq!(
+            forwarded_methods(&parts(
+                "GET",
+                &[
+                    ("X-Original-Method", "GET"),
+                    ("X-Forwarded-Method", "DELETE")
+                ]
+            )),
+            ["GET", "GET", "DELETE"]
+        );
+        assert_eq!(
+            forwarded_methods(&parts(
+                "GET",
+                &[("X-Original-Method", "GET"), ("X-Original-Method", "PUT")]
+            )),
+            ["GET", "GET", "PUT"]
+        );
+    }
 }

@@ -188,6 +188,30 @@ async fn a_read_key_reads_and_is_refused_every_write_however_it_comes() {
         .await
         .expect("verify");
     assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+    // A client naming a read of its own beside the proxy's header gains nothing.
+    let spoofed = basic
+        .http
+        .get(format!("{}/api/auth/verify", d.url))
+        .basic_auth(&key, Some(&pw))
+        .header("X-Original-Method", "GET")
+        .header("X-Forwarded-Method", "POST")
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(spoofed.status(), StatusCode::FORBIDDEN);
+    let own_post = basic
+        .http
+        .post(format!("{}/api/auth/verify", d.url))
+        .basic_auth(&key, Some(&pw))
+        .header("X-Original-Method", "GET")
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(
+        own_post.status(),
+        StatusCode::FORBIDDEN,
+        "POST verify stands for a POST"
+    );
 
     // Through a real nginx with auth_request: the guarded app sees reads only.
     let through = from(&basic, &nginx.url(), "127.0.0.1", "excel");
@@ -199,6 +223,19 @@ async fn a_read_key_reads_and_is_refused_every_write_however_it_comes() {
         .send(Method::POST, "/protected/report", Some(json!({})))
         .await;
     assert_eq!(post.status, StatusCode::FORBIDDEN, "{}", post.body);
+    let claimed = through
+        .http
+        .post(format!("{}/protected/report", through.base))
+        .basic_auth(&key, Some(&pw))
+        .header("X-Original-Method", "GET")
+        .send()
+        .await
+        .expect("through nginx");
+    assert_eq!(
+        claimed.status(),
+        StatusCode::FORBIDDEN,
+        "nginx sets the method, not the client"
+    );
 
     // A full key passes the same guard for a write.
     let (full, full_pw, created) = admin.create_key("etl").await;
