@@ -317,3 +317,60 @@ async fn a_failed_webhook_delivery_is_logged_without_the_secret_in_its_url() {
         "the webhook URL's secret is in the log: {out}"
     );
 }
+
+#[tokio::test]
+async fn a_key_about_to_stop_for_going_unused_is_warned_about_by_name() {
+    let p = peers(0).await;
+    let d = p.daemon().await;
+    let admin = d.admin().await;
+    let set = admin
+        .post(
+            "/api/system/configuration/options",
+            json!({"configurationOptions": [{"path": "Authentication/AccessKey/MaxIdleDays", "value": 5}]}),
+        )
+        .await;
+    assert_eq!(set.status, reqwest::StatusCode::OK, "{}", set.body);
+
+    // Bob signs in every day, but one of his keys has been forgotten for 3 of 5 days.
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let (forgotten, _, created) = bob.create_key("old report").await;
+    d.advance(Duration::days(3));
+    let bob = d.login("bob", "bob-pw", Some(LDAP_DIR)).await;
+    let (_fresh, fresh_pw, fresh) = bob.create_key("new report").await;
+    let fresh_id = fresh["keyId"].as_str().unwrap();
+    assert_eq!(
+        d.client().with_basic(fresh_id, &fresh_pw).me().await.status,
+        reqwest::StatusCode::OK
+    );
+
+    let report = accesskeyd::notify::run(&d.app).await.unwrap();
+    assert_eq!(
+        (report.due, report.emails, report.webhooks),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let mails = p.smtp.wait_for(1, StdDuration::from_secs(10)).await;
+    let m = &mails[0];
+    assert_eq!(m.rcpt_tos, ["bob@example.org"]);
+    assert!(
+        m.subject.contains("old report") && m.subject.contains("has not been used"),
+        "{}",
+        m.subject
+    );
+    let until = created["validUntil"].as_str().unwrap();
+    assert!(m.subject.contains(&until[..10]), "{} vs {until}", m.subject);
+    assert!(
+        m.text.contains("signing in does not") && !m.text.contains("new report"),
+        "{}",
+        m.text
+    );
+    let hook = p.hook.wait_for(1, StdDuration::from_secs(10)).await;
+    let body: serde_json::Value = serde_json::from_slice(&hook[0].body).unwrap();
+    assert_eq!(body["type"], "access_keys.lapse_warning");
+    assert_eq!(body["warning"]["kind"], "idle_key");
+    assert_eq!(body["warning"]["keys"][0]["keyId"], forgotten.as_str());
+
+    // Once per lapse: the next run sends nothing new.
+    let again = accesskeyd::notify::run(&d.app).await.unwrap();
+    assert_eq!((again.emails, again.webhooks), (0, 0), "{again:?}");
+}
