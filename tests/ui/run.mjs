@@ -169,6 +169,22 @@ const scenarios = {
     await shot(page, "key-rotated");
     await page.reload();
     assert.ok(!(await page.content()).includes(rotated.password), "shown once");
+
+    // Narrowing where the key works: from elsewhere it is refused (this browser's script
+    // calls come from 127.0.0.1).
+    const row = () => page.locator("tr", { hasText: "Nightly ETL" });
+    await row().getByText("Usable from anywhere").click();
+    await page.getByLabel("Allowed networks of Nightly ETL").fill("10.20.0.0/16");
+    await row().getByRole("button", { name: "Save networks" }).click();
+    await page.waitForURL(/notice=key-networks/);
+    assert.match(await page.getByRole("status").innerText(), /used from was changed/);
+    assert.ok((await page.content()).includes("Only from 10.20.0.0/16"));
+    assert.equal((await meWithKey(rotated)).status, 401, "not from this network");
+    await row().getByText("Only from 10.20.0.0/16").click();
+    await page.getByLabel("Allowed networks of Nightly ETL").fill("127.0.0.0/8");
+    await row().getByRole("button", { name: "Save networks" }).click();
+    await page.waitForURL(/notice=key-networks/);
+    assert.equal((await meWithKey(rotated)).status, 200, "from here again");
   },
 
   // An admin: sees and deletes everyone's keys, overrides validity, changes the

@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
             get(confirm_delete).post(delete_key),
         )
         .route("/ui/keys/{key_id}/rotate", post(rotate_key))
+        .route("/ui/keys/{key_id}/networks", post(set_networks))
 }
 
 #[derive(Deserialize)]
@@ -475,6 +476,39 @@ async fn rotate_key(
     };
     let page = keys_view(&state, &u, Some(created), None, None).await?;
     Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+struct NetworksForm {
+    csrf: Option<String>,
+    networks: Option<String>,
+}
+
+/// Changes where one of the person's keys may be used from (empty: anywhere).
+async fn set_networks(
+    State(state): State<AppState>,
+    u: UiUser,
+    Path(key_id): Path<String>,
+    Form(f): Form<NetworksForm>,
+) -> UiResult {
+    u.check(f.csrf.as_deref())?;
+    let change = form_networks(f.networks.as_deref()).map(|n| match n {
+        Some(n) => keys::NetworksChange::Only(n),
+        None => keys::NetworksChange::Anywhere,
+    });
+    let result = match change {
+        Ok(change) => keys::set_networks(&state.0, &u.p, &key_id, change).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(see_other("/ui/keys?notice=key-networks")),
+        Err(e @ Error::Invalid(_)) => {
+            let (status, message, _) = domain_status(e);
+            let page = keys_view(&state, &u, None, None, Some(message)).await?;
+            Ok(render(status, &page))
+        }
+        Err(e) => Err(UiError(e)),
+    }
 }
 
 async fn confirm_delete(

@@ -341,6 +341,7 @@ pub fn notice_text(code: Option<&str>) -> Option<String> {
         "expired" => "Your session has ended. Please sign in again.",
         "signed-out" => "You are signed out.",
         "key-deleted" => "The access key was deleted; it no longer works.",
+        "key-networks" => "Where the access key may be used from was changed.",
         "user-deleted" => "The user was deleted with their access keys and sessions.",
         "saved" => "Saved.",
         "approved" => "The removals were approved and applied.",
