@@ -8,11 +8,16 @@ use std::collections::HashMap;
 
 /// The report as an admin downloads it: header and rows, parsed with the `csv` crate.
 async fn download(app: &TestApp, admin: &Session) -> (Vec<String>, Vec<HashMap<String, String>>) {
-    let r = app.get("/api/accesskeys/report.csv").auth(admin).send().await;
+    let r = app
+        .get("/api/accesskeys/report.csv")
+        .auth(admin)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.header("content-type").starts_with("text/csv"));
     assert!(
-        r.header("content-disposition").starts_with("attachment; filename=\"accesskeyd-keys-"),
+        r.header("content-disposition")
+            .starts_with("attachment; filename=\"accesskeyd-keys-"),
         "{}",
         r.header("content-disposition")
     );
@@ -75,7 +80,12 @@ async fn an_admin_downloads_every_key_as_csv_with_formulas_neutralised() {
     let carols = app.create_key(&carol, "-carol's export").await;
     let own = app.create_key(&admin, "root's notebook").await;
     // Carol's key is used from 10.9.8.7.
-    let used = app.get("/api/users/me").key(&carols).peer("10.9.8.7").send().await;
+    let used = app
+        .get("/api/users/me")
+        .key(&carols)
+        .peer("10.9.8.7")
+        .send()
+        .await;
     assert_eq!(used.status, StatusCode::OK, "{}", used.body);
     used_from(&app, &carol, &carols.id).await;
 
@@ -122,7 +132,10 @@ async fn an_admin_downloads_every_key_as_csv_with_formulas_neutralised() {
     assert_eq!(t["expiry"], "");
     assert!(!t["valid_until"].is_empty(), "bob signed in: his keys work");
     assert!(!t["owner_last_login"].is_empty());
-    assert_eq!((t["owner_suspended"].as_str(), t["owner_disabled"].as_str()), ("no", "no"));
+    assert_eq!(
+        (t["owner_suspended"].as_str(), t["owner_disabled"].as_str()),
+        ("no", "no")
+    );
 
     let r = row(&read_id);
     assert_eq!(r["scope"], "read");
@@ -133,6 +146,27 @@ async fn an_admin_downloads_every_key_as_csv_with_formulas_neutralised() {
     assert_eq!(c["last_address"], "10.9.8.7");
     assert!(!c["last_used"].is_empty());
     assert_eq!(row(&own.id)["owner_username"], "root");
+
+    // The Admin Panel's inventory shows the same: scope, networks, last address.
+    let page = app
+        .get("/ui/admin/keys?q=dashboard")
+        .session_cookie(&admin)
+        .send()
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(">read-only</span>"), "{}", page.body);
+    assert!(page.body.contains("from 10.1.0.0/16"), "{}", page.body);
+    let page = app
+        .get("/ui/admin/keys?q=carol")
+        .session_cookie(&admin)
+        .send()
+        .await;
+    assert!(page.body.contains("<code>10.9.8.7</code>"), "{}", page.body);
+    assert!(
+        !page.body.contains(">read-only</span>"),
+        "a full key has no badge"
+    );
+    assert!(page.body.contains("href=\"/api/accesskeys/report.csv\""));
 }
 
 #[tokio::test]
@@ -140,7 +174,11 @@ async fn the_report_is_for_admins_only() {
     let app = TestApp::spawn().await;
     let bob = app.user("bob").await;
     let key = app.create_key(&bob, "bob's export").await;
-    let r = app.get("/api/accesskeys/report.csv").auth(&bob).send().await;
+    let r = app
+        .get("/api/accesskeys/report.csv")
+        .auth(&bob)
+        .send()
+        .await;
     assert_error(&r, StatusCode::FORBIDDEN, "admin");
     let r = app.get("/api/accesskeys/report.csv").key(&key).send().await;
     assert_error(&r, StatusCode::FORBIDDEN, "admin");
@@ -201,9 +239,9 @@ async fn key_uses_are_added_to_todays_count_and_the_overview_draws_them() {
     let admin = app.admin().await;
     let bob = app.user("bob").await;
     let key = app.create_key(&bob, "bob's export").await;
-    let tally = std::sync::Arc::new(tokio::sync::Mutex::new(
-        accesskeyd::key_usage::Tally::from(accesskeyd::key_usage::requests(&app.app.metrics)),
-    ));
+    let tally = std::sync::Arc::new(tokio::sync::Mutex::new(accesskeyd::key_usage::Tally::from(
+        accesskeyd::key_usage::requests(&app.app.metrics),
+    )));
     for _ in 0..3 {
         assert!(app.key_works(&key).await);
     }
@@ -221,7 +259,11 @@ async fn key_uses_are_added_to_todays_count_and_the_overview_draws_them() {
         page.body
     );
     // Bob's key works, beyond the warning days.
-    assert!(page.body.contains("data-testid=\"state-working\">1<"), "{}", page.body);
+    assert!(
+        page.body.contains("data-testid=\"state-working\">1<"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("<svg class=\"chart\" role=\"img\""));
     assert!(page.body.contains("href=\"/api/accesskeys/report.csv\""));
     assert!(page.body.contains("<td data-label=\"Day\">"));
