@@ -95,12 +95,13 @@ async fn an_admin_reads_the_overview_charts_and_downloads_the_credential_report(
             accesskeyd::key_usage::add(conn, today - 2, 3)?;
             // Long ago: outside the 30 days drawn.
             accesskeyd::key_usage::add(conn, today - 40, 100)?;
-            for (status, removed) in [("ok", 2i64), ("blocked", 7)] {
+            let started = now.timestamp_millis();
+            for (status, removed, days_ago) in [("ok", 2i64, 2i64), ("blocked", 7, 1)] {
                 diesel::insert_into(sync_runs::table)
                     .values((
                         sync_runs::directory_id.eq(LDAP_DIR),
-                        sync_runs::started_at.eq(0i64),
-                        sync_runs::finished_at.eq(Some(1i64)),
+                        sync_runs::started_at.eq(started - days_ago * 86_400_000),
+                        sync_runs::finished_at.eq(Some(started - days_ago * 86_400_000 + 1_000)),
                         sync_runs::dry_run.eq(false),
                         sync_runs::run_trigger.eq("schedule"),
                         sync_runs::replica.eq("test"),

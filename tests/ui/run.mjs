@@ -146,7 +146,7 @@ const scenarios = {
     await signIn(admin.page, ADMIN, ADMIN_PASSWORD, "builtin");
     await admin.page.getByRole("link", { name: "Admin Panel" }).click();
     await admin.page.waitForURL(/\/ui\/admin$/);
-    await admin.page.getByRole("link", { name: "Access Keys" }).click();
+    await admin.page.getByRole("link", { name: "Access Keys", exact: true }).click();
     await admin.page.waitForURL(/\/ui\/admin\/keys/);
     assert.ok((await admin.page.content()).includes(bobKey.key), "the admin sees bob's key");
     await shot(admin.page, "admin-access-keys");
@@ -267,9 +267,10 @@ const scenarios = {
     assert.match(await page.getByTestId("uses-total").innerText(), /^8 key use\(s\) in the last 30 days/);
     const days = page.getByTestId("uses-table").locator("tbody tr");
     assert.equal(await days.count(), 30, "thirty days, the days without use included");
-    assert.equal(await days.nth(29).locator("td").nth(1).innerText(), "5", "today");
-    assert.equal(await days.nth(27).locator("td").nth(1).innerText(), "3", "two days ago");
-    assert.equal(await days.nth(28).locator("td").nth(1).innerText(), "0");
+    // Inside a closed <details>: read as text, not as rendered.
+    assert.equal(await days.nth(29).locator("td").nth(1).textContent(), "5", "today");
+    assert.equal(await days.nth(27).locator("td").nth(1).textContent(), "3", "two days ago");
+    assert.equal(await days.nth(28).locator("td").nth(1).textContent(), "0");
     const bars = page.getByRole("img", { name: /over the last 30 days: 8 in all/ }).locator("rect");
     assert.equal(await bars.count(), 30);
 

@@ -183,7 +183,7 @@ async fn overview_tab(State(state): State<AppState>, a: UiAdmin) -> UiResult {
             warning_days,
             uses_total: days.iter().map(|d| d.1).sum(),
             uses_days: USE_DAYS,
-            uses: charts::columns(&use_items(&days), 7),
+            uses: charts::columns(&use_items(&days), 7, USE_DAYS as usize),
             directories,
             soonest: summary
                 .soonest()
@@ -232,7 +232,7 @@ fn runs_chart(directory: &str, runs: &[SyncRunRow]) -> RunsChart {
         .collect();
     RunsChart {
         directory: directory.to_string(),
-        chart: charts::columns(&items, 1),
+        chart: charts::columns(&items, 1, RUNS_DRAWN as usize),
         runs: runs
             .iter()
             .map(|r| RunFact {

@@ -122,14 +122,16 @@ pub fn horizontal(items: &[Item]) -> Chart {
 }
 
 /// Columns over a baseline, the scale's top written above the first; every
-/// `label_every`-th label shows (and the last), so that thirty days stay readable.
-pub fn columns(items: &[Item], label_every: usize) -> Chart {
+/// `label_every`-th label shows, counted back from the last (which always shows), so that
+/// thirty days stay readable. The width is shared by at least `min_slots` columns, so two
+/// runs do not make two slabs.
+pub fn columns(items: &[Item], label_every: usize, min_slots: usize) -> Chart {
     const WIDTH: i64 = 600;
     const LEFT: i64 = 8;
     const TOP: i64 = 22;
     const HEIGHT: i64 = 120;
     const GAP: i64 = 2;
-    let n = items.len().max(1) as i64;
+    let n = items.len().max(min_slots).max(1) as i64;
     let slot = (WIDTH - LEFT) / n;
     let max = nice_ceiling(items.iter().map(|i| i.value).max().unwrap_or(0).max(1));
     let base = TOP + HEIGHT;
@@ -154,7 +156,7 @@ pub fn columns(items: &[Item], label_every: usize) -> Chart {
                 value_y: base - height - 4,
                 label_x: x + width / 2,
                 label_y: base + 16,
-                show_label: i % every == 0 || i == last,
+                show_label: (last - i) % every == 0,
             }
         })
         .collect();
@@ -217,7 +219,7 @@ mod tests {
         let items: Vec<Item> = (0..30)
             .map(|d| Item::new(format!("d{d}"), if d == 29 { 40 } else { d % 3 }, "good"))
             .collect();
-        let c = columns(&items, 7);
+        let c = columns(&items, 7, 1);
         assert_eq!(c.max, 50);
         assert_eq!(c.bars.len(), 30);
         for b in &c.bars {
@@ -233,13 +235,25 @@ mod tests {
             .filter(|b| b.show_label)
             .map(|b| b.label.as_str())
             .collect();
-        assert_eq!(shown, ["d0", "d7", "d14", "d21", "d28", "d29"]);
+        assert_eq!(shown, ["d1", "d8", "d15", "d22", "d29"], "the last always");
         assert_eq!(c.bars[1].x - c.bars[0].x, 19, "(600 - 8) / 30 per day");
     }
 
     #[test]
+    fn few_columns_keep_the_width_of_the_minimum_slots() {
+        let c = columns(
+            &[Item::new("a", 2, "good"), Item::new("b", 7, "warn")],
+            1,
+            10,
+        );
+        assert_eq!(c.bars[1].x - c.bars[0].x, 59, "(600 - 8) / 10");
+        assert_eq!(c.bars[0].width, 57);
+        assert!(c.bars.iter().all(|b| b.show_label));
+    }
+
+    #[test]
     fn an_empty_chart_is_drawn_without_bars() {
-        let c = columns(&[], 7);
+        let c = columns(&[], 7, 0);
         assert!(c.bars.is_empty());
         assert_eq!(c.max, 1);
         assert_eq!(horizontal(&[]).bars.len(), 0);
