@@ -42,8 +42,9 @@ pub fn cleanup(
     ))
 }
 
-/// Audit events past `[audit] retention_days` and announcements of revocations no process
-/// still needs go (inside the cleanup job's connection).
+/// Audit events past `[audit] retention_days`, announcements of revocations no process
+/// still needs and days of key use older than `key_usage::KEEP_DAYS` go (inside the
+/// cleanup job's connection).
 pub fn prune_history(
     conn: &mut DbConn,
     now: chrono::DateTime<chrono::Utc>,
@@ -51,8 +52,10 @@ pub fn prune_history(
 ) -> Result<String> {
     let events = crate::audit::prune(conn, now, audit_days)?;
     let revocations = crate::revocation::prune(conn, now)?;
+    let days = crate::key_usage::prune(conn, now)?;
     Ok(format!(
-        "removed {events} audit event(s) past retention and {revocations} old revocation notice(s)"
+        "removed {events} audit event(s) past retention, {revocations} old revocation notice(s) \
+         and {days} old day(s) of key use"
     ))
 }
 
@@ -156,6 +159,41 @@ pub fn spawn_refusal_summary(app: Arc<App>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// How often each replica adds its key uses to today's row.
+const KEY_USE_FLUSH_EVERY: Duration = Duration::from_secs(60);
+
+/// The key-use tally of this process, shared by the minute's flush and the one at shutdown.
+pub type KeyUseTally = Arc<tokio::sync::Mutex<crate::key_usage::Tally>>;
+
+/// Adds this replica's key uses to `key_use_days` every minute, on every replica (each
+/// counts its own requests). The tally it returns is what `flush_key_uses` writes at
+/// shutdown.
+pub fn spawn_key_use_days(app: Arc<App>) -> (tokio::task::JoinHandle<()>, KeyUseTally) {
+    let tally: KeyUseTally = Arc::new(tokio::sync::Mutex::new(crate::key_usage::Tally::from(
+        crate::key_usage::requests(&app.metrics),
+    )));
+    let shared = tally.clone();
+    let handle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_USE_FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once; nothing has been counted yet.
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            flush_key_uses(&app, &shared).await;
+        }
+    });
+    (handle, tally)
+}
+
+/// Writes the key uses counted since the last flush; a failure is logged and the uses are
+/// written with the next flush.
+pub async fn flush_key_uses(app: &App, tally: &KeyUseTally) {
+    if let Err(e) = crate::key_usage::flush(app, tally).await {
+        tracing::warn!(error = %e, "could not add the key uses to today's count");
+    }
 }
 
 /// Runs each LDAP directory's sync on its cron schedule, on the leading replica only. A run

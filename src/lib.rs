@@ -21,6 +21,8 @@ pub mod jobs;
 pub mod kerberos;
 pub mod key_format;
 pub mod key_lookup;
+pub mod key_report;
+pub mod key_usage;
 pub mod keys;
 pub mod last_used;
 pub mod leadership;

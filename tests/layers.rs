@@ -44,6 +44,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "users",
             "service_accounts",
             "keys",
+            "key_usage",
+            "key_report",
             "auth",
             "events",
             "scim",

@@ -189,7 +189,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "accesskeyd listening");
     println!("accesskeyd listening on http://{listen}");
+    let (key_uses, tally) = crate::jobs::spawn_key_use_days(app.clone());
     let mut jobs = vec![
+        key_uses,
         crate::jobs::spawn_session_cleanup(app.clone()),
         crate::jobs::spawn_refusal_summary(app.clone()),
     ];
@@ -197,10 +199,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     jobs.extend(crate::jobs::spawn_lapse_warnings(app.clone()));
     jobs.extend(crate::feeds::spawn_change_feeds(app.clone()));
     jobs.extend(crate::jobs::spawn_ssf_pollers(app.clone()));
-    crate::http::serve_with_management(app, listener, management, shutdown_signal()).await?;
+    crate::http::serve_with_management(app.clone(), listener, management, shutdown_signal())
+        .await?;
     for job in jobs {
         job.abort();
     }
+    // The last minute's key uses, so that a restart loses none.
+    crate::jobs::flush_key_uses(&app, &tally).await;
     tracing::info!("accesskeyd stopped");
     Ok(())
 }

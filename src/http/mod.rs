@@ -3,7 +3,7 @@
 //!
 //! Imports between these files point one way, down this list (none imports this file):
 //! - `serve` (the accept loop), over `routes` (the public and management routers)
-//! - the areas: the API's (`auth`, `keys`, `users`, `system`, `audit`, `directories`,
+//! - the areas: the API's (`auth`, `keys` and `key_report`, `users`, `system`, `audit`, `directories`,
 //!   `events`, `scim`, `ssf`, `health`) and the pages' (`ui`, which assembles `ui::account` and
 //!   `ui::admin` over `ui::session`, `ui::page` and `ui::views`)
 //! - `sign_in` (the OpenID Connect start and Windows sign-in, shared by `auth` and the pages)
@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod key_report;
 pub mod keys;
 pub mod openapi;
 pub mod output;

@@ -4,7 +4,9 @@
 use super::error::status_message;
 use super::openapi::{self, ApiDoc};
 use super::state::AppState;
-use super::{audit, auth, directories, events, health, keys, scim, ssf, system, ui, users};
+use super::{
+    audit, auth, directories, events, health, key_report, keys, scim, ssf, system, ui, users,
+};
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -21,6 +23,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(keys::router())
+        .merge(key_report::router())
         .merge(users::router())
         .merge(system::router())
         .merge(audit::router())

@@ -15,6 +15,7 @@ mod admin;
 mod events;
 mod input;
 mod jobs;
+mod key_report;
 mod logins;
 mod openapi;
 mod pages;

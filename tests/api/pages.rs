@@ -246,7 +246,12 @@ async fn an_ended_session_goes_back_to_sign_in_with_a_notice() {
 async fn non_admins_get_the_403_page_in_the_admin_panel() {
     let app = TestApp::spawn().await;
     let bob = app.user("bob").await;
-    for path in ["/ui/admin/keys", "/ui/admin/users", "/ui/admin/config"] {
+    for path in [
+        "/ui/admin",
+        "/ui/admin/keys",
+        "/ui/admin/users",
+        "/ui/admin/config",
+    ] {
         let r = app.get(path).session_cookie(&bob).send().await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
         assert!(r.body.contains("administrators only"), "{path}: {}", r.body);

@@ -65,3 +65,68 @@ async fn an_admin_uses_the_admin_panel_and_others_cannot() {
     let d = Daemon::start(Some(&slapd)).await;
     scenario(&d, "admin").await;
 }
+
+/// Arranges one working, one lapsing and one stopped key, eight key uses over the last
+/// days and two sync runs of the LDAP directory; the browser then reads them on the
+/// overview and downloads the credential report.
+#[tokio::test]
+async fn an_admin_reads_the_overview_charts_and_downloads_the_credential_report() {
+    use accesskeyd::store::schema::sync_runs;
+    use diesel::prelude::*;
+    let slapd = Slapd::start().await;
+    let d = Daemon::start(Some(&slapd)).await;
+    let now = d.app.clock.now();
+    // bob signed in now: works for 14 days. carol: 12 days ago, lapses in 2 (within the 3
+    // warning days). alice: 20 days ago, stopped.
+    for (name, password, signed_in_days_ago) in [
+        ("bob", "bob-pw", 0),
+        ("carol", "carol-pw", 12),
+        ("alice", "alice-pw", 20),
+    ] {
+        let person = d.login(name, password, Some(LDAP_DIR)).await;
+        person.create_key(&format!("{name}'s export")).await;
+        let id = person.me().await.body["id"]
+            .as_str()
+            .expect("an id")
+            .to_string();
+        if signed_in_days_ago > 0 {
+            d.set_last_login(&id, now - chrono::Duration::days(signed_in_days_ago))
+                .await;
+        }
+    }
+    let today = accesskeyd::key_usage::day_of(now);
+    d.app
+        .store
+        .write(move |conn| {
+            accesskeyd::key_usage::add(conn, today, 5)?;
+            accesskeyd::key_usage::add(conn, today - 2, 3)?;
+            // Long ago: outside the 30 days drawn.
+            accesskeyd::key_usage::add(conn, today - 40, 100)?;
+            let started = now.timestamp_millis();
+            for (status, removed, days_ago) in [("ok", 2i64, 2i64), ("blocked", 7, 1)] {
+                diesel::insert_into(sync_runs::table)
+                    .values((
+                        sync_runs::directory_id.eq(LDAP_DIR),
+                        sync_runs::started_at.eq(started - days_ago * 86_400_000),
+                        sync_runs::finished_at.eq(Some(started - days_ago * 86_400_000 + 1_000)),
+                        sync_runs::dry_run.eq(false),
+                        sync_runs::run_trigger.eq("schedule"),
+                        sync_runs::replica.eq("test"),
+                        sync_runs::status.eq(status),
+                        sync_runs::read_count.eq(10i64),
+                        sync_runs::matched.eq(3i64),
+                        sync_runs::renamed.eq(0i64),
+                        sync_runs::removed.eq(removed),
+                        sync_runs::suspended.eq(0i64),
+                        sync_runs::restored.eq(0i64),
+                        sync_runs::admin_changes.eq(0i64),
+                        sync_runs::last_logins.eq(0i64),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("arrange uses and runs");
+    scenario(&d, "overview").await;
+}

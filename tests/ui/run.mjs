@@ -5,7 +5,7 @@
 // Exits 0 when every step held; otherwise prints the failed step and exits 1.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const BASE = process.env.ACCESSKEYD_URL;
@@ -199,6 +199,8 @@ const scenarios = {
     const admin = await person();
     await signIn(admin.page, ADMIN, ADMIN_PASSWORD, "builtin");
     await admin.page.getByRole("link", { name: "Admin Panel" }).click();
+    await admin.page.waitForURL(/\/ui\/admin$/);
+    await admin.page.getByRole("link", { name: "Access Keys", exact: true }).click();
     await admin.page.waitForURL(/\/ui\/admin\/keys/);
     assert.ok((await admin.page.content()).includes(bobKey.key), "the admin sees bob's key");
     await shot(admin.page, "admin-access-keys");
@@ -295,6 +297,63 @@ const scenarios = {
     assert.equal((await meWithKey(carolKey)).status, 401, "the deleted user's key stops");
     await carol.page.goto("/ui/keys");
     assert.match(carol.page.url(), /\/ui\/login\?notice=expired/, "the deleted user's session ended");
+  },
+
+  // An admin lands on the overview (tests/e2e/ui.rs arranged: keys working 1, lapsing 1,
+  // stopped 1; 8 uses in the last 30 days, 5 today; two runs of the LDAP directory, one
+  // that removed 2 and one blocked that would have removed 7), then downloads the report.
+  async overview() {
+    const admin = await person();
+    await signIn(admin.page, ADMIN, ADMIN_PASSWORD, "builtin");
+    await admin.page.getByRole("link", { name: "Admin Panel" }).click();
+    await admin.page.waitForURL(/\/ui\/admin$/);
+    const page = admin.page;
+    assert.equal(await page.getByRole("link", { name: "Overview" }).getAttribute("aria-current"), "page");
+
+    // Four charts: keys by state, uses per day, runs per directory, the soonest lapses.
+    assert.equal(await page.locator("svg.chart").count(), 3, "three drawn charts beside the table");
+    const states = page.getByRole("img", { name: /3 access keys: 1 working, 1 lapsing, 1 stopped/ });
+    assert.equal(await states.count(), 1, "the state chart names its numbers");
+    assert.equal(await page.getByTestId("state-working").innerText(), "1");
+    assert.equal(await page.getByTestId("state-lapsing").innerText(), "1");
+    assert.equal(await page.getByTestId("state-stopped").innerText(), "1");
+
+    assert.match(await page.getByTestId("uses-total").innerText(), /^8 key use\(s\) in the last 30 days/);
+    const days = page.getByTestId("uses-table").locator("tbody tr");
+    assert.equal(await days.count(), 30, "thirty days, the days without use included");
+    // Inside a closed <details>: read as text, not as rendered.
+    assert.equal(await days.nth(29).locator("td").nth(1).textContent(), "5", "today");
+    assert.equal(await days.nth(27).locator("td").nth(1).textContent(), "3", "two days ago");
+    assert.equal(await days.nth(28).locator("td").nth(1).textContent(), "0");
+    const bars = page.getByRole("img", { name: /over the last 30 days: 8 in all/ }).locator("rect");
+    assert.equal(await bars.count(), 30);
+
+    const runs = page.locator("table[data-testid^=runs-] tbody tr");
+    assert.equal(await runs.count(), 2);
+    assert.deepEqual(await runs.locator("td:nth-child(2)").allInnerTexts(), ["ok", "blocked"]);
+    assert.deepEqual(await runs.locator("td:nth-child(3)").allInnerTexts(), ["2", "7"]);
+    const runBars = page.getByRole("img", { name: /The last 2 sync runs/ }).locator("rect.bar");
+    assert.deepEqual(
+      await runBars.evaluateAll((rs) => rs.map((r) => r.getAttribute("class"))),
+      ["bar good", "bar warn"],
+    );
+
+    const soonest = page.getByTestId("soonest").locator("tbody tr");
+    assert.equal(await soonest.count(), 2, "the stopped key lapses no more");
+    assert.match(await soonest.nth(0).innerText(), /^carol/);
+    assert.match(await soonest.nth(1).innerText(), /^bob/);
+    await shot(page, "admin-overview");
+
+    // The credential report downloads as CSV: a header and one line per key.
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download the credential report (CSV)" }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^accesskeyd-keys-\d{4}-\d{2}-\d{2}\.csv$/);
+    const lines = readFileSync(await download.path(), "utf8").trim().split(/\r?\n/);
+    assert.match(lines[0], /^key_id,label,owner_username,owner_id,directory,scope,/);
+    assert.equal(lines.length, 4, lines.join("\n"));
+    assert.ok(lines.some((l) => l.includes("carol's export")), lines.join("\n"));
   },
 };
 

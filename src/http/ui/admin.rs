@@ -1,12 +1,14 @@
 //! The Admin Panel: every access key, users and their validity overrides, the runtime
 //! configuration, directory sync, and the audit trail.
 
+use super::charts::{self, Item};
 use super::page::{render, see_other, CsrfOnly, Form, UiResult};
 use super::session::UiAdmin;
 use super::views::{
     notice_text, plural, when, window_text, AuditLine, AuditTab, ConfigTab, ConfirmPage,
-    DirectoriesTab, DirectoryLine, KeyLine, KeysTab, OptionLine, Page, Pager, RunLine, RunPage,
-    SignalsLine, UserLine, UserPage, UsersTab, PAGE_SIZE,
+    DirectoriesTab, DirectoryLine, KeyLine, KeysTab, LapseLine, OptionLine, OverviewTab, Page,
+    Pager, RunFact, RunLine, RunPage, RunsChart, SignalsLine, UserLine, UserPage, UsersTab,
+    PAGE_SIZE,
 };
 use crate::app::App;
 use crate::audit::{self, Filter};
@@ -16,8 +18,11 @@ use crate::http::error::domain_status;
 use crate::http::extract::{Path, Query};
 use crate::http::state::AppState;
 use crate::ids::{DirectoryId, UserId};
+use crate::key_report;
+use crate::key_usage;
 use crate::keys::{self, Scope};
 use crate::options::{self, Change};
+use crate::store::key_columns::KeyScope;
 use crate::store::models::SyncRunRow;
 use crate::store::timestamp::Timestamp;
 use crate::sync::{self, plan::Reason, Request, RunStatus, Trigger};
@@ -30,7 +35,7 @@ use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ui/admin", get(|| async { see_other("/ui/admin/keys") }))
+        .route("/ui/admin", get(overview_tab))
         .route("/ui/admin/keys", get(keys_tab))
         .route(
             "/ui/admin/keys/{key_id}/delete",
@@ -116,6 +121,18 @@ async fn keys_tab(
             key_id: k.row.key_id,
             created: when(Some(k.row.created_at.at()), ""),
             last_used: when(k.row.last_used_at.map(Timestamp::at), "never"),
+            read_only: k.row.scope == KeyScope::Read,
+            networks: k
+                .row
+                .allowed_networks
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            last_address: k
+                .recent_uses
+                .first()
+                .map(|u| u.address.clone())
+                .unwrap_or_default(),
         })
         .collect();
     Ok(render(
@@ -128,6 +145,103 @@ async fn keys_tab(
             pager,
         },
     ))
+}
+
+/// Days of key use the overview draws.
+const USE_DAYS: i64 = 30;
+
+/// Sync runs per directory the overview draws.
+const RUNS_DRAWN: i64 = 10;
+
+async fn overview_tab(State(state): State<AppState>, a: UiAdmin) -> UiResult {
+    let app = &state.0;
+    let (summary, warning_days) = key_report::summary(app, &a.0.p).await?;
+    let now = app.clock.now();
+    let today = key_usage::day_of(now);
+    let days = app
+        .store
+        .read(move |c| key_usage::last_days(c, today, USE_DAYS))
+        .await?;
+    let mut directories = Vec::new();
+    for d in &app.directories {
+        if let Directory::Ldap(l) = d {
+            let (mut runs, _) = sync::runs(app, &l.config().id, 0, RUNS_DRAWN).await?;
+            runs.reverse();
+            directories.push(runs_chart(d.name(), &runs));
+        }
+    }
+    Ok(render(
+        StatusCode::OK,
+        &OverviewTab {
+            page: admin_page(&a, "Overview", None),
+            states: charts::horizontal(&[
+                Item::new("working", summary.working, "good"),
+                Item::new("lapsing", summary.lapsing, "warn"),
+                Item::new("stopped", summary.stopped, "bad"),
+            ]),
+            total_keys: summary.total(),
+            warning_days,
+            uses_total: days.iter().map(|d| d.1).sum(),
+            uses_days: USE_DAYS,
+            uses: charts::columns(&use_items(&days), 7, USE_DAYS as usize),
+            directories,
+            soonest: summary
+                .soonest()
+                .into_iter()
+                .map(|l| LapseLine {
+                    username: l.username,
+                    user_id: l.owner_id.to_string(),
+                    kind: if l.is_service_account {
+                        "service account"
+                    } else {
+                        ""
+                    },
+                    at: when(Some(l.at), ""),
+                    keys: l.keys,
+                })
+                .collect(),
+        },
+    ))
+}
+
+/// Each day's uses as a column labelled with its date (`MM-DD`, UTC).
+fn use_items(days: &[(i64, i64)]) -> Vec<Item> {
+    days.iter()
+        .map(|(day, uses)| {
+            let label = key_usage::start_of(*day)
+                .map(|t| t.format("%m-%d").to_string())
+                .unwrap_or_default();
+            Item::new(label, *uses, "good")
+        })
+        .collect()
+}
+
+/// A directory's runs, oldest first, as columns of their removals coloured by status.
+fn runs_chart(directory: &str, runs: &[SyncRunRow]) -> RunsChart {
+    let items: Vec<Item> = runs
+        .iter()
+        .map(|r| {
+            let class = match r.status {
+                RunStatus::Ok => "good",
+                RunStatus::Blocked => "warn",
+                RunStatus::Failed => "bad",
+                RunStatus::DryRun | RunStatus::Running => "muted",
+            };
+            Item::new(format!("run {} ({})", r.id, r.status), r.removed, class)
+        })
+        .collect();
+    RunsChart {
+        directory: directory.to_string(),
+        chart: charts::columns(&items, 1, RUNS_DRAWN as usize),
+        runs: runs
+            .iter()
+            .map(|r| RunFact {
+                started: when(Some(r.started_at.at()), ""),
+                status: r.status.to_string(),
+                removed: r.removed,
+            })
+            .collect(),
+    }
 }
 
 async fn confirm_key_delete(

@@ -4,10 +4,12 @@
 //!
 //! This file only assembles the router. Below the page modules (`account`, `admin`) are
 //! `session` (who is signed in, CSRF), `page` (rendering, redirects, error pages, security
-//! headers) and `views` (the view models); none of them imports this file.
+//! headers), `views` (the view models) and `charts` (the overview's chart geometry, which
+//! `views` and `admin` use); none of them imports this file.
 
 mod account;
 mod admin;
+mod charts;
 pub(super) mod page;
 mod session;
 mod views;

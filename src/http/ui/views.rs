@@ -2,6 +2,7 @@
 //! layout every page shares, and how dates, windows and counts read on a page. Handlers
 //! fill these in; nothing here talks to the domain.
 
+use super::charts::Chart;
 use crate::validity::Window;
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -159,6 +160,51 @@ pub struct KeyLine {
     pub key_id: String,
     pub created: String,
     pub last_used: String,
+    /// A read-only key (`read` scope).
+    pub read_only: bool,
+    /// The networks it may be used from; empty: anywhere.
+    pub networks: String,
+    /// The newest client address it was used from; empty when none is known.
+    pub last_address: String,
+}
+
+/// A directory's recent sync runs as the overview draws them.
+pub struct RunsChart {
+    pub directory: String,
+    pub chart: Chart,
+    /// The runs in words, oldest first: when, status, removals.
+    pub runs: Vec<RunFact>,
+}
+
+/// One run under its chart.
+pub struct RunFact {
+    pub started: String,
+    pub status: String,
+    pub removed: i64,
+}
+
+/// Someone whose keys lapse soon.
+pub struct LapseLine {
+    pub username: String,
+    pub user_id: String,
+    pub kind: &'static str,
+    pub at: String,
+    pub keys: i64,
+}
+
+/// The Admin Panel's landing tab: keys by state, uses per day, sync runs, soonest lapses.
+#[derive(Template)]
+#[template(path = "admin_overview.html", config = "src/http/ui/askama.toml")]
+pub struct OverviewTab {
+    pub page: Page,
+    pub states: Chart,
+    pub total_keys: i64,
+    pub warning_days: i64,
+    pub uses: Chart,
+    pub uses_total: i64,
+    pub uses_days: i64,
+    pub directories: Vec<RunsChart>,
+    pub soonest: Vec<LapseLine>,
 }
 
 #[derive(Template)]
