@@ -4,7 +4,9 @@
 use super::error::status_message;
 use super::openapi::{self, ApiDoc};
 use super::state::AppState;
-use super::{audit, auth, directories, events, health, keys, scim, ssf, system, ui, users};
+use super::{
+    audit, auth, directories, events, health, keys, scim, secret_scanning, ssf, system, ui, users,
+};
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -28,6 +30,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(scim::router())
         .merge(ssf::router())
+        .merge(secret_scanning::router())
         .routes(routes!(openapi::document))
 }
 

@@ -1,5 +1,8 @@
 //! Access keys: creation (password shown once, stored as argon2id), listing, deletion, and
-//! verification of a key and password, including the validity rule.
+//! verification of a key and password, including the validity rule; `leaked`: keys a
+//! secret scanner found in public.
+
+pub mod leaked;
 
 use crate::audit::{self, Actor, Event};
 use crate::caller::{Method, Principal};

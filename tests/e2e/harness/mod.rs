@@ -9,6 +9,7 @@ pub mod log;
 pub mod oidc;
 pub mod process;
 pub mod samba;
+pub mod scanner;
 pub mod slapd;
 pub mod smtp;
 pub mod ssf;
