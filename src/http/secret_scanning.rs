@@ -3,7 +3,7 @@
 //! authentication. Refusals say little; the log says why under the answer's error id.
 
 use super::error::{status_message, ApiError};
-use super::extract::RawBody;
+use super::extract::{RawBody, RemoteAddr};
 use super::state::AppState;
 use crate::secret_scanning::signature::MAX_HEADER_BYTES;
 use crate::secret_scanning::{self, ReportError, ReportedToken, TokenVerdict, MAX_REPORT_BYTES};
@@ -55,6 +55,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn report(
     State(s): State<AppState>,
+    RemoteAddr(addr): RemoteAddr,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -70,6 +71,7 @@ async fn report(
         header(KEY_IDENTIFIER_HEADER),
         header(SIGNATURE_HEADER),
         &body,
+        addr,
     )
     .await;
     match result {

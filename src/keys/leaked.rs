@@ -118,8 +118,12 @@ pub struct Outcome {
 
 /// Deletes the keys the sightings name. One read finds them; only when it finds any does
 /// a write transaction find them again and delete them (an unknown token never takes the
-/// write lock).
-pub async fn revoke(app: &Services, sightings: Vec<Sighting>) -> Result<Outcome> {
+/// write lock). `from`: the address the report came from, for the audit trail.
+pub async fn revoke(
+    app: &Services,
+    sightings: Vec<Sighting>,
+    from: Option<String>,
+) -> Result<Outcome> {
     let now = app.clock.now();
     let mut key_ids = Vec::new();
     let mut hashes = Vec::new();
@@ -143,7 +147,7 @@ pub async fn revoke(app: &Services, sightings: Vec<Sighting>) -> Result<Outcome>
     }
     let outcome = app
         .store
-        .write(move |conn| revoke_in(conn, &sightings, &key_ids, &hashes, now))
+        .write(move |conn| revoke_in(conn, &sightings, &key_ids, &hashes, now, from))
         .await?;
     for l in &outcome.revoked {
         inc(&app.metrics.keys_deleted);
@@ -159,6 +163,7 @@ fn revoke_in(
     key_ids: &[String],
     hashes: &[String],
     now: DateTime<Utc>,
+    from: Option<String>,
 ) -> Result<Outcome> {
     let (keys, owners): (Vec<AccessKeyRow>, Vec<UserRow>) =
         key_rows::leak_candidates(conn, key_ids, hashes)?
@@ -174,7 +179,10 @@ fn revoke_in(
         .into_iter()
         .map(|u| (u.id.clone(), u))
         .collect();
-    let actor = Actor::system(ACTOR);
+    let actor = Actor {
+        remote_addr: from,
+        ..Actor::system(ACTOR)
+    };
     let mut done: Vec<KeyRowId> = Vec::new();
     let mut revoked = Vec::new();
     for (sighting, found) in assigned.iter().enumerate() {

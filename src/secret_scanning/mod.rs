@@ -153,12 +153,13 @@ fn place(text: Option<&str>) -> Option<String> {
 /// Takes a report: checks its signature (`key_identifier` and `signature` are the
 /// `Github-Public-Key-*` headers), deletes the keys it names and answers a verdict per
 /// token. The owners are told in the background after the commit; a failed notice is
-/// logged and never fails the report.
+/// logged and never fails the report. `from`: the sender's address, for the audit trail.
 pub async fn receive(
     app: &Services,
     key_identifier: Option<&str>,
     sig: Option<&str>,
     body: &[u8],
+    from: Option<String>,
 ) -> Result<Vec<TokenVerdict>, ReportError> {
     let Some(scanner) = &app.secret_scanning else {
         return Err(ReportError::NotConfigured);
@@ -213,7 +214,7 @@ pub async fn receive(
     let outcome = if sightings.is_empty() {
         leaked::Outcome::default()
     } else {
-        leaked::revoke(app, sightings).await?
+        leaked::revoke(app, sightings, from).await?
     };
     let answer = verdicts(&reported, &ours, &outcome.matched);
     tracing::info!(
