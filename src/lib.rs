@@ -33,6 +33,7 @@ pub mod passwords;
 pub mod revocation;
 pub mod scim;
 pub mod secret;
+pub mod secret_scanning;
 pub mod service_accounts;
 pub mod services;
 pub mod sessions;

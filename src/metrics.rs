@@ -18,6 +18,8 @@ pub struct Metrics {
     pub key_auth_not_valid_now: AtomicU64,
     pub keys_created: AtomicU64,
     pub keys_deleted: AtomicU64,
+    /// Keys deleted because a secret scanner found them in public (also in `keys_deleted`).
+    pub keys_leaked: AtomicU64,
     pub users_deleted: AtomicU64,
     pub directory_unavailable: AtomicU64,
     /// Per directory: runs by status, users removed, last run's duration.
@@ -159,6 +161,11 @@ impl Metrics {
             "access_keys_deleted_total",
             "Access keys deleted.",
             &[("", g(&self.keys_deleted))],
+        );
+        counter(
+            "access_keys_leaked_total",
+            "Access keys deleted because a secret scanner reported them found in public.",
+            &[("", g(&self.keys_leaked))],
         );
         counter(
             "users_deleted_total",

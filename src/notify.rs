@@ -2,8 +2,10 @@
 //! owner forgot to sign in: a daily job (leader only) finds people whose keys stop within
 //! `Authentication/AccessKey/WarningDays` and service-account keys near their expiry, and
 //! tells them once per lapse — by e-mail (SMTP) and/or a webhook signed with HMAC-SHA256.
+//! The same channels tell owners that a key was deleted because a secret scanner found it
+//! in public (`LeakNotice`).
 
-use crate::config::{SmtpConfig, SmtpSecurity, WebhookConfig};
+use crate::config::{NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookConfig};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::options::RuntimeOptions;
@@ -439,7 +441,168 @@ pub fn email_content(w: &Warning) -> EmailContent {
     }
 }
 
+/// The `type` (and `X-Accesskeyd-Event`) of a leaked-key notice's webhook delivery.
+pub const LEAK_EVENT: &str = "access_keys.leaked";
+
+/// What a notice is about (its `kind` in the webhook's `notice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A key a secret scanner found in public, deleted for it.
+    LeakedKey,
+}
+
+/// A key deleted because a secret scanner found it in public. Its owner is told (a service
+/// account's manager instead), once: only the report that deleted the key sends it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeakNotice {
+    pub kind: NoticeKind,
+    /// The key's owner.
+    pub user_id: UserId,
+    pub username: String,
+    /// Who is told by e-mail: the owner, or the service account's manager.
+    pub recipient: Option<String>,
+    pub recipient_username: String,
+    pub key: KeyRef,
+    /// Where the scanner found it (a URL), as it said.
+    pub found_at: Option<String>,
+    /// What kind of place (`content`, `commit`, `npm`, ...), as the scanner said.
+    pub source: Option<String>,
+    pub deleted_at: DateTime<Utc>,
+    pub sign_in_url: String,
+}
+
+impl LeakNotice {
+    /// The notice of `key` of `owner` (`manager`: a service account's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: &AccessKeyRow,
+        owner: &UserRow,
+        manager: Option<&UserRow>,
+        found_at: Option<String>,
+        source: Option<String>,
+        deleted_at: DateTime<Utc>,
+        sign_in_url: String,
+    ) -> LeakNotice {
+        let (recipient, recipient_username) = if owner.is_service_account {
+            (
+                manager.and_then(|m| m.email.clone()),
+                manager.map(|m| m.username.clone()).unwrap_or_default(),
+            )
+        } else {
+            (owner.email.clone(), owner.username.clone())
+        };
+        LeakNotice {
+            kind: NoticeKind::LeakedKey,
+            user_id: owner.id.clone(),
+            username: owner.username.clone(),
+            recipient,
+            recipient_username,
+            key: KeyRef {
+                key_id: key.key_id.clone(),
+                label: key.name.clone(),
+            },
+            found_at,
+            source,
+            deleted_at,
+            sign_in_url,
+        }
+    }
+}
+
+/// The e-mail of a leak notice.
+pub fn leak_email_content(n: &LeakNotice) -> EmailContent {
+    let when = day(n.deleted_at);
+    let whose = if n.username == n.recipient_username {
+        "your access key".to_string()
+    } else {
+        format!("the access key of {}", n.username)
+    };
+    let place = n
+        .found_at
+        .as_deref()
+        .unwrap_or("(the scanner gave no address)");
+    let source = n.source.as_deref().unwrap_or("unknown");
+    let subject = format!(
+        "Access key \"{}\" was found in public and has been deleted",
+        n.key.label
+    );
+    let text = format!(
+        "Hello {},\n\n{whose} \"{}\" ({}) was found in public by a secret scanner and was \
+         deleted on {when}: it no longer works, and sessions opened with it have ended.\n\n\
+         Where it was found ({source}): {place}\n\n\
+         Anyone who saw it could use it until then: check what it could reach. Create a new key \
+         for the scripts that used it, and keep its password out of source code (a secret store \
+         or an environment variable).\n\n{}\n",
+        n.recipient_username, n.key.label, n.key.key_id, n.sign_in_url
+    );
+    let html = format!(
+        "<p>Hello {},</p><p>{} <strong>{}</strong> <code>{}</code> was found in public by a \
+         secret scanner and was deleted on <strong>{when}</strong>: it no longer works, and \
+         sessions opened with it have ended.</p><p>Where it was found ({}): <code>{}</code></p>\
+         <p>Anyone who saw it could use it until then: check what it could reach. Create a new \
+         key for the scripts that used it, and keep its password out of source code (a secret \
+         store or an environment variable).</p><p><a href=\"{url}\">{url}</a></p>",
+        escape(&n.recipient_username),
+        escape(&whose),
+        escape(&n.key.label),
+        escape(&n.key.key_id),
+        escape(source),
+        escape(place),
+        url = escape(&n.sign_in_url)
+    );
+    EmailContent {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// Sends a leak notice on every configured channel, once: a failure is logged and not
+/// retried (the key is gone either way, and the audit trail has it).
+pub async fn send_leak_notice(cfg: &NotificationsConfig, n: &LeakNotice) -> Report {
+    let mut report = Report {
+        due: 1,
+        ..Report::default()
+    };
+    if let Some(smtp) = &cfg.smtp {
+        match &n.recipient {
+            None => {
+                report.no_email += 1;
+                tracing::warn!(user = %n.recipient_username, key_id = %n.key.key_id, "leaked key notice: no e-mail address to send it to");
+            }
+            Some(to) => match send_mail(smtp, leak_email_content(n), to).await {
+                Ok(()) => report.emails += 1,
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(user = %n.recipient_username, key_id = %n.key.key_id, error = %e, "leaked key notice not mailed");
+                }
+            },
+        }
+    }
+    if let Some(hook) = &cfg.webhook {
+        match deliver(hook, LEAK_EVENT, "notice", n).await {
+            Ok(()) => report.webhooks += 1,
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(key_id = %n.key.key_id, error = %e, "leaked key notice not delivered to the webhook");
+            }
+        }
+    }
+    report
+}
+
 async fn send_email(cfg: &SmtpConfig, w: &Warning, to: &str) -> std::result::Result<(), String> {
+    send_mail(cfg, email_content(w), to).await
+}
+
+/// Sends `content` to `to` through the configured relay.
+async fn send_mail(
+    cfg: &SmtpConfig,
+    content: EmailContent,
+    to: &str,
+) -> std::result::Result<(), String> {
     use lettre::message::{Mailbox, MultiPart};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -449,7 +612,7 @@ async fn send_email(cfg: &SmtpConfig, w: &Warning, to: &str) -> std::result::Res
         subject,
         text,
         html,
-    } = email_content(w);
+    } = content;
     let from: Mailbox = cfg.from.parse().map_err(|e| format!("from: {e}"))?;
     let to: Mailbox = to.parse().map_err(|e| format!("recipient `{to}`: {e}"))?;
     let message = Message::builder()
@@ -527,15 +690,34 @@ fn without_url(e: reqwest::Error) -> String {
     text
 }
 
+/// The `type` (and `X-Accesskeyd-Event`) of a lapse warning's webhook delivery.
+pub const LAPSE_WARNING_EVENT: &str = "access_keys.lapse_warning";
+
 /// POSTs the warning as JSON, retrying 5xx answers and connection errors with doubling waits.
 async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(), String> {
+    deliver(cfg, LAPSE_WARNING_EVENT, "warning", w).await
+}
+
+/// POSTs `{"type": event, "deliveryId", <field>: payload}`, signed, retrying 5xx answers and
+/// connection errors with doubling waits; the same delivery id and body on each attempt.
+async fn deliver(
+    cfg: &WebhookConfig,
+    event: &str,
+    field: &str,
+    payload: &impl Serialize,
+) -> std::result::Result<(), String> {
     let delivery = uuid::Uuid::new_v4().to_string();
-    let body = serde_json::to_vec(&serde_json::json!({
-        "type": "access_keys.lapse_warning",
-        "deliveryId": delivery,
-        "warning": w,
-    }))
-    .map_err(|e| e.to_string())?;
+    let mut doc = serde_json::Map::new();
+    doc.insert("type".into(), serde_json::Value::from(event));
+    doc.insert(
+        "deliveryId".into(),
+        serde_json::Value::from(delivery.clone()),
+    );
+    doc.insert(
+        field.into(),
+        serde_json::to_value(payload).map_err(|e| e.to_string())?,
+    );
+    let body = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
     let sig = signature(cfg.secret.expose().as_bytes(), &body);
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(cfg.timeout_seconds))
@@ -548,7 +730,7 @@ async fn send_webhook(cfg: &WebhookConfig, w: &Warning) -> std::result::Result<(
             .post(&cfg.url)
             .header("Content-Type", "application/json")
             .header(SIGNATURE_HEADER, &sig)
-            .header("X-Accesskeyd-Event", "access_keys.lapse_warning")
+            .header("X-Accesskeyd-Event", event)
             .header("X-Accesskeyd-Delivery", &delivery)
             .body(body.clone())
             .send()

@@ -39,6 +39,8 @@ pub struct Services {
     /// Keys whose use from outside their networks was audited lately (one event per key per
     /// `last_used_write_interval_seconds`).
     pub network_refusals: crate::last_used::OncePer,
+    /// The secret scanner's public keys, when `[secret_scanning]` is configured.
+    pub secret_scanning: Option<crate::secret_scanning::keys::ScannerKeys>,
     builtin_id: DirectoryId,
 }
 
@@ -68,7 +70,14 @@ impl Services {
             .lookup_pepper
             .clone()
             .map(crate::key_lookup::KeyLookup::new);
+        let secret_scanning = config
+            .secret_scanning
+            .as_ref()
+            .map(crate::secret_scanning::keys::ScannerKeys::new)
+            .transpose()
+            .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Services {
+            secret_scanning,
             network_refusals: crate::last_used::OncePer::new(
                 config.access_keys.last_used_write_interval_seconds,
             ),

@@ -21,12 +21,21 @@ const LAYERS: &[(&str, &[&str])] = &[
             "key_format",
             "key_lookup",
             "ids",
+            "secret_scanning::signature",
             "scim::protocol",
             "sync::plan",
         ],
     ),
     ("storage", &["store", "audit", "transfer"]),
-    ("directories", &["directory", "kerberos", "passwords"]),
+    (
+        "directories",
+        &[
+            "directory",
+            "kerberos",
+            "passwords",
+            "secret_scanning::keys",
+        ],
+    ),
     (
         "domain",
         &[
@@ -53,6 +62,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "notify",
             "signals",
             "ssf",
+            "secret_scanning",
         ],
     ),
     ("application", &["app", "jobs", "hearing", "feeds"]),

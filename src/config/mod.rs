@@ -17,6 +17,7 @@ mod login_throttle;
 mod notifications;
 mod password_hashing;
 mod proxy_auth;
+mod secret_scanning;
 mod server;
 mod sessions;
 mod windows;
@@ -42,6 +43,7 @@ pub use login_throttle::LoginThrottleConfig;
 pub use notifications::{NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookConfig};
 pub use password_hashing::PasswordHashingConfig;
 pub use proxy_auth::ProxyAuthConfig;
+pub use secret_scanning::{PublicKeysSource, SecretScanningConfig, GITHUB_PUBLIC_KEYS_URL};
 pub use server::{ClientAddressHeader, ServerConfig};
 pub use sessions::SessionsConfig;
 pub use windows::{RealmMapping, WindowsConfig};
@@ -49,6 +51,7 @@ pub use windows::{RealmMapping, WindowsConfig};
 use directories::RawDirectory;
 use notifications::RawNotifications;
 use proxy_auth::RawProxyAuth;
+use secret_scanning::RawSecretScanning;
 use serde::Deserialize;
 use std::path::Path;
 use windows::RawWindows;
@@ -64,6 +67,8 @@ pub struct Config {
     pub proxy_auth: Option<ProxyAuthConfig>,
     pub windows: Option<WindowsConfig>,
     pub notifications: Option<NotificationsConfig>,
+    /// Leaked-token reports from a secret scanner; None: the endpoint answers 404.
+    pub secret_scanning: Option<SecretScanningConfig>,
     pub password_hashing: PasswordHashingConfig,
     pub audit: AuditConfig,
     pub credential_cache: CredentialCacheConfig,
@@ -93,6 +98,8 @@ struct RawConfig {
     #[serde(default)]
     notifications: Option<RawNotifications>,
     #[serde(default)]
+    secret_scanning: Option<RawSecretScanning>,
+    #[serde(default)]
     password_hashing: PasswordHashingConfig,
     #[serde(default)]
     audit: AuditConfig,
@@ -116,6 +123,7 @@ impl Default for Config {
             proxy_auth: None,
             windows: None,
             notifications: None,
+            secret_scanning: None,
             password_hashing: PasswordHashingConfig::default(),
             audit: AuditConfig::default(),
             credential_cache: CredentialCacheConfig::default(),
@@ -177,10 +185,15 @@ impl RawConfig {
             .notifications
             .map(RawNotifications::validate)
             .transpose()?;
+        let secret_scanning = self
+            .secret_scanning
+            .map(RawSecretScanning::validate)
+            .transpose()?;
         Ok(Config {
             proxy_auth,
             windows,
             notifications,
+            secret_scanning,
             server: self.server,
             database,
             access_keys,

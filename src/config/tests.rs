@@ -463,3 +463,28 @@ fn shared_signal_settings_that_cannot_work_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn secret_scanning_takes_one_key_source_also_from_the_environment() {
+    let c = Config::load_from(None, &[]).unwrap();
+    assert!(c.secret_scanning.is_none(), "off by default");
+    let c = Config::load_from(
+        None,
+        &env(&[(
+            "ACCESSKEYD_SECRET_SCANNING__PUBLIC_KEYS_URL",
+            GITHUB_PUBLIC_KEYS_URL,
+        )]),
+    )
+    .unwrap();
+    let s = c.secret_scanning.unwrap();
+    assert_eq!(
+        s.public_keys,
+        PublicKeysSource::Url(GITHUB_PUBLIC_KEYS_URL.into())
+    );
+    assert_eq!(s.timeout_seconds, 10);
+    let f = file("[secret_scanning]\npublic_keys_file = \"/etc/k.json\"\nurl = \"x\"\n");
+    let err = Config::load_from(Some(f.path()), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `url`"), "{err}");
+}

@@ -4,7 +4,7 @@
 //! Imports between these files point one way, down this list (none imports this file):
 //! - `serve` (the accept loop), over `routes` (the public and management routers)
 //! - the areas: the API's (`auth`, `keys` and `key_report`, `users`, `system`, `audit`, `directories`,
-//!   `events`, `scim`, `ssf`, `health`) and the pages' (`ui`, which assembles `ui::account` and
+//!   `events`, `scim`, `ssf`, `secret_scanning`, `health`) and the pages' (`ui`, which assembles `ui::account` and
 //!   `ui::admin` over `ui::session`, `ui::page` and `ui::views`)
 //! - `sign_in` (the OpenID Connect start and Windows sign-in, shared by `auth` and the pages)
 //! - `openapi` (the document's shared parts: security schemes, error answers; it serves
@@ -29,6 +29,7 @@ pub mod output;
 pub mod paging;
 mod routes;
 pub mod scim;
+pub mod secret_scanning;
 pub mod serve;
 pub mod sign_in;
 pub mod ssf;

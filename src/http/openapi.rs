@@ -52,6 +52,7 @@ pub const SSF_PUSH_BEARER: &str = "ssfPushBearer";
         (name = "events", description = "Logins reported by trusted systems"),
         (name = "scim", description = "SCIM 2.0 service provider (RFC 7643, RFC 7644)"),
         (name = "ssf", description = "OpenID Shared Signals receiver (SSF 1.0, RFC 8935 push)"),
+        (name = "secret-scanning", description = "Leaked-token reports from a secret scanner (GitHub's partner program)"),
         (name = "openapi", description = "This document"),
     )
 )]

@@ -5,7 +5,8 @@ use super::error::status_message;
 use super::openapi::{self, ApiDoc};
 use super::state::AppState;
 use super::{
-    audit, auth, directories, events, health, key_report, keys, scim, ssf, system, ui, users,
+    audit, auth, directories, events, health, key_report, keys, scim, secret_scanning, ssf, system,
+    ui, users,
 };
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +32,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(scim::router())
         .merge(ssf::router())
+        .merge(secret_scanning::router())
         .routes(routes!(openapi::document))
 }
 

@@ -1,5 +1,8 @@
 //! Access keys: creation (password shown once, stored as argon2id), listing, deletion, and
-//! verification of a key and password, including the validity rule.
+//! verification of a key and password, including the validity rule; `leaked`: keys a
+//! secret scanner found in public.
+
+pub mod leaked;
 
 use crate::audit::{self, Actor, Event};
 use crate::caller::{Method, Principal};
@@ -762,18 +765,19 @@ pub fn admit_network(
     )))
 }
 
-/// Stores the lookup hash of a key from before lookup hashes (or before the pepper was
-/// configured) once its current password is proven, in the background.
-fn backfill_lookup_hash(
-    app: &Services,
-    key: &AccessKeyRow,
-    verified_hash: &str,
-    password: &Secret,
-) {
+/// Stores the lookup hash of a key's proven current password when the stored one is missing
+/// (a key from before lookup hashes or the pepper) or was made under another pepper (the
+/// pepper was changed), in the background.
+fn backfill_lookup_hash(app: &Services, key: &AccessKeyRow, verified_hash: &str, password: &Secret) {
     let Some(lookup) = &app.key_lookup else {
         return;
     };
-    if key.lookup_hash.is_some() || verified_hash != key.password_hash {
+    if verified_hash != key.password_hash
+        || key
+            .lookup_hash
+            .as_deref()
+            .is_some_and(|h| lookup.matches(h, password.expose()))
+    {
         return;
     }
     let hash = lookup.hash(password.expose());
@@ -786,8 +790,7 @@ fn backfill_lookup_hash(
                 diesel::update(
                     access_keys::table
                         .find(&id)
-                        .filter(access_keys::password_hash.eq(stored))
-                        .filter(access_keys::lookup_hash.is_null()),
+                        .filter(access_keys::password_hash.eq(stored)),
                 )
                 .set(access_keys::lookup_hash.eq(Some(hash)))
                 .execute(conn)?;

@@ -37,3 +37,26 @@ pub fn count_held_by(conn: &mut DbConn, user: &UserId) -> Result<i64> {
         .count()
         .get_result(conn)?)
 }
+
+/// The keys a secret scanner's report may name, with their holders, in one read: by key id,
+/// or by the lookup hash of a current or a rotation's old password (both indexed). Whether
+/// an old password still counts is the caller's decision (`keys::leaked::matches`).
+pub fn leak_candidates(
+    conn: &mut DbConn,
+    key_ids: &[String],
+    lookup_hashes: &[String],
+) -> Result<Vec<(AccessKeyRow, UserRow)>> {
+    if key_ids.is_empty() && lookup_hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(access_keys::table
+        .inner_join(users::table)
+        .filter(
+            access_keys::key_id
+                .eq_any(key_ids)
+                .or(access_keys::lookup_hash.eq_any(lookup_hashes))
+                .or(access_keys::previous_lookup_hash.eq_any(lookup_hashes)),
+        )
+        .select((AccessKeyRow::as_select(), UserRow::as_select()))
+        .load(conn)?)
+}

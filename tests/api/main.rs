@@ -9,6 +9,8 @@ mod arrange;
 mod db;
 #[path = "../e2e/harness/log.rs"]
 mod log;
+#[path = "../e2e/harness/scanner.rs"]
+mod scanner;
 
 mod access_keys;
 mod admin;
@@ -21,6 +23,7 @@ mod openapi;
 mod pages;
 mod request_path;
 mod scim;
+mod secret_scanning;
 mod service_accounts;
 mod signals;
 mod sync;

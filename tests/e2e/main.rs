@@ -26,6 +26,7 @@ mod request_path;
 mod scim;
 mod scim_conformance;
 mod sdk;
+mod secret_scanning;
 mod service_accounts;
 mod ssf;
 mod sync;

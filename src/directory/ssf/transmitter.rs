@@ -167,9 +167,9 @@ pub async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec
     Ok(body)
 }
 
-/// Whether to fetch the keys.
+/// Whether to fetch the keys (also of the secret scanner's keys, `secret_scanning::keys`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fetch {
+pub enum Fetch {
     No,
     /// Nothing held, or held too long.
     Stale,
@@ -179,7 +179,7 @@ enum Fetch {
 
 /// `held`: the age of the held keys and whether they have the key asked for;
 /// `since_refetch`: how long ago an unknown key last made us fetch.
-fn decide(held: Option<(Duration, bool)>, since_refetch: Option<Duration>) -> Fetch {
+pub fn decide(held: Option<(Duration, bool)>, since_refetch: Option<Duration>) -> Fetch {
     match held {
         None => Fetch::Stale,
         Some((age, _)) if age >= CACHE_TTL => Fetch::Stale,

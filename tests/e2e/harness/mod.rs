@@ -10,6 +10,7 @@ pub mod nginx;
 pub mod oidc;
 pub mod process;
 pub mod samba;
+pub mod scanner;
 pub mod slapd;
 pub mod smtp;
 pub mod ssf;
