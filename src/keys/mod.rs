@@ -768,7 +768,12 @@ pub fn admit_network(
 /// Stores the lookup hash of a key's proven current password when the stored one is missing
 /// (a key from before lookup hashes or the pepper) or was made under another pepper (the
 /// pepper was changed), in the background.
-fn backfill_lookup_hash(app: &Services, key: &AccessKeyRow, verified_hash: &str, password: &Secret) {
+fn backfill_lookup_hash(
+    app: &Services,
+    key: &AccessKeyRow,
+    verified_hash: &str,
+    password: &Secret,
+) {
     let Some(lookup) = &app.key_lookup else {
         return;
     };

@@ -347,3 +347,41 @@ async fn without_the_section_the_endpoint_is_not_there() {
     let a = scanner.send(&d.url, &Scanner::report(&[("x", "y")])).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
 }
+
+#[tokio::test]
+async fn a_rotated_keys_old_password_reported_during_the_overlap_deletes_the_key() {
+    let scanner = Scanner::new();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = scanner.write_keys_file(dir.path());
+    let d = Daemon::start_with(
+        None,
+        &config(
+            &format!("public_keys_file = \"{}\"", keys.display()),
+            true,
+            None,
+            None,
+        ),
+        &[],
+    )
+    .await;
+    let admin = d.admin().await;
+    let (key, old, _) = admin.create_key("etl nightly").await;
+    let rotated = admin
+        .post(&format!("/api/accesskeys/{key}/rotate"), json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.body["password"].as_str().unwrap().to_string();
+    assert_eq!(key_status(&d, &key, &old).await, StatusCode::OK, "overlap");
+
+    // The old password, still working for the overlap, turns up in public.
+    let report = Scanner::report(&[(&old, PASSWORD_TYPE)]);
+    let a = scanner.send(&d.url, &report).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(labels(&a.body), ["true_positive"]);
+    assert_eq!(key_status(&d, &key, &old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        key_status(&d, &key, &new).await,
+        StatusCode::UNAUTHORIZED,
+        "the whole key goes: whoever holds the old password may have seen the new"
+    );
+}
