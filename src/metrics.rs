@@ -12,8 +12,9 @@ pub struct Metrics {
     pub key_auth_ok: AtomicU64,
     /// Key uses refused because the client was outside the key's networks.
     pub key_auth_network_refused: AtomicU64,
-    /// Requests authenticated by a key (Basic or a key session), from memory or not.
-    pub key_requests: AtomicU64,
+    /// Requests authenticated by a session opened with a key, from memory or not (Basic key
+    /// requests are `key_auth_ok`).
+    pub key_session_requests: AtomicU64,
     pub key_auth_failed: AtomicU64,
     pub key_auth_not_valid_now: AtomicU64,
     pub keys_created: AtomicU64,
@@ -148,9 +149,9 @@ impl Metrics {
             ],
         );
         counter(
-            "access_key_requests_total",
-            "Requests authenticated by an access key (Basic or a key session).",
-            &[("", g(&self.key_requests))],
+            "access_key_session_requests_total",
+            "Requests authenticated by a session opened with an access key.",
+            &[("", g(&self.key_session_requests))],
         );
         counter(
             "access_keys_created_total",

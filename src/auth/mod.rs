@@ -108,7 +108,6 @@ pub async fn authenticate(
         Credentials::Basic { key_id, password } => {
             if let Some(hit) = app.auth_cache.key(&key_id, &password, remote_addr, now) {
                 inc(&app.metrics.key_auth_ok);
-                inc(&app.metrics.key_requests);
                 return Ok(remembered(app, hit, None, remote_addr, user_agent, now));
             }
             // Boxed: the slow path's state (argon2, database) would otherwise make every
@@ -134,7 +133,6 @@ pub async fn authenticate(
                     );
                 }
             })?;
-            inc(&app.metrics.key_requests);
             Ok(Principal {
                 user: Arc::new(v.user),
                 method: Method::AccessKey,
@@ -151,7 +149,7 @@ pub async fn authenticate(
             let digest = token_digest(token.expose());
             if let Some(hit) = app.auth_cache.session(&digest, remote_addr, now) {
                 if hit.key.is_some() {
-                    inc(&app.metrics.key_requests);
+                    inc(&app.metrics.key_session_requests);
                 }
                 return Ok(remembered(
                     app,
@@ -258,7 +256,7 @@ async fn session_from_database(
                 Error::Unauthenticated(message)
             })?;
             keys::admit_network(app, k, &user, remote_addr, now)?;
-            inc(&app.metrics.key_requests);
+            inc(&app.metrics.key_session_requests);
             let seen = Seen::new(remote_addr, user_agent);
             app.last_used.touch(&app.store, k.id.as_str(), now, seen);
             Some((Arc::from(k.id.as_str()), Arc::from(k.key_id.as_str())))
