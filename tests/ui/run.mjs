@@ -311,7 +311,7 @@ const scenarios = {
     assert.equal(await page.getByRole("link", { name: "Overview" }).getAttribute("aria-current"), "page");
 
     // Four charts: keys by state, uses per day, runs per directory, the soonest lapses.
-    assert.equal(await page.locator("svg.chart").count(), 3, "three drawn charts beside the table");
+    assert.equal(await page.locator("svg.chart").count(), 4, "four drawn charts");
     const states = page.getByRole("img", { name: /3 access keys: 1 working, 1 lapsing, 1 stopped/ });
     assert.equal(await states.count(), 1, "the state chart names its numbers");
     assert.equal(await page.getByTestId("state-working").innerText(), "1");
@@ -342,6 +342,10 @@ const scenarios = {
     assert.equal(await soonest.count(), 2, "the stopped key lapses no more");
     assert.match(await soonest.nth(0).innerText(), /^carol/);
     assert.match(await soonest.nth(1).innerText(), /^bob/);
+    const lapseChart = page.getByTestId("soonest-chart");
+    assert.match(await lapseChart.getAttribute("aria-labelledby"), /soonest-title/);
+    assert.match(await lapseChart.locator("title").textContent(), /the 2 people whose keys lapse soonest stop: carol \d+, bob \d+$/);
+    assert.equal(await lapseChart.locator("rect.bar").count(), 2, "a bar per person");
     await shot(page, "admin-overview");
 
     // The credential report downloads as CSV: a header and one line per key.

@@ -185,6 +185,7 @@ async fn overview_tab(State(state): State<AppState>, a: UiAdmin) -> UiResult {
             uses_days: USE_DAYS,
             uses: charts::columns(&use_items(&days), 7, USE_DAYS as usize),
             directories,
+            soonest_chart: charts::horizontal(&lapse_items(&summary.soonest(), now, warning_days)),
             soonest: summary
                 .soonest()
                 .into_iter()
@@ -202,6 +203,38 @@ async fn overview_tab(State(state): State<AppState>, a: UiAdmin) -> UiResult {
                 .collect(),
         },
     ))
+}
+
+/// Each of the soonest lapses as a bar of the whole days left (rounded up), by urgency: a
+/// day or less red, within the warning days amber, later green. Long names are cut so the
+/// label column holds them.
+fn lapse_items(
+    soonest: &[crate::key_report::Lapse],
+    now: chrono::DateTime<chrono::Utc>,
+    warning_days: i64,
+) -> Vec<Item> {
+    const LABEL_CHARS: usize = 16;
+    soonest
+        .iter()
+        .map(|l| {
+            let seconds = (l.at - now).num_seconds().max(0);
+            let days = (seconds + 86_399) / 86_400;
+            let class = if days <= 1 {
+                "bad"
+            } else if days <= warning_days {
+                "warn"
+            } else {
+                "good"
+            };
+            let label = if l.username.chars().count() > LABEL_CHARS {
+                let cut: String = l.username.chars().take(LABEL_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                l.username.clone()
+            };
+            Item::new(label, days, class)
+        })
+        .collect()
 }
 
 /// Each day's uses as a column labelled with its date (`MM-DD`, UTC).
@@ -867,6 +900,41 @@ async fn audit_tab(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_soonest_lapses_are_drawn_as_days_left_by_urgency() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let lapse = |name: &str, hours: i64| crate::key_report::Lapse {
+            owner_id: crate::ids::UserId::from(name),
+            username: name.to_string(),
+            is_service_account: false,
+            at: now + chrono::Duration::hours(hours),
+            keys: 1,
+        };
+        let items = lapse_items(
+            &[
+                lapse("today", 5),
+                lapse("soon", 49),
+                lapse("later", 24 * 9),
+                lapse("a-very-long-user-name-indeed", 24 * 3),
+            ],
+            now,
+            3,
+        );
+        let got: Vec<(&str, i64, &str)> = items
+            .iter()
+            .map(|i| (i.label.as_str(), i.value, i.class))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("today", 1, "bad"),
+                ("soon", 3, "warn"),
+                ("later", 9, "good"),
+                ("a-very-long-use…", 3, "warn"),
+            ]
+        );
+    }
 
     /// The action of a form body, decoded as the form extractor decodes it.
     fn action(form: &str) -> Option<ValidityAction> {

@@ -205,6 +205,8 @@ pub struct OverviewTab {
     pub uses_days: i64,
     pub directories: Vec<RunsChart>,
     pub soonest: Vec<LapseLine>,
+    /// The same, as bars of the days left.
+    pub soonest_chart: Chart,
 }
 
 #[derive(Template)]
