@@ -40,7 +40,7 @@ pub struct Services {
     /// `last_used_write_interval_seconds`).
     pub network_refusals: crate::last_used::OncePer,
     /// The secret scanner's public keys, when `[secret_scanning]` is configured.
-    pub secret_scanning: Option<crate::secret_scanning::keys::ScannerKeys>,
+    pub secret_scanning: Option<crate::directory::scanner::keys::ScannerKeys>,
     builtin_id: DirectoryId,
 }
 
@@ -73,7 +73,7 @@ impl Services {
         let secret_scanning = config
             .secret_scanning
             .as_ref()
-            .map(crate::secret_scanning::keys::ScannerKeys::new)
+            .map(crate::directory::scanner::keys::ScannerKeys::new)
             .transpose()
             .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Services {

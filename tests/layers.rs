@@ -21,21 +21,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "key_format",
             "key_lookup",
             "ids",
-            "secret_scanning::signature",
             "scim::protocol",
             "sync::plan",
         ],
     ),
     ("storage", &["store", "audit", "transfer"]),
-    (
-        "directories",
-        &[
-            "directory",
-            "kerberos",
-            "passwords",
-            "secret_scanning::keys",
-        ],
-    ),
+    ("directories", &["directory", "kerberos", "passwords"]),
     (
         "domain",
         &[

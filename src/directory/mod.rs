@@ -1,8 +1,10 @@
 //! Directories people log in through: one interface, a built-in and an LDAP implementation.
 
 pub mod builtin;
+pub mod fetched;
 pub mod ldap;
 pub mod oidc;
+pub mod scanner;
 pub mod ssf;
 
 /// What a directory knows about a person after a successful password check.

@@ -346,20 +346,16 @@ async fn update(
     Path(key_name): Path<String>,
     JsonBody(input): JsonBody<KeyUpdate>,
 ) -> Result<Json<KeyOutput>, ApiError> {
-    let change = match input.allowed_networks {
+    let networks = match input.allowed_networks {
         None => {
             return Err(Error::invalid(
                 "allowedNetworks: required (a list of networks, or null for anywhere)",
             )
             .into())
         }
-        Some(None) => keys::NetworksChange::Anywhere,
-        Some(Some(list)) => match parse_networks(Some(&list))? {
-            Some(n) => keys::NetworksChange::Only(n),
-            None => keys::NetworksChange::Anywhere,
-        },
+        Some(list) => parse_networks(list.as_deref())?,
     };
-    let view = keys::set_networks(&state.0, &p, &key_name, change).await?;
+    let view = keys::set_networks(&state.0, &p, &key_name, networks).await?;
     Ok(Json(output(view, None, state.0.clock.now())))
 }
 

@@ -5,7 +5,7 @@
 use super::error::{status_message, ApiError};
 use super::extract::{RawBody, RemoteAddr};
 use super::state::AppState;
-use crate::secret_scanning::signature::MAX_HEADER_BYTES;
+use crate::directory::scanner::signature::MAX_HEADER_BYTES;
 use crate::secret_scanning::{self, ReportError, ReportedToken, TokenVerdict, MAX_REPORT_BYTES};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

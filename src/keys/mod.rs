@@ -388,6 +388,18 @@ fn may_manage(caller: &Principal, row: &AccessKeyRow, key_itself_allowed: bool) 
     }
 }
 
+/// The key `key_id` with its owner, if `caller` may manage it ([`may_manage`]); else 404.
+fn managed(
+    conn: &mut crate::store::DbConn,
+    caller: &Principal,
+    key_id: &str,
+    key_itself_allowed: bool,
+) -> Result<(AccessKeyRow, UserRow)> {
+    key_rows::by_key_id_with_owner(conn, key_id)?
+        .filter(|(row, _)| may_manage(caller, row, key_itself_allowed))
+        .ok_or_else(|| Error::not_found(format!("access key `{key_id}` not found")))
+}
+
 /// Gives the key `key_id` a new password, returned once. The old one keeps working for
 /// `RotationOverlapMinutes` (0: not at all, and sessions opened with the key end). Nothing
 /// else changes: the key's validity (owner's window, expiry, idle time) is not extended.
@@ -398,12 +410,7 @@ pub async fn rotate(app: &Services, caller: &Principal, key_id: &str) -> Result<
     let kid = key_id.to_string();
     let me = caller.clone();
     app.store
-        .read(move |conn| {
-            key_rows::by_key_id(conn, &kid)?
-                .filter(|row| may_manage(&me, row, true))
-                .map(|_| ())
-                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))
-        })
+        .read(move |conn| managed(conn, &me, &kid, true).map(|_| ()))
         .await?;
     let hash = app.hasher.hash(Secret::new(password.clone())).await?;
     let now = app.clock.now();
@@ -414,24 +421,31 @@ pub async fn rotate(app: &Services, caller: &Principal, key_id: &str) -> Result<
     let view = app
         .store
         .write(move |conn| {
-            let (row, owner) = key_rows::by_key_id_with_owner(conn, &kid)?
-                .filter(|(row, _)| may_manage(&me, row, true))
-                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))?;
+            let (row, owner) = managed(conn, &me, &kid, true)?;
             let options = RuntimeOptions::load(conn, &config)?;
             let overlap = options.rotation_overlap_minutes.max(0);
             let previous_until = (overlap > 0).then(|| now + chrono::Duration::minutes(overlap));
-            let (previous_hash, previous_lookup) = match previous_until {
+            let (previous_password_hash, previous_lookup_hash) = match previous_until {
                 Some(_) => (Some(row.password_hash.clone()), row.lookup_hash.clone()),
                 None => (None, None),
             };
+            let row = AccessKeyRow {
+                password_hash: hash,
+                lookup_hash,
+                previous_password_hash,
+                previous_lookup_hash,
+                previous_until: previous_until.map(Timestamp::from),
+                rotated_at: Some(Timestamp::from(now)),
+                ..row
+            };
             diesel::update(access_keys::table.find(&row.id))
                 .set((
-                    access_keys::password_hash.eq(&hash),
-                    access_keys::lookup_hash.eq(&lookup_hash),
-                    access_keys::previous_password_hash.eq(previous_hash),
-                    access_keys::previous_lookup_hash.eq(previous_lookup),
-                    access_keys::previous_until.eq(previous_until.map(Timestamp::from)),
-                    access_keys::rotated_at.eq(Some(Timestamp::from(now))),
+                    access_keys::password_hash.eq(&row.password_hash),
+                    access_keys::lookup_hash.eq(&row.lookup_hash),
+                    access_keys::previous_password_hash.eq(&row.previous_password_hash),
+                    access_keys::previous_lookup_hash.eq(&row.previous_lookup_hash),
+                    access_keys::previous_until.eq(row.previous_until),
+                    access_keys::rotated_at.eq(row.rotated_at),
                 ))
                 .execute(conn)?;
             if previous_until.is_none() {
@@ -450,8 +464,6 @@ pub async fn rotate(app: &Services, caller: &Principal, key_id: &str) -> Result<
                     .target("access_key", &row.key_id, &row.name)
                     .detail(format!("owner {}; {overlap_text}", owner.username)),
             )?;
-            let row = key_rows::by_key_id(conn, &kid)?
-                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))?;
             Ok(key_view(row, &owner, options.key_rules()))
         })
         .await?;
@@ -459,22 +471,13 @@ pub async fn rotate(app: &Services, caller: &Principal, key_id: &str) -> Result<
     Ok((view, Secret::new(password)))
 }
 
-/// What may change on an existing key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetworksChange {
-    /// Usable from anywhere again.
-    Anywhere,
-    /// Only from these networks.
-    Only(Networks),
-}
-
-/// Sets or clears the networks a key may be used from. Owners and admins, from an
-/// interactive login: with a key, a restriction could be lifted by the very key it binds.
+/// Sets the networks a key may be used from (None: anywhere again). Owners and admins, from
+/// an interactive login: with a key, a restriction could be lifted by the very key it binds.
 pub async fn set_networks(
     app: &Services,
     caller: &Principal,
     key_id: &str,
-    change: NetworksChange,
+    networks: Option<Networks>,
 ) -> Result<KeyView> {
     if caller.method == Method::AccessKey {
         return Err(Error::forbidden(
@@ -489,13 +492,7 @@ pub async fn set_networks(
     let view = app
         .store
         .write(move |conn| {
-            let (row, owner) = key_rows::by_key_id_with_owner(conn, &kid)?
-                .filter(|(row, _)| may_manage(&me, row, false))
-                .ok_or_else(|| Error::not_found(format!("access key `{kid}` not found")))?;
-            let networks = match &change {
-                NetworksChange::Anywhere => None,
-                NetworksChange::Only(n) => Some(n.clone()),
-            };
+            let (row, owner) = managed(conn, &me, &kid, false)?;
             diesel::update(access_keys::table.find(&row.id))
                 .set(access_keys::allowed_networks.eq(&networks))
                 .execute(conn)?;

@@ -5,8 +5,8 @@
 
 use super::{receive, SetError};
 use crate::config::SsfPoll;
+use crate::directory::fetched::read_capped;
 use crate::directory::ssf::set::Refusal;
-use crate::directory::ssf::transmitter::read_capped;
 use crate::ids::DirectoryId;
 use crate::services::Services;
 use serde::{Deserialize, Serialize};

@@ -51,6 +51,26 @@ fn config(
     toml
 }
 
+/// A scanner, its keys in a file (in the returned directory), and a daemon taking its
+/// reports with the lookup pepper set.
+async fn daemon_with_keys_file() -> (Scanner, tempfile::TempDir, Daemon) {
+    let scanner = Scanner::new();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = scanner.write_keys_file(dir.path());
+    let d = Daemon::start_with(
+        None,
+        &config(
+            &format!("public_keys_file = \"{}\"", keys.display()),
+            true,
+            None,
+            None,
+        ),
+        &[],
+    )
+    .await;
+    (scanner, dir, d)
+}
+
 async fn key_status(d: &Daemon, key: &str, password: &str) -> StatusCode {
     d.client().with_basic(key, password).me().await.status
 }
@@ -181,20 +201,7 @@ async fn a_leaked_password_deletes_the_key_and_its_owner_is_told_once() {
 
 #[tokio::test]
 async fn unsigned_or_badly_signed_reports_change_nothing() {
-    let scanner = Scanner::new();
-    let dir = tempfile::tempdir().unwrap();
-    let keys = scanner.write_keys_file(dir.path());
-    let d = Daemon::start_with(
-        None,
-        &config(
-            &format!("public_keys_file = \"{}\"", keys.display()),
-            true,
-            None,
-            None,
-        ),
-        &[],
-    )
-    .await;
+    let (scanner, _dir, d) = daemon_with_keys_file().await;
     let admin = d.admin().await;
     let (key, password, _) = admin.create_key("deploy").await;
     let report = Scanner::report(&[(&password, PASSWORD_TYPE), (&key, KEY_ID_TYPE)]);
@@ -350,20 +357,7 @@ async fn without_the_section_the_endpoint_is_not_there() {
 
 #[tokio::test]
 async fn a_rotated_keys_old_password_reported_during_the_overlap_deletes_the_key() {
-    let scanner = Scanner::new();
-    let dir = tempfile::tempdir().unwrap();
-    let keys = scanner.write_keys_file(dir.path());
-    let d = Daemon::start_with(
-        None,
-        &config(
-            &format!("public_keys_file = \"{}\"", keys.display()),
-            true,
-            None,
-            None,
-        ),
-        &[],
-    )
-    .await;
+    let (scanner, _dir, d) = daemon_with_keys_file().await;
     let admin = d.admin().await;
     let (key, old, _) = admin.create_key("etl nightly").await;
     let rotated = admin

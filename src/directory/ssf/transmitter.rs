@@ -1,25 +1,17 @@
 //! The transmitters we take SETs from: each directory's transmitter metadata (SSF 1.0 §7) and
-//! signing keys, fetched over HTTP and cached. A SET signed with a key we do not know makes
-//! us fetch the keys again (the transmitter rotated them), but not more often than every
-//! [`REFETCH_AFTER`]: anyone can send SETs with made-up key ids, and they must not be able
-//! to make us hammer the transmitter.
+//! signing keys, fetched over HTTP and held as `directory::fetched` holds a peer's keys (a
+//! SET signed with a key we do not know fetches them again, within limits).
 
 use super::set::{key_for, SetHeader};
 use crate::config::{Config, DirectoryConfig, SsfConfig};
+use crate::directory::fetched::{get_json, KeyCache};
 use crate::ids::DirectoryId;
 use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
-
-/// Metadata and keys are fetched again after this long.
-pub const CACHE_TTL: Duration = Duration::from_secs(600);
-
-/// An unknown key id makes us fetch the keys again at most this often.
-pub const REFETCH_AFTER: Duration = Duration::from_secs(30);
+use std::time::Duration;
 
 /// Largest metadata or key-set document read.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
@@ -47,19 +39,12 @@ pub struct Keys {
     pub keys: Vec<Jwk>,
 }
 
-#[derive(Default)]
-struct Cached {
-    keys: Option<(Keys, Instant)>,
-    /// When an unknown key id last made us fetch.
-    last_refetch: Option<Instant>,
-}
-
 /// One directory's transmitter.
 pub struct Transmitter {
     metadata_url: String,
     issuer: String,
     http: reqwest::Client,
-    cache: Mutex<Cached>,
+    keys: KeyCache<Keys>,
 }
 
 impl Transmitter {
@@ -74,7 +59,7 @@ impl Transmitter {
             metadata_url: cfg.metadata_url(),
             issuer: cfg.transmitter.clone(),
             http,
-            cache: Mutex::new(Cached::default()),
+            keys: KeyCache::default(),
         })
     }
 
@@ -87,35 +72,13 @@ impl Transmitter {
     /// key it names; fetched again when stale, or when the key is unknown and the last such
     /// fetch is older than [`REFETCH_AFTER`]. When a fetch fails, keys we still hold are used.
     pub async fn keys_for(&self, header: &SetHeader) -> Result<Keys, Unavailable> {
-        let mut cache = self.cache.lock().await;
-        let now = Instant::now();
-        let decision = decide(
-            cache
-                .keys
-                .as_ref()
-                .map(|(k, at)| (now.duration_since(*at), key_for(header, &k.keys).is_some())),
-            cache.last_refetch.map(|at| now.duration_since(at)),
-        );
-        match decision {
-            Fetch::No => {}
-            Fetch::Refetch | Fetch::Stale => {
-                if decision == Fetch::Refetch {
-                    cache.last_refetch = Some(now);
-                }
-                match self.fetch().await {
-                    Ok(keys) => cache.keys = Some((keys, Instant::now())),
-                    Err(e) if cache.keys.is_some() => {
-                        tracing::warn!(error = %e, "SSF transmitter keys could not be refreshed; using the ones held");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        cache
-            .keys
-            .as_ref()
-            .map(|(k, _)| k.clone())
-            .ok_or_else(|| Unavailable("no keys".into()))
+        self.keys
+            .get(
+                |k| key_for(header, &k.keys).is_some(),
+                || self.fetch(),
+                "SSF transmitter",
+            )
+            .await
     }
 
     async fn fetch(&self) -> Result<Keys, Unavailable> {
@@ -139,53 +102,9 @@ impl Transmitter {
 
     /// GETs `url` as JSON, reading at most [`MAX_DOCUMENT_BYTES`].
     async fn get(&self, url: &str) -> Result<Vec<u8>, Unavailable> {
-        let mut resp = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+        get_json(&self.http, url, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| Unavailable(format!("{url}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(Unavailable(format!("{url}: HTTP {}", resp.status())));
-        }
-        read_capped(&mut resp, MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|e| Unavailable(format!("{url}: {e}")))
-    }
-}
-
-/// Reads a response body, refusing one longer than `max` bytes.
-pub async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > max {
-            return Err(format!("longer than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Whether to fetch the keys (also of the secret scanner's keys, `secret_scanning::keys`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetch {
-    No,
-    /// Nothing held, or held too long.
-    Stale,
-    /// The SET names a key we do not hold: the transmitter may have rotated.
-    Refetch,
-}
-
-/// `held`: the age of the held keys and whether they have the key asked for;
-/// `since_refetch`: how long ago an unknown key last made us fetch.
-pub fn decide(held: Option<(Duration, bool)>, since_refetch: Option<Duration>) -> Fetch {
-    match held {
-        None => Fetch::Stale,
-        Some((age, _)) if age >= CACHE_TTL => Fetch::Stale,
-        Some((_, true)) => Fetch::No,
-        Some((_, false)) if since_refetch.is_none_or(|d| d >= REFETCH_AFTER) => Fetch::Refetch,
-        Some((_, false)) => Fetch::No,
+            .map_err(Unavailable)
     }
 }
 
@@ -240,28 +159,6 @@ impl Transmitters {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MIN: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn keys_are_fetched_when_missing_or_stale() {
-        assert_eq!(decide(None, None), Fetch::Stale);
-        assert_eq!(decide(Some((CACHE_TTL, true)), None), Fetch::Stale);
-        assert_eq!(decide(Some((MIN, true)), None), Fetch::No);
-    }
-
-    #[test]
-    fn an_unknown_key_fetches_again_at_most_every_30_seconds() {
-        assert_eq!(decide(Some((MIN, false)), None), Fetch::Refetch);
-        assert_eq!(
-            decide(Some((MIN, false)), Some(Duration::from_secs(5))),
-            Fetch::No
-        );
-        assert_eq!(
-            decide(Some((MIN, false)), Some(REFETCH_AFTER)),
-            Fetch::Refetch
-        );
-    }
 
     #[test]
     fn unreadable_and_encryption_keys_are_skipped() {

@@ -492,12 +492,8 @@ async fn set_networks(
     Form(f): Form<NetworksForm>,
 ) -> UiResult {
     u.check(f.csrf.as_deref())?;
-    let change = form_networks(f.networks.as_deref()).map(|n| match n {
-        Some(n) => keys::NetworksChange::Only(n),
-        None => keys::NetworksChange::Anywhere,
-    });
-    let result = match change {
-        Ok(change) => keys::set_networks(&state.0, &u.p, &key_id, change).await,
+    let result = match form_networks(f.networks.as_deref()) {
+        Ok(networks) => keys::set_networks(&state.0, &u.p, &key_id, networks).await,
         Err(e) => Err(e),
     };
     match result {

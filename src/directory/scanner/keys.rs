@@ -1,15 +1,13 @@
-//! The secret scanner's public keys, read from the configured file or URL and cached like a
-//! shared-signals transmitter's: for [`CACHE_TTL`], and read again when a report names a
-//! key we do not hold, but not more often than every [`REFETCH_AFTER`] (anyone can send a
-//! report with a made-up key identifier, and must not make us hammer GitHub's API).
+//! The secret scanner's public keys, read from the configured file or URL and held as
+//! `directory::fetched` holds a peer's keys (a report naming a key we do not hold reads them
+//! again, within limits: anyone can send a report with a made-up key identifier, and must
+//! not make us hammer GitHub's API).
 
 use super::signature::{parse_public_keys, PublicKeys};
 use crate::config::{PublicKeysSource, SecretScanningConfig};
-use crate::directory::ssf::transmitter::{decide, read_capped, Fetch};
-pub use crate::directory::ssf::transmitter::{CACHE_TTL, REFETCH_AFTER};
+use crate::directory::fetched::{get_json, KeyCache};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 /// Largest keys document read.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -19,18 +17,11 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 #[error("the secret scanner's public keys: {0}")]
 pub struct Unavailable(pub String);
 
-#[derive(Default)]
-struct Cached {
-    keys: Option<(Arc<PublicKeys>, Instant)>,
-    /// When an unknown key identifier last made us read the keys.
-    last_refetch: Option<Instant>,
-}
-
 /// Where the keys come from, and what we hold of them.
 pub struct ScannerKeys {
     source: PublicKeysSource,
     http: reqwest::Client,
-    cache: Mutex<Cached>,
+    keys: KeyCache<Arc<PublicKeys>>,
 }
 
 impl ScannerKeys {
@@ -46,40 +37,19 @@ impl ScannerKeys {
         Ok(ScannerKeys {
             source: cfg.public_keys.clone(),
             http,
-            cache: Mutex::new(Cached::default()),
+            keys: KeyCache::default(),
         })
     }
 
-    /// The keys to check a report signed with `key_identifier`: the held ones while fresh
-    /// and holding it; read again when stale, or when it is unknown and the last such read
-    /// is older than [`REFETCH_AFTER`]. When a read fails, keys we still hold are used.
+    /// The keys to check a report signed with `key_identifier` (see `KeyCache::get`).
     pub async fn keys_for(&self, key_identifier: &str) -> Result<Arc<PublicKeys>, Unavailable> {
-        let mut cache = self.cache.lock().await;
-        let now = Instant::now();
-        let decision = decide(
-            cache
-                .keys
-                .as_ref()
-                .map(|(k, at)| (now.duration_since(*at), k.knows(key_identifier))),
-            cache.last_refetch.map(|at| now.duration_since(at)),
-        );
-        if decision != Fetch::No {
-            if decision == Fetch::Refetch {
-                cache.last_refetch = Some(now);
-            }
-            match self.read().await {
-                Ok(keys) => cache.keys = Some((Arc::new(keys), Instant::now())),
-                Err(e) if cache.keys.is_some() => {
-                    tracing::warn!(error = %e, "the secret scanner's public keys could not be read again; using the ones held");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        cache
-            .keys
-            .as_ref()
-            .map(|(k, _)| k.clone())
-            .ok_or_else(|| Unavailable("no keys".into()))
+        self.keys
+            .get(
+                |k| k.knows(key_identifier),
+                || async { self.read().await.map(Arc::new) },
+                "the secret scanner",
+            )
+            .await
     }
 
     async fn read(&self) -> Result<PublicKeys, Unavailable> {
@@ -105,19 +75,9 @@ impl ScannerKeys {
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, Unavailable> {
-        let mut resp = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+        get_json(&self.http, url, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| Unavailable(format!("{url}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(Unavailable(format!("{url}: HTTP {}", resp.status())));
-        }
-        read_capped(&mut resp, MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|e| Unavailable(format!("{url}: {e}")))
+            .map_err(Unavailable)
     }
 }
 

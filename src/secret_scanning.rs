@@ -1,14 +1,12 @@
 //! Leaked-token reports from a secret scanner (GitHub's secret scanning partner program):
-//! the report's signature is checked against the scanner's public keys (`signature`, pure;
-//! `keys`, fetched and cached), each reported token that is one of our key ids or key
-//! passwords deletes that key (`keys::leaked`), its owner is told after the commit
+//! the report's signature is checked against the scanner's public keys
+//! (`directory::scanner`), each reported token that is one of our key ids or key passwords
+//! deletes that key (`keys::leaked`), its owner is told after the commit
 //! (`notify::LeakNotice`), and every token gets GitHub's verdict: `true_positive` or
 //! `false_positive`.
 
-pub mod keys;
-pub mod signature;
-
 use crate::audit::cut;
+use crate::directory::scanner::{keys, signature};
 use crate::error::Error;
 use crate::key_format;
 use crate::key_lookup::KeyLookup;
@@ -331,7 +329,7 @@ mod tests {
     /// The rules of docs/gitleaks-accesskeyd.toml, by id.
     fn gitleaks_rules() -> Vec<(String, regex::Regex)> {
         let doc: toml::Table =
-            toml::from_str(include_str!("../../docs/gitleaks-accesskeyd.toml")).unwrap();
+            toml::from_str(include_str!("../docs/gitleaks-accesskeyd.toml")).unwrap();
         doc["rules"]
             .as_array()
             .unwrap()
