@@ -3,10 +3,11 @@
 //! on a checked [`LdapDirectoryConfig`] and only reads the CA file itself.
 
 use crate::config::error::{invalid, ConfigError};
-use crate::config::layering::{lenient_opt, read_secret_file};
+use crate::config::layering::{lenient_opt, read_secret_file, string_list_opt};
 use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -44,9 +45,13 @@ pub struct LdapDirectoryConfig {
     pub active_directory: bool,
     /// Only members of this group (DN) are in scope; on AD nested membership counts.
     pub required_group: Option<String>,
-    /// Attribute with the last login upstream: `lastLogonTimestamp` (AD, FILETIME) or
+    /// Attribute with the last login upstream: `lastLogon` (AD, FILETIME, exact but kept per
+    /// domain controller), `lastLogonTimestamp` (AD, replicated, up to 14 days late) or
     /// `authTimestamp` (OpenLDAP lastbind overlay, GeneralizedTime).
     pub last_login_attribute: Option<String>,
+    /// Where `lastLogon` is read besides `url` (it is kept per domain controller); only with
+    /// `last_login_attribute = "lastLogon"` on Active Directory.
+    pub domain_controllers: Option<DomainControllers>,
     /// Entries per page of the paged (RFC 2696) sync search.
     pub page_size: i32,
     pub sync: SyncPolicy,
@@ -56,6 +61,24 @@ pub struct LdapDirectoryConfig {
     /// `change_feed = true`: follow the directory's changes as they happen and suspend people
     /// who leave (the scheduled sync still decides deletions).
     pub change_feed: Option<ChangeFeed>,
+}
+
+/// Most domain controllers read for `lastLogon` (listed or discovered).
+pub const MAX_DOMAIN_CONTROLLERS: usize = 64;
+
+/// The domain controllers whose `lastLogon` a sync reads: Active Directory keeps that
+/// attribute per controller and never replicates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainControllers {
+    /// `domain_controllers`: these URLs (`ldap://` or `ldaps://`, checked like `url`).
+    Listed(Vec<String>),
+    /// `domain_controllers_srv`: the controllers the SRV records
+    /// `_ldap._tcp.dc._msdcs.<domain>` name, asked of `dns_servers` (empty: the system's
+    /// resolver, /etc/resolv.conf).
+    Srv {
+        domain: String,
+        dns_servers: Vec<SocketAddr>,
+    },
 }
 
 /// How a directory's change feed runs (`change_feed = true`).
@@ -140,6 +163,11 @@ pub(in crate::config) struct RawLdap {
     server_type: Option<String>,
     required_group: Option<String>,
     last_login_attribute: Option<String>,
+    #[serde(default, deserialize_with = "string_list_opt")]
+    domain_controllers: Option<Vec<String>>,
+    domain_controllers_srv: Option<String>,
+    #[serde(default, deserialize_with = "string_list_opt")]
+    dns_servers: Option<Vec<String>>,
     #[serde(default, deserialize_with = "lenient_opt")]
     page_size: Option<i32>,
     sync_schedule: Option<String>,
@@ -313,8 +341,36 @@ impl RawLdap {
                 return Err(invalid(
                     key("last_login_attribute"),
                     format!(
-                        "`{attr}`: use lastLogonTimestamp (AD) or authTimestamp (OpenLDAP lastbind)"
+                        "`{attr}`: use lastLogon or lastLogonTimestamp (AD) or authTimestamp (OpenLDAP lastbind)"
                     ),
+                ));
+            }
+        }
+        let srv_set = self.domain_controllers_srv.is_some();
+        let domain_controllers = domain_controllers(
+            self.domain_controllers,
+            self.domain_controllers_srv,
+            self.dns_servers,
+            starttls,
+        )
+        .map_err(|(k, m)| invalid(key(k), m))?;
+        if domain_controllers.is_some() {
+            let last_logon = self
+                .last_login_attribute
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("lastLogon"));
+            let k = if srv_set {
+                "domain_controllers_srv"
+            } else {
+                "domain_controllers"
+            };
+            if !active_directory {
+                return Err(invalid(key(k), "applies to Active Directory only"));
+            }
+            if !last_logon {
+                return Err(invalid(
+                    key(k),
+                    "only reads lastLogon: set last_login_attribute = \"lastLogon\"",
                 ));
             }
         }
@@ -383,6 +439,7 @@ impl RawLdap {
             active_directory,
             required_group: self.required_group,
             last_login_attribute: self.last_login_attribute,
+            domain_controllers,
             page_size,
             sync,
             create_users_from_events: self.create_users_from_events.unwrap_or(false),
@@ -426,6 +483,83 @@ fn check_url(url: &str, starttls: bool) -> Result<(), (&'static str, String)> {
         return bad("has no host");
     }
     Ok(())
+}
+
+/// `domain_controllers`, or `domain_controllers_srv` with `dns_servers`; an error is the key at
+/// fault and what is wrong.
+fn domain_controllers(
+    listed: Option<Vec<String>>,
+    srv: Option<String>,
+    dns_servers: Option<Vec<String>>,
+    starttls: bool,
+) -> Result<Option<DomainControllers>, (&'static str, String)> {
+    match (listed, srv) {
+        (Some(_), Some(_)) => Err((
+            "domain_controllers_srv",
+            "set either domain_controllers or domain_controllers_srv, not both".into(),
+        )),
+        (Some(urls), None) => {
+            if dns_servers.is_some() {
+                return Err((
+                    "dns_servers",
+                    "applies to domain_controllers_srv only".into(),
+                ));
+            }
+            if urls.is_empty() {
+                return Err((
+                    "domain_controllers",
+                    "is empty; leave it out to read lastLogon from url only".into(),
+                ));
+            }
+            if urls.len() > MAX_DOMAIN_CONTROLLERS {
+                return Err((
+                    "domain_controllers",
+                    format!("at most {MAX_DOMAIN_CONTROLLERS} controllers"),
+                ));
+            }
+            for url in &urls {
+                check_url(url, starttls).map_err(|(_, m)| ("domain_controllers", m))?;
+            }
+            Ok(Some(DomainControllers::Listed(urls)))
+        }
+        (None, Some(domain)) => {
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            };
+            if domain.len() > 253 || !domain.split('.').all(label_ok) {
+                return Err((
+                    "domain_controllers_srv",
+                    format!("`{domain}` is not a DNS domain name (such as corp.example.com)"),
+                ));
+            }
+            let dns_servers = dns_servers
+                .unwrap_or_default()
+                .iter()
+                .map(|s| parse_dns_server(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| ("dns_servers", m))?;
+            Ok(Some(DomainControllers::Srv {
+                domain,
+                dns_servers,
+            }))
+        }
+        (None, None) if dns_servers.is_some() => Err((
+            "dns_servers",
+            "applies to domain_controllers_srv only".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `10.0.0.53`, `10.0.0.53:5353`, `[2001:db8::53]:53` or `2001:db8::53`; port 53 by default.
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("`{text}` is not an IP address (with an optional :port)"))
 }
 
 /// Attribute descriptions: a name or OID, optionally with options (`cn;lang-en`).
@@ -624,6 +758,96 @@ mod tests {
             "last_login_attribute",
         );
         refused(BIND, &[("PAGE_SIZE", "0")], "page_size");
+        let ad_last_logon = [
+            ("SERVER_TYPE", "active_directory"),
+            ("LAST_LOGIN_ATTRIBUTE", "lastLogon"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = ad_last_logon.to_vec();
+            all.extend_from_slice(extra);
+            all
+        };
+        refused(
+            BIND,
+            &with(&[("DOMAIN_CONTROLLERS", "http://dc2.corp.example")]),
+            "domain_controllers",
+        );
+        refused(
+            BIND,
+            &with(&[
+                ("DOMAIN_CONTROLLERS", "ldap://dc2"),
+                ("DOMAIN_CONTROLLERS_SRV", "corp.example"),
+            ]),
+            "domain_controllers_srv",
+        );
+        refused(
+            BIND,
+            &with(&[("DOMAIN_CONTROLLERS_SRV", "corp example")]),
+            "domain_controllers_srv",
+        );
+        refused(
+            BIND,
+            &with(&[
+                ("DOMAIN_CONTROLLERS_SRV", "corp.example"),
+                ("DNS_SERVERS", "dns.corp.example"),
+            ]),
+            "dns_servers",
+        );
+        refused(BIND, &with(&[("DNS_SERVERS", "10.0.0.53")]), "dns_servers");
+        refused(
+            BIND,
+            &[
+                ("SERVER_TYPE", "active_directory"),
+                ("LAST_LOGIN_ATTRIBUTE", "lastLogonTimestamp"),
+                ("DOMAIN_CONTROLLERS", "ldap://dc2"),
+            ],
+            "domain_controllers",
+        );
+        refused(
+            BIND,
+            &[
+                ("LAST_LOGIN_ATTRIBUTE", "lastLogon"),
+                ("DOMAIN_CONTROLLERS", "ldap://dc2"),
+            ],
+            "domain_controllers",
+        );
+        let l = ldap(
+            load(
+                BIND,
+                &with(&[(
+                    "DOMAIN_CONTROLLERS",
+                    "ldap://dc1:389, ldaps://dc2.corp.example",
+                )]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            l.domain_controllers,
+            Some(DomainControllers::Listed(vec![
+                "ldap://dc1:389".into(),
+                "ldaps://dc2.corp.example".into()
+            ]))
+        );
+        let l = ldap(
+            load(
+                BIND,
+                &with(&[
+                    ("DOMAIN_CONTROLLERS_SRV", "Corp.Example."),
+                    ("DNS_SERVERS", "10.0.0.53, [::1]:5353"),
+                ]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            l.domain_controllers,
+            Some(DomainControllers::Srv {
+                domain: "corp.example".into(),
+                dns_servers: vec![
+                    "10.0.0.53:53".parse().unwrap(),
+                    "[::1]:5353".parse().unwrap()
+                ],
+            })
+        );
         refused(
             BIND,
             &[("DELETION_THRESHOLD_PERCENT", "0")],
