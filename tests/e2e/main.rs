@@ -10,6 +10,7 @@ mod change_feed;
 mod cli;
 mod client;
 mod connections;
+mod dc_discovery;
 mod events;
 mod fuzz;
 #[cfg(feature = "kerberos")]
