@@ -76,6 +76,7 @@ impl Dns {
             std::thread::sleep(Duration::from_millis(25));
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("dnsmasq did not listen on 127.0.0.1:{port} within {READY_TIMEOUT:?}");
     }
 
