@@ -125,4 +125,16 @@ async fn controllers_that_cannot_be_reached_are_each_reported_and_nothing_is_vis
             "each names its controller and why: {line}"
         );
     }
+
+    // `accesskeyd check-config` asks each controller the same way and names each failure.
+    let checked = dir.check_controllers().await;
+    let names: Vec<&str> = checked.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("ldap://localhost:{p1}"),
+            format!("ldap://localhost:{p2}")
+        ]
+    );
+    assert!(checked.iter().all(|(_, r)| r.is_err()), "{checked:?}");
 }

@@ -174,6 +174,23 @@ impl LdapDirectory {
         }
     }
 
+    /// For `check-config`: each controller `lastLogon` would be read from, and whether the
+    /// service account can bind there and see `user_base` (in parallel). Empty without
+    /// controllers; a failed discovery is one entry naming it.
+    pub async fn check_controllers(&self) -> Vec<(String, Result<(), String>)> {
+        match self.domain_controllers().await {
+            None => Vec::new(),
+            Some(Err(e)) => vec![("domain controller discovery".to_owned(), Err(e))],
+            Some(Ok(urls)) => {
+                join_all(urls.into_iter().map(|url| async move {
+                    let result = self.at(&url).check().await.map_err(|e| e.to_string());
+                    (url, result)
+                }))
+                .await
+            }
+        }
+    }
+
     /// Reads `lastLogon` of every user (`user_filter`, with a value) from each controller in
     /// parallel, calling `visit(external id, time)` for every value; the caller keeps the
     /// newest. A controller that cannot be read is reported in the answer; what it sent
