@@ -43,6 +43,7 @@ fn ad_config(dc: &SambaDc, required_group: Option<String>) -> LdapDirectoryConfi
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
@@ -366,6 +367,7 @@ fn offline_ad_config() -> LdapDirectoryConfig {
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
@@ -395,6 +397,7 @@ fn slapd_config(slapd: &Slapd) -> LdapDirectoryConfig {
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
