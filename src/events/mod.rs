@@ -432,10 +432,12 @@ pub fn windows_directory<'a>(
     let id = match (named.map(str::trim), &source.scope) {
         (Some(n), _) if !n.is_empty() => DirectoryId::from(n.to_string()),
         (_, TokenScope::Only(ids)) if ids.len() == 1 => ids[0].clone(),
-        (_, scope) => return Err(Error::invalid(format!(
-            "directory: this token reports logins of {}: name the directory with ?directory=<id>",
-            scope.describe()
-        ))),
+        (_, scope) => {
+            let covers = scope.describe();
+            return Err(Error::invalid(format!(
+                "directory: this token reports logins of {covers}: name the directory with ?directory=<id>"
+            )));
+        }
     };
     let dir = app
         .directory(&id)

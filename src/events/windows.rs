@@ -118,7 +118,7 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
         return fields.missing("TargetUserName");
     };
     let Some(name) = name.as_str().map(str::trim) else {
-        return Mapped::Malformed(format!("TargetUserName {name} is not text"));
+        return Mapped::Malformed(format!("TargetUserName {} is not text", shown(&name)));
     };
     if name.is_empty() || name == "-" {
         return Mapped::Ignored("no account name".into());
@@ -134,7 +134,7 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
             return fields.missing("LogonType");
         };
         let Some(logon_type) = number(&raw) else {
-            return Mapped::Malformed(format!("LogonType {raw} is not a number"));
+            return Mapped::Malformed(format!("LogonType {} is not a number", shown(&raw)));
         };
         if interactive(logon_type).is_none() {
             return Mapped::Ignored(format!(
@@ -154,7 +154,9 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
                     "a refused Kerberos request (4768 with status {code:#x})"
                 ))
             }
-            None => return Mapped::Malformed(format!("Status {raw} is not a status code")),
+            None => {
+                return Mapped::Malformed(format!("Status {} is not a status code", shown(&raw)))
+            }
         }
     };
     let Some(domain) = fields.get("TargetDomainName") else {
@@ -226,7 +228,7 @@ impl Fields<'_> {
 fn time_of(r: &Map<String, Value>, xml: Option<&str>) -> Result<DateTime<Utc>, String> {
     let text = if let Some(v) = r.get("EventTime").or_else(|| r.get("TimeCreated")) {
         v.as_str()
-            .ok_or_else(|| format!("the time {v} is not text"))?
+            .ok_or_else(|| format!("the time {} is not text", shown(v)))?
             .to_string()
     } else if let Some(t) = xml.and_then(|x| attribute(x, "TimeCreated", "SystemTime")) {
         t
@@ -302,6 +304,11 @@ fn shorten(s: &str) -> String {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_string(),
     }
+}
+
+/// A JSON value quoted in a reason, shortened like [`shorten`].
+fn shown(v: &Value) -> String {
+    shorten(&v.to_string())
 }
 
 /// The text of `<name>…</name>` or `<name attr='…'>…</name>`.
@@ -844,6 +851,9 @@ mod tests {
         assert!(why.starts_with("StringInserts has 2 values"), "{why}");
         let mut nx = nxlog_4624("alice", "CORP", "two", "2024-05-02T07:15:02Z");
         assert!(malformed(map(&nx, &domains())).starts_with("LogonType \"two\""));
+        nx["LogonType"] = json!("7".repeat(10_000));
+        let why = malformed(map(&nx, &domains()));
+        assert!(why.len() < 200, "a long value is shortened: {why}");
         nx["LogonType"] = json!("2");
         nx["TargetUserName"] = json!("al\u{0}ice");
         assert!(malformed(map(&nx, &domains())).contains("not an account name"));

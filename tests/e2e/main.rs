@@ -31,3 +31,4 @@ mod service_accounts;
 mod ssf;
 mod sync;
 mod ui;
+mod windows_events;

@@ -404,6 +404,16 @@ impl RawLdap {
     }
 }
 
+/// A NetBIOS or DNS domain name as far as it matters here: not empty, at most 255 bytes,
+/// and nothing that belongs to an account name (`\`, `@`), a path or a space.
+fn is_domain_name(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 255
+        && !d
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '@' | '/'))
+}
+
 /// Most names `windows_domains` may list.
 const MAX_WINDOWS_DOMAINS: usize = 50;
 
@@ -445,11 +455,7 @@ fn check_windows_domains(list: Vec<String>) -> Result<Vec<String>, String> {
     list.into_iter()
         .map(|d| {
             let d = d.trim().to_string();
-            let bad = d.is_empty()
-                || d.len() > 255
-                || d.chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '@' | '/'));
-            if bad {
+            if !is_domain_name(&d) {
                 return Err(format!(
                     "`{d}` is not a domain name: give the NetBIOS name (CORP) or the DNS name (corp.example)"
                 ));
