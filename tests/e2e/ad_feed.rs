@@ -44,6 +44,7 @@ fn ad_config(dc: &SambaDc, required_group: Option<String>) -> LdapDirectoryConfi
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
@@ -368,6 +369,7 @@ fn offline_ad_config() -> LdapDirectoryConfig {
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
@@ -398,6 +400,7 @@ fn slapd_config(slapd: &Slapd) -> LdapDirectoryConfig {
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 

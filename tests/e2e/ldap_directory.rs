@@ -36,6 +36,7 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 

@@ -52,6 +52,7 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
             poll: Duration::from_secs(2),
             window: chrono::Duration::minutes(60),
         }),
+        windows_domains: Vec::new(),
     }
 }
 

@@ -32,3 +32,4 @@ mod service_accounts;
 mod ssf;
 mod sync;
 mod ui;
+mod windows_events;

@@ -61,6 +61,10 @@ pub struct LdapDirectoryConfig {
     /// `change_feed = true`: follow the directory's changes as they happen and suspend people
     /// who leave (the scheduled sync still decides deletions).
     pub change_feed: Option<ChangeFeed>,
+    /// The Windows domain names of this directory's people (NetBIOS `CORP`, DNS
+    /// `corp.example`), compared without regard to case: a Windows Security event counts only
+    /// for an account of one of them. Default: from `user_base`'s `DC=` parts.
+    pub windows_domains: Vec<String>,
 }
 
 /// Most domain controllers read for `lastLogon` (listed or discovered).
@@ -187,6 +191,8 @@ pub(in crate::config) struct RawLdap {
     change_feed_poll_seconds: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt")]
     change_feed_window_minutes: Option<u64>,
+    #[serde(default, deserialize_with = "string_list_opt")]
+    windows_domains: Option<Vec<String>>,
 }
 
 impl RawLdap {
@@ -411,6 +417,12 @@ impl RawLdap {
         } else {
             None
         };
+        let windows_domains = match self.windows_domains {
+            None => domains_of_base(&user_base),
+            Some(list) => {
+                check_windows_domains(list).map_err(|m| invalid(key("windows_domains"), m))?
+            }
+        };
         let sync = SyncPolicy {
             schedule,
             remove_disabled: self.remove_disabled.unwrap_or(active_directory),
@@ -444,8 +456,70 @@ impl RawLdap {
             sync,
             create_users_from_events: self.create_users_from_events.unwrap_or(false),
             change_feed,
+            windows_domains,
         })
     }
+}
+
+/// A NetBIOS or DNS domain name as far as it matters here: not empty, at most 255 bytes,
+/// and nothing that belongs to an account name (`\`, `@`), a path or a space.
+fn is_domain_name(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 255
+        && !d
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '@' | '/'))
+}
+
+/// Most names `windows_domains` may list.
+const MAX_WINDOWS_DOMAINS: usize = 50;
+
+/// The Windows domains of a directory whose `windows_domains` is unset: `DC=corp,DC=example`
+/// is the DNS name `corp.example` and, as NetBIOS names usually are, its first label `CORP`.
+/// A base without `DC=` parts has none (no Windows event then counts; the docs say to set
+/// the list).
+fn domains_of_base(user_base: &str) -> Vec<String> {
+    let labels: Vec<String> = user_base
+        .split(',')
+        .filter_map(|rdn| {
+            let (attr, value) = rdn.split_once('=')?;
+            attr.trim()
+                .eq_ignore_ascii_case("dc")
+                .then(|| value.trim().to_string())
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    let Some(first) = labels.first() else {
+        return Vec::new();
+    };
+    let netbios = first.to_ascii_uppercase();
+    let dns = labels.join(".").to_ascii_lowercase();
+    if labels.len() == 1 {
+        return vec![netbios];
+    }
+    vec![netbios, dns]
+}
+
+/// `windows_domains` as written: 1 to [`MAX_WINDOWS_DOMAINS`] names, each a NetBIOS or DNS
+/// domain name (no spaces, `\`, `@` or `/`), trimmed; an error says what is wrong.
+fn check_windows_domains(list: Vec<String>) -> Result<Vec<String>, String> {
+    if list.is_empty() {
+        return Err("is empty; leave it out to derive the domains from user_base".into());
+    }
+    if list.len() > MAX_WINDOWS_DOMAINS {
+        return Err(format!("at most {MAX_WINDOWS_DOMAINS} names"));
+    }
+    list.into_iter()
+        .map(|d| {
+            let d = d.trim().to_string();
+            if !is_domain_name(&d) {
+                return Err(format!(
+                    "`{d}` is not a domain name: give the NetBIOS name (CORP) or the DNS name (corp.example)"
+                ));
+            }
+            Ok(d)
+        })
+        .collect()
 }
 
 /// Accepts `ldap://host[:port][/]` and `ldaps://...` (STARTTLS only with `ldap://`); an
@@ -747,6 +821,58 @@ mod tests {
         }
         refused(BIND, &[("USER_BASE", " ")], "user_base");
         refused(BIND, &[("ADMIN_GROUP", " ")], "admin_group");
+    }
+
+    #[test]
+    fn windows_domains_default_to_the_base_and_are_checked() {
+        // ENTRY's user_base is ou=people,dc=example,dc=org.
+        assert_eq!(
+            ldap(load(BIND, &[]).unwrap()).windows_domains,
+            ["EXAMPLE", "example.org"]
+        );
+        assert_eq!(
+            ldap(load(BIND, &[("USER_BASE", "CN=Users,DC=Corp,DC=Example,DC=Com")]).unwrap())
+                .windows_domains,
+            ["CORP", "corp.example.com"]
+        );
+        assert_eq!(
+            ldap(load(BIND, &[("USER_BASE", "ou=people,dc=lab")]).unwrap()).windows_domains,
+            ["LAB"]
+        );
+        assert!(
+            ldap(load(BIND, &[("USER_BASE", "o=corp")]).unwrap())
+                .windows_domains
+                .is_empty(),
+            "no DC= parts, no domains"
+        );
+        let l = ldap(
+            load(
+                &format!("{BIND}windows_domains = [\"EU\", \" ad.corp.example \"]\n"),
+                &[],
+            )
+            .unwrap(),
+        );
+        assert_eq!(l.windows_domains, ["EU", "ad.corp.example"]);
+        let l = ldap(load(BIND, &[("WINDOWS_DOMAINS", "EU, eu.corp.example")]).unwrap());
+        assert_eq!(l.windows_domains, ["EU", "eu.corp.example"]);
+        refused(
+            &format!("{BIND}windows_domains = []\n"),
+            &[],
+            "windows_domains",
+        );
+        for bad in ["CORP\\\\alice", "a b", "alice@corp", "x/y", " "] {
+            refused(
+                &format!("{BIND}windows_domains = [\"{bad}\"]\n"),
+                &[],
+                "windows_domains",
+            );
+        }
+        let many: Vec<String> = (0..51).map(|i| format!("\"D{i}\"")).collect();
+        refused(
+            &format!("{BIND}windows_domains = [{}]\n", many.join(", ")),
+            &[],
+            "windows_domains",
+        );
     }
 
     #[test]

@@ -333,6 +333,7 @@ fn ad_directory(id_attribute: &str, active_directory: bool) -> LdapDirectory {
         sync: crate::config::SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     })
     .expect("config")
 }

@@ -34,6 +34,7 @@ fn cfg() -> LdapDirectoryConfig {
         sync: crate::config::SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
