@@ -41,6 +41,7 @@ fn ad(url: &str, dns: &Dns, domain: &str) -> LdapDirectory {
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     })
     .expect("valid config")
 }
