@@ -77,6 +77,15 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Write a consistent copy of the embedded SQLite database to a new file while the daemon
+    /// runs (SQLite's VACUUM INTO: one snapshot, never torn), checked and readable only by
+    /// its owner. To restore: stop the daemon, put the copy in place of the database file,
+    /// remove the old file's -wal and -shm, start. On PostgreSQL use pg_dump instead.
+    Backup {
+        /// The new file (must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Manage the bearer tokens identity providers use for SCIM provisioning of an OpenID
     /// Connect directory (shown once at creation, stored hashed).
     #[command(subcommand)]
@@ -137,6 +146,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::Backup { to } => backup(config, to).await,
         Command::CheckConfig => return check_config(config).await,
         Command::MigrateData { from, to } => migrate_data(from, to).await,
         Command::Sync {
@@ -327,6 +337,20 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
             println!("applied {m}");
         }
     }
+    Ok(())
+}
+
+async fn backup(config: Config, to: std::path::PathBuf) -> anyhow::Result<()> {
+    let backend = crate::store::Backend::parse(&config.database.url)?;
+    let b =
+        tokio::task::spawn_blocking(move || crate::store::backup::sqlite(&backend, &to)).await??;
+    println!(
+        "backup written to {}: {} users, {} access keys, {} bytes, integrity ok",
+        b.path.display(),
+        b.users,
+        b.access_keys,
+        b.bytes
+    );
     Ok(())
 }
 

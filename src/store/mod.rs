@@ -2,6 +2,7 @@
 //! with the pool, embedded migrations per backend, schema and row types. All database work
 //! runs on blocking threads through [`Store::read`] and [`Store::write`].
 
+pub mod backup;
 pub mod key_columns;
 pub mod key_rows;
 pub mod models;

@@ -451,3 +451,146 @@ async fn event_tokens_are_made_for_named_directories_from_the_command_line() {
         "{listed}"
     );
 }
+
+/// Admin's session token on a daemon started by `Served::start` in `dir`.
+async fn admin_token(dir: &std::path::Path, url: &str) -> String {
+    let password = std::fs::read_to_string(dir.join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let login = reqwest::Client::new()
+        .post(format!("{url}/api/auth/login"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    login.headers()["x-sq-auth"].to_str().unwrap().to_string()
+}
+
+/// A key's id and password, as its creator was told them.
+async fn new_key(url: &str, token: &str, name: &str) -> Option<(String, String)> {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/accesskeys"))
+        .header("x-sq-auth", token)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != StatusCode::OK && r.status() != StatusCode::CREATED {
+        return None;
+    }
+    let v: serde_json::Value = r.json().await.ok()?;
+    Some((
+        v["keyId"].as_str()?.to_string(),
+        v["password"].as_str()?.to_string(),
+    ))
+}
+
+async fn key_works(url: &str, (id, password): &(String, String)) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("{url}/api/users/me"))
+        .basic_auth(id, Some(password))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_keys_are_created_restores_every_key_acknowledged_before_it() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = accesskeyd(dir.path());
+    cmd.env("ACCESSKEYD_ACCESS_KEYS__MAX_PER_USER", "100000");
+    let mut served = Served::start_with(cmd);
+    let token = admin_token(dir.path(), &served.url).await;
+    assert!(new_key(&served.url, &token, "before").await.is_some());
+
+    // Someone keeps creating keys while the operator takes the backup.
+    let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let creator = {
+        let (url, token, acknowledged, stop) = (
+            served.url.clone(),
+            token.clone(),
+            acknowledged.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 5000 {
+                if let Some(k) = new_key(&url, &token, &format!("job-{i}")).await {
+                    acknowledged.lock().unwrap().push(k);
+                }
+                i += 1;
+            }
+        })
+    };
+    while acknowledged.lock().unwrap().len() < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let before: Vec<(String, String)> = acknowledged.lock().unwrap().clone();
+    let backup = dir.path().join("backups").join("accesskeyd-backup.db");
+    std::fs::create_dir(dir.path().join("backups")).unwrap();
+    let out = {
+        let mut cmd = accesskeyd(dir.path());
+        cmd.args(["backup", "--to"]).arg(&backup);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    creator.await.unwrap();
+    let during = acknowledged.lock().unwrap().len() - before.len();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("integrity ok"), "{}", text(&out));
+    eprintln!(
+        "{} keys acknowledged before the backup, {during} while and after it",
+        before.len()
+    );
+
+    // The same command again refuses to overwrite the backup.
+    let again = accesskeyd(dir.path())
+        .args(["backup", "--to"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("never overwrites"),
+        "{}",
+        text(&again)
+    );
+    served.stop();
+
+    // Restored on another machine: the copy is the database of a fresh daemon.
+    let restored_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&backup, restored_dir.path().join("accesskeyd.db")).unwrap();
+    let restored = Served::start(restored_dir.path());
+    assert!(
+        !restored
+            .lines
+            .join("\n")
+            .contains("created the built-in admin"),
+        "the restored database already has its admin"
+    );
+    for key in &before {
+        assert_eq!(
+            key_works(&restored.url, key).await,
+            StatusCode::OK,
+            "key {} was acknowledged before the backup began",
+            key.0
+        );
+    }
+    // Keys made while it ran are there or not, whole: never half a key.
+    let after: Vec<(String, String)> = acknowledged.lock().unwrap()[before.len()..].to_vec();
+    for key in after.iter().take(50) {
+        let s = key_works(&restored.url, key).await;
+        assert!(
+            s == StatusCode::OK || s == StatusCode::UNAUTHORIZED,
+            "{s} for {}",
+            key.0
+        );
+    }
+}
