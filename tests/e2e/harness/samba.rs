@@ -72,28 +72,49 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use chrono::{DateTime, Utc};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use tempfile::TempDir;
 
 const REALM: &str = "CORP.TEST";
 const DNS_DOMAIN: &str = "corp.test";
 const NETBIOS_DOMAIN: &str = "CORP";
-const HOST_NAME: &str = "dc1";
 const BASE_DN: &str = "DC=corp,DC=test";
-const URL: &str = "ldap://127.0.0.1:389";
-const LDAPS_URL: &str = "ldaps://127.0.0.1:636";
-/// TCP ports of the services this DC runs; any of them taken means another DC (or a system
-/// smbd) is running and this one would fail or, worse, the tests would talk to the wrong server.
+/// The first DC, provisioned by `SambaDc::start()`.
+const DC1: Site = Site {
+    host: "dc1",
+    ip: Ipv4Addr::new(127, 0, 0, 1),
+};
+/// The second DC, joined by `SambaDc::join_second_dc()`.
+const DC2: Site = Site {
+    host: "dc2",
+    ip: Ipv4Addr::new(127, 0, 0, 2),
+};
+/// The service class of a DC's replication (DRSUAPI) service principal.
+const DRS_SERVICE: &str = "E3514235-4B06-11D1-AB04-00C04FC2DCD2";
+/// Nothing listens here: a listed domain controller that is down.
+const NOBODY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+/// TCP ports of the services a DC runs; any of them taken on its address means another DC (or a
+/// system smbd) is running and this one would fail or, worse, the tests would talk to the wrong
+/// server.
 const DC_PORTS: &[u16] = &[389, 636, 3268, 3269, 88, 464, 135, 445, 139];
 const DC_UDP_PORTS: &[u16] = &[389, 88, 464];
+/// Samba's DNS server, with `start_with_dns()` only.
+const DNS_PORT: u16 = 53;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a change made at dc1 may take to show at dc2 (dc2 pulls every 2 s; dc1 also
+/// notifies it).
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 const PACKAGES: &str =
     "samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user ldap-utils";
 
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Numbers the credential caches `kinit` writes, so that none is reused.
+static CACHES: AtomicUsize = AtomicUsize::new(0);
 
 /// Only one DC can run at a time (fixed ports): tests that use one hold this guard for their
 /// whole duration. Take it before `SambaDc::start()`, so that it is released after the DC stops.
@@ -101,10 +122,79 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     EXCLUSIVE.lock().await
 }
 
-pub struct SambaDc {
+/// `ldap://127.0.0.3:389`: an address on which nothing listens (checked), for a listed domain
+/// controller that is down. A connect is refused at once.
+pub fn unreachable_dc_url() -> String {
+    assert!(
+        !tcp_open(NOBODY, 389),
+        "something listens on {NOBODY}:389; the tests use that address as a DC that is down"
+    );
+    format!("ldap://{NOBODY}:389")
+}
+
+/// One DC's place on this machine: its host name (mapped in /etc/hosts) and loopback address.
+#[derive(Clone, Copy, Debug)]
+struct Site {
+    host: &'static str,
+    ip: Ipv4Addr,
+}
+
+impl Site {
+    fn fqdn(self) -> String {
+        format!("{}.{DNS_DOMAIN}", self.host)
+    }
+
+    fn url(self) -> String {
+        format!("ldap://{}:389", self.ip)
+    }
+
+    /// Samba's `interfaces` value. Only 127.0.0.1 is assigned to `lo`; another loopback
+    /// address needs a netmask, with which Samba takes it as given ("user knows best") rather
+    /// than looking it up among the machine's interfaces (and finding none).
+    fn interfaces(self) -> String {
+        if self.ip == Ipv4Addr::LOCALHOST {
+            self.ip.to_string()
+        } else {
+            format!("{}/8", self.ip)
+        }
+    }
+
+    fn ldaps_url(self) -> String {
+        format!("ldaps://{}:636", self.ip)
+    }
+
+    /// The DN of the DC's NTDS Settings object (its directory service agent).
+    fn ntds_settings_dn(self) -> String {
+        format!(
+            "CN=NTDS Settings,CN={},CN=Servers,CN=Default-First-Site-Name,CN=Sites,\
+             CN=Configuration,{BASE_DN}",
+            self.host.to_uppercase()
+        )
+    }
+}
+
+/// The `samba -F` process of one DC and its directory.
+struct Server {
     /// `samba -F`, leader of its own process group (pgid == pid).
     child: Option<Child>,
     dir: TempDir,
+    site: Site,
+    dns: bool,
+    /// Whether samba runs in a mount namespace of its own, with our etc/hosts and
+    /// etc/resolv.conf over the system's.
+    own_hosts_file: bool,
+}
+
+pub struct SambaDc {
+    server: Server,
+    admin_password: String,
+}
+
+/// A second domain controller of CORP.TEST on 127.0.0.2 (dc2.corp.test), joined to the first
+/// by `SambaDc::join_second_dc()`. It holds a replica of the domain; `lastLogon` is its own.
+/// Stopped on drop; drop it before the first DC (declare it after).
+pub struct SambaDc2 {
+    server: Server,
     admin_password: String,
 }
 
@@ -113,9 +203,22 @@ impl SambaDc {
     /// bind as Administrator succeeds on ldap://127.0.0.1:389. Panics, with the reason and the
     /// tail of samba's log, when it cannot; never skips.
     pub async fn start() -> SambaDc {
+        Self::start_inner(false).await
+    }
+
+    /// As `start()`, and the DC also serves the domain's DNS zones (Samba's internal DNS server)
+    /// on 127.0.0.1:53, authoritative for corp.test and _msdcs.corp.test, with the A and SRV
+    /// records of each DC (`_ldap._tcp.dc._msdcs.corp.test` names dc1, and dc2 once joined). It
+    /// forwards nothing: no `dns forwarder` is set, and a name outside its zones gets NXDOMAIN
+    /// at once.
+    pub async fn start_with_dns() -> SambaDc {
+        Self::start_inner(true).await
+    }
+
+    async fn start_inner(dns: bool) -> SambaDc {
         check_tools();
-        check_hosts_file();
-        check_ports_free();
+        check_hosts_file(DC1);
+        check_ports_free(DC1, dns);
 
         let dir = tempfile::Builder::new()
             .prefix("samba-dc-")
@@ -125,32 +228,36 @@ impl SambaDc {
         let admin_password = format!("Adm1n!{:x}", std::process::id() ^ nanos());
 
         let t0 = Instant::now();
-        provision(dir.path(), &admin_password).await;
+        provision(dir.path(), &admin_password, dns).await;
         write_tls_files(dir.path());
-        write_config(dir.path());
+        write_config(dir.path(), DC1, dns);
+        write_hosts(dir.path(), &[]);
         let provisioned = t0.elapsed();
 
         // Provisioning took seconds: look again right before binding the ports.
-        check_ports_free();
-        let out = fs::File::create(dir.path().join("samba.out")).expect("create samba.out");
-        let err = out.try_clone().expect("clone samba.out");
-        let child = Command::new(find_tool("samba"))
-            .args(["-F", "--debug-stdout", "-d", "1", "-s"])
-            .arg(dir.path().join("etc/smb.conf"))
-            .env("KRB5_CONFIG", dir.path().join("krb5.conf"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run samba ({PACKAGES}): {e}"));
+        check_ports_free(DC1, dns);
         let mut dc = SambaDc {
-            child: Some(child),
-            dir,
+            server: Server {
+                child: None,
+                dir,
+                site: DC1,
+                dns,
+                own_hosts_file: false,
+            },
             admin_password,
         };
-        dc.wait_ready().await;
+        dc.server.spawn();
+        dc.server
+            .wait_ready(&admin_bind_dn(), &dc.admin_password)
+            .await;
         dc.relax_password_policy().await;
+        if dns {
+            // Provisioning made the SRV records but no A record for a loopback address.
+            dc.add_dns_records_of(DC1).await;
+        }
+        // For replication with a second DC later: Samba names a DC by its NTDS Settings GUID.
+        let guid = ntds_guid(DC1.url(), &dc.admin_password, DC1).await;
+        write_hosts(dc.server.dir.path(), &[(DC1, guid)]);
         eprintln!(
             "samba DC up: provisioned in {:.1?}, answering after {:.1?} in total",
             provisioned,
@@ -160,7 +267,7 @@ impl SambaDc {
     }
 
     pub fn url(&self) -> String {
-        URL.to_owned()
+        DC1.url()
     }
 
     pub fn base_dn(&self) -> &str {
@@ -168,12 +275,12 @@ impl SambaDc {
     }
 
     pub fn users_dn(&self) -> String {
-        format!("CN=Users,{BASE_DN}")
+        users_dn()
     }
 
     /// Administrator's DN; usable as the service account.
     pub fn admin_bind_dn(&self) -> String {
-        format!("CN=Administrator,CN=Users,{BASE_DN}")
+        admin_bind_dn()
     }
 
     pub fn admin_password(&self) -> &str {
@@ -182,29 +289,39 @@ impl SambaDc {
 
     /// The DN `create_user`/`create_group` give `name` (`CN=<name>,CN=Users,DC=corp,DC=test`).
     pub fn dn_for(&self, name: &str) -> String {
-        format!("CN={name},{}", self.users_dn())
+        dn_for(name)
     }
 
     /// ldaps:// on 636 (StartTLS on 389 works too); the certificate is valid for 127.0.0.1,
-    /// localhost and dc1.corp.test and chains to [`ca_file`](Self::ca_file).
+    /// localhost and dc1.corp.test (and for dc2's names) and chains to
+    /// [`ca_file`](Self::ca_file).
     pub fn ldaps_url(&self) -> String {
-        LDAPS_URL.to_owned()
+        DC1.ldaps_url()
     }
 
     /// PEM of the throwaway CA that signed the DC's certificate.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("tls/ca.pem")
+        self.server.dir.path().join("tls/ca.pem")
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.server.dir.path()
+    }
+
+    /// Where this DC answers DNS queries (127.0.0.1:53); panics unless started with
+    /// `start_with_dns()`.
+    pub fn dns_server(&self) -> SocketAddr {
+        assert!(
+            self.server.dns,
+            "this DC serves no DNS: start it with SambaDc::start_with_dns()"
+        );
+        SocketAddr::from((DC1.ip, DNS_PORT))
     }
 
     /// An enabled user `CN=<sam>,CN=Users,...`: sAMAccountName `sam`, userPrincipalName and mail
     /// `sam@corp.test`, givenName `sam` capitalised, sn `Test`, displayName "`Given` Test".
     pub async fn create_user(&self, sam: &str, password: &str) {
-        self.ldap_tool("ldapadd", &self.user_ldif(sam, password))
-            .await;
+        self.ldap_tool("ldapadd", &user_ldif(sam, password)).await;
     }
 
     /// `count` enabled users `<prefix>0000`, `<prefix>0001`, ... (see [`bulk_name`]), as
@@ -215,7 +332,7 @@ impl SambaDc {
     pub async fn create_users_bulk(&self, prefix: &str, count: usize, password: &str) {
         let mut ldif = String::with_capacity(count * 400);
         for i in 0..count {
-            ldif.push_str(&self.user_ldif(&bulk_name(prefix, i), password));
+            ldif.push_str(&user_ldif(&bulk_name(prefix, i), password));
             ldif.push('\n');
         }
         self.ldap_tool("ldapadd", &ldif).await;
@@ -270,79 +387,160 @@ impl SambaDc {
         self.change_members("delete", group, members).await;
     }
 
+    /// A simple bind as the user at this DC (as an application signing its users in over LDAP
+    /// would); panics when it fails.
+    pub async fn bind_as(&self, sam: &str, password: &str) {
+        bind_as(DC1, sam, password).await;
+    }
+
+    /// A Kerberos AS exchange for `sam@CORP.TEST` with this DC's KDC (`kinit`, as a Windows
+    /// sign-in asks for a TGT); panics when it fails.
+    pub async fn kinit(&self, sam: &str, password: &str) {
+        kinit(self.server.dir.path(), sam, password).await;
+    }
+
+    /// The user's `lastLogon` at this DC (not replicated: each DC keeps its own); None while
+    /// it is unset or 0 (never).
+    pub async fn last_logon(&self, sam: &str) -> Option<DateTime<Utc>> {
+        self.time_attribute(sam, "lastLogon").await
+    }
+
+    /// The user's `lastLogonTimestamp` (replicated, moved only every ~9-14 days).
+    pub async fn last_logon_timestamp(&self, sam: &str) -> Option<DateTime<Utc>> {
+        self.time_attribute(sam, "lastLogonTimestamp").await
+    }
+
+    /// Joins a second DC to this domain (127.0.0.2, dc2.corp.test; ~10 s) and starts it. It
+    /// replicates from this one (pulling every 2 s, and told of changes by this one), so a
+    /// user created here shows there: wait for it with `SambaDc2::wait_for_user`.
+    pub async fn join_second_dc(&self) -> SambaDc2 {
+        check_hosts_file(DC2);
+        check_ports_free(DC2, false);
+        let dir = tempfile::Builder::new()
+            .prefix("samba-dc2-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temp dir for samba: {e}"));
+        let t0 = Instant::now();
+        // dc2 asks its own KDC for a ticket to dc1's replication service; samba_spnupdate
+        // (part of the dnsupdate service the tests run without) would have given dc1 that
+        // name. Before the join, so that dc2 gets it in its copy of the domain.
+        let dc1 = ntds_guid(DC1.url(), &self.admin_password, DC1).await;
+        let ldif = format!(
+            "dn: CN={},OU=Domain Controllers,{BASE_DN}\nchangetype: modify\n\
+             add: servicePrincipalName\nservicePrincipalName: {DRS_SERVICE}/{dc1}/{DNS_DOMAIN}\n-\n",
+            DC1.host.to_uppercase()
+        );
+        self.ldap_tool("ldapmodify", &ldif).await;
+        // The join itself talks to dc1 only: its KDC, LDAP and DRS on 127.0.0.1.
+        write_krb5_conf(dir.path(), DC1);
+        join(dir.path(), &self.admin_password).await;
+        // One certificate serves both DCs (it names both): one CA file for the directory.
+        copy_tls_files(self.server.dir.path(), dir.path());
+        write_config(dir.path(), DC2, false);
+        // Each DC finds the other by its NTDS Settings GUID (`<guid>._msdcs.corp.test`): in the
+        // hosts file of its mount namespace (dc1 reads its file anew at each look-up).
+        assert!(
+            self.server.own_hosts_file,
+            "a second DC needs the first one in a mount namespace of its own (see the module \
+             documentation): run the tests as root where `unshare --mount` is allowed"
+        );
+        let dc2 = ntds_guid(DC1.url(), &self.admin_password, DC2).await;
+        for d in [self.server.dir.path(), dir.path()] {
+            write_hosts(d, &[(DC1, dc1.clone()), (DC2, dc2.clone())]);
+        }
+        let joined = t0.elapsed();
+
+        check_ports_free(DC2, false);
+        let mut dc2 = SambaDc2 {
+            server: Server {
+                child: None,
+                dir,
+                site: DC2,
+                dns: false,
+                own_hosts_file: false,
+            },
+            admin_password: self.admin_password.clone(),
+        };
+        dc2.server.spawn();
+        dc2.server
+            .wait_ready(&admin_bind_dn(), &dc2.admin_password)
+            .await;
+        if self.server.dns {
+            self.add_dns_records_of(DC2).await;
+        }
+        eprintln!(
+            "samba DC2 up: joined in {:.1?}, answering after {:.1?} in total",
+            joined,
+            t0.elapsed()
+        );
+        dc2
+    }
+
     /// SIGTERM to samba, SIGKILL to its process group (and any descendant that left it) after
     /// a timeout, then waits until the DC's ports are free. Safe to call more than once.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = child.id();
-        // Children re-parent away once samba is gone: note them first.
-        let family = descendants(pid);
-        signal("-TERM", &pid.to_string());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline && !exited(pid) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Whatever is left of the group (smbd, winbindd, forked workers), also after a clean
-        // exit; samba is not reaped yet, so its pid (the group's id) cannot have been reused.
-        signal("-KILL", &format!("-{pid}"));
-        let _ = child.kill();
-        let _ = child.wait();
-        for p in family {
-            if is_samba_process(p) {
-                signal("-KILL", &p.to_string());
-            }
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline && !busy_ports().is_empty() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.server.stop();
     }
 
     // ---- internals ----
 
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last_error;
-        loop {
-            if let Some(pid) = self.child.as_ref().map(Child::id) {
-                if exited(pid) {
-                    self.stop(); // its children may live on in the process group
-                    panic!("samba exited during startup\n{}", self.log_tail());
-                }
-            }
-            match self.admin_bind().await {
-                Ok(()) => return,
-                Err(e) => last_error = e,
-            }
-            if Instant::now() > deadline {
-                let tail = self.log_tail();
-                self.stop();
-                panic!(
-                    "samba did not accept a simple bind as Administrator on {URL} within \
-                     {READY_TIMEOUT:?}; last error: {last_error}\n{tail}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    /// What Samba's dnsupdate would register for a DC (which the tests run without: it would
+    /// send its updates to the outside DNS server): its A record and the SRV records of the
+    /// domain's DC locator that name it.
+    async fn add_dns_records_of(&self, site: Site) {
+        let target = format!("{}.", site.fqdn());
+        let records = [
+            (
+                DNS_DOMAIN.to_owned(),
+                site.host.to_owned(),
+                "A",
+                site.ip.to_string(),
+            ),
+            (
+                format!("_msdcs.{DNS_DOMAIN}"),
+                "_ldap._tcp.dc".to_owned(),
+                "SRV",
+                format!("{target} 389 0 100"),
+            ),
+            (
+                DNS_DOMAIN.to_owned(),
+                "_ldap._tcp".to_owned(),
+                "SRV",
+                format!("{target} 389 0 100"),
+            ),
+            (
+                DNS_DOMAIN.to_owned(),
+                "_kerberos._tcp".to_owned(),
+                "SRV",
+                format!("{target} 88 0 100"),
+            ),
+        ];
+        for (zone, name, kind, data) in records {
+            let mut cmd = Command::new(find_tool("samba-tool"));
+            cmd.args(["dns", "add", &DC1.ip.to_string(), &zone, &name, kind, &data])
+                .args(["-s", "/dev/null", "-U", "Administrator"])
+                // Samba's tools read the password from PASSWD (not on the command line).
+                .env("PASSWD", &self.admin_password)
+                .arg(format!("--realm={REALM}"))
+                .env("KRB5_CONFIG", self.server.dir.path().join("krb5.conf"));
+            let out = run(cmd).await;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Provisioning may already have made one of them.
+            assert!(
+                out.status.success() || text.contains("Record already exists"),
+                "samba-tool dns add {zone} {name} {kind} {data} failed ({}): {text}",
+                out.status
+            );
         }
     }
 
-    async fn admin_bind(&self) -> Result<(), String> {
-        let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(2));
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, URL)
-            .await
-            .map_err(|e| e.to_string())?;
-        ldap3::drive!(conn);
-        let res = ldap
-            .simple_bind(&self.admin_bind_dn(), &self.admin_password)
-            .await
-            .map_err(|e| e.to_string())?
-            .success()
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        let _ = ldap.unbind().await;
-        res
+    async fn time_attribute(&self, sam: &str, attr: &str) -> Option<DateTime<Utc>> {
+        let found = self.lookup(sam, &[attr]).await;
+        filetime_attr(&found, attr)
     }
 
     /// No complexity, length, history or age rules (lockout is already off in a new domain).
@@ -354,32 +552,6 @@ impl SambaDc {
              replace: minPwdAge\nminPwdAge: 0\n-\n"
         );
         self.ldap_tool("ldapmodify", &ldif).await;
-    }
-
-    fn user_ldif(&self, sam: &str, password: &str) -> String {
-        let mut given: String = sam.chars().take(1).flat_map(char::to_uppercase).collect();
-        given.extend(sam.chars().skip(1));
-        let mut ldif = format!(
-            "dn: {dn}\nobjectClass: user\nsAMAccountName: {sam}\n\
-             userPrincipalName: {sam}@{DNS_DOMAIN}\ngivenName: {given}\nsn: Test\n\
-             displayName: {given} Test\nmail: {sam}@{DNS_DOMAIN}\n",
-            dn = self.dn_for(sam),
-        );
-        if password.is_empty() {
-            // NORMAL_ACCOUNT | PASSWD_NOTREQD: AD enables no password-less account without it.
-            ldif.push_str("userAccountControl: 544\n");
-        } else {
-            // unicodePwd: the password in double quotes, UTF-16LE, base64 in LDIF.
-            let quoted: Vec<u8> = format!("\"{password}\"")
-                .encode_utf16()
-                .flat_map(u16::to_le_bytes)
-                .collect();
-            ldif.push_str(&format!(
-                "unicodePwd:: {}\nuserAccountControl: 512\n",
-                base64(&quoted)
-            ));
-        }
-        ldif
     }
 
     async fn set_uac_disabled(&self, sam: &str, disabled: bool) {
@@ -414,43 +586,17 @@ impl SambaDc {
 
     /// The entry whose sAMAccountName is `sam` (user or group); panics when there is none.
     async fn lookup(&self, sam: &str, attrs: &[&str]) -> Found {
-        let (conn, mut ldap) = LdapConnAsync::new(URL)
+        find(DC1, &self.admin_password, sam, attrs)
             .await
-            .unwrap_or_else(|e| panic!("connect {URL}: {e}"));
-        ldap3::drive!(conn);
-        ldap.simple_bind(&self.admin_bind_dn(), &self.admin_password)
-            .await
-            .and_then(|r| r.success())
-            .unwrap_or_else(|e| panic!("bind as Administrator: {e}"));
-        let filter = format!("(sAMAccountName={})", ldap3::ldap_escape(sam));
-        let attrs: Vec<&str> = if attrs.is_empty() {
-            vec!["1.1"]
-        } else {
-            attrs.to_vec()
-        };
-        let (entries, _) = ldap
-            .search(BASE_DN, Scope::Subtree, &filter, attrs)
-            .await
-            .and_then(|r| r.success())
-            .unwrap_or_else(|e| panic!("search {filter}: {e}"));
-        let _ = ldap.unbind().await;
-        let entry = entries
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("no entry with sAMAccountName={sam} in the test DC"));
-        let entry = SearchEntry::construct(entry);
-        Found {
-            dn: entry.dn,
-            attrs: entry.attrs,
-        }
+            .unwrap_or_else(|| panic!("no entry with sAMAccountName={sam} in the test DC"))
     }
 
     /// An ldap-utils command bound as Administrator over ldap://127.0.0.1, ignoring ldap.conf.
     fn cli(&self, tool: &str) -> Command {
         let mut cmd = Command::new(find_tool(tool));
         cmd.env("LDAPNOINIT", "1")
-            .args(["-H", URL, "-x", "-D"])
-            .arg(self.admin_bind_dn())
+            .args(["-H", &DC1.url(), "-x", "-D"])
+            .arg(admin_bind_dn())
             .arg("-w")
             .arg(&self.admin_password);
         cmd
@@ -491,11 +637,199 @@ impl SambaDc {
             );
         }
     }
+}
+
+impl SambaDc2 {
+    /// ldap://127.0.0.2:389.
+    pub fn url(&self) -> String {
+        DC2.url()
+    }
+
+    /// ldaps://127.0.0.2:636, with the same certificate (and CA file) as the first DC.
+    pub fn ldaps_url(&self) -> String {
+        DC2.ldaps_url()
+    }
+
+    /// `dc2.corp.test`, as DNS (and /etc/hosts) name it.
+    pub fn fqdn(&self) -> String {
+        DC2.fqdn()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.server.dir.path()
+    }
+
+    /// A simple bind as the user at this DC; panics when it fails.
+    pub async fn bind_as(&self, sam: &str, password: &str) {
+        bind_as(DC2, sam, password).await;
+    }
+
+    /// A Kerberos AS exchange (TGT) for `sam@CORP.TEST` with this DC's KDC on 127.0.0.2.
+    pub async fn kinit(&self, sam: &str, password: &str) {
+        kinit(self.server.dir.path(), sam, password).await;
+    }
+
+    /// The user's `lastLogon` at this DC; None while unset or 0.
+    pub async fn last_logon(&self, sam: &str) -> Option<DateTime<Utc>> {
+        let found = find(DC2, &self.admin_password, sam, &["lastLogon"])
+            .await
+            .unwrap_or_else(|| panic!("no entry with sAMAccountName={sam} at dc2"));
+        filetime_attr(&found, "lastLogon")
+    }
+
+    /// Waits until `sam` (created at the first DC) has replicated here; panics after
+    /// REPLICATION_TIMEOUT.
+    pub async fn wait_for_user(&self, sam: &str) {
+        let started = Instant::now();
+        while find(DC2, &self.admin_password, sam, &[]).await.is_none() {
+            if started.elapsed() > REPLICATION_TIMEOUT {
+                panic!(
+                    "{sam} did not replicate from dc1 to dc2 within {REPLICATION_TIMEOUT:?}\n{}",
+                    self.server.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        eprintln!("{sam} replicated to dc2 after {:.1?}", started.elapsed());
+    }
+
+    /// Stops this DC (as `SambaDc::stop`): its address refuses connections until `restart()`.
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Starts this DC again after `stop()`, on its existing database.
+    pub async fn restart(&mut self) {
+        assert!(self.server.child.is_none(), "dc2 is running");
+        check_ports_free(DC2, false);
+        self.server.spawn();
+        self.server
+            .wait_ready(&admin_bind_dn(), &self.admin_password)
+            .await;
+    }
+}
+
+impl Server {
+    fn spawn(&mut self) {
+        let dir = self.dir.path();
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("samba.out"))
+            .expect("create samba.out");
+        let err = out.try_clone().expect("clone samba.out");
+        // In a mount namespace of its own where that is allowed: its etc/hosts (the system's
+        // plus the DCs' replication names) and etc/resolv.conf (loopback only) over the system's.
+        self.own_hosts_file = mount_namespaces();
+        let mut cmd = if self.own_hosts_file {
+            let mut cmd = Command::new(find_tool("unshare"));
+            cmd.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+                .arg(
+                    "mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf \
+                     && shift 2 && exec \"$@\"",
+                )
+                .arg("sh")
+                .arg(dir.join("etc/hosts"))
+                .arg(dir.join("etc/resolv.conf"))
+                .arg(find_tool("samba"));
+            cmd
+        } else {
+            Command::new(find_tool("samba"))
+        };
+        let child = cmd
+            .args(["-F", "--debug-stdout", "-d", "1", "-s"])
+            .arg(dir.join("etc/smb.conf"))
+            .env("KRB5_CONFIG", dir.join("krb5.conf"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run samba ({PACKAGES}): {e}"));
+        self.child = Some(child);
+    }
+
+    async fn wait_ready(&mut self, bind_dn: &str, password: &str) {
+        let url = self.site.url();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last_error;
+        loop {
+            if let Some(pid) = self.child.as_ref().map(Child::id) {
+                if exited(pid) {
+                    self.stop(); // its children may live on in the process group
+                    panic!("samba exited during startup\n{}", self.log_tail());
+                }
+            }
+            match admin_bind(&url, bind_dn, password).await {
+                Ok(()) => break,
+                Err(e) => last_error = e,
+            }
+            if Instant::now() > deadline {
+                let tail = self.log_tail();
+                self.stop();
+                panic!(
+                    "samba did not accept a simple bind as Administrator on {url} within \
+                     {READY_TIMEOUT:?}; last error: {last_error}\n{tail}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if self.dns {
+            self.wait_dns().await;
+        }
+    }
+
+    /// Until the DNS server answers a query (for the DC's own name).
+    async fn wait_dns(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let server = SocketAddr::from((self.site.ip, DNS_PORT));
+        let name = self.site.fqdn();
+        loop {
+            if dns_answers(server, &name).await {
+                return;
+            }
+            if Instant::now() > deadline {
+                let tail = self.log_tail();
+                self.stop();
+                panic!("samba's DNS server did not answer on {server} within {READY_TIMEOUT:?}\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id();
+        // Children re-parent away once samba is gone: note them first.
+        let family = descendants(pid);
+        signal("-TERM", &pid.to_string());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline && !exited(pid) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left of the group (smbd, winbindd, forked workers), also after a clean
+        // exit; samba is not reaped yet, so its pid (the group's id) cannot have been reused.
+        signal("-KILL", &format!("-{pid}"));
+        let _ = child.kill();
+        let _ = child.wait();
+        for p in family {
+            if is_samba_process(p) {
+                signal("-KILL", &p.to_string());
+            }
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline && !busy_ports(self.site, self.dns).is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 
     fn log_tail(&self) -> String {
         let read = |p: PathBuf| fs::read_to_string(&p).unwrap_or_default();
         format!(
-            "--- samba stdout/stderr (tail) ---\n{}\n--- {}/log/samba.log (tail) ---\n{}",
+            "--- samba ({}) stdout/stderr (tail) ---\n{}\n--- {}/log/samba.log (tail) ---\n{}",
+            self.site.host,
             tail(&read(self.dir.path().join("samba.out")), 60),
             self.dir.path().display(),
             tail(&read(self.dir.path().join("log/samba.log")), 30),
@@ -503,7 +837,7 @@ impl SambaDc {
     }
 }
 
-impl Drop for SambaDc {
+impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
@@ -517,6 +851,223 @@ pub fn bulk_name(prefix: &str, i: usize) -> String {
 struct Found {
     dn: String,
     attrs: std::collections::HashMap<String, Vec<String>>,
+}
+
+fn users_dn() -> String {
+    format!("CN=Users,{BASE_DN}")
+}
+
+fn admin_bind_dn() -> String {
+    format!("CN=Administrator,CN=Users,{BASE_DN}")
+}
+
+fn dn_for(name: &str) -> String {
+    format!("CN={name},{}", users_dn())
+}
+
+fn user_ldif(sam: &str, password: &str) -> String {
+    let mut given: String = sam.chars().take(1).flat_map(char::to_uppercase).collect();
+    given.extend(sam.chars().skip(1));
+    let mut ldif = format!(
+        "dn: {dn}\nobjectClass: user\nsAMAccountName: {sam}\n\
+         userPrincipalName: {sam}@{DNS_DOMAIN}\ngivenName: {given}\nsn: Test\n\
+         displayName: {given} Test\nmail: {sam}@{DNS_DOMAIN}\n",
+        dn = dn_for(sam),
+    );
+    if password.is_empty() {
+        // NORMAL_ACCOUNT | PASSWD_NOTREQD: AD enables no password-less account without it.
+        ldif.push_str("userAccountControl: 544\n");
+    } else {
+        // unicodePwd: the password in double quotes, UTF-16LE, base64 in LDIF.
+        let quoted: Vec<u8> = format!("\"{password}\"")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        ldif.push_str(&format!(
+            "unicodePwd:: {}\nuserAccountControl: 512\n",
+            base64(&quoted)
+        ));
+    }
+    ldif
+}
+
+async fn connect(url: &str) -> Result<Ldap, String> {
+    let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(2));
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, url)
+        .await
+        .map_err(|e| e.to_string())?;
+    ldap3::drive!(conn);
+    Ok(ldap)
+}
+
+async fn admin_bind(url: &str, bind_dn: &str, password: &str) -> Result<(), String> {
+    let mut ldap = connect(url).await?;
+    let res = ldap
+        .simple_bind(bind_dn, password)
+        .await
+        .map_err(|e| e.to_string())?
+        .success()
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let _ = ldap.unbind().await;
+    res
+}
+
+/// A simple bind as `sam@corp.test` at `site`; panics when it fails.
+async fn bind_as(site: Site, sam: &str, password: &str) {
+    let url = site.url();
+    admin_bind(&url, &format!("{sam}@{DNS_DOMAIN}"), password)
+        .await
+        .unwrap_or_else(|e| panic!("simple bind as {sam} at {url}: {e}"));
+}
+
+/// Administrator's connection to `site`.
+async fn admin_conn(site: Site, admin_password: &str) -> Ldap {
+    let url = site.url();
+    let mut ldap = connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    ldap.simple_bind(&admin_bind_dn(), admin_password)
+        .await
+        .and_then(|r| r.success())
+        .unwrap_or_else(|e| panic!("bind as Administrator at {url}: {e}"));
+    ldap
+}
+
+/// The entry whose sAMAccountName is `sam` at `site`, if there is one.
+async fn find(site: Site, admin_password: &str, sam: &str, attrs: &[&str]) -> Option<Found> {
+    let mut ldap = admin_conn(site, admin_password).await;
+    let filter = format!("(sAMAccountName={})", ldap3::ldap_escape(sam));
+    let attrs: Vec<&str> = if attrs.is_empty() {
+        vec!["1.1"]
+    } else {
+        attrs.to_vec()
+    };
+    let (entries, _) = ldap
+        .search(BASE_DN, Scope::Subtree, &filter, attrs)
+        .await
+        .and_then(|r| r.success())
+        .unwrap_or_else(|e| panic!("search {filter} at {}: {e}", site.url()));
+    let _ = ldap.unbind().await;
+    let entry = SearchEntry::construct(entries.into_iter().next()?);
+    Some(Found {
+        dn: entry.dn,
+        attrs: entry.attrs,
+    })
+}
+
+/// A FILETIME attribute (100 ns ticks since 1601-01-01 UTC) as a time; None when absent or 0.
+fn filetime_attr(found: &Found, attr: &str) -> Option<DateTime<Utc>> {
+    let ticks: i64 = found.attrs.get(attr)?.first()?.parse().ok()?;
+    if ticks <= 0 {
+        return None;
+    }
+    const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
+    let since_unix = ticks - UNIX_EPOCH_TICKS;
+    DateTime::from_timestamp(
+        since_unix.div_euclid(10_000_000),
+        (since_unix.rem_euclid(10_000_000) * 100) as u32,
+    )
+}
+
+/// The objectGUID of `site`'s NTDS Settings object, read at `url`, as the lower-case string
+/// Samba uses in `<guid>._msdcs.corp.test`.
+async fn ntds_guid(url: String, admin_password: &str, site: Site) -> String {
+    let mut ldap = connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    ldap.simple_bind(&admin_bind_dn(), admin_password)
+        .await
+        .and_then(|r| r.success())
+        .unwrap_or_else(|e| panic!("bind as Administrator at {url}: {e}"));
+    let dn = site.ntds_settings_dn();
+    let (entries, _) = ldap
+        .search(&dn, Scope::Base, "(objectClass=*)", vec!["objectGUID"])
+        .await
+        .and_then(|r| r.success())
+        .unwrap_or_else(|e| panic!("read {dn} at {url}: {e}"));
+    let _ = ldap.unbind().await;
+    let entry = SearchEntry::construct(
+        entries
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {dn} at {url}")),
+    );
+    let raw = entry
+        .bin_attrs
+        .get("objectGUID")
+        .and_then(|v| v.first())
+        .unwrap_or_else(|| panic!("{dn} has no objectGUID"));
+    guid_string(raw)
+}
+
+/// A GUID's 16 bytes as AD stores them (the first three fields little-endian) in the usual
+/// text form.
+fn guid_string(b: &[u8]) -> String {
+    assert_eq!(b.len(), 16, "a GUID has 16 bytes: {b:?}");
+    let hex = |s: &[u8]| s.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let rev = |s: &[u8]| {
+        s.iter()
+            .rev()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    format!(
+        "{}-{}-{}-{}-{}",
+        rev(&b[0..4]),
+        rev(&b[4..6]),
+        rev(&b[6..8]),
+        hex(&b[8..10]),
+        hex(&b[10..16])
+    )
+}
+
+/// The etc/hosts samba sees in its mount namespace: the system's, plus each DC's name and its
+/// `<ntds guid>._msdcs` alias, by which the DCs address each other for replication (AD finds
+/// them in DNS; here they must not reach the outside DNS server). Written in place: a bind
+/// mount holds the file, not its name.
+fn write_hosts(dir: &Path, dcs: &[(Site, String)]) {
+    let mut text = fs::read_to_string("/etc/hosts").unwrap_or_default();
+    text.push_str("\n# The DCs of CORP.TEST (accesskeyd test harness).\n");
+    for (site, guid) in dcs {
+        text.push_str(&format!(
+            "{} {} {} {guid}._msdcs.{DNS_DOMAIN}\n",
+            site.ip,
+            site.fqdn(),
+            site.host
+        ));
+    }
+    let etc = dir.join("etc");
+    fs::create_dir_all(&etc).expect("create etc");
+    fs::write(etc.join("hosts"), text).expect("write hosts");
+    // Names missing from hosts go to DNS: to loopback only (the first DC's DNS server, if it
+    // runs one; otherwise refused at once).
+    fs::write(
+        etc.join("resolv.conf"),
+        format!("nameserver {}\noptions timeout:1 attempts:1\n", DC1.ip),
+    )
+    .expect("write resolv.conf");
+}
+
+/// Whether this process may run a command in a mount namespace of its own (root, and
+/// CAP_SYS_ADMIN in a container); asked once.
+fn mount_namespaces() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        let Some(unshare) = ["/usr/bin/unshare", "/bin/unshare"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+        else {
+            return false;
+        };
+        Command::new(unshare)
+            .args(["--mount", "--propagation", "private", "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 /// `tool` from PATH, or from the sbin directories a non-login PATH may lack.
@@ -535,47 +1086,66 @@ fn find_tool(tool: &str) -> PathBuf {
 }
 
 fn check_tools() {
-    for tool in ["samba-tool", "samba", "ldapadd", "ldapmodify", "ldapdelete"] {
+    for tool in [
+        "samba-tool",
+        "samba",
+        "ldapadd",
+        "ldapmodify",
+        "ldapdelete",
+        "kinit",
+    ] {
         find_tool(tool);
     }
 }
 
 /// Without this mapping samba would resolve its own name through the outside DNS server.
-fn check_hosts_file() {
+fn check_hosts_file(site: Site) {
     let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let fqdn = format!("{HOST_NAME}.{DNS_DOMAIN}");
+    let fqdn = site.fqdn();
+    let ip = site.ip.to_string();
     let mapped = hosts.lines().any(|l| {
         let mut fields = l.split('#').next().unwrap_or("").split_whitespace();
-        fields.next() == Some("127.0.0.1") && fields.any(|f| f.eq_ignore_ascii_case(&fqdn))
+        fields.next() == Some(ip.as_str()) && fields.any(|f| f.eq_ignore_ascii_case(&fqdn))
     });
+    let extra = if site.host == DC1.host {
+        format!(" {DNS_DOMAIN}")
+    } else {
+        String::new()
+    };
     assert!(
         mapped,
-        "/etc/hosts does not map {fqdn} to 127.0.0.1; add the line\n  \
-         127.0.0.1 {fqdn} {HOST_NAME} {DNS_DOMAIN}\n(scripts/test.sh does)"
+        "/etc/hosts does not map {fqdn} to {ip}; add the line\n  \
+         {ip} {fqdn} {host}{extra}\n(scripts/test.sh does)",
+        host = site.host
     );
 }
 
-fn port_open(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+fn tcp_open(ip: Ipv4Addr, port: u16) -> bool {
+    let addr = SocketAddr::from((ip, port));
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
-/// The DC's ports that something holds: "389/tcp" when a connect succeeds, "88/udp" when a bind
-/// fails.
-fn busy_ports() -> Vec<String> {
+/// The DC's ports that something holds on its address: "389/tcp" when a connect succeeds,
+/// "88/udp" when a bind fails.
+fn busy_ports(site: Site, dns: bool) -> Vec<String> {
+    let dns_port = dns.then_some(DNS_PORT);
     let tcp = DC_PORTS
         .iter()
-        .filter(|p| port_open(**p))
+        .copied()
+        .chain(dns_port)
+        .filter(|p| tcp_open(site.ip, *p))
         .map(|p| format!("{p}/tcp"));
     let udp = DC_UDP_PORTS
         .iter()
-        .filter(|p| UdpSocket::bind((Ipv4Addr::LOCALHOST, **p)).is_err())
+        .copied()
+        .chain(dns_port)
+        .filter(|p| UdpSocket::bind((site.ip, *p)).is_err())
         .map(|p| format!("{p}/udp"));
     tcp.chain(udp).collect()
 }
 
-fn check_ports_free() {
-    let busy = busy_ports();
+fn check_ports_free(site: Site, dns: bool) {
+    let busy = busy_ports(site, dns);
     if busy.is_empty() {
         return;
     }
@@ -584,17 +1154,19 @@ fn check_ports_free() {
         .map(|(pid, pgid, cmd)| format!("  pid {pid} (process group {pgid}): {cmd}"))
         .collect();
     let suspects = if suspects.is_empty() {
-        "  (no samba/smbd/winbindd process found: see `ss -ltnp`)".to_owned()
+        "  (no samba/smbd/winbindd process found: see `ss -ltnup`)".to_owned()
     } else {
         suspects.join("\n")
     };
     panic!(
-        "127.0.0.1 port(s) {} already in use before starting the test DC: a stale samba from \
-         an earlier crashed test run (a `samba -F -s /tmp/samba-dc-*/etc/smb.conf` left behind; \
+        "{} port(s) {} already in use before starting the test DC {}: a stale samba from \
+         an earlier crashed test run (a `samba -F -s /tmp/samba-dc*/etc/smb.conf` left behind; \
          `kill -- -<process group>` ends it), a DC of another test not holding \
          `samba::exclusive()`, or a system smbd/samba-ad-dc service (stop it). Refusing to test \
          against the wrong server. Candidates:\n{suspects}",
-        busy.join(", ")
+        site.ip,
+        busy.join(", "),
+        site.host,
     );
 }
 
@@ -626,27 +1198,35 @@ fn samba_processes() -> Vec<(u32, String, String)> {
     found
 }
 
-async fn provision(dir: &Path, admin_password: &str) {
+/// Runs `cmd` (stdin closed) off the async runtime and returns its output.
+async fn run(mut cmd: Command) -> std::process::Output {
+    cmd.stdin(Stdio::null());
+    let program = format!("{:?}", cmd.get_program());
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("command task")
+        .unwrap_or_else(|e| panic!("cannot run {program} ({PACKAGES}): {e}"))
+}
+
+async fn provision(dir: &Path, admin_password: &str, dns: bool) {
     let mut cmd = Command::new(find_tool("samba-tool"));
     // `-s /dev/null`: do not copy settings from the system /etc/samba/smb.conf.
+    // SAMBA_INTERNAL creates the DNS zones in the directory; whether a DNS server runs is
+    // `server services` in our own smb.conf.
+    let backend = if dns { "SAMBA_INTERNAL" } else { "NONE" };
     cmd.args(["domain", "provision", "-s", "/dev/null"])
         .arg(format!("--realm={REALM}"))
         .arg(format!("--domain={NETBIOS_DOMAIN}"))
-        .args(["--server-role=dc", "--dns-backend=NONE", "--use-rfc2307"])
+        .args(["--server-role=dc", "--use-rfc2307"])
+        .arg(format!("--dns-backend={backend}"))
         .arg(format!("--adminpass={admin_password}"))
-        .arg(format!("--host-name={HOST_NAME}"))
-        .args([
-            "--host-ip=127.0.0.1",
-            "--option=interfaces=127.0.0.1",
-            "--option=bind interfaces only=yes",
-        ])
+        .arg(format!("--host-name={}", DC1.host))
+        .arg(format!("--host-ip={}", DC1.ip))
+        .arg(format!("--option=interfaces={}", DC1.ip))
+        .args(["--option=bind interfaces only=yes"])
         .arg(format!("--targetdir={}", dir.display()))
-        .env("KRB5_CONFIG", dir.join("krb5.conf"))
-        .stdin(Stdio::null());
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("provision task")
-        .unwrap_or_else(|e| panic!("cannot run samba-tool ({PACKAGES}): {e}"));
+        .env("KRB5_CONFIG", dir.join("krb5.conf"));
+    let out = run(cmd).await;
     assert!(
         out.status.success(),
         "samba-tool domain provision failed ({}):\n{}\n{}",
@@ -656,25 +1236,58 @@ async fn provision(dir: &Path, admin_password: &str) {
     );
 }
 
-/// Our own smb.conf (replacing the one provision wrote) and krb5.conf.
-fn write_config(dir: &Path) {
+/// `samba-tool domain join corp.test DC` into `dir`, against the first DC only.
+async fn join(dir: &Path, admin_password: &str) {
+    let mut cmd = Command::new(find_tool("samba-tool"));
+    cmd.args(["domain", "join", DNS_DOMAIN, "DC", "-s", "/dev/null"])
+        .arg(format!("--server={}", DC1.ip))
+        .arg(format!("--realm={REALM}"))
+        .args(["-U", "Administrator"])
+        .env("PASSWD", admin_password)
+        .args(["--dns-backend=NONE", "--no-dns-updates"])
+        .arg(format!("--option=netbios name={}", DC2.host.to_uppercase()))
+        .arg(format!("--option=workgroup={NETBIOS_DOMAIN}"))
+        .arg(format!("--option=interfaces={}", DC2.interfaces()))
+        .args(["--option=bind interfaces only=yes"])
+        .arg(format!("--targetdir={}", dir.display()))
+        .env("KRB5_CONFIG", dir.join("krb5.conf"));
+    let out = run(cmd).await;
+    assert!(
+        out.status.success(),
+        "samba-tool domain join failed ({}):\n{}\n{}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stdout), 40),
+        tail(&String::from_utf8_lossy(&out.stderr), 40),
+    );
+}
+
+/// Our own smb.conf for the DC at `site` (replacing the one provision or join wrote) and its
+/// krb5.conf.
+fn write_config(dir: &Path, site: Site, dns: bool) {
     let d = dir.display();
     for sub in ["run", "log", "cache"] {
         fs::create_dir_all(dir.join(sub)).expect("create samba dir");
     }
+    let dns_service = if dns { ", dns" } else { "" };
     let smb_conf = format!(
         "[global]
 \tnetbios name = {host}
 \trealm = {REALM}
 \tworkgroup = {NETBIOS_DOMAIN}
 \tserver role = active directory domain controller
-\t# No dns/dnsupdate (would send updates to the outside DNS server), no nbt/wrepl.
-\tserver services = s3fs, rpc, ldap, cldap, kdc, drepl, winbindd, ntp_signd, kcc
+\t# No dnsupdate (would send updates to the outside DNS server), no nbt/wrepl; the DNS server
+\t# only on request, and without `dns forwarder` it forwards nothing.
+\tserver services = s3fs, rpc, ldap, cldap, kdc, drepl, winbindd, ntp_signd, kcc{dns_service}
 \tdns update command = /bin/true
-\tinterfaces = 127.0.0.1
+\tallow dns updates = disabled
+\tinterfaces = {ip}
 \tbind interfaces only = yes
 \tdisable netbios = yes
+\tmulticast dns register = no
+\t# Host names from the hosts file of its mount namespace (see write_hosts).
 \tname resolve order = host
+\t# A second DC pulls changes every 2 s (default 300 s) besides being notified.
+\tdreplsrv:periodic_interval = 2
 \t# Simple binds over plain ldap:// (else: \"Transport encryption required\").
 \tldap server require strong auth = no
 \tldb:nosync = true
@@ -710,29 +1323,107 @@ fn write_config(dir: &Path) {
 \tpath = {d}/state/sysvol/{DNS_DOMAIN}/scripts
 \tread only = no
 ",
-        host = HOST_NAME.to_uppercase(),
+        host = site.host.to_uppercase(),
+        ip = site.interfaces(),
     );
+    fs::create_dir_all(dir.join("etc")).expect("create etc");
     fs::write(dir.join("etc/smb.conf"), smb_conf).expect("write smb.conf");
+    write_krb5_conf(dir, site);
+}
+
+/// A krb5.conf naming only `site`'s KDC, without DNS look-ups: samba and `kinit` get it through
+/// `KRB5_CONFIG`.
+fn write_krb5_conf(dir: &Path, site: Site) {
     let krb5_conf = format!(
         "[libdefaults]
 \tdefault_realm = {REALM}
 \tdns_lookup_realm = false
 \tdns_lookup_kdc = false
+\tdns_canonicalize_hostname = false
+\trdns = false
 [realms]
 \t{REALM} = {{
-\t\tkdc = 127.0.0.1
-\t\tadmin_server = 127.0.0.1
+\t\tkdc = {ip}
+\t\tadmin_server = {ip}
+\t}}
+\t# Samba names the DRS service of another DC in the realm spelt as the DNS domain.
+\t{DNS_DOMAIN} = {{
+\t\tkdc = {ip}
 \t}}
 [domain_realm]
 \t.{DNS_DOMAIN} = {REALM}
 \t{DNS_DOMAIN} = {REALM}
-"
+",
+        ip = site.ip
     );
     fs::write(dir.join("krb5.conf"), krb5_conf).expect("write krb5.conf");
 }
 
-/// A fresh CA and a server certificate (ECDSA P-256) for 127.0.0.1, localhost and the DC's
-/// names, signed by it. Samba insists on a key file readable by its owner only.
+/// `kinit sam@CORP.TEST` with the KDC named in `dir`/krb5.conf, into a fresh credentials cache
+/// there; panics with kinit's output when it fails.
+async fn kinit(dir: &Path, sam: &str, password: &str) {
+    let n = CACHES.fetch_add(1, Ordering::SeqCst);
+    let cache = format!("FILE:{}", dir.join(format!("cc-{sam}-{n}")).display());
+    let principal = format!("{sam}@{REALM}");
+    let mut cmd = Command::new(find_tool("kinit"));
+    cmd.args(["-c", &cache, &principal])
+        .env("KRB5_CONFIG", dir.join("krb5.conf"))
+        .env("KRB5CCNAME", &cache)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = format!("{password}\n");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("run kinit (package krb5-user)");
+        let mut stdin = child.stdin.take().expect("kinit stdin");
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().expect("wait for kinit")
+    })
+    .await
+    .expect("kinit task");
+    assert!(
+        out.status.success(),
+        "kinit {principal} with {} failed ({}): {}{}",
+        dir.join("krb5.conf").display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether a DNS server at `server` answers an A query for `name` (a hand-made query: no
+/// resolver crate is a dev-dependency).
+async fn dns_answers(server: SocketAddr, name: &str) -> bool {
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let Ok(sock) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
+            return false;
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
+        // Header: id 0x4b1d, RD, one question.
+        let mut q = vec![0x4b, 0x1d, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]); // root, type A, class IN
+        if sock.send_to(&q, server).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 512];
+        match sock.recv(&mut buf) {
+            // Same id, a response (whatever its rcode: the records may not be there yet).
+            Ok(n) if n >= 12 => buf[0..2] == q[0..2] && buf[2] & 0x80 != 0,
+            _ => false,
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A fresh CA and a server certificate (ECDSA P-256) for both DCs' addresses and names and
+/// localhost, signed by it. Samba insists on a key file readable by its owner only.
 fn write_tls_files(dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -747,17 +1438,18 @@ fn write_tls_files(dir: &Path) {
     let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
 
     let key = rcgen::KeyPair::generate().expect("server key");
-    let fqdn = format!("{HOST_NAME}.{DNS_DOMAIN}");
     let mut params = rcgen::CertificateParams::new(vec![
-        "127.0.0.1".to_owned(),
+        DC1.ip.to_string(),
+        DC2.ip.to_string(),
         "localhost".to_owned(),
-        fqdn.clone(),
+        DC1.fqdn(),
+        DC2.fqdn(),
         DNS_DOMAIN.to_owned(),
     ])
     .expect("server params");
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, fqdn);
+        .push(rcgen::DnType::CommonName, DC1.fqdn());
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params
         .signed_by(&key, &ca_cert, &ca_key)
@@ -767,13 +1459,23 @@ fn write_tls_files(dir: &Path) {
     fs::create_dir_all(&tls).expect("create tls dir");
     fs::write(tls.join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
     fs::write(tls.join("cert.pem"), cert.pem()).expect("write cert.pem");
-    let key_path = tls.join("key.pem");
-    fs::write(&key_path, key.serialize_pem()).expect("write key.pem");
-    fs::set_permissions(
-        &key_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .expect("chmod key.pem");
+    write_private_key(&tls.join("key.pem"), &key.serialize_pem());
+}
+
+fn copy_tls_files(from: &Path, to: &Path) {
+    let tls = to.join("tls");
+    fs::create_dir_all(&tls).expect("create tls dir");
+    for f in ["ca.pem", "cert.pem"] {
+        fs::copy(from.join("tls").join(f), tls.join(f)).expect("copy certificate");
+    }
+    let key = fs::read_to_string(from.join("tls/key.pem")).expect("read key.pem");
+    write_private_key(&tls.join("key.pem"), &key);
+}
+
+fn write_private_key(path: &Path, pem: &str) {
+    fs::write(path, pem).expect("write key.pem");
+    fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key.pem");
 }
 
 /// All processes below `pid`, from /proc.
