@@ -9,12 +9,13 @@ SUDO=""
 
 # OpenLDAP for the LDAP tests; Samba (an AD domain controller on loopback) for the Active
 # Directory tests; an MIT Kerberos KDC, GSSAPI headers (libkrb5-dev) and libclang-dev (bindgen)
-# for the Windows sign-in tests; Chromium for the web UI tests. --no-install-recommends keeps
+# for the Windows sign-in tests; Chromium for the web UI tests; dnsmasq as the DNS server that
+# names domain controllers. --no-install-recommends keeps
 # libnss-winbind/libpam-winbind from editing nsswitch.conf and PAM and krb5-config from writing
 # /etc/krb5.conf.
 need_apt=()
 for p in slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user \
-         krb5-kdc krb5-admin-server libkrb5-dev libclang-dev chromium nginx-light; do
+         krb5-kdc krb5-admin-server libkrb5-dev libclang-dev chromium nginx-light dnsmasq-base; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -46,6 +46,16 @@ struct SyncMetrics {
     runs: BTreeMap<&'static str, u64>,
     removed: u64,
     last_duration_ms: i64,
+    /// Domain controllers of the last run that read them (`lastLogon`): read or not.
+    controllers: BTreeMap<String, bool>,
+}
+
+/// A label value as the exposition format wants it: backslash, quote and newline escaped
+/// (controller names come from DNS).
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub fn inc(counter: &AtomicU64) {
@@ -67,6 +77,15 @@ impl Metrics {
             *m.runs.entry(status).or_default() += 1;
             m.removed += removed;
             m.last_duration_ms = duration_ms;
+        }
+    }
+
+    /// The domain controllers a sync run read `lastLogon` from (true) or could not (false);
+    /// replaces the last run's, so a controller gone from DNS stops being reported.
+    pub fn controllers_read(&self, directory: &str, controllers: &[(String, bool)]) {
+        if let Ok(mut s) = self.sync.lock() {
+            let m = s.entry(directory.to_string()).or_default();
+            m.controllers = controllers.iter().cloned().collect();
         }
     }
 
@@ -216,6 +235,21 @@ impl Metrics {
                 m.last_duration_ms as f64 / 1000.0
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP accesskeyd_domain_controller_up Whether the last sync read lastLogon from this domain controller (1) or could not (0)."
+        );
+        let _ = writeln!(out, "# TYPE accesskeyd_domain_controller_up gauge");
+        for (dir, m) in &sync {
+            for (controller, up) in &m.controllers {
+                let _ = writeln!(
+                    out,
+                    "accesskeyd_domain_controller_up{{directory=\"{dir}\",controller=\"{}\"}} {}",
+                    label_value(controller),
+                    u8::from(*up)
+                );
+            }
+        }
         let signals = self.signals.lock().map(|s| s.clone()).unwrap_or_default();
         let family = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP accesskeyd_{name} {help}");
@@ -291,5 +325,36 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_controllers_of_the_last_run_only_are_reported_with_escaped_names() {
+        let m = Metrics::default();
+        m.controllers_read(
+            "corp",
+            &[
+                ("ldap://dc1:389".into(), true),
+                ("ldap://dc\"2\\:389".into(), false),
+            ],
+        );
+        let out = m.render(true);
+        assert!(out.contains(
+            "accesskeyd_domain_controller_up{directory=\"corp\",controller=\"ldap://dc1:389\"} 1"
+        ));
+        assert!(out.contains(
+            "accesskeyd_domain_controller_up{directory=\"corp\",controller=\"ldap://dc\\\"2\\\\:389\"} 0"
+        ));
+        m.controllers_read("corp", &[("ldap://dc1:389".into(), false)]);
+        let out = m.render(true);
+        assert!(out.contains("controller=\"ldap://dc1:389\"} 0"));
+        assert!(
+            !out.contains("dc\\\"2"),
+            "a controller no longer read is no longer reported"
+        );
     }
 }

@@ -359,15 +359,26 @@ async fn check_config(config: Config) -> ExitCode {
         match dir {
             DirectoryConfig::Builtin(b) => println!("directory {} (builtin): ok", b.id),
             DirectoryConfig::Ldap(l) => {
-                let result = match LdapDirectory::new(l.as_ref().clone()) {
-                    Ok(d) => d.check().await,
-                    Err(e) => Err(e),
+                let (result, controllers) = match LdapDirectory::new(l.as_ref().clone()) {
+                    Ok(d) => (d.check().await, d.check_controllers().await),
+                    Err(e) => (Err(e), Vec::new()),
                 };
                 match result {
                     Ok(()) => println!("directory {} (ldap {}): ok", l.id, l.url),
                     Err(e) => {
                         problems += 1;
                         println!("directory {} (ldap {}): {e}", l.id, l.url);
+                    }
+                }
+                // lastLogon is read from each; one down is no failure at run time, but a
+                // check should say so.
+                for (controller, result) in controllers {
+                    match result {
+                        Ok(()) => println!("  domain controller {controller}: ok"),
+                        Err(e) => {
+                            problems += 1;
+                            println!("  domain controller {controller}: {e}");
+                        }
                     }
                 }
             }

@@ -32,9 +32,10 @@ pub use audit::AuditConfig;
 pub use credential_cache::CredentialCacheConfig;
 pub use database::{redact, Backend, DatabaseConfig, DatabaseUrlError};
 pub use directories::{
-    BuiltinDirectoryConfig, ChangeFeed, DirectoryConfig, LdapDirectoryConfig, OidcDirectoryConfig,
-    SsfConfig, SsfPoll, SyncPolicy, DEFAULT_PENDING_LOGINS_PER_ADDRESS,
-    DEFAULT_SSF_MAX_AGE_SECONDS, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
+    BuiltinDirectoryConfig, ChangeFeed, DirectoryConfig, DomainControllers, LdapDirectoryConfig,
+    OidcDirectoryConfig, SsfConfig, SsfPoll, SyncPolicy, DEFAULT_PENDING_LOGINS_PER_ADDRESS,
+    DEFAULT_SSF_MAX_AGE_SECONDS, DEFAULT_SYNC_SCHEDULE, MAX_DOMAIN_CONTROLLERS,
+    PERCENT_THRESHOLD_MIN_USERS,
 };
 pub use error::ConfigError;
 pub use layering::ENV_PREFIX;

@@ -97,10 +97,15 @@ pub struct RunOutput {
     approved_by: Option<String>,
     /// On a blocked run: when it was approved.
     approved_at: Option<DateTime<Utc>>,
+    /// Domain controllers whose `lastLogon` this run could not read, as "url: reason"
+    /// (`domain_controllers` / `domain_controllers_srv`); their values were missing, nothing
+    /// else changed. Empty when all were read.
+    unread_controllers: Vec<String>,
 }
 
 pub fn run_output(r: SyncRunRow) -> RunOutput {
     let plan = sync::plan_of(&r);
+    let unread_controllers = sync::unread_controllers_of(&r);
     RunOutput {
         id: r.id,
         directory_id: r.directory_id,
@@ -127,6 +132,7 @@ pub fn run_output(r: SyncRunRow) -> RunOutput {
         approves_run_id: r.approves_run_id,
         approved_by: r.approved_by,
         approved_at: r.approved_at.map(Timestamp::at),
+        unread_controllers,
     }
 }
 

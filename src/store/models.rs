@@ -257,4 +257,6 @@ pub struct SyncRunRow {
     pub approves_run_id: Option<i64>,
     pub approved_by: Option<String>,
     pub approved_at: Option<Timestamp>,
+    /// JSON array of "url: reason": domain controllers whose lastLogon was not read.
+    pub unread_controllers: Option<String>,
 }

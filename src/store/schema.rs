@@ -121,6 +121,7 @@ diesel::table! {
         approves_run_id -> Nullable<BigInt>,
         approved_by -> Nullable<Text>,
         approved_at -> Nullable<BigInt>,
+        unread_controllers -> Nullable<Text>,
     }
 }
 

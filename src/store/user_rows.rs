@@ -156,3 +156,20 @@ mod tests {
         assert_eq!(ids, [UserId::from("etl")]);
     }
 }
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// `(username, external_id)` of the records of directory `dir` whose username, lowercased by
+/// the database, is one of `lowercased` (names reported by systems that ignore case, such as
+/// Windows; at most a few hundred per call, the bound parameters' limit).
+pub fn by_usernames_ignoring_case(
+    conn: &mut DbConn,
+    dir: &DirectoryId,
+    lowercased: &[String],
+) -> Result<Vec<(String, String)>> {
+    Ok(users::table
+        .filter(users::directory_id.eq(dir))
+        .filter(lower(users::username).eq_any(lowercased))
+        .select((users::username, users::external_id))
+        .load(conn)?)
+}

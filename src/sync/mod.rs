@@ -6,7 +6,7 @@ pub mod plan;
 
 use crate::audit::{self, Actor, Event};
 use crate::config::{LdapDirectoryConfig, PERCENT_THRESHOLD_MIN_USERS};
-use crate::directory::ldap::LdapDirectory;
+use crate::directory::ldap::{ControllersRead, LdapDirectory};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::ids::{DirectoryId, UserId};
@@ -266,6 +266,8 @@ struct Outcome {
     last_logins: u64,
     error: Option<String>,
     plan: Option<PlanRecord>,
+    /// Domain controllers whose `lastLogon` could not be read ("url: reason").
+    unread_controllers: Vec<String>,
 }
 
 impl Outcome {
@@ -283,6 +285,7 @@ impl Outcome {
             last_logins: 0,
             error: Some(error),
             plan: None,
+            unread_controllers: Vec::new(),
         }
     }
 }
@@ -310,14 +313,23 @@ fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result
             sync_runs::last_logins.eq(n(o.last_logins)),
             sync_runs::error.eq(&o.error),
             sync_runs::plan.eq(o.plan.as_ref().and_then(|p| serde_json::to_string(p).ok())),
+            sync_runs::unread_controllers.eq((!o.unread_controllers.is_empty())
+                .then(|| serde_json::to_string(&o.unread_controllers).ok())
+                .flatten()),
         ))
         .execute(conn)?;
     Ok(())
 }
 
 /// Reads the directory completely. Only entries of local users are kept, so memory follows
-/// the local user count, not the directory's size.
-async fn read(ldap: &LdapDirectory, local_ids: HashSet<String>) -> Result<Snapshot> {
+/// the local user count, not the directory's size. With domain controllers configured, each
+/// controller's `lastLogon` is read afterwards and the newest kept: a controller that cannot
+/// be read is reported, its values are missing, and the run goes on (a last login only ever
+/// moves forward, so a missing value can never remove anyone).
+async fn read(
+    ldap: &LdapDirectory,
+    local_ids: HashSet<String>,
+) -> Result<(Snapshot, ControllersRead)> {
     let cfg = ldap.config();
     // Admin standing from the same source a login uses: nested membership on AD, the group
     // entry's member list elsewhere (matched by DN while reading).
@@ -346,11 +358,23 @@ async fn read(ldap: &LdapDirectory, local_ids: HashSet<String>) -> Result<Snapsh
             }
         })
         .await?;
-    Ok(Snapshot {
-        read: stats.entries,
-        seen,
-        admins,
-    })
+    let controllers = ldap
+        .last_logons_from_controllers(|id, at| {
+            if let Some(s) = seen.get_mut(id) {
+                if s.last_login.is_none_or(|l| l < at) {
+                    s.last_login = Some(at);
+                }
+            }
+        })
+        .await;
+    Ok((
+        Snapshot {
+            read: stats.entries,
+            seen,
+            admins,
+        },
+        controllers,
+    ))
 }
 
 /// Runs one reconciliation of a directory and returns the recorded run.
@@ -392,7 +416,21 @@ pub async fn run(
     };
     let outcome = match snapshot {
         Err(e) => Outcome::failed(format!("{e}; nobody was removed")),
-        Ok(snap) => {
+        Ok((snap, controllers)) => {
+            if !controllers.reads.is_empty() || controllers.discovery_error.is_some() {
+                let up: Vec<(String, bool)> = controllers
+                    .reads
+                    .iter()
+                    .map(|r| (r.controller.clone(), r.outcome.is_ok()))
+                    .collect();
+                app.metrics.controllers_read(dir.as_str(), &up);
+                progress(&format!(
+                    "lastLogon read from {} of {} domain controller(s)",
+                    up.iter().filter(|(_, ok)| *ok).count(),
+                    up.len()
+                ));
+            }
+            let unread = controllers.unread();
             progress(&format!(
                 "read {} entr{} in {:.1} s",
                 snap.read,
@@ -402,13 +440,15 @@ pub async fn run(
             let now = app.clock.now();
             let p = plan::plan(&locals, &snap, &policy, now, approved.as_ref());
             // Whatever happens here, the run must end recorded, not stay "running".
-            decide(app, &req, run_id, snap.read, p, now)
+            let mut o = decide(app, &req, run_id, snap.read, p, now)
                 .await
                 .unwrap_or_else(|e| {
                     Outcome::failed(format!(
                         "applying the changes failed: {e}; nothing was changed"
                     ))
-                })
+                });
+            o.unread_controllers = unread;
+            o
         }
     };
     let finished = app.clock.now();
@@ -525,6 +565,7 @@ async fn decide(
         last_logins: p.last_logins.len() as u64,
         error: None,
         plan: Some(record),
+        unread_controllers: Vec::new(),
     };
     if let Some(reason) = p.blocked.clone() {
         o.status = RunStatus::Blocked;
@@ -738,6 +779,14 @@ pub fn next_run(cfg: &LdapDirectoryConfig, now: DateTime<Utc>) -> Option<DateTim
 }
 
 /// The stored plan of a run.
+/// The domain controllers a run could not read `lastLogon` from ("url: reason").
+pub fn unread_controllers_of(row: &SyncRunRow) -> Vec<String> {
+    row.unread_controllers
+        .as_deref()
+        .and_then(|u| serde_json::from_str(u).ok())
+        .unwrap_or_default()
+}
+
 pub fn plan_of(row: &SyncRunRow) -> PlanRecord {
     row.plan
         .as_deref()

@@ -24,6 +24,7 @@ mod pages;
 mod request_path;
 mod scim;
 mod secret_scanning;
+mod security_events;
 mod service_accounts;
 mod signals;
 mod sync;

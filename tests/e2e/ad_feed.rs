@@ -39,10 +39,12 @@ fn ad_config(dc: &SambaDc, required_group: Option<String>) -> LdapDirectoryConfi
         active_directory: true,
         required_group,
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
@@ -362,10 +364,12 @@ fn offline_ad_config() -> LdapDirectoryConfig {
         active_directory: true,
         required_group: None,
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 
@@ -391,10 +395,12 @@ fn slapd_config(slapd: &Slapd) -> LdapDirectoryConfig {
         active_directory: false,
         required_group: Some(slapd.users_group_dn().into()),
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 

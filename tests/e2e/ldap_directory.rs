@@ -31,10 +31,12 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
         active_directory: false,
         required_group: None,
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 

@@ -44,6 +44,7 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
         active_directory: false,
         required_group: Some(slapd.users_group_dn().into()),
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: SyncPolicy::default(),
         create_users_from_events: false,
@@ -51,6 +52,7 @@ fn config(slapd: &Slapd) -> LdapDirectoryConfig {
             poll: Duration::from_secs(2),
             window: chrono::Duration::minutes(60),
         }),
+        windows_domains: Vec::new(),
     }
 }
 

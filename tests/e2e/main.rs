@@ -10,6 +10,7 @@ mod change_feed;
 mod cli;
 mod client;
 mod connections;
+mod dc_discovery;
 mod events;
 mod fuzz;
 #[cfg(feature = "kerberos")]
@@ -31,3 +32,4 @@ mod service_accounts;
 mod ssf;
 mod sync;
 mod ui;
+mod windows_events;

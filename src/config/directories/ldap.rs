@@ -3,10 +3,11 @@
 //! on a checked [`LdapDirectoryConfig`] and only reads the CA file itself.
 
 use crate::config::error::{invalid, ConfigError};
-use crate::config::layering::{lenient_opt, read_secret_file};
+use crate::config::layering::{lenient_opt, read_secret_file, string_list_opt};
 use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -44,9 +45,13 @@ pub struct LdapDirectoryConfig {
     pub active_directory: bool,
     /// Only members of this group (DN) are in scope; on AD nested membership counts.
     pub required_group: Option<String>,
-    /// Attribute with the last login upstream: `lastLogonTimestamp` (AD, FILETIME) or
+    /// Attribute with the last login upstream: `lastLogon` (AD, FILETIME, exact but kept per
+    /// domain controller), `lastLogonTimestamp` (AD, replicated, up to 14 days late) or
     /// `authTimestamp` (OpenLDAP lastbind overlay, GeneralizedTime).
     pub last_login_attribute: Option<String>,
+    /// Where `lastLogon` is read besides `url` (it is kept per domain controller); only with
+    /// `last_login_attribute = "lastLogon"` on Active Directory.
+    pub domain_controllers: Option<DomainControllers>,
     /// Entries per page of the paged (RFC 2696) sync search.
     pub page_size: i32,
     pub sync: SyncPolicy,
@@ -56,6 +61,28 @@ pub struct LdapDirectoryConfig {
     /// `change_feed = true`: follow the directory's changes as they happen and suspend people
     /// who leave (the scheduled sync still decides deletions).
     pub change_feed: Option<ChangeFeed>,
+    /// The Windows domain names of this directory's people (NetBIOS `CORP`, DNS
+    /// `corp.example`), compared without regard to case: a Windows Security event counts only
+    /// for an account of one of them. Default: from `user_base`'s `DC=` parts.
+    pub windows_domains: Vec<String>,
+}
+
+/// Most domain controllers read for `lastLogon` (listed or discovered).
+pub const MAX_DOMAIN_CONTROLLERS: usize = 64;
+
+/// The domain controllers whose `lastLogon` a sync reads: Active Directory keeps that
+/// attribute per controller and never replicates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainControllers {
+    /// `domain_controllers`: these URLs (`ldap://` or `ldaps://`, checked like `url`).
+    Listed(Vec<String>),
+    /// `domain_controllers_srv`: the controllers the SRV records
+    /// `_ldap._tcp.dc._msdcs.<domain>` name, asked of `dns_servers` (empty: the system's
+    /// resolver, /etc/resolv.conf).
+    Srv {
+        domain: String,
+        dns_servers: Vec<SocketAddr>,
+    },
 }
 
 /// How a directory's change feed runs (`change_feed = true`).
@@ -140,6 +167,11 @@ pub(in crate::config) struct RawLdap {
     server_type: Option<String>,
     required_group: Option<String>,
     last_login_attribute: Option<String>,
+    #[serde(default, deserialize_with = "string_list_opt")]
+    domain_controllers: Option<Vec<String>>,
+    domain_controllers_srv: Option<String>,
+    #[serde(default, deserialize_with = "string_list_opt")]
+    dns_servers: Option<Vec<String>>,
     #[serde(default, deserialize_with = "lenient_opt")]
     page_size: Option<i32>,
     sync_schedule: Option<String>,
@@ -159,6 +191,8 @@ pub(in crate::config) struct RawLdap {
     change_feed_poll_seconds: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt")]
     change_feed_window_minutes: Option<u64>,
+    #[serde(default, deserialize_with = "string_list_opt")]
+    windows_domains: Option<Vec<String>>,
 }
 
 impl RawLdap {
@@ -313,8 +347,36 @@ impl RawLdap {
                 return Err(invalid(
                     key("last_login_attribute"),
                     format!(
-                        "`{attr}`: use lastLogonTimestamp (AD) or authTimestamp (OpenLDAP lastbind)"
+                        "`{attr}`: use lastLogon or lastLogonTimestamp (AD) or authTimestamp (OpenLDAP lastbind)"
                     ),
+                ));
+            }
+        }
+        let srv_set = self.domain_controllers_srv.is_some();
+        let domain_controllers = domain_controllers(
+            self.domain_controllers,
+            self.domain_controllers_srv,
+            self.dns_servers,
+            starttls,
+        )
+        .map_err(|(k, m)| invalid(key(k), m))?;
+        if domain_controllers.is_some() {
+            let last_logon = self
+                .last_login_attribute
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("lastLogon"));
+            let k = if srv_set {
+                "domain_controllers_srv"
+            } else {
+                "domain_controllers"
+            };
+            if !active_directory {
+                return Err(invalid(key(k), "applies to Active Directory only"));
+            }
+            if !last_logon {
+                return Err(invalid(
+                    key(k),
+                    "only reads lastLogon: set last_login_attribute = \"lastLogon\"",
                 ));
             }
         }
@@ -355,6 +417,12 @@ impl RawLdap {
         } else {
             None
         };
+        let windows_domains = match self.windows_domains {
+            None => domains_of_base(&user_base),
+            Some(list) => {
+                check_windows_domains(list).map_err(|m| invalid(key("windows_domains"), m))?
+            }
+        };
         let sync = SyncPolicy {
             schedule,
             remove_disabled: self.remove_disabled.unwrap_or(active_directory),
@@ -383,12 +451,75 @@ impl RawLdap {
             active_directory,
             required_group: self.required_group,
             last_login_attribute: self.last_login_attribute,
+            domain_controllers,
             page_size,
             sync,
             create_users_from_events: self.create_users_from_events.unwrap_or(false),
             change_feed,
+            windows_domains,
         })
     }
+}
+
+/// A NetBIOS or DNS domain name as far as it matters here: not empty, at most 255 bytes,
+/// and nothing that belongs to an account name (`\`, `@`), a path or a space.
+fn is_domain_name(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 255
+        && !d
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '@' | '/'))
+}
+
+/// Most names `windows_domains` may list.
+const MAX_WINDOWS_DOMAINS: usize = 50;
+
+/// The Windows domains of a directory whose `windows_domains` is unset: `DC=corp,DC=example`
+/// is the DNS name `corp.example` and, as NetBIOS names usually are, its first label `CORP`.
+/// A base without `DC=` parts has none (no Windows event then counts; the docs say to set
+/// the list).
+fn domains_of_base(user_base: &str) -> Vec<String> {
+    let labels: Vec<String> = user_base
+        .split(',')
+        .filter_map(|rdn| {
+            let (attr, value) = rdn.split_once('=')?;
+            attr.trim()
+                .eq_ignore_ascii_case("dc")
+                .then(|| value.trim().to_string())
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    let Some(first) = labels.first() else {
+        return Vec::new();
+    };
+    let netbios = first.to_ascii_uppercase();
+    let dns = labels.join(".").to_ascii_lowercase();
+    if labels.len() == 1 {
+        return vec![netbios];
+    }
+    vec![netbios, dns]
+}
+
+/// `windows_domains` as written: 1 to [`MAX_WINDOWS_DOMAINS`] names, each a NetBIOS or DNS
+/// domain name (no spaces, `\`, `@` or `/`), trimmed; an error says what is wrong.
+fn check_windows_domains(list: Vec<String>) -> Result<Vec<String>, String> {
+    if list.is_empty() {
+        return Err("is empty; leave it out to derive the domains from user_base".into());
+    }
+    if list.len() > MAX_WINDOWS_DOMAINS {
+        return Err(format!("at most {MAX_WINDOWS_DOMAINS} names"));
+    }
+    list.into_iter()
+        .map(|d| {
+            let d = d.trim().to_string();
+            if !is_domain_name(&d) {
+                return Err(format!(
+                    "`{d}` is not a domain name: give the NetBIOS name (CORP) or the DNS name (corp.example)"
+                ));
+            }
+            Ok(d)
+        })
+        .collect()
 }
 
 /// Accepts `ldap://host[:port][/]` and `ldaps://...` (STARTTLS only with `ldap://`); an
@@ -426,6 +557,83 @@ fn check_url(url: &str, starttls: bool) -> Result<(), (&'static str, String)> {
         return bad("has no host");
     }
     Ok(())
+}
+
+/// `domain_controllers`, or `domain_controllers_srv` with `dns_servers`; an error is the key at
+/// fault and what is wrong.
+fn domain_controllers(
+    listed: Option<Vec<String>>,
+    srv: Option<String>,
+    dns_servers: Option<Vec<String>>,
+    starttls: bool,
+) -> Result<Option<DomainControllers>, (&'static str, String)> {
+    match (listed, srv) {
+        (Some(_), Some(_)) => Err((
+            "domain_controllers_srv",
+            "set either domain_controllers or domain_controllers_srv, not both".into(),
+        )),
+        (Some(urls), None) => {
+            if dns_servers.is_some() {
+                return Err((
+                    "dns_servers",
+                    "applies to domain_controllers_srv only".into(),
+                ));
+            }
+            if urls.is_empty() {
+                return Err((
+                    "domain_controllers",
+                    "is empty; leave it out to read lastLogon from url only".into(),
+                ));
+            }
+            if urls.len() > MAX_DOMAIN_CONTROLLERS {
+                return Err((
+                    "domain_controllers",
+                    format!("at most {MAX_DOMAIN_CONTROLLERS} controllers"),
+                ));
+            }
+            for url in &urls {
+                check_url(url, starttls).map_err(|(_, m)| ("domain_controllers", m))?;
+            }
+            Ok(Some(DomainControllers::Listed(urls)))
+        }
+        (None, Some(domain)) => {
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            };
+            if domain.len() > 253 || !domain.split('.').all(label_ok) {
+                return Err((
+                    "domain_controllers_srv",
+                    format!("`{domain}` is not a DNS domain name (such as corp.example.com)"),
+                ));
+            }
+            let dns_servers = dns_servers
+                .unwrap_or_default()
+                .iter()
+                .map(|s| parse_dns_server(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| ("dns_servers", m))?;
+            Ok(Some(DomainControllers::Srv {
+                domain,
+                dns_servers,
+            }))
+        }
+        (None, None) if dns_servers.is_some() => Err((
+            "dns_servers",
+            "applies to domain_controllers_srv only".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `10.0.0.53`, `10.0.0.53:5353`, `[2001:db8::53]:53` or `2001:db8::53`; port 53 by default.
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("`{text}` is not an IP address (with an optional :port)"))
 }
 
 /// Attribute descriptions: a name or OID, optionally with options (`cn;lang-en`).
@@ -616,6 +824,58 @@ mod tests {
     }
 
     #[test]
+    fn windows_domains_default_to_the_base_and_are_checked() {
+        // ENTRY's user_base is ou=people,dc=example,dc=org.
+        assert_eq!(
+            ldap(load(BIND, &[]).unwrap()).windows_domains,
+            ["EXAMPLE", "example.org"]
+        );
+        assert_eq!(
+            ldap(load(BIND, &[("USER_BASE", "CN=Users,DC=Corp,DC=Example,DC=Com")]).unwrap())
+                .windows_domains,
+            ["CORP", "corp.example.com"]
+        );
+        assert_eq!(
+            ldap(load(BIND, &[("USER_BASE", "ou=people,dc=lab")]).unwrap()).windows_domains,
+            ["LAB"]
+        );
+        assert!(
+            ldap(load(BIND, &[("USER_BASE", "o=corp")]).unwrap())
+                .windows_domains
+                .is_empty(),
+            "no DC= parts, no domains"
+        );
+        let l = ldap(
+            load(
+                &format!("{BIND}windows_domains = [\"EU\", \" ad.corp.example \"]\n"),
+                &[],
+            )
+            .unwrap(),
+        );
+        assert_eq!(l.windows_domains, ["EU", "ad.corp.example"]);
+        let l = ldap(load(BIND, &[("WINDOWS_DOMAINS", "EU, eu.corp.example")]).unwrap());
+        assert_eq!(l.windows_domains, ["EU", "eu.corp.example"]);
+        refused(
+            &format!("{BIND}windows_domains = []\n"),
+            &[],
+            "windows_domains",
+        );
+        for bad in ["CORP\\\\alice", "a b", "alice@corp", "x/y", " "] {
+            refused(
+                &format!("{BIND}windows_domains = [\"{bad}\"]\n"),
+                &[],
+                "windows_domains",
+            );
+        }
+        let many: Vec<String> = (0..51).map(|i| format!("\"D{i}\"")).collect();
+        refused(
+            &format!("{BIND}windows_domains = [{}]\n", many.join(", ")),
+            &[],
+            "windows_domains",
+        );
+    }
+
+    #[test]
     fn sync_settings_are_checked() {
         refused(BIND, &[("REQUIRED_GROUP", " ")], "required_group");
         refused(
@@ -624,6 +884,96 @@ mod tests {
             "last_login_attribute",
         );
         refused(BIND, &[("PAGE_SIZE", "0")], "page_size");
+        let ad_last_logon = [
+            ("SERVER_TYPE", "active_directory"),
+            ("LAST_LOGIN_ATTRIBUTE", "lastLogon"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = ad_last_logon.to_vec();
+            all.extend_from_slice(extra);
+            all
+        };
+        refused(
+            BIND,
+            &with(&[("DOMAIN_CONTROLLERS", "http://dc2.corp.example")]),
+            "domain_controllers",
+        );
+        refused(
+            BIND,
+            &with(&[
+                ("DOMAIN_CONTROLLERS", "ldap://dc2"),
+                ("DOMAIN_CONTROLLERS_SRV", "corp.example"),
+            ]),
+            "domain_controllers_srv",
+        );
+        refused(
+            BIND,
+            &with(&[("DOMAIN_CONTROLLERS_SRV", "corp example")]),
+            "domain_controllers_srv",
+        );
+        refused(
+            BIND,
+            &with(&[
+                ("DOMAIN_CONTROLLERS_SRV", "corp.example"),
+                ("DNS_SERVERS", "dns.corp.example"),
+            ]),
+            "dns_servers",
+        );
+        refused(BIND, &with(&[("DNS_SERVERS", "10.0.0.53")]), "dns_servers");
+        refused(
+            BIND,
+            &[
+                ("SERVER_TYPE", "active_directory"),
+                ("LAST_LOGIN_ATTRIBUTE", "lastLogonTimestamp"),
+                ("DOMAIN_CONTROLLERS", "ldap://dc2"),
+            ],
+            "domain_controllers",
+        );
+        refused(
+            BIND,
+            &[
+                ("LAST_LOGIN_ATTRIBUTE", "lastLogon"),
+                ("DOMAIN_CONTROLLERS", "ldap://dc2"),
+            ],
+            "domain_controllers",
+        );
+        let l = ldap(
+            load(
+                BIND,
+                &with(&[(
+                    "DOMAIN_CONTROLLERS",
+                    "ldap://dc1:389, ldaps://dc2.corp.example",
+                )]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            l.domain_controllers,
+            Some(DomainControllers::Listed(vec![
+                "ldap://dc1:389".into(),
+                "ldaps://dc2.corp.example".into()
+            ]))
+        );
+        let l = ldap(
+            load(
+                BIND,
+                &with(&[
+                    ("DOMAIN_CONTROLLERS_SRV", "Corp.Example."),
+                    ("DNS_SERVERS", "10.0.0.53, [::1]:5353"),
+                ]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            l.domain_controllers,
+            Some(DomainControllers::Srv {
+                domain: "corp.example".into(),
+                dns_servers: vec![
+                    "10.0.0.53:53".parse().unwrap(),
+                    "[::1]:5353".parse().unwrap()
+                ],
+            })
+        );
         refused(
             BIND,
             &[("DELETION_THRESHOLD_PERCENT", "0")],

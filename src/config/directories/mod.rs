@@ -9,7 +9,8 @@ mod ssf;
 
 pub use builtin::BuiltinDirectoryConfig;
 pub use ldap::{
-    ChangeFeed, LdapDirectoryConfig, SyncPolicy, DEFAULT_SYNC_SCHEDULE, PERCENT_THRESHOLD_MIN_USERS,
+    ChangeFeed, DomainControllers, LdapDirectoryConfig, SyncPolicy, DEFAULT_SYNC_SCHEDULE,
+    MAX_DOMAIN_CONTROLLERS, PERCENT_THRESHOLD_MIN_USERS,
 };
 pub use oidc::{OidcDirectoryConfig, DEFAULT_PENDING_LOGINS_PER_ADDRESS};
 pub use ssf::{SsfConfig, SsfPoll, DEFAULT_SSF_MAX_AGE_SECONDS};

@@ -328,10 +328,12 @@ fn ad_directory(id_attribute: &str, active_directory: bool) -> LdapDirectory {
         active_directory,
         required_group: None,
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: crate::config::SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     })
     .expect("config")
 }

@@ -12,6 +12,7 @@ use crate::config::LdapDirectoryConfig;
 use crate::directory::{DirectoryError, DirectoryUser};
 use crate::secret::Secret;
 
+mod controllers;
 mod dirsync;
 pub mod feed;
 mod read;
@@ -19,6 +20,7 @@ mod syncrepl;
 mod tls;
 mod values;
 
+pub use controllers::{ControllerRead, ControllersRead};
 use tls::load_tls_config;
 use values::*;
 
@@ -94,6 +96,13 @@ impl LdapDirectory {
         };
         if !uses_tls {
             tracing::warn!(directory = %cfg.id, "{} uses neither ldaps:// nor starttls: passwords cross the network in clear text", cfg.url);
+        }
+        let last_logon = cfg
+            .last_login_attribute
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("lastLogon"));
+        if last_logon && cfg.domain_controllers.is_none() {
+            tracing::warn!(directory = %cfg.id, "lastLogon is kept per domain controller and only {} is read: sign-ins at other controllers are missed; list them in domain_controllers or set domain_controllers_srv", cfg.url);
         }
         let timeout = Duration::from_secs(cfg.timeout_seconds);
         Ok(LdapDirectory {

@@ -181,7 +181,7 @@ impl LdapDirectory {
     }
 
     /// A paged search under `user_base` on a fresh service connection.
-    async fn paged_read(
+    pub(super) async fn paged_read(
         &self,
         what: &str,
         filter: &str,

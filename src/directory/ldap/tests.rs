@@ -29,10 +29,12 @@ fn cfg() -> LdapDirectoryConfig {
         active_directory: false,
         required_group: None,
         last_login_attribute: None,
+        domain_controllers: None,
         page_size: 500,
         sync: crate::config::SyncPolicy::default(),
         create_users_from_events: false,
         change_feed: None,
+        windows_domains: Vec::new(),
     }
 }
 

@@ -640,7 +640,20 @@ fn run_line(r: &SyncRunRow) -> RunLine {
         ),
         read: r.read_count,
         removed: r.removed,
-        note: r.error.clone().unwrap_or_default(),
+        note: {
+            let unread = sync::unread_controllers_of(r);
+            let error = r.error.clone().unwrap_or_default();
+            if unread.is_empty() {
+                error
+            } else {
+                let line = format!("lastLogon not read from: {}", unread.join("; "));
+                if error.is_empty() {
+                    line
+                } else {
+                    format!("{error}. {line}")
+                }
+            }
+        },
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod arrange;
 pub mod daemon;
 pub mod db;
+pub mod dns;
 pub mod kdc;
 pub mod log;
 pub mod nginx;
