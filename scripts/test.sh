@@ -31,9 +31,11 @@ for s in slapd samba-ad-dc smbd nmbd winbind krb5-kdc krb5-admin-server nginx; d
     $SUDO service "$s" stop >/dev/null 2>&1 || true
   fi
 done
-# The test DC's names stay on this machine (Samba would otherwise ask the outside resolver).
+# The test DCs' names stay on this machine (Samba would otherwise ask the outside resolver).
 grep -qE '^127\.0\.0\.1([[:space:]]+[^[:space:]]+)*[[:space:]]+dc1\.corp\.test([[:space:]]|$)' /etc/hosts \
   || echo '127.0.0.1 dc1.corp.test dc1 corp.test' | $SUDO tee -a /etc/hosts >/dev/null
+grep -qE '^127\.0\.0\.2([[:space:]]+[^[:space:]]+)*[[:space:]]+dc2\.corp\.test([[:space:]]|$)' /etc/hosts \
+  || echo '127.0.0.2 dc2.corp.test dc2' | $SUDO tee -a /etc/hosts >/dev/null
 
 # Node.js deps, reinstalled when a lockfile changes: the OIDC provider (npm oidc-provider) for
 # the OIDC tests, playwright-core (driving Debian's /usr/bin/chromium) for the web UI tests.

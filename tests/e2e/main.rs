@@ -5,6 +5,7 @@ mod harness;
 mod access_keys;
 mod ad;
 mod ad_feed;
+mod ad_last_logon;
 mod admin;
 mod change_feed;
 mod cli;
