@@ -90,11 +90,21 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
             json_kind(record)
         ));
     };
-    let xml = r.get("System").and_then(Value::as_str);
+    // Read once here; every field below is looked up in what it gave.
+    let xml = match r
+        .get("System")
+        .and_then(Value::as_str)
+        .map(EventXml::read)
+        .transpose()
+    {
+        Ok(xml) => xml,
+        Err(why) => return Mapped::Malformed(why),
+    };
     let event_id = match r.get("EventID") {
         Some(v) => number(v),
         None => xml
-            .and_then(|x| element_text(x, "EventID"))
+            .as_ref()
+            .and_then(|x| x.event_id.as_deref())
             .and_then(|t| t.trim().parse().ok()),
     };
     let Some(event_id) = event_id else {
@@ -110,7 +120,7 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
     }
     let fields = Fields {
         record: r,
-        xml,
+        xml: xml.as_ref(),
         inserts: r.get("StringInserts").and_then(Value::as_array),
         event_id,
     };
@@ -174,7 +184,7 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
             }
         ));
     }
-    let at = match time_of(r, xml) {
+    let at = match time_of(r, xml.as_ref()) {
         Ok(at) => at,
         Err(why) => return Mapped::Malformed(why),
     };
@@ -188,7 +198,7 @@ pub fn map(record: &Value, domains: &[String]) -> Mapped {
 /// The event's own fields, wherever the forwarder put them.
 struct Fields<'a> {
     record: &'a Map<String, Value>,
-    xml: Option<&'a str>,
+    xml: Option<&'a EventXml>,
     inserts: Option<&'a Vec<Value>>,
     event_id: u64,
 }
@@ -200,8 +210,8 @@ impl Fields<'_> {
         if let Some(v) = self.record.get(name) {
             return Some(v.clone());
         }
-        if let Some(text) = self.xml.and_then(|x| data_text(x, name)) {
-            return Some(Value::String(text));
+        if let Some(text) = self.xml.and_then(|x| x.data(name)) {
+            return Some(Value::String(text.to_string()));
         }
         let at = insert_position(self.event_id, name)?;
         self.inserts?.get(at).cloned()
@@ -225,12 +235,12 @@ impl Fields<'_> {
 /// When the event happened: NXLog's `EventTime`, Fluent Bit's `TimeCreated`, or the XML's
 /// `<TimeCreated SystemTime=...>`. A time must say its offset from UTC: a forwarder's local
 /// time without one could be hours off.
-fn time_of(r: &Map<String, Value>, xml: Option<&str>) -> Result<DateTime<Utc>, String> {
+fn time_of(r: &Map<String, Value>, xml: Option<&EventXml>) -> Result<DateTime<Utc>, String> {
     let text = if let Some(v) = r.get("EventTime").or_else(|| r.get("TimeCreated")) {
         v.as_str()
             .ok_or_else(|| format!("the time {} is not text", shown(v)))?
             .to_string()
-    } else if let Some(t) = xml.and_then(|x| attribute(x, "TimeCreated", "SystemTime")) {
+    } else if let Some(t) = xml.and_then(|x| x.system_time.clone()) {
         t
     } else {
         return Err("no time: EventTime (NXLog) or TimeCreated (Fluent Bit)".into());
@@ -311,74 +321,88 @@ fn shown(v: &Value) -> String {
     shorten(&v.to_string())
 }
 
-/// The text of `<name>…</name>` or `<name attr='…'>…</name>`.
-fn element_text(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}");
-    let mut rest = xml;
-    while let Some(at) = rest.find(&open) {
-        let after = &rest[at + open.len()..];
-        match after.chars().next() {
-            Some('>') => return Some(unescape(after[1..].split('<').next()?)),
-            Some(c) if c.is_whitespace() => {
-                let end = after.find('>')?;
-                if after[..end].ends_with('/') {
-                    return Some(String::new());
-                }
-                return Some(unescape(after[end + 1..].split('<').next()?));
-            }
-            _ => rest = after,
-        }
-    }
-    None
+/// The namespace of the XML Windows renders events in (`EvtRender`, `EvtRenderEventXml`):
+/// https://learn.microsoft.com/en-us/windows/win32/wes/eventschema-schema.
+const EVENT_NS: &str = "http://schemas.microsoft.com/win/2004/08/events/event";
+
+/// Most bytes of `System` XML read. A Security event renders to a few KiB; anything larger is
+/// no event of ours, and parsing it would be work whoever holds the token could multiply by
+/// the records of a batch.
+const MAX_XML: usize = 64 * 1024;
+
+/// What [`map`] reads of an event Fluent Bit sends as XML (`Render_Event_As_XML`): elements
+/// by their local name in [`EVENT_NS`], whatever prefix the document gives it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct EventXml {
+    /// The text of `Event/System/EventID`.
+    event_id: Option<String>,
+    /// `Event/System/TimeCreated/@SystemTime`.
+    system_time: Option<String>,
+    /// `Event/EventData/Data`, by their `Name`, in document order.
+    data: Vec<(String, String)>,
 }
 
-/// The value of `attr` in the first `<element …>` tag.
-fn attribute(xml: &str, element: &str, attr: &str) -> Option<String> {
-    let open = format!("<{element}");
-    let mut rest = xml;
-    while let Some(at) = rest.find(&open) {
-        let after = &rest[at + open.len()..];
-        if !after.starts_with(char::is_whitespace) {
-            rest = after;
-            continue;
+impl EventXml {
+    /// Parses the XML once. Well-formed XML that is no Windows event gives no fields (the
+    /// reason then names what is missing); XML that is too large or not well-formed is an
+    /// error, a short one: never the XML itself.
+    fn read(xml: &str) -> Result<EventXml, String> {
+        if xml.len() > MAX_XML {
+            return Err(
+                "System is more than 64 KiB of XML: larger than any Windows event".to_string(),
+            );
         }
-        let tag = &after[..after.find('>')?];
-        let key = format!("{attr}=");
-        let value = tag.find(&key).map(|i| &tag[i + key.len()..])?;
-        let quote = value.chars().next().filter(|q| *q == '\'' || *q == '"')?;
-        let value = &value[1..];
-        return Some(unescape(&value[..value.find(quote)?]));
+        // The defaults refuse DTDs, so no entity is declared that could expand.
+        let doc = roxmltree::Document::parse(xml).map_err(|e| {
+            format!(
+                "System is not well-formed XML ({})",
+                shorten(&e.to_string())
+            )
+        })?;
+        let mut out = EventXml::default();
+        let event = doc.root_element();
+        if !event.has_tag_name((EVENT_NS, "Event")) {
+            return Ok(out);
+        }
+        if let Some(system) = child(event, "System") {
+            out.event_id = child(system, "EventID").map(text);
+            out.system_time = child(system, "TimeCreated")
+                .and_then(|t| t.attribute("SystemTime"))
+                .map(str::to_string);
+        }
+        if let Some(data) = child(event, "EventData") {
+            out.data = data
+                .children()
+                .filter(|d| d.has_tag_name((EVENT_NS, "Data")))
+                .filter_map(|d| Some((d.attribute("Name")?.to_string(), text(d))))
+                .collect();
+        }
+        Ok(out)
     }
-    None
+
+    /// The text of the first `<Data Name='name'>` (`<Data Name='name'/>` is empty text).
+    fn data(&self, name: &str) -> Option<&str> {
+        self.data
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.as_str())
+    }
 }
 
-/// The text of `<Data Name='name'>…</Data>` (Windows renders attributes in single quotes;
-/// both kinds are read).
-fn data_text(xml: &str, name: &str) -> Option<String> {
-    for quote in ['\'', '"'] {
-        let key = format!("Name={quote}{name}{quote}");
-        if let Some(at) = xml.find(&key) {
-            let after = xml[at + key.len()..].trim_start();
-            if after.starts_with("/>") {
-                return Some(String::new());
-            }
-            let text = after.strip_prefix('>')?;
-            return Some(unescape(text.split('<').next()?));
-        }
-    }
-    None
+/// The first child element of `node` named `name` in [`EVENT_NS`].
+fn child<'a, 'input>(
+    node: roxmltree::Node<'a, 'input>,
+    name: &str,
+) -> Option<roxmltree::Node<'a, 'input>> {
+    node.children().find(|c| c.has_tag_name((EVENT_NS, name)))
 }
 
-/// XML's five named entities; others stay as written.
-fn unescape(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_string();
-    }
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+/// An element's own text, entities and CDATA read (a comment inside does not cut it short).
+fn text(node: roxmltree::Node<'_, '_>) -> String {
+    node.children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect()
 }
 
 /// Why a body cannot be read as records.
@@ -793,6 +817,186 @@ mod tests {
             &domains(),
         ));
         assert_eq!(l.username, "o'brien & co", "XML entities are read");
+    }
+
+    /// The XML of [`fluent_bit_xml_4624`] changed by `edit`, as Fluent Bit's record.
+    fn xml_edited(edit: impl Fn(&str) -> String) -> Value {
+        let mut record = fluent_bit_xml_4624("alice", 2, "2023-10-25T12:48:08Z");
+        let xml = record["System"].as_str().unwrap().to_string();
+        record["System"] = json!(edit(&xml));
+        record
+    }
+
+    // What XML allows that Windows' own rendering does not use (single quotes, no CDATA,
+    // no prefix) is read as XML reads it: https://www.w3.org/TR/xml/ (sections 2.4, 2.7,
+    // 3.1, 4.1) and https://www.w3.org/TR/xml-names/.
+
+    #[test]
+    fn names_with_entities_quotes_and_cdata_are_read_as_xml_says() {
+        let l = login(map(
+            &fluent_bit_xml_4624("smith &amp; sons", 2, "2023-10-25T12:48:08Z"),
+            &domains(),
+        ));
+        assert_eq!(l.username, "smith & sons");
+        let l = login(map(
+            &fluent_bit_xml_4624("ren&#xE9;e&#46;m", 2, "2023-10-25T12:48:08Z"),
+            &domains(),
+        ));
+        assert_eq!(l.username, "renée.m", "character references are read");
+        let l = login(map(
+            &fluent_bit_xml_4624("<![CDATA[o'brien & <co>]]>", 2, "2023-10-25T12:48:08Z"),
+            &domains(),
+        ));
+        assert_eq!(l.username, "o'brien & <co>", "CDATA is text as written");
+        let l = login(map(
+            &fluent_bit_xml_4624("al<!-- a comment -->ice", 2, "2023-10-25T12:48:08Z"),
+            &domains(),
+        ));
+        assert_eq!(l.username, "alice", "a comment does not cut the name short");
+
+        // Double quotes instead of Windows' single ones, throughout.
+        let l = login(map(&xml_edited(|x| x.replace('\'', "\"")), &domains()));
+        assert_eq!(
+            (l.username.as_str(), l.what.as_str()),
+            ("alice", "windows 4624 logon type 2")
+        );
+        assert_eq!(l.at, utc("2023-10-25T12:48:08Z"));
+    }
+
+    #[test]
+    fn an_empty_target_user_name_element_is_no_account_name() {
+        let record = xml_edited(|x| {
+            x.replace(
+                "<Data Name='TargetUserName'>alice</Data>",
+                "<Data Name='TargetUserName'/>",
+            )
+        });
+        assert_eq!(ignored(map(&record, &domains())), "no account name");
+        let record = xml_edited(|x| {
+            x.replace(
+                "<Data Name='TargetUserName'>alice</Data>",
+                "<Data Name='TargetUserName'></Data>",
+            )
+        });
+        assert_eq!(ignored(map(&record, &domains())), "no account name");
+    }
+
+    #[test]
+    fn the_event_namespace_is_read_under_any_prefix_and_only_that_namespace() {
+        let prefixed = xml_edited(|x| {
+            x.replace("</", "\u{1}")
+                .replace('<', "<ev:")
+                .replace('\u{1}', "</ev:")
+                .replace("xmlns=", "xmlns:ev=")
+        });
+        assert!(prefixed["System"]
+            .as_str()
+            .unwrap()
+            .starts_with("<ev:Event xmlns:ev="));
+        let l = login(map(&prefixed, &domains()));
+        assert_eq!(
+            (l.username.as_str(), l.what.as_str()),
+            ("alice", "windows 4624 logon type 2")
+        );
+        assert_eq!(l.at, utc("2023-10-25T12:48:08Z"));
+
+        // Well-formed, but not Windows' event XML: nothing in it is an event's field.
+        let other = xml_edited(|x| {
+            x.replace(
+                "http://schemas.microsoft.com/win/2004/08/events/event",
+                "urn:example:not-windows",
+            )
+        });
+        assert!(malformed(map(&other, &domains())).starts_with("no EventID"));
+        let no_ns = xml_edited(|x| {
+            x.replace(
+                " xmlns='http://schemas.microsoft.com/win/2004/08/events/event'",
+                "",
+            )
+        });
+        assert!(malformed(map(&no_ns, &domains())).starts_with("no EventID"));
+    }
+
+    #[test]
+    fn xml_that_is_not_well_formed_is_malformed_with_a_short_reason() {
+        let whole = fluent_bit_xml_4624("alice", 2, "2023-10-25T12:48:08Z")["System"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let long_name = format!("<Event><{0}></{0}x></Event>", "Computer".repeat(2_000));
+        for (bad, what) in [
+            (whole[..whole.len() / 2].to_string(), "cut short"),
+            (
+                whole.replace("</EventData>", "</EventDat>"),
+                "a mismatched tag",
+            ),
+            (
+                whole.replace("alice", "al&nbsp;ice"),
+                "an undeclared entity",
+            ),
+            (whole.replace("alice", "al & ice"), "a bare ampersand"),
+            (
+                whole.replace("Name='LogonType'", "Name=LogonType"),
+                "an unquoted attribute",
+            ),
+            (format!("{whole}<Event/>"), "two root elements"),
+            ("".to_string(), "no element"),
+            ("not xml at all".to_string(), "text"),
+            (long_name, "a long tag name"),
+        ] {
+            let why = malformed(map(
+                &json!({"System": bad, "Message": "", "StringInserts": []}),
+                &domains(),
+            ));
+            assert!(
+                why.starts_with("System is not well-formed XML ("),
+                "{what}: {why}"
+            );
+            assert!(why.len() < 200, "{what}: the reason is short: {why}");
+            assert!(!why.contains("DC01.corp.example"), "{what}: {why}");
+        }
+    }
+
+    #[test]
+    fn entity_expansion_and_oversized_xml_are_refused_without_reading_them() {
+        // The "billion laughs": a DTD whose entities expand tenfold at each of ten levels.
+        let mut dtd = String::from("<!DOCTYPE Event [<!ENTITY l0 'ha'>");
+        for i in 1..10 {
+            let refs = format!("&l{};", i - 1).repeat(10);
+            dtd.push_str(&format!("<!ENTITY l{i} '{refs}'>"));
+        }
+        dtd.push(']');
+        dtd.push('>');
+        let laughs = xml_edited(|x| {
+            format!(
+                "{dtd}{}",
+                x.replace(
+                    "<Data Name='TargetUserName'>alice",
+                    "<Data Name='TargetUserName'>&l9;"
+                )
+            )
+        });
+        let why = malformed(map(&laughs, &domains()));
+        assert!(why.starts_with("System is not well-formed XML ("), "{why}");
+
+        // A valid event padded to just under 64 KiB is still read; past it, it is not.
+        let padded = |size: usize| {
+            xml_edited(|x| {
+                let pad = size - x.len() - "<Data Name='Pad'></Data>".len();
+                x.replace(
+                    "</EventData>",
+                    &format!("<Data Name='Pad'>{}</Data></EventData>", "x".repeat(pad)),
+                )
+            })
+        };
+        let fits = padded(64 * 1024);
+        assert_eq!(fits["System"].as_str().unwrap().len(), 64 * 1024);
+        assert_eq!(login(map(&fits, &domains())).username, "alice");
+        let over = padded(64 * 1024 + 1);
+        assert_eq!(
+            malformed(map(&over, &domains())),
+            "System is more than 64 KiB of XML: larger than any Windows event"
+        );
     }
 
     #[test]
