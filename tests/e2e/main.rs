@@ -31,4 +31,5 @@ mod secret_scanning;
 mod service_accounts;
 mod ssf;
 mod sync;
+mod sync_scale;
 mod ui;
