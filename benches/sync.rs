@@ -37,6 +37,18 @@ fn bins() -> Vec<(&'static str, String)> {
     }
     bins
 }
+/// `bin` without the bench's own `ACCESSKEYD_*` settings, which it would read as
+/// configuration.
+fn accesskeyd(bin: &str) -> Command {
+    let mut c = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ACCESSKEYD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
 /// Rows per INSERT: 7 columns stay under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const INSERT_BATCH: usize = 4000;
 
@@ -167,8 +179,9 @@ impl Drop for Db {
     fn drop(&mut self) {
         if let Db::Postgres { server, name } = self {
             if let Ok(mut admin) = PgConnection::establish(server) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut admin);
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut admin);
             }
         }
     }
@@ -222,7 +235,7 @@ fn config(dir: &Path, db: &Db, slapd: &Slapd) -> std::path::PathBuf {
         ),
     )
     .expect("config");
-    let status = Command::new(BIN)
+    let status = accesskeyd(BIN)
         .arg("--config")
         .arg(&cfg)
         .arg("migrate")
@@ -236,7 +249,7 @@ fn config(dir: &Path, db: &Db, slapd: &Slapd) -> std::path::PathBuf {
 /// Runs `accesskeyd sync corp` and returns (seconds, its own peak RSS in MiB, its output).
 fn timed_sync(bin: &str, cfg: &Path) -> (f64, f64, String) {
     let t = Instant::now();
-    let mut child = Command::new(bin)
+    let mut child = accesskeyd(bin)
         .arg("--config")
         .arg(cfg)
         .args(["sync", "corp"])
@@ -270,7 +283,11 @@ async fn main() {
     let sizes: Vec<usize> = std::env::var("ACCESSKEYD_BENCH_SYNC_SIZES")
         .unwrap_or_else(|_| "10000,100000".into())
         .split(',')
-        .map(|s| s.trim().parse().expect("ACCESSKEYD_BENCH_SYNC_SIZES: numbers"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("ACCESSKEYD_BENCH_SYNC_SIZES: numbers")
+        })
         .collect();
     let repeat: usize = std::env::var("ACCESSKEYD_BENCH_SYNC_REPEAT")
         .map(|r| r.parse().expect("ACCESSKEYD_BENCH_SYNC_REPEAT: a number"))
@@ -281,11 +298,16 @@ async fn main() {
 
     let slapd = Slapd::start().await;
     let dir = tempfile::tempdir().expect("tmp");
-    let mut dbs = vec![Db::Sqlite(dir.path().join("bench.db").display().to_string())];
+    let mut dbs = vec![Db::Sqlite(
+        dir.path().join("bench.db").display().to_string(),
+    )];
     if let Some(server) = &pg_server {
         dbs.push(Db::postgres(server));
     }
-    let cfgs: Vec<_> = dbs.iter().map(|db| config(dir.path(), db, &slapd)).collect();
+    let cfgs: Vec<_> = dbs
+        .iter()
+        .map(|db| config(dir.path(), db, &slapd))
+        .collect();
 
     let mut loaded = 3; // the harness's alice, bob, carol
     for target in sizes {

@@ -239,9 +239,19 @@ mod tests {
     fn seen_entries_are_found_by_id_and_the_last_of_equal_ids_wins() {
         let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         let mut s = SeenSet::default();
-        s.push("b1a5e6c2-0000-4000-8000-000000000002".into(), "bob", false, None);
+        s.push(
+            "b1a5e6c2-0000-4000-8000-000000000002".into(),
+            "bob",
+            false,
+            None,
+        );
         s.push("x-alice".into(), "alice", true, Some(at));
-        s.push("b1a5e6c2-0000-4000-8000-000000000002".into(), "robert", false, None);
+        s.push(
+            "b1a5e6c2-0000-4000-8000-000000000002".into(),
+            "robert",
+            false,
+            None,
+        );
         assert!(s.seal());
         assert_eq!(s.len(), 2);
         let bob = s.get("b1a5e6c2-0000-4000-8000-000000000002").unwrap();

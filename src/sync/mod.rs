@@ -20,8 +20,8 @@ use crate::store::timestamp::Timestamp;
 use crate::store::user_rows;
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
-use diesel::prelude::*;
 use compact::{IdSet, SeenSet};
+use diesel::prelude::*;
 use plan::{Local, Plan, Policy, Removal};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -113,7 +113,9 @@ fn load_local_ids(conn: &mut DbConn, dir: &DirectoryId) -> Result<IdSet> {
             .select(users::external_id)
             .load(conn)?;
         let full = rows.len() as i64 == CHUNK;
-        let Some(last) = rows.last().cloned() else { break };
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
         // `>=` so that an empty id is read too; the previous chunk's last row comes again.
         let again = usize::from(!ids.is_empty() && rows.first() == Some(&after));
         after = last;

@@ -161,16 +161,18 @@ async fn old_inputs(d: &Daemon) -> (Vec<Local>, Snapshot) {
             }
             Ok(rows
                 .into_iter()
-                .map(|(id, external_id, username, is_admin, last, susp, signal)| Local {
-                    keys: keys.get(&id).copied().unwrap_or(0),
-                    id: id.into(),
-                    external_id,
-                    username,
-                    is_admin,
-                    last_login: last.map(Timestamp::at),
-                    held_by_signal: susp.is_some() && signal.is_some(),
-                    suspended_at: susp.map(Timestamp::at),
-                })
+                .map(
+                    |(id, external_id, username, is_admin, last, susp, signal)| Local {
+                        keys: keys.get(&id).copied().unwrap_or(0),
+                        id: id.into(),
+                        external_id,
+                        username,
+                        is_admin,
+                        last_login: last.map(Timestamp::at),
+                        held_by_signal: susp.is_some() && signal.is_some(),
+                        suspended_at: susp.map(Timestamp::at),
+                    },
+                )
                 .collect::<Vec<Local>>())
         })
         .await
@@ -239,7 +241,13 @@ async fn both(d: &Daemon, approved: Option<HashSet<UserId>>) -> (Plan, Plan) {
         .await
         .expect("preview");
     assert_eq!(new.read, snap.read);
-    let old = old_plan(&locals, &snap, &policy, d.app.clock.now(), approved.as_ref());
+    let old = old_plan(
+        &locals,
+        &snap,
+        &policy,
+        d.app.clock.now(),
+        approved.as_ref(),
+    );
     (sorted(new.plan), sorted(old))
 }
 
@@ -252,46 +260,40 @@ struct Person {
     keys: usize,
 }
 
-/// Adds local users of the LDAP directory straight into the database, in batches.
+/// Adds local users of the LDAP directory straight into the database, in one transaction.
 async fn add_locals(d: &Daemon, people: Vec<Person>) {
     d.app
         .store
         .write(move |conn| {
-            for batch in people.chunks(2000) {
-                let rows: Vec<_> = batch
-                    .iter()
-                    .map(|p| {
-                        (
-                            users::id.eq(uuid::Uuid::new_v4().to_string()),
-                            users::directory_id.eq(LDAP_DIR),
-                            users::external_id.eq(&p.external_id),
-                            users::username.eq(&p.username),
-                            users::is_admin.eq(p.is_admin),
-                            users::is_enabled.eq(true),
-                            users::created_at.eq(0i64),
-                            users::suspended_at.eq(p.suspended.map(Timestamp::from)),
-                            users::suspended_by_signal.eq(p.signal.then_some("feed")),
-                        )
-                    })
-                    .collect();
-                let ids: Vec<String> = diesel::insert_into(users::table)
-                    .values(rows)
-                    .returning(users::id)
-                    .get_results(conn)?;
-                for (p, id) in batch.iter().zip(ids) {
-                    for k in 0..p.keys {
-                        diesel::insert_into(access_keys::table)
-                            .values((
-                                access_keys::id.eq(uuid::Uuid::new_v4().to_string()),
-                                access_keys::key_id.eq(format!("k{}", uuid::Uuid::new_v4().simple())),
-                                access_keys::user_id.eq(&id),
-                                access_keys::name.eq(format!("key {k}")),
-                                access_keys::password_hash.eq("x"),
-                                access_keys::created_at.eq(0i64),
-                                access_keys::scope.eq("all"),
-                            ))
-                            .execute(conn)?;
-                    }
+            // One row at a time: a multi-row INSERT is not available on the daemon's
+            // connection, which serves both backends.
+            for p in &people {
+                let id = uuid::Uuid::new_v4().to_string();
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(&id),
+                        users::directory_id.eq(LDAP_DIR),
+                        users::external_id.eq(&p.external_id),
+                        users::username.eq(&p.username),
+                        users::is_admin.eq(p.is_admin),
+                        users::is_enabled.eq(true),
+                        users::created_at.eq(0i64),
+                        users::suspended_at.eq(p.suspended.map(Timestamp::from)),
+                        users::suspended_by_signal.eq(p.signal.then_some("feed")),
+                    ))
+                    .execute(conn)?;
+                for k in 0..p.keys {
+                    diesel::insert_into(access_keys::table)
+                        .values((
+                            access_keys::id.eq(uuid::Uuid::new_v4().to_string()),
+                            access_keys::key_id.eq(format!("k{}", uuid::Uuid::new_v4().simple())),
+                            access_keys::user_id.eq(&id),
+                            access_keys::name.eq(format!("key {k}")),
+                            access_keys::password_hash.eq("x"),
+                            access_keys::created_at.eq(0i64),
+                            access_keys::scope.eq("all"),
+                        ))
+                        .execute(conn)?;
                 }
             }
             Ok(())
