@@ -2,6 +2,7 @@
 //! transaction — or stop as blocked, or only report (dry run). A failed or partial read
 //! never removes anyone.
 
+pub mod compact;
 pub mod plan;
 
 use crate::audit::{self, Actor, Event};
@@ -19,8 +20,9 @@ use crate::store::timestamp::Timestamp;
 use crate::store::user_rows;
 use crate::store::DbConn;
 use chrono::{DateTime, Duration, Utc};
+use compact::{IdSet, SeenSet};
 use diesel::prelude::*;
-use plan::{Local, Plan, Policy, Removal, Seen, Snapshot};
+use plan::{Local, Plan, Policy, Removal};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -92,8 +94,78 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
     }
 }
 
-fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
-    // Only the columns the decision needs: this is one row per person of the directory.
+/// Local users are read in chunks of this many rows, keyset-paginated on the unique index
+/// (directory_id, external_id), so that neither SQLite nor PostgreSQL hands a million rows
+/// over at once.
+const CHUNK: i64 = 10_000;
+
+/// The stable ids of the directory's local users when the run starts: only they are
+/// reconciled (someone created during the read is not judged on a read that began before).
+fn load_local_ids(conn: &mut DbConn, dir: &DirectoryId) -> Result<IdSet> {
+    let mut ids = IdSet::default();
+    let mut after = String::new();
+    loop {
+        let rows: Vec<String> = users::table
+            .filter(users::directory_id.eq(dir))
+            .filter(users::external_id.ge(&after))
+            .order(users::external_id.asc())
+            .limit(CHUNK)
+            .select(users::external_id)
+            .load(conn)?;
+        let full = rows.len() as i64 == CHUNK;
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        // `>=` so that an empty id is read too; the previous chunk's last row comes again.
+        let again = usize::from(!ids.is_empty() && rows.first() == Some(&after));
+        after = last;
+        for external_id in rows.into_iter().skip(again) {
+            ids.push(external_id);
+        }
+        if !full {
+            break;
+        }
+    }
+    ids.seal();
+    Ok(ids)
+}
+
+/// How many access keys each of these users holds (queried in batches of bounded size).
+fn key_counts(conn: &mut DbConn, users: &[&UserId]) -> Result<HashMap<UserId, i64>> {
+    let mut keys: HashMap<UserId, i64> = HashMap::new();
+    for batch in users.chunks(1000) {
+        let ids: Vec<&str> = batch.iter().map(|u| u.as_str()).collect();
+        let owners: Vec<UserId> = access_keys::table
+            .filter(access_keys::user_id.eq_any(ids))
+            .select(access_keys::user_id)
+            .load(conn)?;
+        for o in owners {
+            *keys.entry(o).or_default() += 1;
+        }
+    }
+    Ok(keys)
+}
+
+/// What the read kept, for deciding.
+struct Upstream {
+    read: u64,
+    seen: SeenSet,
+    admins: Option<HashSet<String>>,
+}
+
+/// Streams the local users in chunks and decides each one as it comes ([`plan::decide_user`]),
+/// keeping only the actions; then counts the keys of the people leaving and checks the
+/// thresholds. Only users whose stable id was in `ids` (local when the run started) count.
+fn decide_locals(
+    conn: &mut DbConn,
+    dir: &DirectoryId,
+    ids: &IdSet,
+    up: &Upstream,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    approved: Option<&HashSet<UserId>>,
+) -> Result<Plan> {
+    // Only the columns the decision needs.
     type Row = (
         UserId,
         String,
@@ -103,34 +175,44 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
         Option<Timestamp>,
         Option<String>,
     );
-    let rows: Vec<Row> = users::table
-        .filter(users::directory_id.eq(dir))
-        .select((
-            users::id,
-            users::external_id,
-            users::username,
-            users::is_admin,
-            users::last_login_at,
-            users::suspended_at,
-            users::suspended_by_signal,
-        ))
-        .load(conn)?;
-    let owners: Vec<UserId> = access_keys::table
-        .inner_join(users::table)
-        .filter(users::directory_id.eq(dir))
-        .select(access_keys::user_id)
-        .load(conn)?;
-    let mut keys: HashMap<UserId, i64> = HashMap::new();
-    for o in owners {
-        *keys.entry(o).or_default() += 1;
-    }
-    Ok(rows
-        .into_iter()
+    let mut p = Plan::default();
+    let mut decided = 0u64;
+    let mut after = String::new();
+    let mut first = true;
+    loop {
+        let rows: Vec<Row> = users::table
+            .filter(users::directory_id.eq(dir))
+            .filter(users::external_id.ge(&after))
+            .order(users::external_id.asc())
+            .limit(CHUNK)
+            .select((
+                users::id,
+                users::external_id,
+                users::username,
+                users::is_admin,
+                users::last_login_at,
+                users::suspended_at,
+                users::suspended_by_signal,
+            ))
+            .load(conn)?;
+        let full = rows.len() as i64 == CHUNK;
+        let Some(last) = rows.last().map(|r| r.1.clone()) else {
+            break;
+        };
+        // `>=` so that an empty id is read too; the previous chunk's last row comes again.
+        let again = usize::from(!first && rows.first().is_some_and(|r| r.1 == after));
+        (after, first) = (last, false);
         // Records that gave up their name to a new account (`name#id`, disabled) keep their
         // own stable id and are reconciled like everyone else.
-        .map(
-            |(id, external_id, username, is_admin, last_login, suspended_at, by_signal)| Local {
-                keys: keys.remove(&id).unwrap_or(0),
+        for (id, external_id, username, is_admin, last_login, suspended_at, by_signal) in
+            rows.into_iter().skip(again)
+        {
+            if !ids.contains(&external_id) {
+                continue;
+            }
+            let l = Local {
+                // Counted below, for the people leaving only.
+                keys: 0,
                 last_login: last_login.map(Timestamp::at),
                 held_by_signal: suspended_at.is_some() && by_signal.is_some(),
                 suspended_at: suspended_at.map(Timestamp::at),
@@ -138,9 +220,28 @@ fn load_locals(conn: &mut DbConn, dir: &DirectoryId) -> Result<Vec<Local>> {
                 external_id,
                 username,
                 is_admin,
-            },
-        )
-        .collect())
+            };
+            let seen = up.seen.get(&l.external_id);
+            let admin = up.admins.as_ref().map(|a| a.contains(&l.external_id));
+            plan::decide_user(&l, seen, admin, policy, now, &mut p);
+            decided += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    let leaving: Vec<&UserId> = p
+        .removals
+        .iter()
+        .chain(&p.expired)
+        .map(|r| &r.user_id)
+        .collect();
+    let keys = key_counts(conn, &leaving)?;
+    for r in p.removals.iter_mut().chain(p.expired.iter_mut()) {
+        r.keys = keys.get(&r.user_id).copied().unwrap_or(0);
+    }
+    plan::conclude(&mut p, decided, up.read, policy, approved);
+    Ok(p)
 }
 
 fn find_run(conn: &mut DbConn, id: i64) -> Result<SyncRunRow> {
@@ -321,15 +422,12 @@ fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result
     Ok(())
 }
 
-/// Reads the directory completely. Only entries of local users are kept, so memory follows
-/// the local user count, not the directory's size. With domain controllers configured, each
-/// controller's `lastLogon` is read afterwards and the newest kept: a controller that cannot
-/// be read is reported, its values are missing, and the run goes on (a last login only ever
-/// moves forward, so a missing value can never remove anyone).
-async fn read(
-    ldap: &LdapDirectory,
-    local_ids: HashSet<String>,
-) -> Result<(Snapshot, ControllersRead)> {
+/// Reads the directory completely. Only entries of local users are kept, compactly, so
+/// memory follows the local user count, not the directory's size. With domain controllers
+/// configured, each controller's `lastLogon` is read afterwards and the newest kept: a
+/// controller that cannot be read is reported, its values are missing, and the run goes on
+/// (a last login only ever moves forward, so a missing value can never remove anyone).
+async fn read(ldap: &LdapDirectory, local_ids: &IdSet) -> Result<(Upstream, ControllersRead)> {
     let cfg = ldap.config();
     // Admin standing from the same source a login uses: nested membership on AD, the group
     // entry's member list elsewhere (matched by DN while reading).
@@ -338,7 +436,7 @@ async fn read(
         (Some(_), true) => (Some(ldap.admin_external_ids().await?), None),
         (Some(_), false) => (Some(HashSet::new()), ldap.admin_member_dns().await?),
     };
-    let mut seen = HashMap::new();
+    let mut seen = SeenSet::default();
     let stats = ldap
         .read_users(|u| {
             if let (Some(dns), Some(a)) = (&member_dns, admins.as_mut()) {
@@ -347,34 +445,93 @@ async fn read(
                 }
             }
             if local_ids.contains(&u.external_id) {
-                seen.insert(
-                    u.external_id,
-                    Seen {
-                        username: u.username,
-                        disabled: u.disabled,
-                        last_login: u.last_login,
-                    },
-                );
+                seen.push(u.external_id, &u.username, u.disabled, u.last_login);
             }
         })
         .await?;
+    if !seen.seal() {
+        return Err(Error::Internal(
+            "the directory's usernames exceed 4 GiB; nobody was removed".into(),
+        ));
+    }
     let controllers = ldap
-        .last_logons_from_controllers(|id, at| {
-            if let Some(s) = seen.get_mut(id) {
-                if s.last_login.is_none_or(|l| l < at) {
-                    s.last_login = Some(at);
-                }
-            }
-        })
+        .last_logons_from_controllers(|id, at| seen.newer_login(id, at))
         .await;
     Ok((
-        Snapshot {
+        Upstream {
             read: stats.entries,
             seen,
             admins,
         },
         controllers,
     ))
+}
+
+/// A decided run: the plan, how many entries the read had, and the domain controllers read.
+pub struct Decided {
+    pub plan: Plan,
+    pub read: u64,
+    pub controllers: ControllersRead,
+}
+
+/// Reads and decides without recording a run or changing anything: the local users' stable
+/// ids, a complete read keeping their entries, then every local user decided as the rows
+/// stream in. `approved` is the set of user ids an approval covers.
+async fn reconcile(
+    app: &Services,
+    ldap: &LdapDirectory,
+    approved: Option<HashSet<UserId>>,
+    run_id: Option<i64>,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Decided> {
+    let dir = ldap.config().id.clone();
+    let policy = policy(ldap.config());
+    let d = dir.clone();
+    let ids = app.store.read(move |conn| load_local_ids(conn, &d)).await?;
+    progress(&format!(
+        "{}reading directory `{dir}` ({}); {} local user(s)",
+        run_id.map(|id| format!("run {id}: ")).unwrap_or_default(),
+        ldap.config().url,
+        ids.len()
+    ));
+    let started = std::time::Instant::now();
+    let (up, controllers) = match tokio::time::timeout(READ_TIMEOUT, read(ldap, &ids)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(Error::unavailable(format!(
+                "reading the directory took longer than {} s",
+                READ_TIMEOUT.as_secs()
+            )))
+        }
+    };
+    progress(&format!(
+        "read {} entr{} in {:.1} s",
+        up.read,
+        if up.read == 1 { "y" } else { "ies" },
+        started.elapsed().as_secs_f64()
+    ));
+    let now = app.clock.now();
+    let read = up.read;
+    let plan = app
+        .store
+        .read(move |conn| decide_locals(conn, &dir, &ids, &up, &policy, now, approved.as_ref()))
+        .await?;
+    Ok(Decided {
+        plan,
+        read,
+        controllers,
+    })
+}
+
+/// What a run of this directory would decide now, without recording a run or changing
+/// anything (for tests and tools that compare decisions). `approved` as for an approval.
+pub async fn preview(
+    app: &Services,
+    directory_id: &DirectoryId,
+    approved: Option<HashSet<UserId>>,
+) -> Result<Decided> {
+    let ldap = ldap_directory(app, directory_id)?;
+    reconcile(app, ldap, approved, None, &|_| {}).await
 }
 
 /// Runs one reconciliation of a directory and returns the recorded run.
@@ -384,7 +541,6 @@ pub async fn run(
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<SyncRunRow> {
     let ldap = ldap_directory(app, &req.directory_id)?;
-    let policy = policy(ldap.config());
     let dir = ldap.config().id.clone();
     let req = Request {
         directory_id: dir.clone(),
@@ -392,31 +548,18 @@ pub async fn run(
     };
     let now = app.clock.now();
     let replica = app.replica.clone();
-    let (r, d) = (req.clone(), dir.clone());
-    let (run_id, approved, locals) = app
+    let r = req.clone();
+    let (run_id, approved) = app
         .store
-        .write(move |conn| {
-            let (id, approved) = start(conn, &replica, &r, now)?;
-            Ok((id, approved, load_locals(conn, &d)?))
-        })
+        .write(move |conn| start(conn, &replica, &r, now))
         .await?;
-    progress(&format!(
-        "run {run_id}: reading directory `{dir}` ({}); {} local user(s)",
-        ldap.config().url,
-        locals.len()
-    ));
-    let started = std::time::Instant::now();
-    let local_ids: HashSet<String> = locals.iter().map(|l| l.external_id.clone()).collect();
-    let snapshot = match tokio::time::timeout(READ_TIMEOUT, read(ldap, local_ids)).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::unavailable(format!(
-            "reading the directory took longer than {} s",
-            READ_TIMEOUT.as_secs()
-        ))),
-    };
-    let outcome = match snapshot {
+    let outcome = match reconcile(app, ldap, approved, Some(run_id), progress).await {
         Err(e) => Outcome::failed(format!("{e}; nobody was removed")),
-        Ok((snap, controllers)) => {
+        Ok(Decided {
+            plan: p,
+            read,
+            controllers,
+        }) => {
             if !controllers.reads.is_empty() || controllers.discovery_error.is_some() {
                 let up: Vec<(String, bool)> = controllers
                     .reads
@@ -431,16 +574,9 @@ pub async fn run(
                 ));
             }
             let unread = controllers.unread();
-            progress(&format!(
-                "read {} entr{} in {:.1} s",
-                snap.read,
-                if snap.read == 1 { "y" } else { "ies" },
-                started.elapsed().as_secs_f64()
-            ));
             let now = app.clock.now();
-            let p = plan::plan(&locals, &snap, &policy, now, approved.as_ref());
             // Whatever happens here, the run must end recorded, not stay "running".
-            let mut o = decide(app, &req, run_id, snap.read, p, now)
+            let mut o = decide(app, &req, run_id, read, p, now)
                 .await
                 .unwrap_or_else(|e| {
                     Outcome::failed(format!(

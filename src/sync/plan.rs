@@ -100,8 +100,93 @@ fn removal(l: &Local, reason: Reason) -> Removal {
     }
 }
 
-/// Decides a run. `approved` holds the user ids an admin approved removing (from a blocked
-/// run); a removal set within it passes the threshold.
+/// What the directory says about one local user's stable id, borrowed from wherever the
+/// read keeps it (a [`Snapshot`], or the compact set of a large run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream<'a> {
+    pub username: &'a str,
+    pub disabled: bool,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<&'a Seen> for Upstream<'a> {
+    fn from(s: &'a Seen) -> Upstream<'a> {
+        Upstream {
+            username: &s.username,
+            disabled: s.disabled,
+            last_login: s.last_login,
+        }
+    }
+}
+
+/// Decides one local user and adds what follows to `p`: `seen` is their entry in a complete
+/// read (None: absent), `admin` whether they are in the admin group (None: no admin group
+/// configured). Users are independent of each other; only the final threshold check
+/// ([`conclude`]) looks at the whole run.
+pub fn decide_user(
+    l: &Local,
+    seen: Option<Upstream<'_>>,
+    admin: Option<bool>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    p: &mut Plan,
+) {
+    let leaving = match seen {
+        None => Some(Reason::Absent),
+        Some(s) if s.disabled && policy.remove_disabled => Some(Reason::Disabled),
+        Some(s) => {
+            p.matched += 1;
+            if s.username != l.username {
+                p.renames
+                    .push((l.id.clone(), l.username.clone(), s.username.to_owned()));
+            }
+            if let Some(admin) = admin {
+                if admin != l.is_admin {
+                    p.admin_changes
+                        .push((l.id.clone(), s.username.to_owned(), admin));
+                }
+            }
+            if let Some(upstream) = s.last_login {
+                if l.last_login.is_none_or(|local| upstream > local) {
+                    p.last_logins.push((l.id.clone(), upstream));
+                }
+            }
+            // A signal's suspension of a disabled account stays (the feed saw the
+            // disable; without remove_disabled sync keeps the record, suspended).
+            if l.suspended_at.is_some() && !(l.held_by_signal && s.disabled) {
+                p.restores.push((l.id.clone(), s.username.to_owned()));
+            }
+            None
+        }
+    };
+    if let Some(reason) = leaving {
+        if reason == Reason::Disabled {
+            p.matched += 1;
+        }
+        match l.suspended_at.filter(|_| !l.held_by_signal) {
+            Some(since) if now >= since + policy.grace => p.expired.push(removal(l, reason)),
+            Some(_) => {} // still in its grace
+            None => p.removals.push(removal(l, reason)),
+        }
+    }
+}
+
+/// Ends a run's decision once every local user was decided: whether it must stop as
+/// blocked. `local_users` is how many were decided, `read` how many entries the read had.
+pub fn conclude(
+    p: &mut Plan,
+    local_users: u64,
+    read: u64,
+    policy: &Policy,
+    approved: Option<&HashSet<UserId>>,
+) {
+    p.blocked = blocked(local_users, read, p, policy, approved);
+}
+
+/// Decides a run over whole slices (the reference form: a large run decides user by user
+/// with the same [`decide_user`] as it streams the local users). `approved` holds the user
+/// ids an admin approved removing (from a blocked run); a removal set within it passes the
+/// threshold.
 pub fn plan(
     local: &[Local],
     snap: &Snapshot,
@@ -111,47 +196,11 @@ pub fn plan(
 ) -> Plan {
     let mut p = Plan::default();
     for l in local {
-        let leaving = match snap.seen.get(&l.external_id) {
-            None => Some(Reason::Absent),
-            Some(s) if s.disabled && policy.remove_disabled => Some(Reason::Disabled),
-            Some(s) => {
-                p.matched += 1;
-                if s.username != l.username {
-                    p.renames
-                        .push((l.id.clone(), l.username.clone(), s.username.clone()));
-                }
-                if let Some(admins) = &snap.admins {
-                    let admin = admins.contains(&l.external_id);
-                    if admin != l.is_admin {
-                        p.admin_changes
-                            .push((l.id.clone(), s.username.clone(), admin));
-                    }
-                }
-                if let Some(upstream) = s.last_login {
-                    if l.last_login.is_none_or(|local| upstream > local) {
-                        p.last_logins.push((l.id.clone(), upstream));
-                    }
-                }
-                // A signal's suspension of a disabled account stays (the feed saw the
-                // disable; without remove_disabled sync keeps the record, suspended).
-                if l.suspended_at.is_some() && !(l.held_by_signal && s.disabled) {
-                    p.restores.push((l.id.clone(), s.username.clone()));
-                }
-                None
-            }
-        };
-        if let Some(reason) = leaving {
-            if reason == Reason::Disabled {
-                p.matched += 1;
-            }
-            match l.suspended_at.filter(|_| !l.held_by_signal) {
-                Some(since) if now >= since + policy.grace => p.expired.push(removal(l, reason)),
-                Some(_) => {} // still in its grace
-                None => p.removals.push(removal(l, reason)),
-            }
-        }
+        let seen = snap.seen.get(&l.external_id).map(Upstream::from);
+        let admin = snap.admins.as_ref().map(|a| a.contains(&l.external_id));
+        decide_user(l, seen, admin, policy, now, &mut p);
     }
-    p.blocked = blocked(local.len() as u64, snap.read, &p, policy, approved);
+    conclude(&mut p, local.len() as u64, snap.read, policy, approved);
     p
 }
 
@@ -436,5 +485,74 @@ mod tests {
         // The other suspension (a grace, SCIM) is lifted as before; the signal's stays.
         assert_eq!(p.restores, [("u1".into(), "user1".into())]);
         assert!(p.removals.is_empty());
+    }
+
+    #[test]
+    fn one_user_at_a_time_decides_like_the_whole_run() {
+        // Each situation decided alone adds exactly what the whole-slice plan lists for it.
+        let mut l = local(6);
+        l[1].is_admin = true;
+        l[3].suspended_at = Some(t0() - Duration::hours(1));
+        l[4].suspended_at = Some(t0() - Duration::days(3));
+        l[5].last_login = None;
+        let mut s = seen_all(&l);
+        s.seen.remove("x0");
+        s.seen.remove("x4");
+        s.seen.get_mut("x2").unwrap().username = "renamed".into();
+        s.seen.get_mut("x5").unwrap().last_login = Some(t0());
+        s.admins = Some(["x5".to_string()].into());
+        let mut pol = policy();
+        pol.grace = Duration::hours(24);
+        let whole = plan(&l, &s, &pol, t0(), None);
+        let mut streamed = Plan::default();
+        for u in &l {
+            let seen = s.seen.get(&u.external_id).map(Upstream::from);
+            let admin = s.admins.as_ref().map(|a| a.contains(&u.external_id));
+            decide_user(u, seen, admin, &pol, t0(), &mut streamed);
+        }
+        conclude(&mut streamed, l.len() as u64, s.read, &pol, None);
+        assert_eq!(streamed, whole);
+        assert_eq!(whole.matched, 4);
+        assert_eq!(whole.removals.len(), 1);
+        assert_eq!(whole.expired.len(), 1);
+        assert_eq!(whole.renames.len(), 1);
+        assert_eq!(whole.restores, [("u3".into(), "user3".into())]);
+        assert_eq!(
+            whole.admin_changes,
+            [
+                ("u1".into(), "user1".into(), false),
+                ("u5".into(), "user5".into(), true)
+            ]
+        );
+        assert_eq!(whole.last_logins, [("u5".into(), t0())]);
+    }
+
+    #[test]
+    fn an_absent_user_alone_is_one_removal_with_its_reason_and_keys() {
+        let l = local(1);
+        let mut p = Plan::default();
+        decide_user(&l[0], None, Some(true), &policy(), t0(), &mut p);
+        assert_eq!(
+            p.removals,
+            [Removal {
+                user_id: "u0".into(),
+                username: "user0".into(),
+                external_id: "x0".into(),
+                reason: Reason::Absent,
+                keys: 1,
+            }]
+        );
+        // Admin standing is never changed for someone leaving.
+        assert!(p.admin_changes.is_empty());
+        assert_eq!(p.matched, 0);
+        // A disabled one counts as matched and leaves as disabled.
+        let mut p = Plan::default();
+        let up = Upstream {
+            username: "user0",
+            disabled: true,
+            last_login: None,
+        };
+        decide_user(&l[0], Some(up), None, &policy(), t0(), &mut p);
+        assert_eq!((p.matched, p.removals[0].reason), (1, Reason::Disabled));
     }
 }

@@ -32,5 +32,6 @@ mod secret_scanning;
 mod service_accounts;
 mod ssf;
 mod sync;
+mod sync_scale;
 mod ui;
 mod windows_events;
