@@ -98,6 +98,13 @@ pub struct ChangeFeed {
 }
 
 impl LdapDirectoryConfig {
+    /// `last_login_attribute` is AD's per-controller `lastLogon` (any case).
+    pub fn reads_last_logon(&self) -> bool {
+        self.last_login_attribute
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("lastLogon"))
+    }
+
     /// The URL is `ldaps://` (TLS from the first byte); the scheme's case does not matter.
     pub fn uses_ldaps(&self) -> bool {
         self.url

@@ -97,11 +97,7 @@ impl LdapDirectory {
         if !uses_tls {
             tracing::warn!(directory = %cfg.id, "{} uses neither ldaps:// nor starttls: passwords cross the network in clear text", cfg.url);
         }
-        let last_logon = cfg
-            .last_login_attribute
-            .as_deref()
-            .is_some_and(|a| a.eq_ignore_ascii_case("lastLogon"));
-        if last_logon && cfg.domain_controllers.is_none() {
+        if cfg.reads_last_logon() && cfg.domain_controllers.is_none() {
             tracing::warn!(directory = %cfg.id, "lastLogon is kept per domain controller and only {} is read: sign-ins at other controllers are missed; list them in domain_controllers or set domain_controllers_srv", cfg.url);
         }
         let timeout = Duration::from_secs(cfg.timeout_seconds);
