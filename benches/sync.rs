@@ -370,14 +370,13 @@ async fn main() {
                     assert!(status.success());
                     let floor = t.elapsed().as_secs_f64();
                     let (took, rss, text) = timed_sync(&bin, cfg);
-                    let summary = text
-                        .lines()
-                        .find(|l| l.contains(" — read "))
-                        .unwrap_or_default();
+                    // The sync's own lines: how long it listed, read, decided; the summary.
+                    let lines: Vec<&str> = text.lines().map(str::trim).collect();
                     println!(
-                        "{target} users, {}, {label}: ldapsearch {floor:.2} s, accesskeyd sync {took:.2} s ({:.2}x), sync peak RSS {rss:.1} MiB\n  {summary}",
+                        "{target} users, {}, {label}: ldapsearch {floor:.2} s, accesskeyd sync {took:.2} s ({:.2}x), sync peak RSS {rss:.1} MiB\n  {}",
                         db.label(),
                         took / floor,
+                        lines.join("\n  ")
                     );
                 }
             }

@@ -95,20 +95,43 @@ pub fn write_transaction<T>(
         DbConn::Pg(_) => conn.transaction(f),
         DbConn::Sqlite(inner) => {
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-            match f(conn) {
-                Ok(value) => {
-                    <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
-                    Ok(value)
-                }
-                Err(e) => {
-                    if let Err(rollback) =
-                        <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
-                    {
-                        tracing::warn!(error = %rollback, "rollback failed");
-                    }
-                    Err(e)
-                }
+            end_transaction(conn, f)
+        }
+    }
+}
+
+/// Runs read-only work that sees one snapshot of the database from its first statement to
+/// its end, however many statements it takes: PostgreSQL's REPEATABLE READ (READ COMMITTED
+/// would take a new snapshot per statement); on SQLite a deferred transaction keeps the
+/// snapshot its first read took.
+pub fn snapshot_transaction<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T>,
+) -> Result<T> {
+    match conn {
+        DbConn::Pg(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?,
+    }
+    end_transaction(conn, f)
+}
+
+/// Runs `f` in the transaction just begun: commits when it succeeds, rolls back when not.
+fn end_transaction<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T>) -> Result<T> {
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) =
+                <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::warn!(error = %rollback, "rollback failed");
             }
+            Err(e)
         }
     }
 }
@@ -230,5 +253,62 @@ impl Store {
         F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
     {
         self.with_conn(|conn| write_transaction(conn, f)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sql_types::BigInt;
+
+    fn count(conn: &mut DbConn, table: &str) -> i64 {
+        diesel::select(diesel::dsl::sql::<BigInt>(&format!(
+            "(SELECT count(*) FROM {table})"
+        )))
+        .get_result(conn)
+        .unwrap()
+    }
+
+    /// A row written by another connection between two statements of a snapshot
+    /// transaction is not seen by the second statement, and is seen after it ends.
+    fn keeps_one_snapshot(backend: Backend, table: &str) {
+        let mut reader = backend.connect().unwrap();
+        let mut writer = backend.connect().unwrap();
+        writer
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x BIGINT); INSERT INTO {table} VALUES (1);"
+            ))
+            .unwrap();
+        let (first, second) = snapshot_transaction(&mut reader, |conn| {
+            let first = count(conn, table);
+            writer
+                .batch_execute(&format!("INSERT INTO {table} VALUES (2)"))
+                .unwrap();
+            Ok((first, count(conn, table)))
+        })
+        .unwrap();
+        assert_eq!((first, second), (1, 1), "one snapshot throughout");
+        assert_eq!(count(&mut reader, table), 2, "a new snapshot afterwards");
+        writer
+            .batch_execute(&format!("DROP TABLE {table}"))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_transaction_reads_one_snapshot_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.db").to_string_lossy().into_owned();
+        keeps_one_snapshot(Backend::Sqlite(path), "snapshot_probe");
+    }
+
+    /// On the suite's PostgreSQL server when one is named (CI names it).
+    #[test]
+    fn a_snapshot_transaction_reads_one_snapshot_on_postgres() {
+        let Ok(url) = std::env::var("ACCESSKEYD_TEST_POSTGRES_URL") else {
+            eprintln!("ACCESSKEYD_TEST_POSTGRES_URL not set: PostgreSQL not checked");
+            return;
+        };
+        let table = format!("snapshot_probe_{}", std::process::id());
+        keeps_one_snapshot(Backend::Postgres(url), &table);
     }
 }

@@ -76,7 +76,11 @@ impl IdSet {
 
     /// Only after [`IdSet::seal`].
     pub fn contains(&self, id: &str) -> bool {
-        let key = IdKey::of(id);
+        self.contains_key(IdKey::of(id))
+    }
+
+    /// Only after [`IdSet::seal`].
+    pub fn contains_key(&self, key: IdKey<'_>) -> bool {
         self.0.binary_search_by(|e| e.key().cmp(&key)).is_ok()
     }
 
@@ -129,6 +133,12 @@ impl SeenSet {
         });
     }
 
+    /// Keeps only the entries whose id `keep` accepts (before [`SeenSet::seal`]; the
+    /// usernames of the others stay in the arena until the set is dropped).
+    pub fn retain(&mut self, mut keep: impl FnMut(IdKey<'_>) -> bool) {
+        self.entries.retain(|e| keep(e.id.key()));
+    }
+
     /// Ends filling: sorts by id keeping the last of equal ids. False when the usernames
     /// outgrew the arena's 32-bit offsets (the run must fail rather than decide on them).
     pub fn seal(&mut self) -> bool {
@@ -158,7 +168,16 @@ impl SeenSet {
 
     /// Only after [`SeenSet::seal`].
     pub fn get(&self, id: &str) -> Option<Upstream<'_>> {
-        let e = &self.entries[self.index(id)?];
+        self.get_key(IdKey::of(id))
+    }
+
+    /// Only after [`SeenSet::seal`].
+    pub fn get_key(&self, key: IdKey<'_>) -> Option<Upstream<'_>> {
+        let i = self
+            .entries
+            .binary_search_by(|e| e.id.key().cmp(&key))
+            .ok()?;
+        let e = &self.entries[i];
         let (start, end) = (e.name.0 as usize, e.name.1 as usize);
         Some(Upstream {
             username: self.names.get(start..end).unwrap_or(""),

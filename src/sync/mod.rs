@@ -18,13 +18,14 @@ pub use crate::store::run_status::RunStatus;
 use crate::store::schema::{access_keys, sync_runs, users};
 use crate::store::timestamp::Timestamp;
 use crate::store::user_rows;
-use crate::store::DbConn;
+use crate::store::{self, DbConn};
 use chrono::{DateTime, Duration, Utc};
-use compact::{IdSet, SeenSet};
+use compact::{IdKey, IdSet, SeenSet};
 use diesel::prelude::*;
 use plan::{Local, Plan, Policy, Removal};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 /// The longest a whole read may take before the run fails.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
@@ -99,35 +100,76 @@ fn policy(cfg: &LdapDirectoryConfig) -> Policy {
 /// over at once.
 const CHUNK: i64 = 10_000;
 
-/// The stable ids of the directory's local users when the run starts: only they are
-/// reconciled (someone created during the read is not judged on a read that began before).
-fn load_local_ids(conn: &mut DbConn, dir: &DirectoryId) -> Result<IdSet> {
-    let mut ids = IdSet::default();
-    let mut after = String::new();
-    loop {
-        let rows: Vec<String> = users::table
-            .filter(users::directory_id.eq(dir))
-            .filter(users::external_id.ge(&after))
-            .order(users::external_id.asc())
-            .limit(CHUNK)
-            .select(users::external_id)
-            .load(conn)?;
-        let full = rows.len() as i64 == CHUNK;
-        let Some(last) = rows.last().cloned() else {
-            break;
-        };
-        // `>=` so that an empty id is read too; the previous chunk's last row comes again.
-        let again = usize::from(!ids.is_empty() && rows.first() == Some(&after));
-        after = last;
-        for external_id in rows.into_iter().skip(again) {
-            ids.push(external_id);
+/// The stable ids of the directory's local users, all from one snapshot of the database.
+/// `taken` is told as soon as the snapshot exists, and the directory read begins only then:
+/// only users in the snapshot are reconciled, and each of them existed before the read
+/// began (someone created during the read is not judged on a read that began before).
+fn load_local_ids(
+    conn: &mut DbConn,
+    dir: &DirectoryId,
+    taken: tokio::sync::oneshot::Sender<()>,
+) -> Result<Listing> {
+    store::snapshot_transaction(conn, |conn| {
+        let mut taken = Some(taken);
+        let mut ids = IdSet::default();
+        let mut marks = Vec::new();
+        let mut after = String::new();
+        loop {
+            let rows: Vec<String> = users::table
+                .filter(users::directory_id.eq(dir))
+                .filter(users::external_id.ge(&after))
+                .order(users::external_id.asc())
+                .limit(CHUNK)
+                .select(users::external_id)
+                .load(conn)?;
+            if let Some(t) = taken.take() {
+                // The first statement took the snapshot; the rest read the same one.
+                let _ = t.send(());
+            }
+            let full = rows.len() as i64 == CHUNK;
+            let Some(last) = rows.last().cloned() else {
+                break;
+            };
+            // `>=` so that an empty id is read too; the previous chunk's last row comes again.
+            let again = usize::from(!ids.is_empty() && rows.first() == Some(&after));
+            after = last;
+            for external_id in rows.into_iter().skip(again) {
+                ids.push(external_id);
+            }
+            if !full {
+                break;
+            }
+            marks.push(after.clone());
         }
-        if !full {
-            break;
-        }
+        ids.seal();
+        Ok(Listing { ids, marks })
+    })
+}
+
+/// The local users as listed: their stable ids, and the last id of every full chunk in the
+/// database's own order, where the decision may split its scan.
+struct Listing {
+    ids: IdSet,
+    marks: Vec<String>,
+}
+
+/// Ranges of stable ids, in the database's order, that together hold every user once:
+/// `parts` of about equal size cut at the listing's marks, or one range when it is small.
+/// Each is (from, inclusive; to, exclusive); None is open.
+fn ranges(marks: &[String], parts: usize) -> Vec<(Option<String>, Option<String>)> {
+    let parts = parts.clamp(1, marks.len() + 1);
+    let mut cuts: Vec<&String> = (1..parts)
+        .map(|k| &marks[k * marks.len() / parts])
+        .collect();
+    cuts.dedup();
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut from = None;
+    for cut in cuts {
+        out.push((from, Some(cut.clone())));
+        from = Some(cut.clone());
     }
-    ids.seal();
-    Ok(ids)
+    out.push((from, None));
+    out
 }
 
 /// How many access keys each of these users holds (queried in batches of bounded size).
@@ -153,18 +195,19 @@ struct Upstream {
     admins: Option<HashSet<String>>,
 }
 
-/// Streams the local users in chunks and decides each one as it comes ([`plan::decide_user`]),
-/// keeping only the actions; then counts the keys of the people leaving and checks the
-/// thresholds. Only users whose stable id was in `ids` (local when the run started) count.
-fn decide_locals(
+/// Streams the local users of one range in chunks and decides each one as it comes
+/// ([`plan::decide_user`]), keeping only the actions. Only users whose stable id was listed
+/// (local when the run started) count. Returns the part of the plan and how many it decided.
+#[allow(clippy::too_many_arguments)]
+fn decide_range(
     conn: &mut DbConn,
     dir: &DirectoryId,
+    (from, to): (Option<String>, Option<String>),
     ids: &IdSet,
     up: &Upstream,
     policy: &Policy,
     now: DateTime<Utc>,
-    approved: Option<&HashSet<UserId>>,
-) -> Result<Plan> {
+) -> Result<(Plan, u64)> {
     // Only the columns the decision needs.
     type Row = (
         UserId,
@@ -177,10 +220,10 @@ fn decide_locals(
     );
     let mut p = Plan::default();
     let mut decided = 0u64;
-    let mut after = String::new();
+    let mut after = from.unwrap_or_default();
     let mut first = true;
     loop {
-        let rows: Vec<Row> = users::table
+        let mut query = users::table
             .filter(users::directory_id.eq(dir))
             .filter(users::external_id.ge(&after))
             .order(users::external_id.asc())
@@ -194,7 +237,11 @@ fn decide_locals(
                 users::suspended_at,
                 users::suspended_by_signal,
             ))
-            .load(conn)?;
+            .into_boxed();
+        if let Some(to) = &to {
+            query = query.filter(users::external_id.lt(to));
+        }
+        let rows: Vec<Row> = query.load(conn)?;
         let full = rows.len() as i64 == CHUNK;
         let Some(last) = rows.last().map(|r| r.1.clone()) else {
             break;
@@ -207,11 +254,14 @@ fn decide_locals(
         for (id, external_id, username, is_admin, last_login, suspended_at, by_signal) in
             rows.into_iter().skip(again)
         {
-            if !ids.contains(&external_id) {
+            // The id's compact form once, for both look-ups.
+            let key = IdKey::of(&external_id);
+            if !ids.contains_key(key) {
                 continue;
             }
+            let seen = up.seen.get_key(key);
             let l = Local {
-                // Counted below, for the people leaving only.
+                // Counted afterwards, for the people leaving only.
                 keys: 0,
                 last_login: last_login.map(Timestamp::at),
                 held_by_signal: suspended_at.is_some() && by_signal.is_some(),
@@ -221,7 +271,6 @@ fn decide_locals(
                 username,
                 is_admin,
             };
-            let seen = up.seen.get(&l.external_id);
             let admin = up.admins.as_ref().map(|a| a.contains(&l.external_id));
             plan::decide_user(&l, seen, admin, policy, now, &mut p);
             decided += 1;
@@ -230,17 +279,57 @@ fn decide_locals(
             break;
         }
     }
-    let leaving: Vec<&UserId> = p
+    Ok((p, decided))
+}
+
+/// At most this many ranges of local users are decided at once, each on a pooled connection
+/// of its own.
+const MAX_DECIDING: usize = 4;
+
+/// Decides every listed local user: in ranges side by side when there are many (the read
+/// is over, so the directory server no longer needs the CPU), each range streamed in chunks;
+/// then counts the keys of the people leaving and checks the thresholds.
+async fn decide_locals(
+    app: &Services,
+    dir: &DirectoryId,
+    listing: Listing,
+    up: Upstream,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    approved: Option<&HashSet<UserId>>,
+) -> Result<Plan> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // One connection stays free for whatever else the process does meanwhile.
+    let pool = usize::try_from(app.config.database.pool_size).unwrap_or(1);
+    let parts = cores.min(MAX_DECIDING).min(pool.saturating_sub(1)).max(1);
+    let read = up.read;
+    let (ids, up) = (Arc::new(listing.ids), Arc::new(up));
+    let scans = ranges(&listing.marks, parts).into_iter().map(|range| {
+        let (dir, ids, up, policy) = (dir.clone(), ids.clone(), up.clone(), policy.clone());
+        app.store
+            .read(move |conn| decide_range(conn, &dir, range, &ids, &up, &policy, now))
+    });
+    let mut p = Plan::default();
+    let mut decided = 0;
+    // In range order, so the lists keep the database's order of users.
+    for part in futures_util::future::try_join_all(scans).await? {
+        p.absorb(part.0);
+        decided += part.1;
+    }
+    let leaving: Vec<UserId> = p
         .removals
         .iter()
         .chain(&p.expired)
-        .map(|r| &r.user_id)
+        .map(|r| r.user_id.clone())
         .collect();
-    let keys = key_counts(conn, &leaving)?;
+    let keys = app
+        .store
+        .read(move |conn| key_counts(conn, &leaving.iter().collect::<Vec<_>>()))
+        .await?;
     for r in p.removals.iter_mut().chain(p.expired.iter_mut()) {
         r.keys = keys.get(&r.user_id).copied().unwrap_or(0);
     }
-    plan::conclude(&mut p, decided, up.read, policy, approved);
+    plan::conclude(&mut p, decided, read, policy, approved);
     Ok(p)
 }
 
@@ -422,12 +511,18 @@ fn finish(conn: &mut DbConn, id: i64, o: &Outcome, now: DateTime<Utc>) -> Result
     Ok(())
 }
 
-/// Reads the directory completely. Only entries of local users are kept, compactly, so
-/// memory follows the local user count, not the directory's size. With domain controllers
-/// configured, each controller's `lastLogon` is read afterwards and the newest kept: a
-/// controller that cannot be read is reported, its values are missing, and the run goes on
-/// (a last login only ever moves forward, so a missing value can never remove anyone).
-async fn read(ldap: &LdapDirectory, local_ids: &IdSet) -> Result<(Upstream, ControllersRead)> {
+/// What the directory read gave before it is narrowed to the local users.
+struct Read {
+    entries: u64,
+    seen: SeenSet,
+    admins: Option<HashSet<String>>,
+}
+
+/// Reads the directory completely while the local users are still being listed. Once the
+/// list is there (`listed`), only entries of local users are kept, compactly, so memory
+/// follows the local user count rather than the directory's size; the entries that came
+/// before it are narrowed in [`narrow`].
+async fn read_directory(ldap: &LdapDirectory, listed: &OnceLock<Listing>) -> Result<Read> {
     let cfg = ldap.config();
     // Admin standing from the same source a login uses: nested membership on AD, the group
     // entry's member list elsewhere (matched by DN while reading).
@@ -444,11 +539,33 @@ async fn read(ldap: &LdapDirectory, local_ids: &IdSet) -> Result<(Upstream, Cont
                     a.insert(u.external_id.clone());
                 }
             }
-            if local_ids.contains(&u.external_id) {
+            if listed.get().is_none_or(|l| l.ids.contains(&u.external_id)) {
                 seen.push(u.external_id, &u.username, u.disabled, u.last_login);
             }
         })
         .await?;
+    Ok(Read {
+        entries: stats.entries,
+        seen,
+        admins,
+    })
+}
+
+/// Keeps the read entries of local users only and seals them for look-ups. Then, with
+/// domain controllers configured, reads each one's `lastLogon` and keeps the newest: a
+/// controller that cannot be read is reported, its values are missing, and the run goes on
+/// (a last login only ever moves forward, so a missing value can never remove anyone).
+async fn narrow(
+    ldap: &LdapDirectory,
+    read: Read,
+    local_ids: &IdSet,
+) -> Result<(Upstream, ControllersRead)> {
+    let Read {
+        entries,
+        mut seen,
+        admins,
+    } = read;
+    seen.retain(|id| local_ids.contains_key(id));
     if !seen.seal() {
         return Err(Error::Internal(
             "the directory's usernames exceed 4 GiB; nobody was removed".into(),
@@ -459,7 +576,7 @@ async fn read(ldap: &LdapDirectory, local_ids: &IdSet) -> Result<(Upstream, Cont
         .await;
     Ok((
         Upstream {
-            read: stats.entries,
+            read: entries,
             seen,
             admins,
         },
@@ -486,16 +603,42 @@ async fn reconcile(
 ) -> Result<Decided> {
     let dir = ldap.config().id.clone();
     let policy = policy(ldap.config());
-    let d = dir.clone();
-    let ids = app.store.read(move |conn| load_local_ids(conn, &d)).await?;
     progress(&format!(
-        "{}reading directory `{dir}` ({}); {} local user(s)",
+        "{}reading directory `{dir}` ({}) while listing its local users",
         run_id.map(|id| format!("run {id}: ")).unwrap_or_default(),
         ldap.config().url,
-        ids.len()
     ));
     let started = std::time::Instant::now();
-    let (up, controllers) = match tokio::time::timeout(READ_TIMEOUT, read(ldap, &ids)).await {
+    // The listing and the read overlap: the read begins once the listing's snapshot exists.
+    let listed = Arc::new(OnceLock::new());
+    let (taken, snapshot) = tokio::sync::oneshot::channel();
+    let (d, cell) = (dir.clone(), listed.clone());
+    let listing = app.store.read(move |conn| {
+        let listing = load_local_ids(conn, &d, taken)?;
+        let count = listing.ids.len();
+        let _ = cell.set(listing);
+        Ok((count, started.elapsed()))
+    });
+    let reading = async {
+        if snapshot.await.is_err() {
+            // The listing failed before its first statement: its error ends the run.
+            std::future::pending::<()>().await;
+        }
+        read_directory(ldap, &listed).await
+    };
+    let whole = async {
+        let ((local, listed_in), read) = tokio::try_join!(listing, reading)?;
+        progress(&format!(
+            "{local} local user(s) listed in {:.1} s",
+            listed_in.as_secs_f64()
+        ));
+        let listing = listed
+            .get()
+            .ok_or_else(|| Error::Internal("the local users were not listed".into()))?;
+        let (up, controllers) = narrow(ldap, read, &listing.ids).await?;
+        Ok::<_, Error>((up, controllers))
+    };
+    let (up, controllers) = match tokio::time::timeout(READ_TIMEOUT, whole).await {
         Ok(r) => r?,
         Err(_) => {
             return Err(Error::unavailable(format!(
@@ -504,6 +647,9 @@ async fn reconcile(
             )))
         }
     };
+    let listing = Arc::into_inner(listed)
+        .and_then(OnceLock::into_inner)
+        .ok_or_else(|| Error::Internal("the local users were not listed".into()))?;
     progress(&format!(
         "read {} entr{} in {:.1} s",
         up.read,
@@ -512,10 +658,13 @@ async fn reconcile(
     ));
     let now = app.clock.now();
     let read = up.read;
-    let plan = app
-        .store
-        .read(move |conn| decide_locals(conn, &dir, &ids, &up, &policy, now, approved.as_ref()))
-        .await?;
+    let started = std::time::Instant::now();
+    let local = listing.ids.len();
+    let plan = decide_locals(app, &dir, listing, up, &policy, now, approved.as_ref()).await?;
+    progress(&format!(
+        "decided {local} local user(s) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     Ok(Decided {
         plan,
         read,
@@ -928,4 +1077,36 @@ pub fn plan_of(row: &SyncRunRow) -> PlanRecord {
         .as_deref()
         .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("m{i:03}")).collect()
+    }
+
+    #[test]
+    fn ranges_hold_every_id_once_in_order() {
+        let open = || (None, None);
+        assert_eq!(ranges(&[], 4), [open()], "few users: one scan");
+        assert_eq!(ranges(&marks(10), 1), [open()]);
+        let two = ranges(&marks(10), 2);
+        assert_eq!(
+            two,
+            [(None, Some("m006".into())), (Some("m006".into()), None)]
+        );
+        for parts in 1..8 {
+            let r = ranges(&marks(5), parts);
+            assert_eq!(r.len(), parts.min(6), "{parts} parts");
+            assert_eq!(r.first().unwrap().0, None);
+            assert_eq!(r.last().unwrap().1, None);
+            // Each range starts where the previous ended: no id is in two, none in none.
+            for w in r.windows(2) {
+                assert!(w[0].1.is_some());
+                assert_eq!(w[0].1, w[1].0);
+            }
+        }
+    }
 }

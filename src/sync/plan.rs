@@ -90,6 +90,21 @@ pub struct Plan {
     pub blocked: Option<String>,
 }
 
+impl Plan {
+    /// Adds the decisions of another part of the same run, decided over users that come
+    /// after this part's (so that lists keep the users' order).
+    pub fn absorb(&mut self, other: Plan) {
+        self.matched += other.matched;
+        self.renames.extend(other.renames);
+        self.admin_changes.extend(other.admin_changes);
+        self.last_logins.extend(other.last_logins);
+        self.removals.extend(other.removals);
+        self.expired.extend(other.expired);
+        self.restores.extend(other.restores);
+        self.blocked = self.blocked.take().or(other.blocked);
+    }
+}
+
 fn removal(l: &Local, reason: Reason) -> Removal {
     Removal {
         user_id: l.id.clone(),
@@ -337,6 +352,42 @@ mod tests {
         let mut keep = policy();
         keep.remove_disabled = false;
         assert_eq!(plan(&l, &s, &keep, t0(), None).removals.len(), 1);
+    }
+
+    /// A run decided in parts (one per range of users, in their order) and absorbed into
+    /// one plan decides exactly what one pass over everyone does.
+    #[test]
+    fn a_run_decided_in_parts_decides_as_one_pass() {
+        let mut l = local(9);
+        l[4].is_admin = true;
+        l[7].suspended_at = Some(t0() - Duration::days(2));
+        let mut s = seen_all(&l);
+        s.seen.remove("x1");
+        s.seen.remove("x6");
+        s.seen.get_mut("x3").unwrap().disabled = true;
+        s.seen.get_mut("x5").unwrap().username = "renamed".into();
+        s.seen.get_mut("x8").unwrap().last_login = Some(t0() + Duration::days(1));
+        s.admins = Some(["x2".to_string()].into());
+        let whole = plan(&l, &s, &policy(), t0(), None);
+        for cuts in [
+            vec![0, 9],
+            vec![0, 4, 9],
+            vec![0, 1, 5, 6, 9],
+            vec![0, 0, 9, 9],
+        ] {
+            let mut parts = Plan::default();
+            for w in cuts.windows(2) {
+                let mut part = Plan::default();
+                for u in &l[w[0]..w[1]] {
+                    let seen = s.seen.get(&u.external_id).map(Upstream::from);
+                    let admin = s.admins.as_ref().map(|a| a.contains(&u.external_id));
+                    decide_user(u, seen, admin, &policy(), t0(), &mut part);
+                }
+                parts.absorb(part);
+            }
+            conclude(&mut parts, l.len() as u64, s.read, &policy(), None);
+            assert_eq!(parts, whole, "cut at {cuts:?}");
+        }
     }
 
     #[test]
