@@ -94,6 +94,14 @@ cargo test
 # Kerberos sign-in built in so it is tested too.
 ACCESSKEYD_TEST_BACKEND=sqlite cargo test --features kerberos,system-tests --lib --bins --tests
 
+# The Debian package: built, installed with dpkg, started as its unit would start it, logged
+# in to, removed, reinstalled and purged (it installs a package: root only).
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/test-package.sh
+else
+  echo "not root: the Debian package test (scripts/test-package.sh) not run"
+fi
+
 # The fast tier and the end-to-end suite again on PostgreSQL, each test in a fresh database of
 # its own, when a server is named:
 # ACCESSKEYD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres

@@ -41,6 +41,7 @@ pub mod signals;
 pub mod ssf;
 pub mod store;
 pub mod sync;
+pub mod systemd;
 pub mod text;
 pub mod throttle;
 pub mod transfer;

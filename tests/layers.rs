@@ -56,7 +56,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secret_scanning",
         ],
     ),
-    ("application", &["app", "jobs", "hearing", "feeds"]),
+    (
+        "application",
+        &["app", "jobs", "hearing", "feeds", "systemd"],
+    ),
     ("interfaces", &["http", "cli", "main", "lib"]),
 ];
 

@@ -209,8 +209,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     jobs.extend(crate::jobs::spawn_lapse_warnings(app.clone()));
     jobs.extend(crate::feeds::spawn_change_feeds(app.clone()));
     jobs.extend(crate::jobs::spawn_ssf_pollers(app.clone()));
-    crate::http::serve_with_management(app.clone(), listener, management, shutdown_signal())
-        .await?;
+    jobs.extend(crate::systemd::spawn_watchdog());
+    jobs.extend(spawn_reload_on_hangup());
+    // Listeners bound, migrations applied, the first admin made: systemd may go on.
+    crate::systemd::ready();
+    let shutdown = async {
+        shutdown_signal().await;
+        crate::systemd::stopping();
+    };
+    crate::http::serve_with_management(app.clone(), listener, management, shutdown).await?;
     for job in jobs {
         job.abort();
     }
@@ -304,6 +311,21 @@ fn write_private_file(path: &std::path::Path, text: &str) -> std::io::Result<()>
     let mut file = options.open(path)?;
     file.write_all(format!("{text}\n").as_bytes())?;
     file.sync_all()
+}
+
+/// SIGHUP (`systemctl reload`, the unit's ExecReload): told to systemd as a reload, so that
+/// a reload never kills the process (SIGHUP's default). Nothing reloads yet: configuration
+/// changes take a restart.
+fn spawn_reload_on_hangup() -> Option<tokio::task::JoinHandle<()>> {
+    let mut hangups =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()?;
+    Some(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            crate::systemd::reloading();
+            tracing::info!("SIGHUP: nothing reloads without a restart in this version");
+            crate::systemd::ready_after_reload("serving");
+        }
+    }))
 }
 
 async fn shutdown_signal() {

@@ -210,8 +210,11 @@ where
         .collect()
 }
 
+/// Reads the secret in the file `path` (which may be in `$CREDENTIALS_DIRECTORY`) that the
+/// setting `key` names.
 pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let path = super::credentials::credential_path(key, path)?;
+    let text = std::fs::read_to_string(&path)
         .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
     // Files written by `echo` or editors end in a newline that is not part of the secret.
     Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))

@@ -8,6 +8,7 @@
 mod access_keys;
 mod audit;
 mod credential_cache;
+mod credentials;
 mod database;
 mod directories;
 mod error;
@@ -30,6 +31,7 @@ mod tests;
 pub use access_keys::{AccessKeysConfig, RANGE_MAX_IDLE_MAX, RANGE_ROTATION_OVERLAP_MAX};
 pub use audit::AuditConfig;
 pub use credential_cache::CredentialCacheConfig;
+pub use credentials::{credential_path, expand_credential_path, CREDENTIALS_DIRECTORY};
 pub use database::{redact, Backend, DatabaseConfig, DatabaseUrlError};
 pub use directories::{
     BuiltinDirectoryConfig, ChangeFeed, DirectoryConfig, DomainControllers, LdapDirectoryConfig,

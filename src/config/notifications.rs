@@ -1,6 +1,7 @@
 //! `[notifications]`: warnings before access keys stop working, by e-mail and/or a signed
 //! webhook, on a cron schedule.
 
+use super::credentials::credential_path_opt;
 use super::error::{invalid, ConfigError};
 use super::layering::{lenient_opt, secret_or_file};
 use crate::secret::Secret;
@@ -157,7 +158,7 @@ impl RawSmtp {
                 SmtpSecurity::None => 25,
             }),
             security,
-            ca_file: self.ca_file,
+            ca_file: credential_path_opt("notifications.smtp.ca_file", self.ca_file)?,
             username: self.username,
             password,
             from,

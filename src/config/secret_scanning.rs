@@ -1,6 +1,7 @@
 //! `[secret_scanning]`: where the public keys that sign leaked-token reports (GitHub's secret
 //! scanning partner program) come from. Without the section the report endpoint answers 404.
 
+use super::credentials::credential_path;
 use super::error::{invalid, ConfigError};
 use super::layering::lenient_opt;
 use serde::Deserialize;
@@ -55,7 +56,10 @@ impl RawSecretScanning {
             (Some(file), None) if file.as_os_str().is_empty() => {
                 return Err(invalid("secret_scanning.public_keys_file", "is empty"))
             }
-            (Some(file), None) => PublicKeysSource::File(file),
+            (Some(file), None) => PublicKeysSource::File(credential_path(
+                "secret_scanning.public_keys_file",
+                &file,
+            )?),
             (None, Some(url)) => {
                 check_url(&url)?;
                 PublicKeysSource::Url(url)

@@ -1,6 +1,7 @@
 //! `[windows]`: Kerberos (SPNEGO) sign-in done by accesskeyd itself, and which directory the
 //! people of each realm belong to.
 
+use super::credentials::credential_path;
 use super::directories::{is_ldap_directory, DirectoryConfig};
 use super::error::{invalid, ConfigError};
 use crate::ids::DirectoryId;
@@ -51,6 +52,7 @@ impl RawWindows {
         let keytab = self
             .keytab
             .ok_or_else(|| invalid("windows.keytab", "is required"))?;
+        let keytab = credential_path("windows.keytab", &keytab)?;
         if let Some(sp) = &self.service_principal {
             let (service, host) = sp.split_once('/').unwrap_or((sp, ""));
             if service.is_empty() || host.is_empty() || host.starts_with('@') {

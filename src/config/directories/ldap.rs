@@ -2,6 +2,7 @@
 //! users are reconciled. Every setting is checked here, once: the directory module builds
 //! on a checked [`LdapDirectoryConfig`] and only reads the CA file itself.
 
+use crate::config::credentials::credential_path_opt;
 use crate::config::error::{invalid, ConfigError};
 use crate::config::layering::{lenient_opt, read_secret_file, string_list_opt};
 use crate::ids::DirectoryId;
@@ -442,7 +443,7 @@ impl RawLdap {
             id: DirectoryId::from(self.id),
             url,
             starttls,
-            ca_file: self.ca_file,
+            ca_file: credential_path_opt(&key("ca_file"), self.ca_file)?,
             bind_dn: self.bind_dn,
             bind_password,
             user_base,
