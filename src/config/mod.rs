@@ -45,7 +45,7 @@ pub use notifications::{NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookCo
 pub use password_hashing::PasswordHashingConfig;
 pub use proxy_auth::ProxyAuthConfig;
 pub use secret_scanning::{PublicKeysSource, SecretScanningConfig, GITHUB_PUBLIC_KEYS_URL};
-pub use server::{ClientAddressHeader, ServerConfig};
+pub use server::{ClientAddressHeader, ServerConfig, TlsFiles, TlsVersion};
 pub use sessions::SessionsConfig;
 pub use windows::{RealmMapping, WindowsConfig};
 

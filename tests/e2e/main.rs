@@ -33,5 +33,6 @@ mod service_accounts;
 mod ssf;
 mod sync;
 mod sync_scale;
+mod tls;
 mod ui;
 mod windows_events;
