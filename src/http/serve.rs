@@ -913,6 +913,79 @@ mod tests {
         assert_eq!(complete_in(&[b"\r\nGET / HTTP/1.1\r\n\r\n"]), Some(0));
     }
 
+    #[test]
+    fn an_http2_connection_is_idle_by_its_requests_not_its_bytes() {
+        let deadlines = Deadlines {
+            header_read: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(60),
+        };
+        let accepted = Instant::now();
+        let s = |active, idle_since, served| StreamState {
+            active,
+            idle_since,
+            served,
+        };
+        let secs = Duration::from_secs;
+        // Before the first request: the head deadline from the accept.
+        let fresh = s(0, accepted, false);
+        assert_eq!(
+            idle_check(fresh, deadlines, None, accepted + secs(3)),
+            IdleCheck::At(accepted + secs(10))
+        );
+        assert_eq!(
+            idle_check(fresh, deadlines, None, accepted + secs(10)),
+            IdleCheck::Expired
+        );
+        // A request running: no deadline of the connection's own; look again later.
+        let busy = s(2, accepted, true);
+        assert_eq!(
+            idle_check(busy, deadlines, None, accepted + secs(500)),
+            IdleCheck::At(accepted + secs(560))
+        );
+        // After the last request: keep-alive from its end.
+        let ended = accepted + secs(100);
+        let idle = s(0, ended, true);
+        assert_eq!(
+            idle_check(idle, deadlines, None, ended + secs(30)),
+            IdleCheck::At(ended + secs(60))
+        );
+        assert_eq!(
+            idle_check(idle, deadlines, None, ended + secs(60)),
+            IdleCheck::Expired
+        );
+        // Asked to finish: the head deadline from then (or from the last request's end).
+        let goaway = ended + secs(20);
+        assert_eq!(
+            idle_check(idle, deadlines, Some(goaway), goaway + secs(1)),
+            IdleCheck::At(goaway + secs(10))
+        );
+        let late = s(0, goaway + secs(5), true);
+        assert_eq!(
+            idle_check(late, deadlines, Some(goaway), goaway + secs(10)),
+            IdleCheck::At(goaway + secs(15))
+        );
+        assert_eq!(
+            idle_check(late, deadlines, Some(goaway), goaway + secs(15)),
+            IdleCheck::Expired
+        );
+    }
+
+    #[test]
+    fn a_stream_counts_until_its_guard_is_dropped() {
+        let accepted = Instant::now();
+        let streams = Arc::new(Streams::new(accepted));
+        let one = streams.begin();
+        let two = streams.begin();
+        assert_eq!(streams.state().active, 2);
+        assert!(streams.state().served);
+        drop(one);
+        assert_eq!(streams.state().active, 1);
+        assert_eq!(streams.state().idle_since, accepted);
+        drop(two);
+        assert_eq!(streams.state().active, 0);
+        assert!(streams.state().idle_since >= accepted);
+    }
+
     const SHORT: Deadlines = Deadlines {
         header_read: Duration::from_millis(200),
         keep_alive: Duration::from_millis(600),

@@ -572,8 +572,9 @@ mod tests {
     }
 
     #[test]
-    fn pkcs1_and_sec1_keys_are_read_too() {
-        // rcgen writes PKCS#8; SEC1 is the EC key in its own structure.
+    fn sec1_keys_are_read_too() {
+        // rcgen writes PKCS#8; SEC1 is the EC key in its own structure (PKCS#1 RSA keys
+        // from openssl: the end-to-end tests).
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let cert = rcgen::CertificateParams::new(vec!["x".to_string()])
             .unwrap()

@@ -243,7 +243,24 @@ async fn curl_with_the_company_ca_signs_in_and_uses_a_key_over_http1_and_http2()
     let cacert = ca.pem_path.to_str().unwrap();
     let url = |path: &str| format!("{}{path}", served.url);
 
-    // Signing in over HTTP/1.1: the session cookie is Secure, as public_url is https.
+    // The sign-in page's cookie is Secure: public_url is https without being set.
+    let (code, out, err) = curl(&[
+        "--cacert",
+        cacert,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &url("/ui/login"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let cookie = out
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: accesskeyd_login_csrf="))
+        .unwrap_or_else(|| panic!("no sign-in cookie: {out}"));
+    assert!(cookie.contains("Secure"), "{cookie}");
+
+    // Signing in over HTTP/1.1.
     let login = format!(r#"{{"username":"admin","password":"{password}"}}"#);
     let (code, out, err) = curl(&[
         "--cacert",
@@ -263,11 +280,6 @@ async fn curl_with_the_company_ca_signs_in_and_uses_a_key_over_http1_and_http2()
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("version 1.1 status 200"), "{out}");
-    let cookie = out
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: accesskeyd_session="))
-        .unwrap_or_else(|| panic!("no session cookie: {out}"));
-    assert!(cookie.contains("Secure"), "{cookie}");
     let token = out
         .lines()
         .find_map(|l| l.strip_prefix("x-sq-auth: "))
@@ -528,6 +540,33 @@ async fn a_missing_file_a_wrong_key_or_half_the_settings_stop_the_start_with_sta
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("tls_min_version"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn an_rsa_pair_made_with_openssl_in_pkcs1_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Installed::at(dir.path());
+    let o = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&files.key)
+        .arg("2048")
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(std::fs::read_to_string(&files.key)
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-days", "30", "-subj", "/CN=rsa.example.com", "-key"])
+        .arg(&files.key)
+        .arg("-out")
+        .arg(&files.cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = files.command(dir.path()).arg("check-config").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("rsa.example.com"), "{}", text(&o));
 }
 
 #[tokio::test]
