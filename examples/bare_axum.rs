@@ -76,9 +76,8 @@ async fn serve_tls(
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
-            let service = hyper::service::service_fn(move |req| {
-                tower::ServiceExt::oneshot(app.clone(), req)
-            });
+            let service =
+                hyper::service::service_fn(move |req| tower::ServiceExt::oneshot(app.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
                 .await;

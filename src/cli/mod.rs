@@ -236,8 +236,7 @@ async fn serve(config: Config, tls: Option<Arc<ServerTls>>) -> anyhow::Result<()
             app.clone(),
         )));
     }
-    crate::http::serve_listeners(app.clone(), listener, tls, management, shutdown_signal())
-        .await?;
+    crate::http::serve_listeners(app.clone(), listener, tls, management, shutdown_signal()).await?;
     for job in jobs {
         job.abort();
     }

@@ -216,7 +216,13 @@ impl Connections {
             )
         });
         let connection = self.http1.serve_connection(TokioIo::new(io), service);
-        drive(connection, http1::Connection::graceful_shutdown, closed, None).await
+        drive(
+            connection,
+            http1::Connection::graceful_shutdown,
+            closed,
+            None,
+        )
+        .await
     }
 
     /// One HTTPS connection: the handshake within the request-head deadline (from the

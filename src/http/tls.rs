@@ -73,7 +73,10 @@ struct Current(RwLock<Arc<CertifiedKey>>);
 
 impl Current {
     fn get(&self) -> Arc<CertifiedKey> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set(&self, key: Arc<CertifiedKey>) {
@@ -317,18 +320,23 @@ fn invalid(key: &str, message: String) -> ConfigError {
 }
 
 /// Reads both files once: what they looked like, and the key and certificate from them.
-fn read_pair(files: &TlsFiles) -> (Fingerprint, Result<(CertifiedKey, CertificateInfo), ConfigError>) {
+fn read_pair(
+    files: &TlsFiles,
+) -> (
+    Fingerprint,
+    Result<(CertifiedKey, CertificateInfo), ConfigError>,
+) {
     let (cert_seen, cert) = read_file(&files.cert);
     let (key_seen, key) = read_file(&files.key);
     let seen = Fingerprint {
         cert: cert_seen,
         key: key_seen,
     };
-    let loaded = (|| {
-        let cert = cert.map_err(|e| unreadable(CERT_SETTING, &files.cert, &e))?;
-        let key = key.map_err(|e| unreadable(KEY_SETTING, &files.key, &e))?;
-        certified_key(files, &cert, &key)
-    })();
+    let loaded = match (cert, key) {
+        (Err(e), _) => Err(unreadable(CERT_SETTING, &files.cert, &e)),
+        (_, Err(e)) => Err(unreadable(KEY_SETTING, &files.key, &e)),
+        (Ok(cert), Ok(key)) => certified_key(files, &cert, &key),
+    };
     (seen, loaded)
 }
 
@@ -517,7 +525,10 @@ mod tests {
         let f = files_with(&cert, &key);
         let tls = ServerTls::load(&server(&f.files)).unwrap().unwrap();
         let info = tls.certificate();
-        assert!(info.subject.is_empty() || info.subject.contains("CN="), "{info:?}");
+        assert!(
+            info.subject.is_empty() || info.subject.contains("CN="),
+            "{info:?}"
+        );
         assert!(!info.serial.is_empty());
         assert_eq!(info.chain_length, 1);
         assert!(info.not_after > Utc::now());
@@ -543,13 +554,19 @@ mod tests {
         let f = files_with(&cert, &key);
         std::fs::remove_file(&f.files.key).unwrap();
         let err = load_err(&f);
-        assert!(err.contains("server.tls_key_file") && err.contains("cannot read"), "{err}");
+        assert!(
+            err.contains("server.tls_key_file") && err.contains("cannot read"),
+            "{err}"
+        );
         assert!(err.contains("tls.key"), "{err}");
 
         // The two paths swapped: the certificate file holds a key.
         let f = files_with(&key, &cert);
         let err = load_err(&f);
-        assert!(err.contains("server.tls_cert_file") && err.contains("no certificate"), "{err}");
+        assert!(
+            err.contains("server.tls_cert_file") && err.contains("no certificate"),
+            "{err}"
+        );
 
         // A key file without a key.
         let f = files_with(&cert, "just some text\n");
@@ -711,7 +728,10 @@ mod tests {
         std::fs::remove_file(&f.files.cert).unwrap();
         assert!(tls.files_changed());
         let err = tls.reload().unwrap_err().to_string();
-        assert!(err.contains("server.tls_cert_file") && err.contains("tls.pem"), "{err}");
+        assert!(
+            err.contains("server.tls_cert_file") && err.contains("tls.pem"),
+            "{err}"
+        );
         assert!(!tls.files_changed());
     }
 
@@ -730,12 +750,10 @@ mod tests {
         else {
             panic!("not replaced")
         };
-        assert!(metrics
-            .render(false)
-            .contains(&format!(
-                "accesskeyd_tls_certificate_expiry_timestamp_seconds {}",
-                info.not_after.timestamp()
-            )));
+        assert!(metrics.render(false).contains(&format!(
+            "accesskeyd_tls_certificate_expiry_timestamp_seconds {}",
+            info.not_after.timestamp()
+        )));
         std::fs::write(&f.files.key, "garbage").unwrap();
         let Reloaded::Kept { kept, error } =
             reload(Some(&tls), ReloadCause::FilesChanged, now, &metrics)

@@ -113,7 +113,11 @@ fn address(served: &Served) -> SocketAddr {
 }
 
 /// A TLS client that trusts only `ca.pem` and offers `alpn`.
-fn client(ca: &Path, alpn: &[&[u8]], versions: &[&'static rustls::SupportedProtocolVersion]) -> tokio_rustls::TlsConnector {
+fn client(
+    ca: &Path,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
@@ -145,21 +149,26 @@ async fn connect(
 
 /// The subject CN of the certificate the server presented on this connection.
 fn presented(stream: &TlsStream<TcpStream>) -> String {
-    let certs = stream.get_ref().1.peer_certificates().expect("a certificate");
+    let certs = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a certificate");
     let (_, cert) = x509_parser::parse_x509_certificate(certs[0].as_ref()).unwrap();
-    let cn = cert
+    let name = cert
         .subject()
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    cn
+        .unwrap_or_default();
+    name.to_string()
 }
 
 /// The name on the certificate a new connection gets.
 async fn certificate_of_a_new_connection(ca: &Path, to: SocketAddr) -> String {
-    let stream = connect(&http1_client(ca), to).await.expect("TLS connection");
+    let stream = connect(&http1_client(ca), to)
+        .await
+        .expect("TLS connection");
     presented(&stream)
 }
 
@@ -176,7 +185,11 @@ async fn healthz<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> u16 {
             break at + 4;
         }
         let n = stream.read(&mut buf).await.expect("read a response");
-        assert!(n > 0, "the connection closed: {:?}", String::from_utf8_lossy(&bytes));
+        assert!(
+            n > 0,
+            "the connection closed: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         bytes.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
@@ -256,7 +269,10 @@ async fn curl_with_the_company_ca_signs_in_and_uses_a_key_over_http1_and_http2()
     assert_eq!(code, 0, "{err}");
     let cookie = out
         .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: accesskeyd_login_csrf="))
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: accesskeyd_login_csrf=")
+        })
         .unwrap_or_else(|| panic!("no sign-in cookie: {out}"));
     assert!(cookie.contains("Secure"), "{cookie}");
 
@@ -358,7 +374,10 @@ async fn tls_min_version_1_3_refuses_a_tls_1_2_client() {
     let served = Served::start_with(cmd);
     let to = address(&served);
     let tls12 = client(&ca.pem_path, &[b"http/1.1"], &[&rustls::version::TLS12]);
-    assert!(connect(&tls12, to).await.is_err(), "a TLS 1.2 handshake succeeded");
+    assert!(
+        connect(&tls12, to).await.is_err(),
+        "a TLS 1.2 handshake succeeded"
+    );
     let tls13 = client(&ca.pem_path, &[b"http/1.1"], &[&rustls::version::TLS13]);
     let mut stream = connect(&tls13, to).await.expect("TLS 1.3");
     assert_eq!(healthz(&mut stream).await, 200);
@@ -389,17 +408,29 @@ async fn a_rotated_certificate_reaches_new_connections_while_an_open_one_finishe
         Duration::from_secs(30),
     );
     until_new_connections_get(&ca.pem_path, to, "second.example.com").await;
-    assert_eq!(healthz(&mut open).await, 200, "the open connection was dropped");
+    assert_eq!(
+        healthz(&mut open).await,
+        200,
+        "the open connection was dropped"
+    );
     assert_eq!(presented(&open), "first.example.com");
 
     // Renewed again by a tool that only replaces the files (no signal).
     files.install(&ca.issue("third.example.com", 3));
     until_new_connections_get(&ca.pem_path, to, "third.example.com").await;
     served.wait_for_log(
-        &["TLS certificate reloaded", "FilesChanged", "third.example.com"],
+        &[
+            "TLS certificate reloaded",
+            "FilesChanged",
+            "third.example.com",
+        ],
         Duration::from_secs(30),
     );
-    assert_eq!(healthz(&mut open).await, 200, "the open connection was dropped");
+    assert_eq!(
+        healthz(&mut open).await,
+        200,
+        "the open connection was dropped"
+    );
 }
 
 #[tokio::test]
@@ -428,7 +459,10 @@ async fn a_broken_new_file_keeps_the_old_certificate_and_the_log_says_why() {
     let other = ca.issue("other.example.com", 2);
     std::fs::write(&files.cert, &good.cert).unwrap();
     std::fs::write(&files.key, &other.key).unwrap();
-    let line = served.wait_for_log(&["not reloaded", "does not belong"], Duration::from_secs(30));
+    let line = served.wait_for_log(
+        &["not reloaded", "does not belong"],
+        Duration::from_secs(30),
+    );
     assert!(line.contains(&files.key.display().to_string()), "{line}");
     assert_eq!(
         certificate_of_a_new_connection(&ca.pem_path, to).await,
@@ -474,7 +508,10 @@ async fn http2_connections_end_when_idle_and_get_bounded_streams() {
     let tls = connect(&h2_client, to).await.unwrap();
     let (_send, connection) = h2::client::handshake(tls).await.unwrap();
     let ended = tokio::time::timeout(bound, connection).await;
-    assert!(ended.is_ok(), "an HTTP/2 connection without requests stayed open");
+    assert!(
+        ended.is_ok(),
+        "an HTTP/2 connection without requests stayed open"
+    );
 
     // A TCP connection that never starts its handshake is closed as well.
     let mut silent = TcpStream::connect(to).await.unwrap();
@@ -494,7 +531,11 @@ async fn a_missing_file_a_wrong_key_or_half_the_settings_stop_the_start_with_sta
     files.install(&ca.issue("keys.example.com", 1));
 
     // check-config reads and describes the pair.
-    let o = files.command(dir.path()).arg("check-config").output().unwrap();
+    let o = files
+        .command(dir.path())
+        .arg("check-config")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("TLS certificate"), "{}", text(&o));
     assert!(text(&o).contains("keys.example.com"), "{}", text(&o));
@@ -507,7 +548,11 @@ async fn a_missing_file_a_wrong_key_or_half_the_settings_stop_the_start_with_sta
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains(&missing.display().to_string()), "{}", text(&o));
+    assert!(
+        text(&o).contains(&missing.display().to_string()),
+        "{}",
+        text(&o)
+    );
     assert!(text(&o).contains("server.tls_cert_file"), "{}", text(&o));
 
     let other = dir.path().join("other.key");
@@ -520,7 +565,11 @@ async fn a_missing_file_a_wrong_key_or_half_the_settings_stop_the_start_with_sta
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{command}: {}", text(&o));
-        assert!(text(&o).contains(&other.display().to_string()), "{}", text(&o));
+        assert!(
+            text(&o).contains(&other.display().to_string()),
+            "{}",
+            text(&o)
+        );
         assert!(text(&o).contains("does not belong"), "{}", text(&o));
     }
 
@@ -557,14 +606,26 @@ async fn an_rsa_pair_made_with_openssl_in_pkcs1_is_accepted() {
         .unwrap()
         .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let o = Command::new("openssl")
-        .args(["req", "-x509", "-days", "30", "-subj", "/CN=rsa.example.com", "-key"])
+        .args([
+            "req",
+            "-x509",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=rsa.example.com",
+            "-key",
+        ])
         .arg(&files.key)
         .arg("-out")
         .arg(&files.cert)
         .output()
         .expect("openssl");
     assert!(o.status.success(), "{}", text(&o));
-    let o = files.command(dir.path()).arg("check-config").output().unwrap();
+    let o = files
+        .command(dir.path())
+        .arg("check-config")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("rsa.example.com"), "{}", text(&o));
 }
@@ -578,6 +639,8 @@ async fn sighup_without_tls_only_says_there_is_nothing_to_reload() {
     sighup(&served);
     served.wait_for_log(&["nothing to reload"], Duration::from_secs(30));
     assert!(served.is_running(), "SIGHUP ended the process");
-    let r = reqwest::get(format!("{}/healthz", served.url)).await.unwrap();
+    let r = reqwest::get(format!("{}/healthz", served.url))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -101,10 +101,7 @@ impl Served {
         let started = std::time::Instant::now();
         loop {
             let log = self.log();
-            if let Some(line) = log
-                .lines()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
-            {
+            if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
                 return line.to_string();
             }
             assert!(
