@@ -61,8 +61,8 @@ async fn main() -> std::io::Result<()> {
     axum::serve(listener, app).await
 }
 
-/// HTTPS with HTTP/1.1 (what wrk speaks): a handshake per connection, then hyper's
-/// HTTP/1.1 connection as axum::serve runs it.
+/// HTTPS: a handshake per connection, then hyper's HTTP/1.1 connection as axum::serve runs
+/// it (what wrk speaks), or HTTP/2 for a client that chose it in ALPN (curl).
 async fn serve_tls(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -76,11 +76,19 @@ async fn serve_tls(
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(accesskeyd::http::tls::ALPN_H2);
             let service =
                 hyper::service::service_fn(move |req| tower::ServiceExt::oneshot(app.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            let io = TokioIo::new(tls);
+            let _ = if h2 {
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await
+            } else {
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+            };
         });
     }
 }
