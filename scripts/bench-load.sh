@@ -373,7 +373,7 @@ EOF
     tls_floor="$(awk -v a="$(rps "${b}tls-bare-1")" -v c="$(rps "${b}tls-bare-2")" 'BEGIN {printf "%.2f", (a + c) / 2}')"
     {
       echo
-      echo "-- $backend over https (TLS 1.3, ECDSA P-256, HTTP/1.1; wrk $WRK_ARGS) --"
+      echo "-- $backend over https (ECDSA P-256 certificate, HTTP/1.1; wrk $WRK_ARGS) --"
       printf '%-34s %12s %9s %9s %10s %10s %s\n' case req/s "/plain" "/tls" p50 p99 notes
       for c in tls-bare-1 tls-basic tls-bare-2; do
         case "$c" in
