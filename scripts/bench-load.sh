@@ -12,7 +12,14 @@
 #   token     GET /api/auth/verify, x-sq-auth: <session token>
 #   healthz   GET /healthz of the daemon (no auth, no database; a second reference)
 #   bare-2    the bare route again; the floor is the mean of bare-1 and bare-2
-# and prints req/s, the ratio to the floor, p50/p99 latency and the daemon's peak RSS.
+# then (TLS=1, the default) restarts the daemon with HTTPS (server.tls_cert_file and
+# tls_key_file: a P-256 certificate from a throwaway CA made here with openssl) and runs
+#   tls-bare-1  GET /bare of bare_axum --tls: the bare route behind the daemon's own rustls
+#               configuration (the TLS floor)
+#   tls-basic   the Basic case over https
+#   tls-bare-2  the TLS floor again; the TLS floor is the mean of tls-bare-1 and tls-bare-2
+# and prints req/s, the ratio to the floor, p50/p99 latency and the daemon's peak RSS
+# (the https case's ratio both to the plain floor and to the TLS floor).
 # Any non-2xx/3xx answer fails the run (a fast benchmark of 401s is worthless).
 #
 # Environment:
@@ -28,6 +35,8 @@
 #                      0 = the curl checks only)
 #   BACKENDS           "sqlite postgres" (default; postgres only with the URL set)
 #   BUILD_TIMEOUT      seconds allowed for the release build (default 3600)
+#   TLS                1 (default): the https cases too; 0: plain HTTP only. Needs openssl,
+#                      and a BENCH_SRC that has server.tls_cert_file.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SRC="$(cd "${BENCH_SRC:-${ACCESSKEYD_SRC:-$ROOT}}" && pwd)"
@@ -45,6 +54,7 @@ WARMUP="${WARMUP:-2}"
 WARMUP="${WARMUP%s}"
 BACKENDS="${BACKENDS:-sqlite postgres}"
 BUILD_TIMEOUT="${BUILD_TIMEOUT:-3600}"
+TLS="${TLS:-1}"
 # Longest a single wrk run may take: its duration (from WRK_ARGS if given there) plus slack.
 wrk_secs="$(sed -nE 's/.*(-d|--duration)[ =]?([0-9]+)s?( .*|$)/\2/p' <<<"$WRK_ARGS")"
 WRK_TIMEOUT="${WRK_TIMEOUT:-$(( ${wrk_secs:-$DURATION} + 60 ))}"
@@ -60,6 +70,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive timeout --foreground 600 $SUDO apt-get install -y -qq wrk
 fi
 command -v curl >/dev/null 2>&1 || die "curl is required"
+[ "$TLS" != 1 ] || command -v openssl >/dev/null 2>&1 || die "openssl is required for the TLS cases (or TLS=0)"
 
 # --- state and cleanup -------------------------------------------------------------------
 WORK="$(mktemp -d /tmp/accesskeyd-bench.XXXXXX)"
@@ -141,6 +152,34 @@ done
 [ -n "$BARE_URL" ] || die "bare_axum did not report its address within 10 s"
 BARE_URL="$BARE_URL/bare"
 
+# --- the TLS certificate and the TLS floor -------------------------------------------------
+TLS_DIR="$WORK/tls"
+TLS_BARE_URL=""
+if [ "$TLS" = 1 ]; then
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=accesskeyd bench CA" -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=127.0.0.1" -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile server.ext -out server.pem
+  ) >"$WORK/openssl.out" 2>&1 || { cat "$WORK/openssl.out" >&2; die "openssl could not make the test certificate"; }
+  "$BIN/bare_axum" 127.0.0.1:0 --tls "$TLS_DIR/server.pem" "$TLS_DIR/server.key" >"$WORK/tls-bare.out" 2>&1 &
+  TLS_BARE_PID=$!
+  PIDS+=("$TLS_BARE_PID")
+  for _ in $(seq 100); do
+    TLS_BARE_URL="$(sed -nE 's#^bare_axum listening on (https://[0-9.:]+)$#\1#p' "$WORK/tls-bare.out")"
+    [ -n "$TLS_BARE_URL" ] && break
+    kill -0 "$TLS_BARE_PID" 2>/dev/null || { cat "$WORK/tls-bare.out" >&2; die "bare_axum --tls did not start"; }
+    sleep 0.1
+  done
+  [ -n "$TLS_BARE_URL" ] || die "bare_axum --tls did not report its address within 10 s"
+  TLS_BARE_URL="$TLS_BARE_URL/bare"
+fi
+
 # --- helpers -----------------------------------------------------------------------------
 # run_wrk NAME URL [HEADER]: one wrk run; output in $WORK/NAME.wrk.
 run_wrk() {
@@ -173,10 +212,11 @@ warm() {
     || { cat "$WORK/warm-$name.wrk" >&2; die "warm-up wrk failed for $name"; }
 }
 
-# expect_200 WHAT URL HEADER: one request, must be 200 with x-auth-user: benchadmin.
+# expect_200 WHAT URL HEADER: one request, must be 200 with x-auth-user: benchadmin (https
+# URLs are checked against the bench CA).
 expect_200() {
   local what="$1" url="$2" header="$3" out
-  out="$(curl -sS --max-time 30 -o /dev/null -D - -H "$header" "$url")" \
+  out="$(curl -sS --max-time 30 --cacert "$TLS_DIR/ca.pem" -o /dev/null -D - -H "$header" "$url")" \
     || die "$what: request failed"
   head -n1 <<<"$out" | grep -q ' 200' || { echo "$out" >&2; die "$what: not 200"; }
   tr -d '\r' <<<"$out" | grep -qi '^x-auth-user: benchadmin$' \
@@ -304,6 +344,61 @@ EOF
   cat "$dir/table" >>"$SUMMARY"
 
   stop_pid "$daemon_pid"
+
+  # --- the same daemon and database over HTTPS ---
+  if [ "$TLS" = 1 ]; then
+    local tls_url="https://127.0.0.1:$port"
+    ACCESSKEYD_SERVER__TLS_CERT_FILE="$TLS_DIR/server.pem" ACCESSKEYD_SERVER__TLS_KEY_FILE="$TLS_DIR/server.key" \
+      "$BIN/accesskeyd" --config "$cfg" serve >"$dir/daemon-tls.log" 2>&1 &
+    daemon_pid=$!
+    PIDS+=("$daemon_pid")
+    up=""
+    for _ in $(seq 300); do
+      if curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" -o /dev/null "$tls_url/healthz"; then up=1; break; fi
+      kill -0 "$daemon_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$up" ] || { cat "$dir/daemon-tls.log" >&2; die "$backend: the daemon did not answer https /healthz within 30 s"; }
+    expect_200 "$backend basic over https" "$tls_url/api/auth/verify" "$basic"
+    curl -sf --max-time 10 -k -o /dev/null "$TLS_BARE_URL" || die "bare route over https does not answer"
+    warm tls-bare "$TLS_BARE_URL"
+    warm tls-basic "$tls_url/api/auth/verify" "$basic"
+
+    echo "$backend over https: wrk $WRK_ARGS --latency, one case after the other"
+    run_wrk "${b}tls-bare-1" "$TLS_BARE_URL"
+    run_wrk "${b}tls-basic" "$tls_url/api/auth/verify" "$basic"
+    run_wrk "${b}tls-bare-2" "$TLS_BARE_URL"
+    kill -0 "$daemon_pid" 2>/dev/null || { tail -n 20 "$dir/daemon-tls.log" >&2; die "$backend: the daemon died during the https run"; }
+    local tls_floor
+    tls_floor="$(awk -v a="$(rps "${b}tls-bare-1")" -v c="$(rps "${b}tls-bare-2")" 'BEGIN {printf "%.2f", (a + c) / 2}')"
+    {
+      echo
+      echo "-- $backend over https (ECDSA P-256 certificate, HTTP/1.1; wrk $WRK_ARGS) --"
+      printf '%-34s %12s %9s %9s %10s %10s %s\n' case req/s "/plain" "/tls" p50 p99 notes
+      for c in tls-bare-1 tls-basic tls-bare-2; do
+        case "$c" in
+          tls-bare-1) label="bare route over https (1st)" ;;
+          tls-basic) label="Basic cached key over https" ;;
+          tls-bare-2) label="bare route over https (2nd)" ;;
+        esac
+        n="$(non2xx "$b$c")"
+        e="$(sockerr "$b$c")"
+        notes=""
+        [ -z "$n" ] || notes="NON-2xx: $n of $(total_req "$b$c")"
+        [ -z "$e" ] || notes="${notes:+$notes; }socket errors: $e"
+        printf '%-34s %12s %9s %9s %10s %10s %s\n' "$label" "$(rps "$b$c")" \
+          "$(awk -v r="$(rps "$b$c")" -v f="$floor" 'BEGIN {printf "%.2f", r / f}')" \
+          "$(awk -v r="$(rps "$b$c")" -v f="$tls_floor" 'BEGIN {printf "%.2f", r / f}')" \
+          "$(pct "$b$c" 50)" "$(pct "$b$c" 99)" "$notes"
+        [ -z "$n" ] || failed="$failed $c"
+      done
+      printf '%-34s %12s (ratio columns: to the plain floor, to the TLS floor)\n' "TLS floor = mean of the two" "$tls_floor"
+    } >"$dir/table-tls"
+    cat "$dir/table-tls"
+    cat "$dir/table-tls" >>"$SUMMARY"
+    stop_pid "$daemon_pid"
+  fi
+
   if [ "$backend" = postgres ]; then
     timeout --foreground 30 psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null \
       && PG_DB=""

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -32,6 +32,8 @@ pub struct Metrics {
     /// (directory, error code). Only configured directories and fixed names are labels.
     ssf_events: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
     ssf_refused: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The HTTPS certificate's end (Unix seconds); 0 = no HTTPS listener.
+    tls_certificate_expiry: AtomicI64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -127,6 +129,12 @@ impl Metrics {
         }
     }
 
+    /// The HTTPS certificate now served ends at `not_after` (Unix seconds).
+    pub fn set_tls_certificate_expiry(&self, not_after: i64) {
+        self.tls_certificate_expiry
+            .store(not_after, Ordering::Relaxed);
+    }
+
     pub fn render(&self, is_leader: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -135,6 +143,16 @@ impl Metrics {
              # TYPE accesskeyd_job_leader gauge\naccesskeyd_job_leader {}",
             u8::from(is_leader)
         );
+        let not_after = self.tls_certificate_expiry.load(Ordering::Relaxed);
+        if not_after != 0 {
+            let _ = writeln!(
+                out,
+                "# HELP accesskeyd_tls_certificate_expiry_timestamp_seconds When the HTTPS \
+                 certificate now served expires (Unix time).\n\
+                 # TYPE accesskeyd_tls_certificate_expiry_timestamp_seconds gauge\n\
+                 accesskeyd_tls_certificate_expiry_timestamp_seconds {not_after}"
+            );
+        }
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP accesskeyd_{name} {help}");

@@ -3,10 +3,11 @@
 use crate::app::App;
 use crate::audit::Actor;
 use crate::bearer;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::ldap::LdapDirectory;
 use crate::error::Error;
+use crate::http::tls::{Expiry, ReloadCause, Reloaded, ServerTls};
 use crate::ids::DirectoryId;
 use crate::secret::Secret;
 use crate::store::Store;
@@ -142,12 +143,24 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // The HTTPS certificate and key: read and checked by the commands that use them (a
+    // `local-user` run by an admin need not be able to read the service's key).
+    let tls = match cli.command {
+        Command::Serve | Command::CheckConfig => match ServerTls::load(&config.server) {
+            Ok(tls) => tls.map(Arc::new),
+            Err(e) => {
+                eprintln!("accesskeyd: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     init_tracing(&config);
     let result = match cli.command {
-        Command::Serve => serve(config).await,
+        Command::Serve => serve(config, tls).await,
         Command::Migrate => migrate(config).await,
         Command::Backup { to } => backup(config, to).await,
-        Command::CheckConfig => return check_config(config).await,
+        Command::CheckConfig => return check_config(config, tls.as_deref()).await,
         Command::MigrateData { from, to } => migrate_data(from, to).await,
         Command::Sync {
             directory,
@@ -173,9 +186,15 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, tls: Option<Arc<ServerTls>>) -> anyhow::Result<()> {
+    // Taken over first: SIGHUP's default action would end the process, and systemd's
+    // ExecReload may send it at any time, also during a long migration at start.
+    let reloads = reload_signals()?;
     let listen = config.server.listen.clone();
     let app = App::new(config, Arc::new(SystemClock)).await?;
+    if let Some(tls) = &tls {
+        crate::http::tls::announce(tls, app.clock.now(), &app.metrics);
+    }
     if let Some(password) = users::ensure_initial_admin(&app).await? {
         let show =
             initial_password_destination(std::io::stdout().is_terminal(), &app.config.database.url);
@@ -197,8 +216,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // Before the `listening on` line, which tells scripts and tests that serve is up.
         println!("accesskeyd management on http://{address}");
     }
-    tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "accesskeyd listening");
-    println!("accesskeyd listening on http://{listen}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), %scheme, "accesskeyd listening");
+    println!("accesskeyd listening on {scheme}://{listen}");
     let (key_uses, tally) = crate::jobs::spawn_key_use_days(app.clone());
     let mut jobs = vec![
         key_uses,
@@ -210,14 +230,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     jobs.extend(crate::feeds::spawn_change_feeds(app.clone()));
     jobs.extend(crate::jobs::spawn_ssf_pollers(app.clone()));
     jobs.extend(crate::systemd::spawn_watchdog());
-    jobs.extend(spawn_reload_on_hangup());
+    jobs.push(spawn_reloads(reloads, app.clone(), tls.clone()));
+    if let Some(tls) = &tls {
+        jobs.push(tokio::spawn(crate::http::tls::watch_files(
+            tls.clone(),
+            app.clone(),
+        )));
+    }
     // Listeners bound, migrations applied, the first admin made: systemd may go on.
     crate::systemd::ready();
     let shutdown = async {
         shutdown_signal().await;
         crate::systemd::stopping();
     };
-    crate::http::serve_with_management(app.clone(), listener, management, shutdown).await?;
+    crate::http::serve_listeners(app.clone(), listener, tls, management, shutdown).await?;
     for job in jobs {
         job.abort();
     }
@@ -313,19 +339,63 @@ fn write_private_file(path: &std::path::Path, text: &str) -> std::io::Result<()>
     file.sync_all()
 }
 
-/// SIGHUP (`systemctl reload`, the unit's ExecReload): told to systemd as a reload, so that
-/// a reload never kills the process (SIGHUP's default). Nothing reloads yet: configuration
-/// changes take a restart.
-fn spawn_reload_on_hangup() -> Option<tokio::task::JoinHandle<()>> {
-    let mut hangups =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()?;
-    Some(tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
+/// Reloads what changes without a restart: the HTTPS certificate and key (from the same
+/// files; a bad file keeps the current certificate and logs why). Without TLS it logs that
+/// there is nothing to reload. SIGHUP, and so `systemctl reload`, calls it. Blocking file
+/// I/O: call it off the async threads.
+pub fn reload(app: &App, tls: Option<&ServerTls>) -> Reloaded {
+    crate::http::tls::reload(tls, ReloadCause::Signal, app.clock.now(), &app.metrics)
+}
+
+/// SIGHUP, taken over from its default action (the end of the process).
+#[cfg(unix)]
+fn reload_signals() -> anyhow::Result<Option<tokio::signal::unix::Signal>> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("cannot handle SIGHUP: {e}"))
+}
+
+#[cfg(not(unix))]
+fn reload_signals() -> anyhow::Result<Option<()>> {
+    Ok(None)
+}
+
+/// Calls [`reload`] at every SIGHUP.
+#[cfg(unix)]
+fn spawn_reloads(
+    signals: Option<tokio::signal::unix::Signal>,
+    app: Arc<App>,
+    tls: Option<Arc<ServerTls>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(mut signals) = signals else { return };
+        while signals.recv().await.is_some() {
+            // systemd hears of the reload (`systemctl reload` waits for it to end).
             crate::systemd::reloading();
-            tracing::info!("SIGHUP: nothing reloads without a restart in this version");
-            crate::systemd::ready_after_reload("serving");
+            let (app, tls) = (app.clone(), tls.clone());
+            let outcome = tokio::task::spawn_blocking(move || reload(&app, tls.as_deref())).await;
+            crate::systemd::ready_after_reload(&match outcome {
+                Ok(Reloaded::NothingToReload) => "serving; nothing to reload".to_string(),
+                Ok(Reloaded::Replaced(cert)) => {
+                    format!("serving with the new certificate (serial {})", cert.serial)
+                }
+                Ok(Reloaded::Kept { kept, .. }) => format!(
+                    "serving with the old certificate (serial {}): the new files could not be used, see the log",
+                    kept.serial
+                ),
+                Err(_) => "serving; the reload failed, see the log".to_string(),
+            });
         }
-    }))
+    })
+}
+
+#[cfg(not(unix))]
+fn spawn_reloads(
+    _signals: Option<()>,
+    _app: Arc<App>,
+    _tls: Option<Arc<ServerTls>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {})
 }
 
 async fn shutdown_signal() {
@@ -376,13 +446,35 @@ async fn backup(config: Config, to: std::path::PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn check_config(config: Config) -> ExitCode {
+async fn check_config(config: Config, tls: Option<&ServerTls>) -> ExitCode {
     let mut problems = 0;
     let db_name = crate::config::redact(&config.database.url);
     println!(
         "configuration: ok ({} directories)",
         config.directories.len()
     );
+    if let Some(tls) = tls {
+        let c = tls.certificate();
+        println!(
+            "TLS certificate {} with key {}: ok ({}, serial {}, expires {}, TLS {} and later)",
+            tls.files().cert.display(),
+            tls.files().key.display(),
+            c.subject,
+            c.serial,
+            c.not_after,
+            tls.files().min_version
+        );
+        match crate::http::tls::expiry(c.not_after, SystemClock.now()) {
+            Expiry::Valid => {}
+            Expiry::Soon { days_left } => {
+                println!("  expires in {days_left} day(s): renew it (a reload picks it up)")
+            }
+            Expiry::Expired => {
+                problems += 1;
+                println!("  has expired: clients refuse it");
+            }
+        }
+    }
     match Store::open(&config.database) {
         Ok(store) => match store.ready().await {
             Ok(()) => println!("database {}: ok", db_name),

@@ -47,7 +47,7 @@ pub use notifications::{NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookCo
 pub use password_hashing::PasswordHashingConfig;
 pub use proxy_auth::ProxyAuthConfig;
 pub use secret_scanning::{PublicKeysSource, SecretScanningConfig, GITHUB_PUBLIC_KEYS_URL};
-pub use server::{ClientAddressHeader, ServerConfig};
+pub use server::{ClientAddressHeader, ServerConfig, TlsFiles, TlsVersion};
 pub use sessions::SessionsConfig;
 pub use windows::{RealmMapping, WindowsConfig};
 
@@ -168,7 +168,8 @@ impl Config {
 impl RawConfig {
     fn validate(self, directories: Vec<RawDirectory>) -> Result<Config, ConfigError> {
         let database = self.database.resolve()?;
-        self.server.validate()?;
+        let server = self.server.resolve()?;
+        server.validate()?;
         database.validate()?;
         let access_keys = self.access_keys.resolve()?;
         access_keys.validate()?;
@@ -197,7 +198,7 @@ impl RawConfig {
             windows,
             notifications,
             secret_scanning,
-            server: self.server,
+            server,
             database,
             access_keys,
             sessions: self.sessions,

@@ -488,3 +488,80 @@ fn secret_scanning_takes_one_key_source_also_from_the_environment() {
         .to_string();
     assert!(err.contains("unknown field `url`"), "{err}");
 }
+
+#[test]
+fn tls_takes_a_certificate_and_a_key_together_and_makes_the_public_url_https() {
+    let c = Config::load_from(None, &[]).unwrap();
+    assert_eq!(c.server.tls(), None);
+    assert_eq!(c.server.public_url(), "http://127.0.0.1:8080");
+
+    let f = file(
+        "[server]\nlisten = \"127.0.0.1:8443\"\ntls_cert_file = \"/etc/accesskeyd/tls.pem\"\ntls_key_file = \"/etc/accesskeyd/tls.key\"\n",
+    );
+    let c = Config::load_from(Some(f.path()), &[]).unwrap();
+    let tls = c.server.tls().expect("TLS configured");
+    assert_eq!(tls.cert, std::path::Path::new("/etc/accesskeyd/tls.pem"));
+    assert_eq!(tls.key, std::path::Path::new("/etc/accesskeyd/tls.key"));
+    assert_eq!(tls.min_version, TlsVersion::V1_2);
+    assert_eq!(c.server.public_url(), "https://127.0.0.1:8443");
+
+    // An explicit public_url (a proxy's name) still wins.
+    let c = Config::load_from(
+        Some(f.path()),
+        &env(&[
+            ("ACCESSKEYD_SERVER__PUBLIC_URL", "https://keys.example.com/"),
+            ("ACCESSKEYD_SERVER__TLS_MIN_VERSION", "1.3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.server.public_url(), "https://keys.example.com");
+    assert_eq!(c.server.tls().unwrap().min_version, TlsVersion::V1_3);
+}
+
+#[test]
+fn tls_settings_that_cannot_work_are_named() {
+    for (text, needle) in [
+        (
+            "[server]\ntls_cert_file = \"/x/cert.pem\"\n",
+            "server.tls_key_file",
+        ),
+        (
+            "[server]\ntls_key_file = \"/x/key.pem\"\n",
+            "server.tls_cert_file",
+        ),
+        (
+            "[server]\ntls_cert_file = \"\"\ntls_key_file = \"/x/key.pem\"\n",
+            "server.tls_cert_file",
+        ),
+        // A systemd credential without systemd's credentials directory (tests never set it).
+        (
+            "[server]\ntls_cert_file = \"/x/cert.pem\"\ntls_key_file = \"$CREDENTIALS_DIRECTORY/tls-key\"\n",
+            "server.tls_key_file",
+        ),
+        ("[server]\ntls_min_version = \"1.1\"\n", "tls_min_version"),
+        ("[server]\ntls_min_version = \"ssl3\"\n", "tls_min_version"),
+    ] {
+        let f = file(text);
+        let err = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn tls_versions_are_read_as_operators_write_them() {
+    for (text, version) in [
+        ("\"1.2\"", TlsVersion::V1_2),
+        ("\"1.3\"", TlsVersion::V1_3),
+        ("\"TLSv1.3\"", TlsVersion::V1_3),
+        ("1.3", TlsVersion::V1_3),
+        ("1.2", TlsVersion::V1_2),
+    ] {
+        let f = file(&format!("[server]\ntls_min_version = {text}\n"));
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(c.server.tls_min_version, version, "{text}");
+    }
+    assert!("1.0".parse::<TlsVersion>().is_err());
+    assert_eq!(TlsVersion::V1_3.to_string(), "1.3");
+}

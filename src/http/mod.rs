@@ -2,7 +2,8 @@
 //! result), one error mapping.
 //!
 //! Imports between these files point one way, down this list (none imports this file):
-//! - `serve` (the accept loop), over `routes` (the public and management routers)
+//! - `serve` (the accept loop), over `tls` (the HTTPS certificate and its reload) and
+//!   `routes` (the public and management routers)
 //! - the areas: the API's (`auth`, `keys` and `key_report`, `users`, `system`, `audit`, `directories`,
 //!   `events`, `scim`, `ssf`, `secret_scanning`, `health`) and the pages' (`ui`, which assembles `ui::account` and
 //!   `ui::admin` over `ui::session`, `ui::page` and `ui::views`)
@@ -35,6 +36,7 @@ pub mod sign_in;
 pub mod ssf;
 pub mod state;
 pub mod system;
+pub mod tls;
 pub mod ui;
 pub mod users;
 
@@ -50,7 +52,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_management(app, listener, None, shutdown).await
+    serve_listeners(app, listener, None, None, shutdown).await
 }
 
 /// Binds the management listener at `address` (`server.management_listen`); None when
@@ -65,10 +67,22 @@ pub async fn bind_management(address: &str) -> std::io::Result<Option<tokio::net
 
 /// Serves the API on `public` and, if there is one, the management routes on
 /// `management` (with a small connection cap of its own), until `shutdown` completes;
-/// both stop together.
+/// both stop together. Plain HTTP on both.
 pub async fn serve_with_management(
     app: Arc<App>,
     public: tokio::net::TcpListener,
+    management: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_listeners(app, public, None, management, shutdown).await
+}
+
+/// As [`serve_with_management`], with HTTPS on `public` when `tls` is given (the
+/// management listener stays plain HTTP: it is meant for local scrapers and probes).
+pub async fn serve_listeners(
+    app: Arc<App>,
+    public: tokio::net::TcpListener,
+    tls: Option<Arc<tls::ServerTls>>,
     management: Option<tokio::net::TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -81,10 +95,11 @@ pub async fn serve_with_management(
             app.clone(),
             serve::Listener::Management,
             listener,
+            None,
             stopped(stopping.clone()),
         ))
     });
-    let public = serve::serve(app, serve::Listener::Public, public, stopped(stopping));
+    let public = serve::serve(app, serve::Listener::Public, public, tls, stopped(stopping));
     tokio::pin!(public, shutdown);
     let result = tokio::select! {
         // Only ends early on an error; the management listener stops with it.

@@ -1,28 +1,33 @@
 //! The accept loop: HTTP/1.1 connections with a request-head deadline, a keep-alive idle
 //! deadline, a whole-request deadline and a cap on open connections (axum::serve has none
 //! of these, so a client that opens connections and sends nothing could exhaust the
-//! process's file descriptors).
+//! process's file descriptors). With a TLS certificate ([`ServerTls`]) the listener speaks
+//! HTTPS only: the handshake has the request-head deadline and holds a connection slot, and
+//! clients that offer `h2` in ALPN get HTTP/2 with bounded streams and an idle deadline of
+//! its own ([`Streams`]).
 
 use super::error::status_message;
 use super::routes::{management_router, router};
+use super::tls::{ServerTls, ALPN_H2};
 use crate::app::App;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
+use axum::Router;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::{Instant, Sleep};
 
 /// How long open connections may take to finish after shutdown begins.
@@ -34,6 +39,26 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// local. Its own cap, so a flood on the public listener cannot keep them out.
 const MANAGEMENT_MAX_CONNECTIONS: usize = 64;
 
+/// Requests one HTTP/2 connection may run at once. An HTTP/1.1 connection runs one; the
+/// API's clients (scripts, OData clients, a browser on the pages) need a few in parallel,
+/// not the hundreds a CDN would allow, and every stream can hold a handler and a body.
+/// Clients queue further requests themselves.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 32;
+/// Largest decoded header block of an HTTP/2 request: room for a Kerberos `Negotiate`
+/// token of a user in many groups (up to 64 KiB in base64) and cookies; HTTP/1.1 heads are
+/// bounded by hyper's read buffer (about 400 KiB).
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = 128 * 1024;
+/// Streams a client may open and reset before the server accepts them (the "rapid
+/// reset" attack, CVE-2023-44487); past it the connection is closed.
+pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the server may have to reset because of the client's errors before it closes
+/// the connection (CVE-2024-27316-style floods of malformed streams).
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// Flow-control windows: at most this much request body is buffered per stream and per
+/// connection before the handler reads it (HTTP/1.1 buffers up to hyper's ~400 KiB).
+const H2_STREAM_WINDOW: u32 = 128 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 512 * 1024;
+
 /// What a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listener {
@@ -43,12 +68,22 @@ pub enum Listener {
     Management,
 }
 
+/// What every connection of a listener is served with.
+struct Connections {
+    router: Router,
+    request_timeout: Duration,
+    deadlines: Deadlines,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
 /// Serves `which` routes on `listener` until `shutdown` completes, then lets open
-/// connections finish (for a bounded time).
+/// connections finish (for a bounded time). With `tls`, every connection is HTTPS.
 pub async fn serve(
     app: Arc<App>,
     which: Listener,
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let server = &app.config.server;
@@ -67,15 +102,32 @@ pub async fn serve(
         header_read_timeout_seconds = server.header_read_timeout_seconds,
         keep_alive_timeout_seconds = server.keep_alive_timeout_seconds,
         request_timeout_seconds = server.request_timeout_seconds,
+        tls = tls.is_some(),
         "connection limits"
     );
 
-    // No hyper timer: `TimedStream` keeps both read deadlines, and hyper's own
-    // header_read_timeout would arm and cancel one more timer on every request.
-    let builder = http1::Builder::new();
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST_BYTES)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW);
+    let connections = Arc::new(Connections {
+        router,
+        request_timeout,
+        deadlines,
+        // No hyper timer: `TimedStream` keeps both read deadlines, and hyper's own
+        // header_read_timeout would arm and cancel one more timer on every request.
+        http1: http1::Builder::new(),
+        http2: h2,
+    });
+    let acceptor = tls.map(|t| t.acceptor());
 
     let slots = Arc::new(Semaphore::new(max_connections));
-    let graceful = GracefulShutdown::new();
+    // Shutdown asks every connection to finish (`drive`); each holds a receiver until it
+    // has, so the sender sees when all are done.
+    let (closing, _) = watch::channel(());
     let mut at_cap = false;
     tokio::pin!(shutdown);
     loop {
@@ -106,8 +158,54 @@ pub async fn serve(
         };
         // Responses go out in one write; no reason to let Nagle hold back the last segment.
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(TimedStream::new(stream, deadlines));
-        let router = router.clone();
+        // Subscribed here, before shutdown can begin, so no connection misses it.
+        let closed = closing.subscribe();
+        let connections = connections.clone();
+        match &acceptor {
+            None => {
+                tokio::spawn(async move {
+                    let io = TimedStream::new(stream, connections.deadlines);
+                    let result = connections.serve_http1(io, peer, closed).await;
+                    log_end(peer, result);
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    connections.serve_tls(&acceptor, stream, peer, closed).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing.send(());
+    tokio::select! {
+        () = closing.closed() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!(
+                "connections still open {} s after shutdown began; not waiting for them",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+impl Connections {
+    /// One HTTP/1.1 connection (plain or inside TLS), its stream already timed.
+    async fn serve_http1<T>(
+        &self,
+        io: TimedStream<T>,
+        peer: SocketAddr,
+        closed: watch::Receiver<()>,
+    ) -> Result<(), hyper::Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let router = self.router.clone();
+        let request_timeout = self.request_timeout;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             within_deadline(
@@ -117,34 +215,153 @@ pub async fn serve(
                 tower::ServiceExt::oneshot(router.clone(), req),
             )
         });
-        let connection = graceful.watch(builder.serve_connection(io, service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                // Timeouts, resets and malformed requests: the client's problem, not ours, and
-                // a flood of them must not flood the log.
-                match std::error::Error::source(&e) {
-                    Some(cause) => tracing::debug!(
-                        peer = %peer, error = %e, cause = %cause, "connection closed with an error"
-                    ),
-                    None => {
-                        tracing::debug!(peer = %peer, error = %e, "connection closed with an error")
-                    }
+        let connection = self.http1.serve_connection(TokioIo::new(io), service);
+        drive(
+            connection,
+            http1::Connection::graceful_shutdown,
+            closed,
+            None,
+        )
+        .await
+    }
+
+    /// One HTTPS connection: the handshake within the request-head deadline (from the
+    /// accept), then HTTP/2 if the client chose it in ALPN, else HTTP/1.1.
+    async fn serve_tls(
+        &self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        stream: TcpStream,
+        peer: SocketAddr,
+        closed: watch::Receiver<()>,
+    ) {
+        let accepted = Instant::now();
+        let first_head_by = accepted + self.deadlines.header_read;
+        let tls = match tokio::time::timeout_at(first_head_by, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            // Scanners, clients that do not trust the certificate, plain HTTP sent to the
+            // HTTPS port: their problem, and a flood of them must not flood the log.
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer, "no TLS handshake within the request-head deadline");
+                return;
+            }
+        };
+        let result = if tls.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+            self.serve_http2(tls, peer, accepted, closed).await
+        } else {
+            // The first request head is due by the same deadline as over plain HTTP,
+            // counted from the accept: the handshake spends part of it.
+            let io = TimedStream::until(tls, self.deadlines, first_head_by);
+            self.serve_http1(io, peer, closed).await
+        };
+        log_end(peer, result);
+    }
+
+    /// One HTTP/2 connection: each stream gets the whole-request deadline and the body
+    /// limit as an HTTP/1.1 request does; the connection closes (GOAWAY) when no stream
+    /// has started within the request-head deadline of the accept, or none has run for the
+    /// keep-alive deadline.
+    async fn serve_http2<T>(
+        &self,
+        io: T,
+        peer: SocketAddr,
+        accepted: Instant,
+        closed: watch::Receiver<()>,
+    ) -> Result<(), hyper::Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let streams = Arc::new(Streams::new(accepted));
+        let router = self.router.clone();
+        let request_timeout = self.request_timeout;
+        let counted = streams.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let stream = counted.begin();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let call = within_deadline(
+                request_timeout,
+                req.method().clone(),
+                req.uri().clone(),
+                tower::ServiceExt::oneshot(router.clone(), req),
+            );
+            async move {
+                let response = call.await;
+                drop(stream);
+                response
+            }
+        });
+        let idle = IdleTimer::new(streams, self.deadlines);
+        let connection = self.http2.serve_connection(TokioIo::new(io), service);
+        drive(
+            connection,
+            http2::Connection::graceful_shutdown,
+            closed,
+            Some(idle),
+        )
+        .await
+    }
+}
+
+/// Runs a connection to its end. Shutdown (`closed`) and, for HTTP/2, the idle timer ask
+/// it to finish gracefully (the request in progress completes; HTTP/2 sends GOAWAY); a
+/// connection that still has not finished when its idle timer fires again is dropped.
+async fn drive<C>(
+    connection: C,
+    graceful: fn(Pin<&mut C>),
+    mut closed: watch::Receiver<()>,
+    mut idle: Option<IdleTimer>,
+) -> Result<(), hyper::Error>
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut signal = std::pin::pin!(closed.changed());
+    let mut finishing = false;
+    std::future::poll_fn(|cx| {
+        if !finishing && signal.as_mut().poll(cx).is_ready() {
+            graceful(connection.as_mut());
+            finishing = true;
+            if let Some(timer) = idle.as_mut() {
+                timer.finishing();
+            }
+        }
+        if let Some(timer) = idle.as_mut() {
+            if timer.poll_expired(cx).is_ready() {
+                if finishing {
+                    // Asked to finish and still open with nothing running (e.g. a client
+                    // that never acknowledges the GOAWAY's ping): let it go.
+                    return Poll::Ready(Ok(()));
+                }
+                graceful(connection.as_mut());
+                finishing = true;
+                timer.finishing();
+                if timer.poll_expired(cx).is_ready() {
+                    return Poll::Ready(Ok(()));
                 }
             }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!(
-                "connections still open {} s after shutdown began; not waiting for them",
-                SHUTDOWN_GRACE.as_secs()
-            );
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Logs how a connection ended, if with an error.
+fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        // Timeouts, resets and malformed requests: the client's problem, not ours, and
+        // a flood of them must not flood the log.
+        match std::error::Error::source(&e) {
+            Some(cause) => tracing::debug!(
+                peer = %peer, error = %e, cause = %cause, "connection closed with an error"
+            ),
+            None => {
+                tracing::debug!(peer = %peer, error = %e, "connection closed with an error")
+            }
         }
     }
-    Ok(())
 }
 
 /// A connection slot. Logs the start of an episode at the cap once, and its end once: when
@@ -290,6 +507,139 @@ pub(crate) struct Deadlines {
     pub keep_alive: Duration,
 }
 
+/// The requests of one HTTP/2 connection, for its idle deadline: HTTP/2 frames cannot be
+/// read from the bytes as cheaply as HTTP/1.1 heads, so the server counts the requests it
+/// runs instead. PINGs and other frames without a request do not keep a connection open.
+pub(crate) struct Streams(Mutex<StreamState>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StreamState {
+    /// Requests running now.
+    active: usize,
+    /// When the last request ended (or the connection was accepted).
+    idle_since: Instant,
+    /// Whether a request has started: until one does, the request-head deadline applies.
+    served: bool,
+}
+
+impl Streams {
+    fn new(accepted: Instant) -> Self {
+        Streams(Mutex::new(StreamState {
+            active: 0,
+            idle_since: accepted,
+            served: false,
+        }))
+    }
+
+    fn state(&self) -> StreamState {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A request starts; it counts until the guard is dropped (its response was produced
+    /// or the client reset it).
+    fn begin(self: &Arc<Self>) -> StreamGuard {
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        s.active += 1;
+        s.served = true;
+        StreamGuard(self.clone())
+    }
+}
+
+struct StreamGuard(Arc<Streams>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut s = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+        s.active = s.active.saturating_sub(1);
+        if s.active == 0 {
+            s.idle_since = Instant::now();
+        }
+    }
+}
+
+/// What an HTTP/2 connection's idle timer decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdleCheck {
+    /// Its time is up.
+    Expired,
+    /// Look again then.
+    At(Instant),
+}
+
+/// The idle decision, the HTTP/2 counterpart of `TimedStream`'s: before the first request,
+/// the request-head deadline from the accept; after a request, the keep-alive deadline from
+/// its end; none while a request runs (that is the request deadline's business); and once
+/// asked to finish (GOAWAY), the request-head deadline from then or from the last request's
+/// end, whichever is later.
+fn idle_check(
+    state: StreamState,
+    deadlines: Deadlines,
+    finishing_since: Option<Instant>,
+    now: Instant,
+) -> IdleCheck {
+    if state.active > 0 {
+        return IdleCheck::At(now + deadlines.keep_alive);
+    }
+    let (from, limit) = match finishing_since {
+        Some(since) => (since.max(state.idle_since), deadlines.header_read),
+        None if state.served => (state.idle_since, deadlines.keep_alive),
+        None => (state.idle_since, deadlines.header_read),
+    };
+    let at = from + limit;
+    if at <= now {
+        IdleCheck::Expired
+    } else {
+        IdleCheck::At(at)
+    }
+}
+
+/// The timer of one HTTP/2 connection: ready when [`idle_check`] says its time is up.
+struct IdleTimer {
+    streams: Arc<Streams>,
+    deadlines: Deadlines,
+    finishing_since: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl IdleTimer {
+    fn new(streams: Arc<Streams>, deadlines: Deadlines) -> Self {
+        let first = streams.state().idle_since + deadlines.header_read;
+        IdleTimer {
+            streams,
+            deadlines,
+            finishing_since: None,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+        }
+    }
+
+    /// The connection was asked to finish: from now on it has the request-head deadline.
+    fn finishing(&mut self) {
+        self.finishing_since = Some(Instant::now());
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let check = idle_check(
+                self.streams.state(),
+                self.deadlines,
+                self.finishing_since,
+                Instant::now(),
+            );
+            match check {
+                IdleCheck::Expired => return Poll::Ready(()),
+                IdleCheck::At(at) => {
+                    // Re-armed only when it would fire too late or has fired; firing early
+                    // just means looking again.
+                    if self.sleep.deadline() > at || self.sleep.is_elapsed() {
+                        self.sleep.as_mut().reset(at);
+                    }
+                    ready!(self.sleep.as_mut().poll(cx));
+                }
+            }
+        }
+    }
+}
+
 /// Where a connection is between requests, as seen from its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -321,7 +671,12 @@ pub(crate) struct TimedStream<T> {
 impl<T> TimedStream<T> {
     pub(crate) fn new(inner: T, deadlines: Deadlines) -> Self {
         // The head deadline of the first request runs from the accept.
-        let deadline = Instant::now() + deadlines.header_read;
+        Self::until(inner, deadlines, Instant::now() + deadlines.header_read)
+    }
+
+    /// With the first request head due by `deadline` (an HTTPS connection: the accept plus
+    /// the head deadline, part of which the handshake spent).
+    pub(crate) fn until(inner: T, deadlines: Deadlines, deadline: Instant) -> Self {
         TimedStream {
             inner,
             deadlines,
@@ -562,6 +917,79 @@ mod tests {
             Some(2)
         );
         assert_eq!(complete_in(&[b"\r\nGET / HTTP/1.1\r\n\r\n"]), Some(0));
+    }
+
+    #[test]
+    fn an_http2_connection_is_idle_by_its_requests_not_its_bytes() {
+        let deadlines = Deadlines {
+            header_read: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(60),
+        };
+        let accepted = Instant::now();
+        let s = |active, idle_since, served| StreamState {
+            active,
+            idle_since,
+            served,
+        };
+        let secs = Duration::from_secs;
+        // Before the first request: the head deadline from the accept.
+        let fresh = s(0, accepted, false);
+        assert_eq!(
+            idle_check(fresh, deadlines, None, accepted + secs(3)),
+            IdleCheck::At(accepted + secs(10))
+        );
+        assert_eq!(
+            idle_check(fresh, deadlines, None, accepted + secs(10)),
+            IdleCheck::Expired
+        );
+        // A request running: no deadline of the connection's own; look again later.
+        let busy = s(2, accepted, true);
+        assert_eq!(
+            idle_check(busy, deadlines, None, accepted + secs(500)),
+            IdleCheck::At(accepted + secs(560))
+        );
+        // After the last request: keep-alive from its end.
+        let ended = accepted + secs(100);
+        let idle = s(0, ended, true);
+        assert_eq!(
+            idle_check(idle, deadlines, None, ended + secs(30)),
+            IdleCheck::At(ended + secs(60))
+        );
+        assert_eq!(
+            idle_check(idle, deadlines, None, ended + secs(60)),
+            IdleCheck::Expired
+        );
+        // Asked to finish: the head deadline from then (or from the last request's end).
+        let goaway = ended + secs(20);
+        assert_eq!(
+            idle_check(idle, deadlines, Some(goaway), goaway + secs(1)),
+            IdleCheck::At(goaway + secs(10))
+        );
+        let late = s(0, goaway + secs(5), true);
+        assert_eq!(
+            idle_check(late, deadlines, Some(goaway), goaway + secs(10)),
+            IdleCheck::At(goaway + secs(15))
+        );
+        assert_eq!(
+            idle_check(late, deadlines, Some(goaway), goaway + secs(15)),
+            IdleCheck::Expired
+        );
+    }
+
+    #[test]
+    fn a_stream_counts_until_its_guard_is_dropped() {
+        let accepted = Instant::now();
+        let streams = Arc::new(Streams::new(accepted));
+        let one = streams.begin();
+        let two = streams.begin();
+        assert_eq!(streams.state().active, 2);
+        assert!(streams.state().served);
+        drop(one);
+        assert_eq!(streams.state().active, 1);
+        assert_eq!(streams.state().idle_since, accepted);
+        drop(two);
+        assert_eq!(streams.state().active, 0);
+        assert!(streams.state().idle_since >= accepted);
     }
 
     const SHORT: Deadlines = Deadlines {

@@ -6,7 +6,7 @@ use crate::harness::daemon::Daemon;
 use reqwest::StatusCode;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -48,8 +48,9 @@ async fn closed_within(stream: &mut TcpStream, bound: Duration) -> Duration {
     started.elapsed()
 }
 
-/// Reads one HTTP/1.1 response (head and Content-Length body): (status, body).
-async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+/// Reads one HTTP/1.1 response (head and Content-Length body) from a plain or TLS
+/// connection: (status, body).
+pub(crate) async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> (u16, String) {
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
     let head_end = loop {

@@ -34,5 +34,6 @@ mod ssf;
 mod sync;
 mod sync_scale;
 mod systemd;
+mod tls;
 mod ui;
 mod windows_events;

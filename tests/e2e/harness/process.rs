@@ -62,6 +62,8 @@ pub struct Served {
     /// The management listener (`/metrics`, `/healthz`, `/readyz`) as `serve` printed it;
     /// None when it is off.
     pub management_url: Option<String>,
+    /// What it logs (stderr), when started with [`Served::start_logged`].
+    log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 /// The variable of `server.management_listen`.
@@ -77,7 +79,40 @@ impl Served {
     /// management listener on a port of its choosing unless `cmd` sets
     /// `ACCESSKEYD_SERVER__MANAGEMENT_LISTEN` itself (tests run side by side: the default
     /// port would be taken).
-    pub fn start_with(mut cmd: Command) -> Served {
+    pub fn start_with(cmd: Command) -> Served {
+        Self::spawn(cmd, false)
+    }
+
+    /// As [`Served::start_with`], keeping what the process logs for [`Served::log`].
+    pub fn start_logged(cmd: Command) -> Served {
+        Self::spawn(cmd, true)
+    }
+
+    /// What the process has logged so far (started with [`Served::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|l| l.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits (a bounded time) for a log line containing every one of `needles`; returns it.
+    pub fn wait_for_log(&self, needles: &[&str], bound: Duration) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_string();
+            }
+            assert!(
+                started.elapsed() < bound,
+                "no log line with {needles:?} within {bound:?}; the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn spawn(mut cmd: Command, logged: bool) -> Served {
         let port = free_port();
         if !cmd.get_envs().any(|(k, _)| k == MANAGEMENT_LISTEN_VAR) {
             cmd.env(MANAGEMENT_LISTEN_VAR, "127.0.0.1:0");
@@ -86,9 +121,27 @@ impl Served {
             .arg("serve")
             .env("ACCESSKEYD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if logged {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn serve");
+        let log = child.stderr.take().map(|stderr| {
+            let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    // Shown too, as an inherited stderr would be.
+                    eprintln!("{line}");
+                    let mut text = sink.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+            log
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -114,11 +167,18 @@ impl Served {
             l.strip_prefix("accesskeyd management on ")
                 .map(str::to_string)
         });
+        // https:// when it serves TLS (`server.tls_cert_file`).
+        let scheme = if lines.last().is_some_and(|l| l.contains("https://")) {
+            "https"
+        } else {
+            "http"
+        };
         Served {
             child,
             lines,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             management_url,
+            log,
         }
     }
 
