@@ -216,12 +216,19 @@ fn curl(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A private CA in `dir` and, installed where the daemon's settings point, a certificate
+/// it issued for `name` (serial 1) with its key.
+fn installed(dir: &Path, name: &str) -> (Ca, Installed) {
+    let ca = Ca::new(dir);
+    let files = Installed::at(dir);
+    files.install(&ca.issue(name, 1));
+    (ca, files)
+}
+
 #[tokio::test]
 async fn curl_with_the_company_ca_signs_in_and_uses_a_key_over_http1_and_http2() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let files = Installed::at(dir.path());
-    files.install(&ca.issue("keys.example.com", 1));
+    let (ca, files) = installed(dir.path(), "keys.example.com");
     let served = Served::start_with(files.command(dir.path()));
     assert!(served.url.starts_with("https://"), "{:?}", served.lines);
     let password = std::fs::read_to_string(dir.path().join("initial-admin-password"))
@@ -341,9 +348,7 @@ async fn curl_with_the_company_ca_signs_in_and_uses_a_key_over_http1_and_http2()
 #[tokio::test]
 async fn tls_min_version_1_3_refuses_a_tls_1_2_client() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let files = Installed::at(dir.path());
-    files.install(&ca.issue("keys.example.com", 1));
+    let (ca, files) = installed(dir.path(), "keys.example.com");
     let mut cmd = files.command(dir.path());
     cmd.env("ACCESSKEYD_SERVER__TLS_MIN_VERSION", "1.3");
     let served = Served::start_with(cmd);
@@ -361,9 +366,7 @@ async fn tls_min_version_1_3_refuses_a_tls_1_2_client() {
 #[tokio::test]
 async fn a_rotated_certificate_reaches_new_connections_while_an_open_one_finishes() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let files = Installed::at(dir.path());
-    files.install(&ca.issue("first.example.com", 1));
+    let (ca, files) = installed(dir.path(), "first.example.com");
     let mut cmd = files.command(dir.path());
     // The open connection must outlive both rotations.
     cmd.env("ACCESSKEYD_SERVER__KEEP_ALIVE_TIMEOUT_SECONDS", "300");
@@ -411,9 +414,7 @@ async fn a_rotated_certificate_reaches_new_connections_while_an_open_one_finishe
 #[tokio::test]
 async fn a_broken_new_file_keeps_the_old_certificate_and_the_log_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let files = Installed::at(dir.path());
-    files.install(&ca.issue("good.example.com", 1));
+    let (ca, files) = installed(dir.path(), "good.example.com");
     let served = Served::start_logged(files.command(dir.path()));
     let to = address(&served);
 
@@ -454,9 +455,7 @@ async fn a_broken_new_file_keeps_the_old_certificate_and_the_log_says_why() {
 #[tokio::test]
 async fn http2_connections_end_when_idle_and_get_bounded_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let files = Installed::at(dir.path());
-    files.install(&ca.issue("keys.example.com", 1));
+    let (ca, files) = installed(dir.path(), "keys.example.com");
     let mut cmd = files.command(dir.path());
     cmd.env("ACCESSKEYD_SERVER__HEADER_READ_TIMEOUT_SECONDS", "2")
         .env("ACCESSKEYD_SERVER__KEEP_ALIVE_TIMEOUT_SECONDS", "2");
@@ -501,9 +500,7 @@ async fn http2_connections_end_when_idle_and_get_bounded_streams() {
 #[tokio::test]
 async fn a_missing_file_a_wrong_key_or_half_the_settings_stop_the_start_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let files = Installed::at(dir.path());
-    files.install(&ca.issue("keys.example.com", 1));
+    let (ca, files) = installed(dir.path(), "keys.example.com");
 
     // check-config reads and describes the pair.
     let o = files
